@@ -201,10 +201,10 @@ static void vreport(Diag *d, DiagKind k, SrcRange r, const char *fmt, va_list ap
     }
     if (d->nerrors > d->max_errors) return;
     d->nerrors++;
+  } else if (d->nerrors > d->max_errors) {
+    return; /* after "too many errors", nothing more */
   } else if (k == DIAG_WARNING) {
     d->nwarnings++;
-  } else if (d->nerrors > d->max_errors) {
-    return;
   }
   fprintf(d->out, "%s:%d:%d: %s: ", d->file ? d->file->path : "rein", r.begin.line,
           r.begin.col, names[k]);

@@ -267,10 +267,16 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner, ParseCt
     snprintf(what, sizeof what, "unexpected %s", yysymbol_name(tok));
   }
 
-  bool semi = false, stmt = false;
+  bool semi = false, stmt = false, operand = false;
   for (int i = 0; i < nexp; i++) {
     if (exp[i] == YYSYMBOL_SEMI) semi = true;
     if (exp[i] == YYSYMBOL_LET) stmt = true;
+    if (exp[i] == YYSYMBOL_NUMBER) operand = true;
+  }
+  if (nexp == 0) { /* more than MAXEXP were possible: ask bison whether an operand was one */
+    yysymbol_kind_t all[YYNTOKENS];
+    int n = yypcontext_expected_tokens(ctx, all, YYNTOKENS);
+    for (int i = 0; i < n; i++) operand = operand || all[i] == YYSYMBOL_NUMBER;
   }
   if (stmt) {
     diag_error(p->diag, at, "%s; expected a statement (objective, param, const, input, fn, let, "
@@ -279,6 +285,8 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner, ParseCt
     SrcRange after = {p->prev_tok.end, p->prev_tok.end};
     after.end.col++;
     diag_error(p->diag, after, "expected `;` after this (%s)", what);
+  } else if (operand) {
+    diag_error(p->diag, at, "%s, expected an expression", what);
   } else if (nexp > 0 && nexp < MAXEXP) {
     char list[400] = "";
     size_t len = 0;
@@ -299,7 +307,7 @@ static void rein_yyerror(SrcRange *loc, void *scanner, ParseCtx *p, const char *
   (void)scanner;
   if (p->fatal) return;
   /* Bison calls this only for "memory exhausted": a construct nested past its stack. */
-  diag_error(p->diag, *loc, "input nested too deeply (%s)", msg);
+  diag_error(p->diag, *loc, "input nested too deeply for the parser (%s)", msg);
   p->fatal = true;
 }
 

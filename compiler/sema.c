@@ -804,7 +804,11 @@ static void check_objective(Sema *s) {
       p->objective = d;
     }
   }
-  if (!p->objective) {
+  if (p->ndecls == 0) {
+    diag_error(s->d, diag_range(1, 1, 1, 1), "empty program: a Rein program needs an `objective` "
+               "statement and a `loss`");
+    s->fatal = true;
+  } else if (!p->objective) {
     SrcRange r = p->ndecls ? p->decls[0]->rng : diag_range(1, 1, 1, 1);
     diag_error(s->d, r, "a program starts with `objective NAME \"description\";`, and this one "
                "has none");
@@ -838,7 +842,7 @@ bool sema_check(Program *prog, Diag *diag, Arena *arena) {
     if (d->name && d->kind != DECL_OBJECTIVE && !tab_get(&s.all, d->name))
       tab_put(&s.all, d->name, d);
   }
-  for (int i = 0; i < prog->ndecls && !s.fatal && !diag_too_many(diag); i++) {
+  for (int i = 0; i < prog->ndecls && !s.fatal; i++) {
     Decl *d = prog->decls[i];
     s.cur_index = i;
     switch (d->kind) {
@@ -855,12 +859,12 @@ bool sema_check(Program *prog, Diag *diag, Arena *arena) {
     case DECL_METRIC: check_value(&s, d); break;
     }
   }
-  if (!prog->loss && !s.fatal && !diag_too_many(diag)) {
+  if (!prog->loss && !s.fatal) {
     SrcRange r = prog->objective ? prog->objective->rng : diag_range(1, 1, 1, 1);
     diag_error(diag, r, "no `loss` statement; an objective needs exactly one, e.g. "
                "`loss = -mean[batch](adv * logp);`");
   }
-  if (!s.fatal) warn_unused(&s);
+  if (!s.fatal && !diag_too_many(diag)) warn_unused(&s);
   free(s.globals.slots);
   free(s.all.slots);
   return diag->nerrors == before;
