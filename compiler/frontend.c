@@ -7,6 +7,13 @@
 #include "sema.h"
 
 static bool run(Diag *d, FeUnit *u) {
+  if (!u->file) return false;
+  if (u->file->len > FE_MAX_FILE_BYTES) {
+    fprintf(d->out, "%s: error: file too large (%zu bytes; the limit is %d)\n", u->file->path,
+            u->file->len, FE_MAX_FILE_BYTES);
+    d->nerrors++;
+    return false;
+  }
   const Diag saved = *d;
   d->file = u->file;
   u->parsed = parse_program(u->file, d, &u->arena, &u->prog);
@@ -18,26 +25,14 @@ static bool run(Diag *d, FeUnit *u) {
 
 bool fe_check_buffer(Diag *d, const char *name, const char *data, size_t len, FeUnit *u) {
   memset(u, 0, sizeof *u);
-  if (len > FE_MAX_FILE_BYTES) {
-    fprintf(d->out, "%s: error: file too large (%zu bytes; the limit is %d)\n", name, len,
-            FE_MAX_FILE_BYTES);
-    d->nerrors++;
-    return false;
-  }
   u->file = diag_file_from_buffer(d, name, data, len);
-  return u->file && run(d, u);
+  return run(d, u);
 }
 
 bool fe_check_file(Diag *d, const char *path, FeUnit *u) {
   memset(u, 0, sizeof *u);
   u->file = diag_read_file(d, path);
-  if (u->file && u->file->len > FE_MAX_FILE_BYTES) {
-    fprintf(d->out, "%s: error: file too large (%zu bytes; the limit is %d)\n", path,
-            u->file->len, FE_MAX_FILE_BYTES);
-    d->nerrors++;
-    return false;
-  }
-  return u->file && run(d, u);
+  return run(d, u);
 }
 
 void fe_free(FeUnit *u) {
