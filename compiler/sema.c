@@ -643,6 +643,11 @@ static bool may_declare(Sema *s, Decl *d) {
     return false;
   }
   int in = bi_find_input(name);
+  if (in >= 0 && d->kind == DECL_INPUT) {
+    diag_error(s->d, d->name_rng, "`%s` is a built-in input (%s); it needs no declaration", name,
+               a_level(bi_inputs[in].level));
+    return false;
+  }
   if (in >= 0 && s->input_used[in]) {
     diag_error(s->d, d->name_rng, "`%s` is defined after the built-in input `%s` (%s) was used; "
                "a name must mean one thing in a program", name, name,
