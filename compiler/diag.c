@@ -174,7 +174,10 @@ static void print_caret(Diag *d, SrcRange r) {
           f->text + from, to < e ? "..." : "");
   fprintf(d->out, "      | %s", from > s ? "   " : "");
   size_t caret = s + col0;
-  size_t stop = r.end.line == r.begin.line && r.end.col > r.begin.col ? s + (size_t)r.end.col - 1 : to;
+  /* One line: underline the range (at least the caret); several lines: to the end of this one. */
+  size_t stop = r.end.line != r.begin.line ? to
+                : r.end.col > r.begin.col   ? s + (size_t)r.end.col - 1
+                                            : caret + 1;
   if (stop > to) stop = to;
   for (size_t i = from; i < caret && i < to;) {
     unsigned char c = (unsigned char)f->text[i];

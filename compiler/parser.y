@@ -107,7 +107,7 @@ stmt
   | INPUT level IDENT SEMI {
       Decl *d = named_decl(p, DECL_INPUT, @$, $3, @3);
       d->level = $2;
-      if ($2 != LV_TOKEN && $2 != LV_SEQ) {
+      if ($2 != LV_TOKEN && $2 != LV_SEQ && $2 != LV_COUNT) {
         diag_error(p->diag, @2, "an input is a token or a seq value, not %s (group and batch "
                    "values are computed from them with reductions)", bi_level_names[$2]);
         d->bad = true;
@@ -131,7 +131,7 @@ level
   : LEVEL { $$ = $1; }
   | IDENT {
       diag_error(p->diag, @1, "unknown level `%s`; the levels are token, seq, group and batch", $1);
-      $$ = LV_BATCH;
+      $$ = LV_COUNT; /* no level: reported once; sema does not run after a syntax error */
     }
   ;
 
@@ -248,21 +248,30 @@ arglist
 static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner, ParseCtx *p) {
   (void)scanner;
   if (p->fatal) return 0;
-  enum { MAXEXP = 6 };
-  yysymbol_kind_t exp[MAXEXP];
-  int nexp = yypcontext_expected_tokens(ctx, exp, MAXEXP);
+  enum { MAXLIST = 5 };
+  yysymbol_kind_t exp[YYNTOKENS];
+  int nexp = yypcontext_expected_tokens(ctx, exp, YYNTOKENS);
   yysymbol_kind_t tok = yypcontext_token(ctx);
   SrcRange at = *yypcontext_location(ctx);
+  if (tok == YYSYMBOL_YYEOF) { /* point just after the last token, not at trailing comments */
+    at.begin = at.end = p->prev_tok.end;
+    at.end.col++;
+  }
 
   char what[160];
   if (tok == YYSYMBOL_YYEOF) {
     snprintf(what, sizeof what, "unexpected end of file");
-  } else if (tok == YYSYMBOL_IDENT || tok == YYSYMBOL_NUMBER || tok == YYSYMBOL_LEVEL) {
+  } else if (tok == YYSYMBOL_IDENT || tok == YYSYMBOL_NUMBER || tok == YYSYMBOL_LEVEL ||
+             tok == YYSYMBOL_STRING) {
     const SrcFile *f = p->file;
     size_t off = f->line_start[at.begin.line - 1] + (size_t)at.begin.col - 1;
     int n = at.end.line == at.begin.line ? at.end.col - at.begin.col : 1;
     if (n > 40) n = 40;
-    snprintf(what, sizeof what, "unexpected %s `%.*s`", yysymbol_name(tok), n, f->text + off);
+    const char *kind = tok == YYSYMBOL_IDENT    ? "name"
+                       : tok == YYSYMBOL_NUMBER ? "number"
+                       : tok == YYSYMBOL_LEVEL  ? "level"
+                                                : "string";
+    snprintf(what, sizeof what, "unexpected %s `%.*s`", kind, n, f->text + off);
   } else {
     snprintf(what, sizeof what, "unexpected %s", yysymbol_name(tok));
   }
@@ -273,11 +282,6 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner, ParseCt
     if (exp[i] == YYSYMBOL_LET) stmt = true;
     if (exp[i] == YYSYMBOL_NUMBER) operand = true;
   }
-  if (nexp == 0) { /* more than MAXEXP were possible: ask bison whether an operand was one */
-    yysymbol_kind_t all[YYNTOKENS];
-    int n = yypcontext_expected_tokens(ctx, all, YYNTOKENS);
-    for (int i = 0; i < n; i++) operand = operand || all[i] == YYSYMBOL_NUMBER;
-  }
   if (stmt) {
     diag_error(p->diag, at, "%s; expected a statement (objective, param, const, input, fn, let, "
                "loss or metric)", what);
@@ -287,7 +291,7 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner, ParseCt
     diag_error(p->diag, after, "expected `;` after this (%s)", what);
   } else if (operand) {
     diag_error(p->diag, at, "%s, expected an expression", what);
-  } else if (nexp > 0 && nexp < MAXEXP) {
+  } else if (nexp > 0 && nexp <= MAXLIST) {
     char list[400] = "";
     size_t len = 0;
     for (int i = 0; i < nexp; i++) {

@@ -14,6 +14,7 @@
  */
 #include "sema.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -111,6 +112,13 @@ static const char *describe(Sema *s, const Expr *e, char *buf, size_t n) {
 }
 
 static const char *lvname(Level l) { return bi_level_names[l]; }
+
+/* "a let", "an input", ... */
+static const char *a_kind(DeclKind k) {
+  static const char *s[] = {"an objective", "a param", "a const", "an input",
+                            "a fn",         "a let",   "a loss",  "a metric"};
+  return s[k];
+}
 
 /* "a token value", "a seq value" ... */
 static const char *a_level(Level l) {
@@ -250,10 +258,11 @@ static Expr *check_name(Sema *s, const Expr *raw) {
   }
   Decl *later = tab_get(&s->all, name);
   if (later && later->checking) {
-    diag_error(s->d, raw->rng, "`%s` is used in its own definition (a %s cannot be recursive)",
-               name, ast_decl_kind_name(later->kind));
+    diag_error(s->d, raw->rng, "`%s` is used in its own definition (%s cannot be recursive)",
+               name, a_kind(later->kind));
     return s->error;
   }
+  if (later) later->uses++; /* reported below: not also "unused" */
   if (later && later->index > s->cur_index) {
     diag_error(s->d, raw->rng, "`%s` is used before its definition", name);
     diag_note(s->d, later->name_rng, "`%s` is defined here", name);
@@ -437,6 +446,8 @@ static Expr *check_builtin_call(Sema *s, const Expr *raw, FuncId f) {
   case FN_UNIFORM:
     e->level = LV_SEQ;
     break;
+  case FN_SIGN: /* piecewise constant: zero derivative */
+    break;
   default:
     for (int i = 0; i < n; i++) e->diff = e->diff || v[i]->diff;
   }
@@ -463,6 +474,10 @@ static Expr *check_reduce(Sema *s, const Expr *raw, RedId rid) {
       else
         diag_error(s->d, raw->argname_rngs[i], "`%s[...]` has no argument named `%s`", r->name,
                    raw->argnames[i]);
+      return s->error;
+    }
+    if (ddof_raw) {
+      diag_error(s->d, raw->args[i]->rng, "a positional argument cannot follow `ddof=`");
       return s->error;
     }
     if (npos < 2) pos[npos] = raw->args[i];
@@ -525,7 +540,8 @@ static Expr *check_reduce(Sema *s, const Expr *raw, RedId rid) {
   int ddof = 0;
   if (dd) {
     if (!dd->is_const || dd->type != TY_FLOAT || (dd->num != 0 && dd->num != 1)) {
-      diag_error(s->d, ddof_raw->rng, "`ddof` must be the constant 0 or 1");
+      diag_error(s->d, ddof_raw->rng, "`ddof` must be the constant 0 or 1, not %s",
+                 describe(s, ddof_raw, b, sizeof b));
       return s->error;
     }
     ddof = (int)dd->num;
@@ -569,7 +585,8 @@ static Expr *check_call(Sema *s, const Expr *raw) {
     return s->error;
   }
   if (user) {
-    diag_error(s->d, raw->rng, "`%s` is a %s, not a function", name, ast_decl_kind_name(user->kind));
+    user->uses++;
+    diag_error(s->d, raw->rng, "`%s` is %s, not a function", name, a_kind(user->kind));
     diag_note(s->d, user->name_rng, "`%s` is defined here", name);
     return s->error;
   }
@@ -583,6 +600,7 @@ static Expr *check_call(Sema *s, const Expr *raw) {
                name);
     return s->error;
   }
+  if (later) later->uses++;
   if (later && later->index > s->cur_index) {
     diag_error(s->d, raw->rng, "%s `%s` is used before its definition",
                ast_decl_kind_name(later->kind), name);
@@ -638,8 +656,8 @@ static bool may_declare(Sema *s, Decl *d) {
   Decl *prev = tab_get(&s->globals, name);
   if (prev) {
     diag_error(s->d, d->name_rng, "duplicate definition of `%s`", name);
-    diag_note(s->d, prev->name_rng, "`%s` was first defined here, as a %s", name,
-              ast_decl_kind_name(prev->kind));
+    diag_note(s->d, prev->name_rng, "`%s` was first defined here, as %s", name,
+              a_kind(prev->kind));
     return false;
   }
   int in = bi_find_input(name);
@@ -698,9 +716,13 @@ static void check_param_or_const(Sema *s, Decl *d) {
     diag_error(s->d, d->body->rng, "a param is a number, but the default of `%s` is a bool (use "
                "a const for a compile-time bool)", d->name);
     d->bad = true;
-  } else if (!isfinite(c->num)) {
-    diag_error(s->d, d->body->rng, "%s `%s` evaluates to %g; it must be finite", what, d->name,
-               c->num);
+  } else if (!isfinite(c->num) || fabs(c->num) > FLT_MAX) {
+    char v[32];
+    if (isnan(c->num)) snprintf(v, sizeof v, "NaN");
+    else if (isinf(c->num)) snprintf(v, sizeof v, "%sinf", c->num < 0 ? "-" : "");
+    else snprintf(v, sizeof v, "%g", c->num);
+    diag_error(s->d, d->body->rng, "%s `%s` evaluates to %s; it must be a finite float32", what,
+               d->name, v);
     d->bad = true;
   } else {
     d->value = c->num;
@@ -719,12 +741,13 @@ static void check_fn(Sema *s, Decl *d) {
     for (int j = 0; j < i; j++)
       if (!strcmp(d->params[j], pn)) {
         diag_error(s->d, d->param_rngs[i], "fn `%s` has two parameters named `%s`", d->name, pn);
+        diag_note(s->d, d->param_rngs[j], "the first `%s` is here", pn);
         d->bad = true;
       }
     Decl *g = tab_get(&s->globals, pn);
     if (g) {
-      diag_error(s->d, d->param_rngs[i], "parameter `%s` of fn `%s` has the name of a %s "
-                 "(names are unique: no shadowing)", pn, d->name, ast_decl_kind_name(g->kind));
+      diag_error(s->d, d->param_rngs[i], "parameter `%s` of fn `%s` has the name of %s "
+                 "(names are unique: no shadowing)", pn, d->name, a_kind(g->kind));
       diag_note(s->d, g->name_rng, "`%s` is defined here", pn);
       d->bad = true;
     } else if (bi_find_func(pn) >= 0 || bi_find_red(pn) >= 0) {
