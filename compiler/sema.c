@@ -173,6 +173,31 @@ static void unknown_name(Sema *s, const char *name, SrcRange at) {
   else diag_error(s->d, at, "unknown name `%s`", name);
 }
 
+/* Resolves the case of a name that is not visible at AT but is declared somewhere in the file:
+ * in its own definition (recursion), later in the file (use before definition, with a note), or
+ * earlier by a definition that was rejected and already reported (silent).  CALL: the name is
+ * called.  Returns false when NAME is declared nowhere, for the caller's "unknown" message. */
+static bool declared_elsewhere(Sema *s, const char *name, SrcRange at, bool call) {
+  Decl *later = tab_get(&s->all, name);
+  if (!later) return false;
+  later->uses++; /* reported here: not also "unused" */
+  if (later->checking) {
+    if (call)
+      diag_error(s->d, at, "fn `%s` calls itself; fns are inlined and cannot be recursive", name);
+    else
+      diag_error(s->d, at, "`%s` is used in its own definition (%s cannot be recursive)", name,
+                 a_kind(later->kind));
+  } else if (later->index > s->cur_index) {
+    if (call)
+      diag_error(s->d, at, "%s `%s` is used before its definition",
+                 ast_decl_kind_name(later->kind), name);
+    else
+      diag_error(s->d, at, "`%s` is used before its definition", name);
+    diag_note(s->d, later->name_rng, "`%s` is defined here", name);
+  }
+  return true;
+}
+
 /* Resolves a name used as a value.  Returns a checked node, or the error node after reporting. */
 static Expr *check_name(Sema *s, const Expr *raw) {
   const char *name = raw->name;
@@ -256,20 +281,7 @@ static Expr *check_name(Sema *s, const Expr *raw) {
     diag_error(s->d, raw->rng, "`%s` is a reduction; write %s[LEVEL](x)", name, name);
     return s->error;
   }
-  Decl *later = tab_get(&s->all, name);
-  if (later && later->checking) {
-    diag_error(s->d, raw->rng, "`%s` is used in its own definition (%s cannot be recursive)",
-               name, a_kind(later->kind));
-    return s->error;
-  }
-  if (later) later->uses++; /* reported below: not also "unused" */
-  if (later && later->index > s->cur_index) {
-    diag_error(s->d, raw->rng, "`%s` is used before its definition", name);
-    diag_note(s->d, later->name_rng, "`%s` is defined here", name);
-    return s->error;
-  }
-  if (later) return s->error; /* its definition was rejected and reported */
-  unknown_name(s, name, raw->rng);
+  if (!declared_elsewhere(s, name, raw->rng, false)) unknown_name(s, name, raw->rng);
   return s->error;
 }
 
@@ -594,21 +606,8 @@ static Expr *check_call(Sema *s, const Expr *raw) {
     diag_error(s->d, raw->rng, "`%s` is a built-in input, not a function", name);
     return s->error;
   }
-  Decl *later = tab_get(&s->all, name);
-  if (later && later->checking) {
-    diag_error(s->d, raw->rng, "fn `%s` calls itself; fns are inlined and cannot be recursive",
-               name);
-    return s->error;
-  }
-  if (later) later->uses++;
-  if (later && later->index > s->cur_index) {
-    diag_error(s->d, raw->rng, "%s `%s` is used before its definition",
-               ast_decl_kind_name(later->kind), name);
-    diag_note(s->d, later->name_rng, "`%s` is defined here", name);
-    return s->error;
-  }
-  if (later) return s->error;
-  diag_error(s->d, raw->rng, "unknown function `%s`", name);
+  if (!declared_elsewhere(s, name, raw->rng, true))
+    diag_error(s->d, raw->rng, "unknown function `%s`", name);
   return s->error;
 }
 
@@ -837,9 +836,8 @@ static void check_objective(Sema *s) {
                "statement and a `loss`");
     s->fatal = true;
   } else if (!p->objective) {
-    SrcRange r = p->ndecls ? p->decls[0]->rng : diag_range(1, 1, 1, 1);
-    diag_error(s->d, r, "a program starts with `objective NAME \"description\";`, and this one "
-               "has none");
+    diag_error(s->d, p->decls[0]->rng, "a program starts with `objective NAME \"description\";`, "
+               "and this one has none");
   }
 }
 
