@@ -91,3 +91,15 @@ double bi_apply_func(FuncId f, const double *x) {
   }
   return NAN;
 }
+
+static uint64_t splitmix64(uint64_t x) {
+  uint64_t z = x + 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+double bi_uniform(uint64_t seed, uint64_t step, uint64_t group, uint64_t seq) {
+  uint64_t h = splitmix64(splitmix64(splitmix64(splitmix64(seed) ^ step) ^ group) ^ seq);
+  return (double)(h >> 40) * (1.0 / 16777216.0);
+}

@@ -9,6 +9,7 @@
 #define REIN_BUILTINS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* The four levels, finest first: a smaller value is finer. */
 typedef enum { LV_TOKEN, LV_SEQ, LV_GROUP, LV_BATCH, LV_COUNT } Level;
@@ -107,5 +108,10 @@ int bi_find_red(const char *name);
  * min(max(x, lo), hi). */
 double bi_apply_op(OpId op, double a, double b);
 double bi_apply_func(FuncId f, const double *x);
+
+/* uniform(): the draw of sequence SEQ (index within its group) of group GROUP (index within the
+ * batch) at training step STEP under SEED.  SplitMix64 chained over the four keys; the top 24 bits
+ * give a multiple of 2^-24 in [0, 1), exact in float32 and float64 so every back end agrees. */
+double bi_uniform(uint64_t seed, uint64_t step, uint64_t group, uint64_t seq);
 
 #endif

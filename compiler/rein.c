@@ -2,15 +2,26 @@
  *
  *   rein check FILE...        parse and type-check; diagnostics on stderr; exit 1 on error
  *   rein emit --ast FILE      print the checked syntax tree (deterministic, for golden tests)
+ *   rein emit --ir|--grad|--plan [--dump-after=PASS] FILE
+ *                             print the graph IR, the differentiated IR, or the plan (FILE may be
+ *                             a .rein program or IR text, .ir)
+ *   rein eval FILE --batch B.json [--backend interp] [--set NAME=VALUE]... [--micro-groups K]
+ *                             evaluate loss, metrics and gradients on a batch; JSON on stdout
  *
  * Exit status: 0 success (warnings allowed), 1 errors in the input, 2 bad command line.
  */
+#include <errno.h>
+#include <float.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
 #include "frontend.h"
+#include "interp.h"
+#include "pipeline.h"
 
 #ifndef REIN_VERSION
 #define REIN_VERSION "0.1.0"
@@ -23,6 +34,13 @@ static void usage(FILE *out) {
           "commands:\n"
           "  check FILE...        parse and type-check Rein objectives\n"
           "  emit --ast FILE      print the checked syntax tree\n"
+          "  emit --ir FILE       print the graph IR (FILE: .rein, or IR text .ir)\n"
+          "  emit --grad FILE     print the IR with d loss/d logp and d loss/d entropy\n"
+          "  emit --plan FILE     print the stages and fused passes\n"
+          "       --dump-after=PASS  also print the IR after PASS (lower, fold, cse, dce,\n"
+          "                          grad, simplify)\n"
+          "  eval FILE --batch B.json [--backend interp] [--set NAME=VALUE]...\n"
+          "       [--micro-groups K]  evaluate on a batch; prints JSON loss, metrics, grad\n"
           "\n"
           "options:\n"
           "  -h, --help           show this help\n"
@@ -68,20 +86,56 @@ static int cmd_check(int argc, char **argv) {
   return status;
 }
 
-/* rein emit --ast FILE */
+/* Loads FILE (.rein source, or .ir text) and runs the middle end.  On success returns the graph
+ * (and the plan unless O->stop_before_grad); diagnostics go to D.  The caller frees U, G, P. */
+static IrGraph *load(const char *path, Diag *d, FeUnit *u, const PipeOptions *o, Plan **plan) {
+  memset(u, 0, sizeof *u);
+  size_t n = strlen(path);
+  if (n > 3 && !strcmp(path + n - 3, ".ir")) {
+    u->file = diag_read_file(d, path);
+    if (!u->file) return NULL;
+    IrGraph *g = ir_parse(d, u->file);
+    if (!g) return NULL;
+    return pipe_run(NULL, g, d, o, plan);
+  }
+  if (!fe_check_file(d, path, u)) return NULL;
+  d->file = u->file;
+  return pipe_run(&u->prog, NULL, d, o, plan);
+}
+
+/* rein emit --ast|--ir|--grad|--plan [--dump-after=PASS] FILE */
 static int cmd_emit(int argc, char **argv) {
-  enum { EMIT_NONE, EMIT_AST } what = EMIT_NONE;
+  enum { EMIT_NONE, EMIT_AST, EMIT_IR, EMIT_GRAD, EMIT_PLAN } what = EMIT_NONE;
   static const struct option opts[] = {{"ast", no_argument, 0, 'a'},
+                                       {"ir", no_argument, 0, 'i'},
+                                       {"grad", no_argument, 0, 'g'},
+                                       {"plan", no_argument, 0, 'p'},
+                                       {"dump-after", required_argument, 0, 'd'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
+  PipeOptions o = {NULL, stdout, false};
   int c;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    if (c == 'a') what = EMIT_AST;
-    else if (c == 'h') { usage(stdout); return 0; }
-    else return 2;
+    switch (c) {
+    case 'a': what = EMIT_AST; break;
+    case 'i': what = EMIT_IR; break;
+    case 'g': what = EMIT_GRAD; break;
+    case 'p': what = EMIT_PLAN; break;
+    case 'd':
+      if (!pipe_known_pass(optarg)) {
+        fprintf(stderr, "rein emit: error: unknown pass `%s` for --dump-after (passes:", optarg);
+        for (int i = 0; pipe_pass_names[i]; i++) fprintf(stderr, " %s", pipe_pass_names[i]);
+        fprintf(stderr, ")\n");
+        return 2;
+      }
+      o.dump_after = optarg;
+      break;
+    case 'h': usage(stdout); return 0;
+    default: return 2;
+    }
   }
-  if (what == EMIT_NONE) {
-    fprintf(stderr, "rein emit: error: say what to emit (--ast)\n");
+  if (what == EMIT_NONE && !o.dump_after) {
+    fprintf(stderr, "rein emit: error: say what to emit (--ast, --ir, --grad or --plan)\n");
     return 2;
   }
   if (optind + 1 != argc) {
@@ -92,11 +146,172 @@ static int cmd_emit(int argc, char **argv) {
   diag_init(&d, stderr);
   FeUnit u;
   int status = 1;
-  if (fe_check_file(&d, argv[optind], &u)) {
-    ast_print_program(stdout, &u.prog);
-    status = fflush(stdout) == 0 ? 0 : 1;
+  if (what == EMIT_AST) {
+    if (fe_check_file(&d, argv[optind], &u)) ast_print_program(stdout, &u.prog);
+    status = u.ok ? 0 : 1;
+  } else {
+    o.stop_before_grad = what == EMIT_IR;
+    Plan *p = NULL;
+    IrGraph *g = load(argv[optind], &d, &u, &o, what == EMIT_PLAN ? &p : NULL);
+    if (g) {
+      if (what == EMIT_IR || what == EMIT_GRAD) ir_print(stdout, g);
+      if (what == EMIT_PLAN) pl_print(stdout, p);
+      status = 0;
+    }
+    pl_free(p);
+    ir_free(g);
   }
   fe_free(&u);
+  if (status == 0 && fflush(stdout) != 0) status = 1;
+  return status;
+}
+
+/* Prints V as a JSON number; non-finite values (JSON has none) as the strings "nan", "inf",
+ * "-inf". */
+static void json_num(FILE *out, double v) {
+  if (!isfinite(v)) fputc('"', out);
+  ir_print_num(out, v);
+  if (!isfinite(v)) fputc('"', out);
+}
+
+static void json_str(FILE *out, const char *s) {
+  fputc('"', out);
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\') fputc('\\', out);
+    fputc(*s, out);
+  }
+  fputc('"', out);
+}
+
+static void print_eval(FILE *out, const IrGraph *g, const Batch *b, const ItResult *r) {
+  fputs("{\"loss\": ", out);
+  json_num(out, r->loss);
+  fputs(", \"metrics\": {", out);
+  for (int m = 0; m < g->nmetrics; m++) {
+    fputs(m ? ", " : "", out);
+    json_str(out, g->metrics[m].name);
+    fputs(": ", out);
+    json_num(out, r->metrics[m]);
+  }
+  fputs("}, \"grad\": {", out);
+  static const char *const gname[IR_NGRADS] = {"logp", "entropy"};
+  for (int k = 0; k < IR_NGRADS; k++) {
+    fprintf(out, "%s\"%s\": [", k ? ", " : "", gname[k]);
+    for (int gi = 0; gi < b->ngroups; gi++) {
+      fputs(gi ? ", [" : "[", out);
+      for (int s = b->grp_seq[gi]; s < b->grp_seq[gi + 1]; s++) {
+        fputs(s > b->grp_seq[gi] ? ", [" : "[", out);
+        for (int t = b->seq_tok[s]; t < b->seq_tok[s + 1]; t++) {
+          if (t > b->seq_tok[s]) fputs(", ", out);
+          json_num(out, r->grad[k][t]);
+        }
+        fputc(']', out);
+      }
+      fputc(']', out);
+    }
+    fputc(']', out);
+  }
+  fputs("}}\n", out);
+}
+
+/* NAME=VALUE for --set: VALUE must be a finite float32 number and NAME a param of G. */
+static bool apply_set(const IrGraph *g, const char *arg, double *params) {
+  const char *eq = strchr(arg, '=');
+  if (!eq || eq == arg) {
+    fprintf(stderr, "rein eval: error: --set needs NAME=VALUE, not `%s`\n", arg);
+    return false;
+  }
+  size_t n = (size_t)(eq - arg);
+  int k = -1;
+  for (int i = 0; i < g->nparams; i++)
+    if (strlen(g->params[i].name) == n && !strncmp(g->params[i].name, arg, n)) k = i;
+  if (k < 0) {
+    fprintf(stderr, "rein eval: error: --set %.*s: the objective has no param `%.*s` (params:",
+            (int)n, arg, (int)n, arg);
+    for (int i = 0; i < g->nparams; i++) fprintf(stderr, " %s", g->params[i].name);
+    fprintf(stderr, "%s)\n", g->nparams ? "" : " none");
+    return false;
+  }
+  char *end;
+  errno = 0;
+  double v = strtod(eq + 1, &end);
+  if (eq[1] == 0 || *end != 0 || !isfinite(v) || fabs(v) > FLT_MAX) {
+    fprintf(stderr, "rein eval: error: --set %.*s: `%s` is not a finite number\n", (int)n, arg, eq + 1);
+    return false;
+  }
+  params[k] = v;
+  return true;
+}
+
+/* rein eval FILE --batch BATCH.json [--backend interp] [--set NAME=VALUE]... [--micro-groups K] */
+static int cmd_eval(int argc, char **argv) {
+  static const struct option opts[] = {{"batch", required_argument, 0, 'b'},
+                                       {"backend", required_argument, 0, 'k'},
+                                       {"set", required_argument, 0, 's'},
+                                       {"micro-groups", required_argument, 0, 'm'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  const char *batch = NULL, *backend = "interp";
+  const char **sets = calloc((size_t)argc + 1, sizeof(char *));
+  int nsets = 0, micro = 0, c;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'b': batch = optarg; break;
+    case 'k': backend = optarg; break;
+    case 's': sets[nsets++] = optarg; break;
+    case 'm': {
+      char *end;
+      long v = strtol(optarg, &end, 10);
+      if (!*optarg || *end || v < 1 || v > 1000000000) {
+        fprintf(stderr, "rein eval: error: --micro-groups needs a positive number of groups, not `%s`\n", optarg);
+        free(sets);
+        return 2;
+      }
+      micro = (int)v;
+      break;
+    }
+    case 'h': usage(stdout); free(sets); return 0;
+    default: free(sets); return 2;
+    }
+  }
+  int status = 2;
+  if (optind + 1 != argc) {
+    fprintf(stderr, "rein eval: error: expected exactly one objective file\n");
+  } else if (!batch) {
+    fprintf(stderr, "rein eval: error: --batch BATCH.json is required\n");
+  } else if (strcmp(backend, "interp")) {
+    if (!strcmp(backend, "cpu") || !strcmp(backend, "gpu"))
+      fprintf(stderr, "rein eval: error: the %s back end is not built yet; use --backend interp\n", backend);
+    else
+      fprintf(stderr, "rein eval: error: unknown backend `%s` (interp, cpu or gpu)\n", backend);
+  } else {
+    status = 1;
+    Diag d;
+    diag_init(&d, stderr);
+    FeUnit u;
+    PipeOptions o = {NULL, stdout, false};
+    Plan *p = NULL;
+    IrGraph *g = load(argv[optind], &d, &u, &o, &p);
+    double *params = g ? calloc((size_t)g->nparams + 1, sizeof(double)) : NULL;
+    bool ok = g != NULL;
+    for (int i = 0; ok && i < g->nparams; i++) params[i] = g->params[i].value;
+    for (int i = 0; ok && i < nsets; i++) ok = apply_set(g, sets[i], params);
+    if (!ok && g) status = 2;
+    Batch *b = ok ? bt_read_json(batch, g, stderr) : NULL;
+    if (b) {
+      ItResult r;
+      it_eval(p, b, params, micro, &r);
+      print_eval(stdout, g, b, &r);
+      it_result_free(&r);
+      status = fflush(stdout) == 0 ? 0 : 1;
+    }
+    bt_free(b);
+    free(params);
+    pl_free(p);
+    ir_free(g);
+    fe_free(&u);
+  }
+  free(sets);
   return status;
 }
 
@@ -116,6 +331,7 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
   if (!strcmp(cmd, "emit")) return cmd_emit(argc - 1, argv + 1);
+  if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
   fprintf(stderr, "rein: error: unknown command `%s` (try `rein --help`)\n", cmd);
   return 2;
 }

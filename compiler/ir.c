@@ -1,0 +1,306 @@
+/* ir.c — the graph IR's tables, construction, whole-graph rebuilding, the dependence analyses and
+ * the printer.  The text parser is ir_parse.c, the verifier ir_verify.c, and each pass has its own
+ * file (ir_lower.c, ir_fold.c, ir_cse.c, ir_dce.c, ad.c).
+ */
+#include "ir.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define X_OP(id, name, cls, nargs, diff) [id] = {name, cls, nargs, diff},
+const IrOpInfo ir_ops[IR_NOPS] = {IR_OPS(X_OP)};
+#undef X_OP
+
+static void *xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n ? n : 1);
+  if (!q) {
+    fprintf(stderr, "rein: out of memory\n");
+    exit(3);
+  }
+  return q;
+}
+
+static char *xstrdup(const char *s) {
+  if (!s) return NULL;
+  size_t n = strlen(s) + 1;
+  char *d = xrealloc(NULL, n);
+  memcpy(d, s, n);
+  return d;
+}
+
+IrGraph *ir_new(const char *objective, const char *desc) {
+  IrGraph *g = xrealloc(NULL, sizeof *g);
+  memset(g, 0, sizeof *g);
+  g->objective = xstrdup(objective ? objective : "objective");
+  g->desc = xstrdup(desc);
+  g->loss = -1;
+  for (int i = 0; i < IR_NGRADS; i++) g->grad[i] = -1;
+  return g;
+}
+
+void ir_free(IrGraph *g) {
+  if (!g) return;
+  for (int i = 0; i < g->nparams; i++) free(g->params[i].name);
+  for (int i = 0; i < g->nuinputs; i++) free(g->uinputs[i].name);
+  for (int i = 0; i < g->nmetrics; i++) free(g->metrics[i].name);
+  free(g->params);
+  free(g->uinputs);
+  free(g->metrics);
+  free(g->n);
+  free(g->objective);
+  free(g->desc);
+  free(g);
+}
+
+int ir_add_param(IrGraph *g, const char *name, double value) {
+  g->params = xrealloc(g->params, sizeof *g->params * (size_t)(g->nparams + 1));
+  g->params[g->nparams] = (IrParam){xstrdup(name), value};
+  return g->nparams++;
+}
+
+int ir_add_uinput(IrGraph *g, const char *name, Level level) {
+  g->uinputs = xrealloc(g->uinputs, sizeof *g->uinputs * (size_t)(g->nuinputs + 1));
+  g->uinputs[g->nuinputs] = (IrUInput){xstrdup(name), level};
+  return g->nuinputs++;
+}
+
+void ir_add_metric(IrGraph *g, const char *name, int node) {
+  g->metrics = xrealloc(g->metrics, sizeof *g->metrics * (size_t)(g->nmetrics + 1));
+  g->metrics[g->nmetrics++] = (IrMetric){xstrdup(name), node};
+}
+
+int ir_push(IrGraph *g, const IrNode *n) {
+  if (g->nn == g->cap) {
+    g->cap = g->cap ? 2 * g->cap : 64;
+    g->n = xrealloc(g->n, sizeof *g->n * (size_t)g->cap);
+  }
+  g->n[g->nn] = *n;
+  return g->nn++;
+}
+
+int ir_nslots(const IrNode *n) {
+  char c = ir_ops[n->op].cls;
+  return c == 'l' ? 0 : ir_ops[n->op].nargs;
+}
+
+static IrNode blank(IrOp op, SrcRange rng) {
+  IrNode n;
+  memset(&n, 0, sizeof n);
+  n.op = op;
+  n.a[0] = n.a[1] = n.a[2] = -1;
+  n.type = TY_FLOAT;
+  n.rng = rng;
+  return n;
+}
+
+int ir_const(IrGraph *g, double v, Type t, SrcRange rng) {
+  IrNode n = blank(IR_CONST, rng);
+  n.num = v;
+  n.type = t;
+  n.level = LV_BATCH;
+  return ir_push(g, &n);
+}
+
+/* The type an element-wise op gives, from its argument types. */
+static Type elem_type(const IrGraph *g, IrOp op, const int *a) {
+  switch (op) {
+  case IR_NOT: case IR_LT: case IR_LE: case IR_GT: case IR_GE: case IR_EQ: case IR_NE:
+  case IR_AND: case IR_OR:
+    return TY_BOOL;
+  case IR_SG: return g->n[a[0]].type;
+  case IR_WHERE:
+    return g->n[a[1]].type == TY_BOOL && g->n[a[2]].type == TY_BOOL ? TY_BOOL : TY_FLOAT;
+  default: return TY_FLOAT;
+  }
+}
+
+int ir_elem(IrGraph *g, IrOp op, int x, int y, int z, SrcRange rng) {
+  IrNode n = blank(op, rng);
+  n.a[0] = x;
+  n.a[1] = y;
+  n.a[2] = z;
+  n.level = LV_BATCH;
+  for (int i = 0; i < ir_ops[op].nargs; i++)
+    if (g->n[n.a[i]].level < n.level) n.level = g->n[n.a[i]].level;
+  n.type = elem_type(g, op, n.a);
+  return ir_push(g, &n);
+}
+
+int ir_reduce(IrGraph *g, IrOp op, int x, int f, Level rlevel, Level elev, int ddof, SrcRange rng) {
+  IrNode n = blank(op, rng);
+  n.a[0] = x;
+  n.a[1] = f;
+  n.rlevel = rlevel;
+  n.elev = elev;
+  n.ddof = ddof;
+  if (ir_ops[op].cls == 's') {
+    n.level = elev;
+    n.type = op == IR_RANK ? TY_FLOAT : TY_BOOL;
+  } else {
+    n.level = rlevel;
+  }
+  return ir_push(g, &n);
+}
+
+int ir_copy(IrGraph *g, const IrNode *n, const int *remap) {
+  IrNode m = *n;
+  for (int k = 0; k < 3; k++)
+    if (m.a[k] >= 0) m.a[k] = remap[m.a[k]];
+  if (ir_ops[m.op].cls == 'e') return ir_elem(g, m.op, m.a[0], m.a[1], m.a[2], m.rng);
+  return ir_push(g, &m);
+}
+
+double ir_eval_elem(IrOp op, double x, double y, double z) {
+  double v[3] = {x, y, z};
+  switch (op) {
+  case IR_NEG: return bi_apply_op(OP_NEG, x, 0);
+  case IR_NOT: return bi_apply_op(OP_NOT, x, 0);
+  case IR_EXP: return bi_apply_func(FN_EXP, v);
+  case IR_LOG: return bi_apply_func(FN_LOG, v);
+  case IR_LOG1P: return bi_apply_func(FN_LOG1P, v);
+  case IR_EXPM1: return bi_apply_func(FN_EXPM1, v);
+  case IR_SQRT: return bi_apply_func(FN_SQRT, v);
+  case IR_ABS: return bi_apply_func(FN_ABS, v);
+  case IR_SIGN: return bi_apply_func(FN_SIGN, v);
+  case IR_SIGMOID: return bi_apply_func(FN_SIGMOID, v);
+  case IR_SOFTPLUS: return bi_apply_func(FN_SOFTPLUS, v);
+  case IR_TANH: return bi_apply_func(FN_TANH, v);
+  case IR_SG: return x;
+  case IR_ADD: return bi_apply_op(OP_ADD, x, y);
+  case IR_SUB: return bi_apply_op(OP_SUB, x, y);
+  case IR_MUL: return bi_apply_op(OP_MUL, x, y);
+  case IR_DIV: return bi_apply_op(OP_DIV, x, y);
+  case IR_POW: return bi_apply_op(OP_POW, x, y);
+  case IR_MIN: return bi_apply_func(FN_MIN, v);
+  case IR_MAX: return bi_apply_func(FN_MAX, v);
+  case IR_LT: return bi_apply_op(OP_LT, x, y);
+  case IR_LE: return bi_apply_op(OP_LE, x, y);
+  case IR_GT: return bi_apply_op(OP_GT, x, y);
+  case IR_GE: return bi_apply_op(OP_GE, x, y);
+  case IR_EQ: return bi_apply_op(OP_EQ, x, y);
+  case IR_NE: return bi_apply_op(OP_NE, x, y);
+  case IR_AND: return bi_apply_op(OP_AND, x, y);
+  case IR_OR: return bi_apply_op(OP_OR, x, y);
+  case IR_DMUL: return x == 0 ? 0.0 : x * y;
+  case IR_WHERE: return x != 0 ? y : z;
+  default: return NAN;
+  }
+}
+
+IrGraph *ir_rebuild(IrGraph *g, IrMapFn map, void *ctx) {
+  IrGraph *ng = ir_new(g->objective, g->desc);
+  for (int i = 0; i < g->nparams; i++) ir_add_param(ng, g->params[i].name, g->params[i].value);
+  for (int i = 0; i < g->nuinputs; i++) ir_add_uinput(ng, g->uinputs[i].name, g->uinputs[i].level);
+  int *remap = xrealloc(NULL, sizeof *remap * (size_t)(g->nn ? g->nn : 1));
+  for (int i = 0; i < g->nn; i++) remap[i] = map(ctx, ng, g, i, remap);
+  ng->loss = g->loss >= 0 ? remap[g->loss] : -1;
+  for (int k = 0; k < IR_NGRADS; k++) ng->grad[k] = g->grad[k] >= 0 ? remap[g->grad[k]] : -1;
+  for (int i = 0; i < g->nmetrics; i++) ir_add_metric(ng, g->metrics[i].name, remap[g->metrics[i].node]);
+  free(remap);
+  ir_free(g);
+  return ng;
+}
+
+void ir_depends(const IrGraph *g, bool *dep) {
+  for (int i = 0; i < g->nn; i++) {
+    const IrNode *n = &g->n[i];
+    dep[i] = n->op == IR_INPUT && bi_inputs[n->idx].diff;
+    for (int k = 0; k < ir_nslots(n); k++)
+      if (n->a[k] >= 0 && dep[n->a[k]]) dep[i] = true;
+  }
+}
+
+void ir_differentiable(const IrGraph *g, bool *diff) {
+  for (int i = 0; i < g->nn; i++) {
+    const IrNode *n = &g->n[i];
+    diff[i] = n->op == IR_INPUT && bi_inputs[n->idx].diff;
+    if (!ir_ops[n->op].diff) continue;
+    char cls = ir_ops[n->op].cls;
+    for (int k = 0; k < ir_nslots(n); k++) {
+      if (n->a[k] < 0) continue;
+      if (n->op == IR_WHERE && k == 0) continue; /* the condition */
+      if (cls == 'r' && k == 1) continue;        /* the filter */
+      if (diff[n->a[k]]) diff[i] = true;
+    }
+  }
+}
+
+/* ---- printer ---- */
+
+void ir_print_num(FILE *out, double v) {
+  if (isnan(v)) { fputs("nan", out); return; }
+  if (isinf(v)) { fputs(v < 0 ? "-inf" : "inf", out); return; }
+  char buf[64];
+  for (int prec = 1; prec <= 17; prec++) {
+    snprintf(buf, sizeof buf, "%.*g", prec, v);
+    if (strtod(buf, NULL) == v) break;
+  }
+  fputs(buf, out);
+}
+
+static void print_quoted(FILE *out, const char *s) {
+  fputc('"', out);
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\') fputc('\\', out);
+    fputc(*s, out);
+  }
+  fputc('"', out);
+}
+
+static void print_node(FILE *out, const IrGraph *g, int i) {
+  const IrNode *n = &g->n[i];
+  const char *lv = bi_level_names[n->level];
+  fprintf(out, "%%%d = %s", i, ir_ops[n->op].name);
+  switch (ir_ops[n->op].cls) {
+  case 'l':
+    if (n->op == IR_CONST) {
+      fputc(' ', out);
+      if (n->type == TY_BOOL) fputs(n->num != 0 ? "true" : "false", out);
+      else ir_print_num(out, n->num);
+    } else if (n->op == IR_INPUT) {
+      fprintf(out, " %s", bi_inputs[n->idx].name);
+    } else if (n->op == IR_UINPUT) {
+      fprintf(out, " %s", g->uinputs[n->idx].name);
+    } else if (n->op == IR_PARAM) {
+      fprintf(out, " %s", g->params[n->idx].name);
+    }
+    break;
+  case 'e':
+    for (int k = 0; k < ir_ops[n->op].nargs; k++) fprintf(out, "%s%%%d", k ? ", " : " ", n->a[k]);
+    break;
+  default: /* 'r', 's' */
+    fprintf(out, "[%s", bi_level_names[n->rlevel]);
+    if (n->ddof) fprintf(out, ", ddof=%d", n->ddof);
+    fputc(']', out);
+    if (n->a[0] >= 0) fprintf(out, " %%%d", n->a[0]);
+    if (n->a[0] < 0 || g->n[n->a[0]].level != n->elev)
+      fprintf(out, " from %s", bi_level_names[n->elev]);
+    if (n->a[1] >= 0) fprintf(out, " if %%%d", n->a[1]);
+    break;
+  }
+  fprintf(out, " : %s %s\n", lv, bi_type_names[n->type]);
+}
+
+void ir_print(FILE *out, const IrGraph *g) {
+  fprintf(out, "objective %s", g->objective);
+  if (g->desc) {
+    fputc(' ', out);
+    print_quoted(out, g->desc);
+  }
+  fputc('\n', out);
+  for (int i = 0; i < g->nparams; i++) {
+    fprintf(out, "param %s = ", g->params[i].name);
+    ir_print_num(out, g->params[i].value);
+    fputc('\n', out);
+  }
+  for (int i = 0; i < g->nuinputs; i++)
+    fprintf(out, "input %s %s\n", bi_level_names[g->uinputs[i].level], g->uinputs[i].name);
+  for (int i = 0; i < g->nn; i++) print_node(out, g, i);
+  if (g->loss >= 0) fprintf(out, "loss %%%d\n", g->loss);
+  for (int i = 0; i < g->nmetrics; i++)
+    fprintf(out, "metric %s %%%d\n", g->metrics[i].name, g->metrics[i].node);
+  static const char *const gname[IR_NGRADS] = {"logp", "entropy"};
+  for (int k = 0; k < IR_NGRADS; k++)
+    if (g->grad[k] >= 0) fprintf(out, "grad %s %%%d\n", gname[k], g->grad[k]);
+}

@@ -1,0 +1,71 @@
+/* ir_fold.c — constant folding and a few identities that hold exactly in IEEE arithmetic.
+ *
+ * An element-wise node whose arguments are all constants becomes a constant (evaluated with
+ * ir_eval_elem, the interpreter's own scalar semantics).  Identities, all exact for every input
+ * including Inf and NaN: x*1 = 1*x = x, x/1 = x, neg(neg(x)) = x, sg(sg(x)) = sg(x), dmul(0, x) = 0,
+ * where(c, a, b) with a constant c = the chosen branch (when it has where's type), and sg of a
+ * value that does not depend on logp/entropy is that value.  x+0 is kept: it turns -0 into +0.
+ */
+#include <stdlib.h>
+
+#include "ir.h"
+
+typedef struct {
+  bool *dep;  /* of the input graph */
+} Fold;
+
+static bool is_const(const IrGraph *g, int i, double *v) {
+  if (i < 0 || g->n[i].op != IR_CONST) return false;
+  if (v) *v = g->n[i].num;
+  return true;
+}
+
+static int fold_map(void *ctx, IrGraph *ng, const IrGraph *g, int i, const int *remap) {
+  Fold *F = ctx;
+  const IrNode *n = &g->n[i];
+  if (ir_ops[n->op].cls != 'e') return ir_copy(ng, n, remap);
+  int a[3] = {-1, -1, -1};
+  double v[3] = {0, 0, 0};
+  bool all = true;
+  for (int k = 0; k < ir_ops[n->op].nargs; k++) {
+    a[k] = remap[n->a[k]];
+    if (!is_const(ng, a[k], &v[k])) all = false;
+  }
+  if (all) return ir_const(ng, ir_eval_elem(n->op, v[0], v[1], v[2]), n->type, n->rng);
+  double c;
+  switch (n->op) {
+  case IR_MUL:
+    if (is_const(ng, a[1], &c) && c == 1 && ng->n[a[0]].type == TY_FLOAT) return a[0];
+    if (is_const(ng, a[0], &c) && c == 1 && ng->n[a[1]].type == TY_FLOAT) return a[1];
+    break;
+  case IR_DIV:
+    if (is_const(ng, a[1], &c) && c == 1 && ng->n[a[0]].type == TY_FLOAT) return a[0];
+    break;
+  case IR_NEG:
+    if (ng->n[a[0]].op == IR_NEG) return ng->n[a[0]].a[0];
+    break;
+  case IR_SG:
+    if (ng->n[a[0]].op == IR_SG || !F->dep[n->a[0]]) return a[0];
+    break;
+  case IR_DMUL:
+    if (is_const(ng, a[0], &c) && c == 0) return ir_const(ng, 0, TY_FLOAT, n->rng);
+    break;
+  case IR_WHERE:
+    if (is_const(ng, a[0], &c)) {
+      int b = c != 0 ? a[1] : a[2];
+      if (ng->n[b].type == n->type) return b;
+    }
+    break;
+  default: break;
+  }
+  return ir_elem(ng, n->op, a[0], a[1], a[2], n->rng);
+}
+
+IrGraph *ir_fold(IrGraph *g) {
+  Fold F = {calloc((size_t)g->nn + 1, sizeof(bool))};
+  if (!F.dep) abort();
+  ir_depends(g, F.dep);
+  g = ir_rebuild(g, fold_map, &F);
+  free(F.dep);
+  return g;
+}

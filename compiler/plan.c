@@ -1,0 +1,241 @@
+/* plan.c — staging, the micro-batch decomposability check and pass fusion (see plan.h).
+ *
+ * Passes are numbered by a longest-path rule over the nodes of one stage, in topological order:
+ *   pass(n) = max(1, need(a, n) for each argument a computed in the same stage)
+ *   need(a, n) = pass(a) + 1  if a is a reduction to level R and n uses it below R
+ *                             (n's level, or n's element level if n is itself a reduction),
+ *              = pass(a) + 1  if n is rank/argmax/argmin (it needs all of a's siblings),
+ *              = pass(a)      otherwise.
+ * This is the fewest sweeps: a node goes into the first pass in which all its inputs are
+ * complete.  GRPO and the REC family come out as a two-pass prologue (group mean/std, then the
+ * advantage) and a single token pass that computes the loss partial and the gradient.
+ */
+#include "plan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+bool pl_is_data(const IrNode *n) {
+  return ir_ops[n->op].cls == 'l' || (n->op == IR_COUNT && n->a[1] < 0);
+}
+
+static Level use_level(const IrNode *n) {
+  return ir_ops[n->op].cls == 'e' ? n->level : n->elev;
+}
+
+static void *xcalloc(size_t n, size_t sz) {
+  void *p = calloc(n ? n : 1, sz);
+  if (!p) abort();
+  return p;
+}
+
+/* Groups the nodes with member[i] into passes of stage S, appended to P. */
+static void make_passes(Plan *P, PlStage S, const bool *member) {
+  const IrGraph *g = P->g;
+  int *pass = xcalloc((size_t)g->nn, sizeof(int));
+  int maxp = 0;
+  for (int i = 0; i < g->nn; i++) {
+    if (!member[i]) continue;
+    const IrNode *n = &g->n[i];
+    char cls = ir_ops[n->op].cls;
+    int p = 1;
+    for (int k = 0; k < ir_nslots(n); k++) {
+      int a = n->a[k];
+      if (a < 0 || !member[a]) continue;
+      const IrNode *x = &g->n[a];
+      int need = pass[a];
+      if ((ir_ops[x->op].cls == 'r' && use_level(n) < x->rlevel) || cls == 's') need++;
+      if (need > p) p = need;
+    }
+    pass[i] = p;
+    if (p > maxp) maxp = p;
+  }
+  for (int p = 1; p <= maxp; p++) {
+    PlPass ps = {S, p, LV_BATCH, xcalloc((size_t)g->nn, sizeof(int)), 0};
+    for (int i = 0; i < g->nn; i++) {
+      if (!member[i] || pass[i] != p) continue;
+      ps.nodes[ps.nnodes++] = i;
+      if (use_level(&g->n[i]) < ps.loop) ps.loop = use_level(&g->n[i]);
+    }
+    P->passes = realloc(P->passes, sizeof *P->passes * (size_t)(P->npasses + 1));
+    if (!P->passes) abort();
+    P->passes[P->npasses++] = ps;
+  }
+  free(pass);
+}
+
+/* Which differentiable input node I's value depends on (logp if both), for messages. */
+static const char *dep_name(const IrGraph *g, int i) {
+  bool *seen = xcalloc((size_t)g->nn, sizeof(bool));
+  bool logp = false;
+  seen[i] = true;
+  for (int j = i; j >= 0; j--) {
+    if (!seen[j]) continue;
+    const IrNode *n = &g->n[j];
+    if (n->op == IR_INPUT && n->idx == IN_LOGP) logp = true;
+    for (int k = 0; k < ir_nslots(n); k++)
+      if (n->a[k] >= 0) seen[n->a[k]] = true;
+  }
+  free(seen);
+  return logp ? "logp" : "entropy";
+}
+
+/* The gradient output OUT depends on a value only available after the last micro-batch: report
+ * the first batch-level reduction of a logp/entropy-dependent value on which it depends. */
+static void reject(const Plan *P, int out, const char *which, Diag *d) {
+  const IrGraph *g = P->g;
+  bool *cone = xcalloc((size_t)g->nn, sizeof(bool));
+  cone[out] = true;
+  for (int j = out; j >= 0; j--) {
+    if (!cone[j]) continue;
+    for (int k = 0; k < ir_nslots(&g->n[j]); k++)
+      if (g->n[j].a[k] >= 0) cone[g->n[j].a[k]] = true;
+  }
+  int culprit = -1;
+  for (int j = 0; j < g->nn && culprit < 0; j++) {
+    if (!cone[j] || P->avail[j] != PL_FINAL) continue;
+    bool origin = true;
+    for (int k = 0; k < ir_nslots(&g->n[j]); k++)
+      if (g->n[j].a[k] >= 0 && P->avail[g->n[j].a[k]] == PL_FINAL) origin = false;
+    if (origin) culprit = j;
+  }
+  free(cone);
+  if (culprit < 0) culprit = out;
+  const IrNode *c = &g->n[culprit];
+  diag_error(d, c->rng, "this %s over the whole batch depends on `%s`, and the gradient with "
+             "respect to `%s` depends on its value, so the batch cannot be split into "
+             "micro-batches", ir_ops[c->op].cls == 'r' ? "reduction" : "ranking",
+             dep_name(g, culprit), which);
+  diag_note(d, c->rng, "a batch-level reduction of logp or entropy may enter the loss only "
+            "linearly (sums and constant multiples of mean[batch](...) and sum[batch](...)); "
+            "metrics may use it freely");
+}
+
+Plan *pl_plan(const IrGraph *g, Diag *d) {
+  Plan *P = xcalloc(1, sizeof *P);
+  P->g = g;
+  int nn = g->nn;
+  P->stage = xcalloc((size_t)nn, sizeof(PlStage));
+  P->avail = xcalloc((size_t)nn, sizeof(PlStage));
+  P->partial = xcalloc((size_t)nn, sizeof(bool));
+  P->in_final = xcalloc((size_t)nn, sizeof(bool));
+  bool *dep = xcalloc((size_t)nn, sizeof(bool));
+  ir_depends(g, dep);
+  for (int i = 0; i < nn; i++) {
+    const IrNode *n = &g->n[i];
+    if (pl_is_data(n)) {
+      P->stage[i] = P->avail[i] = dep[i] ? PL_MICRO : PL_DATA;
+      continue;
+    }
+    PlStage s = dep[i] ? PL_MICRO : PL_PRO;
+    for (int k = 0; k < ir_nslots(n); k++)
+      if (n->a[k] >= 0 && P->avail[n->a[k]] > s) s = P->avail[n->a[k]];
+    char cls = ir_ops[n->op].cls;
+    if (s == PL_MICRO && cls == 's' && n->rlevel == LV_BATCH) s = PL_FINAL;
+    P->stage[i] = P->avail[i] = s;
+    if (s == PL_MICRO && cls == 'r' && n->rlevel == LV_BATCH) {
+      P->partial[i] = true;
+      P->avail[i] = PL_FINAL;
+    }
+  }
+  free(dep);
+
+  static const char *const gname[IR_NGRADS] = {"logp", "entropy"};
+  for (int k = 0; k < IR_NGRADS; k++) {
+    if (g->grad[k] >= 0 && P->avail[g->grad[k]] == PL_FINAL) {
+      reject(P, g->grad[k], gname[k], d);
+      pl_free(P);
+      return NULL;
+    }
+  }
+
+  /* the final stage: final nodes plus the micro values they read below batch level */
+  for (int i = nn - 1; i >= 0; i--) {
+    if (P->stage[i] == PL_FINAL) P->in_final[i] = true;
+    if (!P->in_final[i]) continue;
+    const IrNode *n = &g->n[i];
+    for (int k = 0; k < ir_nslots(n); k++) {
+      int a = n->a[k];
+      if (a >= 0 && P->stage[a] == PL_MICRO && !P->partial[a] && !pl_is_data(&g->n[a]))
+        P->in_final[a] = true;
+    }
+  }
+  bool *member = xcalloc((size_t)nn, sizeof(bool));
+  for (PlStage s = PL_PRO; s <= PL_FINAL; s++) {
+    for (int i = 0; i < nn; i++)
+      member[i] = !pl_is_data(&g->n[i]) && (s == PL_FINAL ? P->in_final[i] : P->stage[i] == s);
+    make_passes(P, s, member);
+  }
+  free(member);
+  for (int i = 0; i < P->npasses; i++)
+    if (P->passes[i].stage == PL_FINAL && P->passes[i].loop < LV_BATCH) P->final_sweep = true;
+  return P;
+}
+
+void pl_free(Plan *p) {
+  if (!p) return;
+  for (int i = 0; i < p->npasses; i++) free(p->passes[i].nodes);
+  free(p->passes);
+  free(p->stage);
+  free(p->avail);
+  free(p->partial);
+  free(p->in_final);
+  free(p);
+}
+
+static void print_outputs(FILE *out, const Plan *p, const PlPass *ps) {
+  const IrGraph *g = p->g;
+  static const char *const gname[IR_NGRADS] = {"logp", "entropy"};
+  for (int j = 0; j < ps->nnodes; j++) {
+    int i = ps->nodes[j];
+    if (p->partial[i] && ps->stage == PL_MICRO)
+      fprintf(out, "    partial %%%d = %s[batch] (combined across micro-batches)\n", i,
+              ir_ops[g->n[i].op].name);
+    const char *when = p->partial[i] ? " (complete after the last micro-batch)" : "";
+    if (i == g->loss) fprintf(out, "    loss = %%%d%s\n", i, when);
+    for (int m = 0; m < g->nmetrics; m++)
+      if (g->metrics[m].node == i)
+        fprintf(out, "    metric %s = %%%d%s\n", g->metrics[m].name, i, when);
+    for (int k = 0; k < IR_NGRADS; k++)
+      if (g->grad[k] == i && ps->stage == PL_MICRO)
+        fprintf(out, "    grad %s = %%%d%s%s%s\n", gname[k], i,
+                g->n[i].level > LV_TOKEN ? " (a " : "",
+                g->n[i].level > LV_TOKEN ? bi_level_names[g->n[i].level] : "",
+                g->n[i].level > LV_TOKEN ? " value, written to each of its tokens)" : "");
+  }
+}
+
+void pl_print(FILE *out, const Plan *p) {
+  const IrGraph *g = p->g;
+  static const char *const title[PL_NSTAGES] = {
+      "", "prologue (once per batch, whole batch)", "micro-batch (each micro-batch of whole groups)",
+      "final (after the last micro-batch)"};
+  fprintf(out, "plan %s\n", g->objective);
+  for (PlStage s = PL_PRO; s <= PL_FINAL; s++) {
+    int np = 0;
+    for (int i = 0; i < p->npasses; i++) np += p->passes[i].stage == s;
+    fprintf(out, "%s: %d pass%s\n", title[s], np, np == 1 ? "" : "es");
+    for (int i = 0; i < p->npasses; i++) {
+      const PlPass *ps = &p->passes[i];
+      if (ps->stage != s) continue;
+      fprintf(out, "  pass %d over %s:", ps->index,
+              ps->loop == LV_BATCH ? "batch scalars" : bi_level_names[ps->loop]);
+      for (int j = 0; j < ps->nnodes; j++) fprintf(out, " %%%d", ps->nodes[j]);
+      fputc('\n', out);
+      print_outputs(out, p, ps);
+    }
+  }
+  /* outputs that are data or prologue values (e.g. a constant gradient) are written from them */
+  static const char *const gname[IR_NGRADS] = {"logp", "entropy"};
+  for (int k = 0; k < IR_NGRADS; k++) {
+    int i = g->grad[k];
+    if (i >= 0 && p->stage[i] != PL_MICRO)
+      fprintf(out, "grad %s = %%%d (%s value, broadcast to tokens)\n", gname[k], i,
+              p->stage[i] == PL_DATA ? "constant or input" : "prologue");
+  }
+  for (int m = 0; m < g->nmetrics; m++) {
+    int i = g->metrics[m].node;
+    if (p->stage[i] == PL_DATA) fprintf(out, "metric %s = %%%d (constant)\n", g->metrics[m].name, i);
+  }
+  if (p->final_sweep) fprintf(out, "the final stage sweeps the whole batch again: the runtime keeps logp/entropy of every micro-batch\n");
+}

@@ -1,0 +1,55 @@
+/* plan.h — the execution plan of a differentiated graph (plan.c): stages and fused passes.
+ *
+ * Stages, in the order a training step runs them:
+ *   PL_PRO    the prologue: everything that does not depend on logp/entropy (advantages, masks
+ *             built from rewards, global token counts), once per batch over the whole batch;
+ *   PL_MICRO  per micro-batch of whole groups: everything that depends on logp/entropy, including
+ *             both gradients and the partial sums of batch-level reductions of such values;
+ *   PL_FINAL  after the last micro-batch: the batch-level reductions are finished and the loss and
+ *             metrics that depend on them are computed (a "final sweep" over the whole batch is
+ *             needed only when such a value is used again below batch level, in a metric).
+ * Within a stage, nodes are grouped into passes: one pass is one sweep over the batch (groups →
+ * sequences → tokens) computing every node it holds.  A reduction's value can be used in the
+ * same pass at its own level or coarser (after the loop that accumulates it closes); a finer use
+ * needs the next pass.  rank/argmax/argmin need their argument's siblings complete: next pass.
+ */
+#ifndef REIN_PLAN_H
+#define REIN_PLAN_H
+
+#include "ir.h"
+
+typedef enum { PL_DATA, PL_PRO, PL_MICRO, PL_FINAL, PL_NSTAGES } PlStage;
+
+typedef struct {
+  PlStage stage;
+  int index;    /* 1-based within the stage */
+  Level loop;   /* the finest level the pass sweeps (LV_BATCH: no loop, scalars only) */
+  int *nodes;   /* in topological order */
+  int nnodes;
+} PlPass;
+
+typedef struct {
+  const IrGraph *g;
+  PlStage *stage;  /* per node: where it is computed (PL_DATA: inputs, params, constants, shape) */
+  PlStage *avail;  /* per node: where its value can first be read (a batch-level reduction of a
+                      logp-dependent value is computed in PL_MICRO but read in PL_FINAL) */
+  bool *partial;   /* per node: a batch-level reduction accumulated across micro-batches */
+  bool *in_final;  /* per node: evaluated in the final stage (final nodes, and the micro-stage
+                      values a final sweep recomputes over the whole batch) */
+  PlPass *passes;
+  int npasses;
+  bool final_sweep; /* the final stage needs logp/entropy of the whole batch */
+} Plan;
+
+/* Plans G (verified, differentiated).  Rejects, with a diagnostic on D pointing at the
+ * reduction, a gradient that depends on a batch-level reduction of logp/entropy (the batch could
+ * not be split into micro-batches).  Returns NULL on error. */
+Plan *pl_plan(const IrGraph *g, Diag *d);
+void pl_free(Plan *p);
+void pl_print(FILE *out, const Plan *p);
+
+/* True for nodes that are data rather than computation: leaves, and count[L]() without a filter
+ * (a shape: the number of tokens or sequences). */
+bool pl_is_data(const IrNode *n);
+
+#endif
