@@ -299,3 +299,29 @@ void bt_free(Batch *b) {
   free(b->uin);
   free(b);
 }
+
+Batch *bt_alloc(int ngroups, const int *nseq, const int *lens, int nuin, const Level *levels) {
+  Batch *b = xcalloc(1, sizeof *b);
+  b->ngroups = ngroups;
+  b->grp_seq = xcalloc((size_t)ngroups + 1, sizeof(int));
+  for (int g = 0; g < ngroups; g++) b->grp_seq[g + 1] = b->grp_seq[g] + nseq[g];
+  b->nseqs = b->grp_seq[ngroups];
+  b->seq_grp = xcalloc((size_t)b->nseqs, sizeof(int));
+  b->seq_tok = xcalloc((size_t)b->nseqs + 1, sizeof(int));
+  for (int g = 0; g < ngroups; g++)
+    for (int s = b->grp_seq[g]; s < b->grp_seq[g + 1]; s++) b->seq_grp[s] = g;
+  for (int s = 0; s < b->nseqs; s++) b->seq_tok[s + 1] = b->seq_tok[s] + lens[s];
+  b->ntoks = b->seq_tok[b->nseqs];
+  b->tok_seq = xcalloc((size_t)b->ntoks, sizeof(int));
+  for (int s = 0; s < b->nseqs; s++)
+    for (int t = b->seq_tok[s]; t < b->seq_tok[s + 1]; t++) b->tok_seq[t] = s;
+  for (int k = 0; k < IN_COUNT; k++)
+    b->in[k] = xcalloc((size_t)(bi_inputs[k].level == LV_TOKEN ? b->ntoks : b->nseqs), sizeof(double));
+  for (int t = 0; t < b->ntoks; t++) b->in[IN_POS][t] = t - b->seq_tok[b->tok_seq[t]];
+  for (int s = 0; s < b->nseqs; s++) b->in[IN_LEN][s] = lens[s];
+  b->nuin = nuin;
+  b->uin = xcalloc((size_t)nuin, sizeof(double *));
+  for (int k = 0; k < nuin; k++)
+    b->uin[k] = xcalloc((size_t)(levels[k] == LV_TOKEN ? b->ntoks : b->nseqs), sizeof(double));
+  return b;
+}

@@ -28,6 +28,11 @@ typedef struct {
 Batch *bt_read_json(const char *path, const IrGraph *g, FILE *err);
 void bt_free(Batch *b);
 
+/* Allocates a batch of NGROUPS groups, NSEQ[g] sequences in group g and LENS[s] tokens in
+ * sequence s (s counts across groups), with zeroed arrays for every built-in input and for NUIN
+ * user inputs of the given LEVELS; pos and len are filled in.  For tests and the runtime. */
+Batch *bt_alloc(int ngroups, const int *nseq, const int *lens, int nuin, const Level *levels);
+
 /* Which built-in inputs and user inputs G reads (and whether it calls uniform()). */
 void bt_uses(const IrGraph *g, bool used_in[IN_COUNT], bool *used_uin, bool *uses_uniform);
 

@@ -83,7 +83,8 @@ static bool check_node_with(bool (*fail)(FILE *, const char *, int, const char *
       if (x->level < lv) lv = x->level;
       bool want_bool = is_bool_op(n->op) || (n->op == IR_WHERE && k == 0);
       if (want_bool && x->type != TY_BOOL) return fail(out, after, i, "needs a bool argument");
-      if (n->op == IR_DMUL && x->type != TY_FLOAT) return fail(out, after, i, "dmul takes floats");
+      if (n->op == IR_DMUL && k == 0 && x->type != TY_FLOAT)
+        return fail(out, after, i, "dmul's adjoint operand must be a float");
     }
     if (n->level != lv) return fail(out, after, i, "level is not the finest argument level");
     Type t = TY_FLOAT;
