@@ -188,6 +188,7 @@ static const char *const fd_programs[][2] = {
     {"clamp", "loss = -mean[batch](clamp(exp(logp - old_logp), 0.9, 1.1) * reward);"},
     {"where", "loss = mean[batch](where(logp > old_logp, exp(logp), logp * entropy));"},
     {"sign_zero", "loss = mean[batch](sign(logp - old_logp) * logp);"},
+    {"bool_arith", "loss = mean[batch]((reward > 0.5) * logp + (logp > -1) * entropy);"},
     {"uinput", "input token value;\nloss = mean[batch](value * logp);"},
     {"sum_seq", "loss = mean[batch](sum[seq](logp) ^ 2);"},
     {"mean_seq_reuse", "let s = exp(mean[seq](logp - old_logp));\nloss = -mean[batch](s * logp);"},
