@@ -44,6 +44,7 @@ VARIANTS = {
     "opmd": {"c": 0.2},
     "asymre": {"c": 0.2},
     "red_weight": {"T": 0.5},
+    "red_drop": None,
     "gspo": {"eps_low": 1e-3, "eps_high": 2e-3},
     "opmd_kl": {"c": 0.05, "kl_coef": 0.1, "ent_coef": 0.01},
 }

@@ -73,6 +73,8 @@ class Padded:
                                       dtype=torch.bool)
         self.lag = torch.tensor([float(s.get("lag", 0)) for s in seqs], dtype=DT)
         self.group = torch.tensor([g for g, _ in self.index], dtype=torch.long)
+        self.seed = int(batch.get("seed", 0))
+        self.step = int(batch.get("step", 0))
 
     def tok(self, seq_value):
         """Broadcast a per-sequence [S] value to the tokens: [S, T]."""
@@ -256,6 +258,50 @@ def obj_red_weight(P, p):
     return token_mean(L, P.mask), {}
 
 
+M64 = (1 << 64) - 1
+
+
+def splitmix64(x):
+    z = (x + 0x9E3779B97F4A7C15) & M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return z ^ (z >> 31)
+
+
+def rein_uniform(seed, step, group, seq):
+    """uniform() as docs/language.md defines it: SplitMix64 chained over (seed, step, group index
+    in the batch, sequence index in the group), top 24 bits scaled by 2^-24."""
+    h = splitmix64(splitmix64(splitmix64(splitmix64(seed) ^ step) ^ group) ^ seq)
+    return (h >> 40) / 16777216.0
+
+
+def adv_red_drop(P):
+    """REC advantage with drop = "balance" (algorithms.md section 2.1): positives r >= group mean;
+    when negatives outnumber positives, n_neg - n_pos of them are dropped at random (A = 0) and
+    the mean is taken over the kept ones; kept samples get A = r - mean(kept).  The random choice
+    is Rein's seeded one: the n_pos negatives with the smallest uniform() draw (ties: earlier
+    sequence first) are kept.  A one-sequence group keeps its sample, A = r - r = 0 (the
+    reference code fails there; Rein's documented choice)."""
+    A = torch.zeros(P.S, dtype=DT)
+    r = P.reward
+    for g in range(P.n_groups):
+        idx = [i for i in range(P.S) if int(P.group[i]) == g]
+        mu0 = sum(float(r[i]) for i in idx) / len(idx)
+        pos = [i for i in idx if float(r[i]) >= mu0]
+        neg = [i for i in idx if float(r[i]) < mu0]
+        draws = sorted(neg, key=lambda i: (rein_uniform(P.seed, P.step, g, P.index[i][1]), i))
+        kept = set(pos) | set(draws[:len(pos)])
+        mu = sum(float(r[i]) for i in kept) / len(kept)
+        for i in kept:
+            A[i] = float(r[i]) - mu
+    return A
+
+
+def obj_red_drop(P, p):
+    L, _ = rec_token_terms(P.tok(adv_red_drop(P)), P.logp, P.old_logp)
+    return token_mean(L, P.mask), {}
+
+
 def k3(logp, ref_logp):
     """k3 KL estimator of algorithms.md section 1: e^{ref-l} - 1 - (ref - l)."""
     u = ref_logp - logp
@@ -329,6 +375,7 @@ OBJECTIVES = {
     "opmd": (obj_opmd, {"c": 0.1}, [], "lang/std/opmd.rein"),
     "asymre": (obj_asymre, {"c": 0.1}, [], "lang/std/asymre.rein"),
     "red_weight": (obj_red_weight, {"T": 1.0}, [], "lang/std/red_weight.rein"),
+    "red_drop": (obj_red_drop, {}, [], "lang/std/red_drop.rein"),
     "gspo": (obj_gspo, {"eps_low": 3e-4, "eps_high": 4e-4},
              ["seq_clip_frac", "long_frac", "mean_tokens"], "examples/gspo.rein"),
     "opmd_kl": (obj_opmd_kl, {"c": 0.1, "kl_coef": 0.0, "ent_coef": 0.0},
