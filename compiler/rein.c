@@ -1,6 +1,6 @@
 /* rein.c — the `rein` driver: one binary, one subcommand per job (spec §6).
  *
- *   rein check FILE...        parse and type-check; diagnostics on stderr; exit 1 on error
+ *   rein check FILE...        parse, type-check and plan; diagnostics on stderr; exit 1 on error
  *   rein emit --ast FILE      print the checked syntax tree (deterministic, for golden tests)
  *   rein emit --ir|--grad|--plan [--dump-after=PASS] FILE
  *                             print the graph IR, the differentiated IR, or the plan (FILE may be
@@ -59,6 +59,23 @@ static int parse_max_errors(const char *s, int *out) {
   return 1;
 }
 
+/* Loads FILE (.rein source, or .ir text) and runs the middle end.  On success returns the graph
+ * (and the plan unless O->stop_before_grad); diagnostics go to D.  The caller frees U, G, P. */
+static IrGraph *load(const char *path, Diag *d, FeUnit *u, const PipeOptions *o, Plan **plan) {
+  memset(u, 0, sizeof *u);
+  size_t n = strlen(path);
+  if (n > 3 && !strcmp(path + n - 3, ".ir")) {
+    u->file = diag_read_file(d, path);
+    if (!u->file) return NULL;
+    IrGraph *g = ir_parse(d, u->file);
+    if (!g) return NULL;
+    return pipe_run(NULL, g, d, o, plan);
+  }
+  if (!fe_check_file(d, path, u)) return NULL;
+  d->file = u->file;
+  return pipe_run(&u->prog, NULL, d, o, plan);
+}
+
 /* rein check [--max-errors N] FILE... */
 static int cmd_check(int argc, char **argv) {
   static const struct option opts[] = {{"max-errors", required_argument, 0, 'm'},
@@ -80,27 +97,16 @@ static int cmd_check(int argc, char **argv) {
     diag_init(&d, stderr);
     d.max_errors = max_errors;
     FeUnit u;
-    if (!fe_check_file(&d, argv[i], &u)) status = 1;
+    /* the middle end too: it rejects programs that micro-batches could not run (spec §5) */
+    PipeOptions o = {NULL, stdout, false};
+    Plan *p = NULL;
+    IrGraph *g = load(argv[i], &d, &u, &o, &p);
+    if (!g) status = 1;
+    pl_free(p);
+    ir_free(g);
     fe_free(&u);
   }
   return status;
-}
-
-/* Loads FILE (.rein source, or .ir text) and runs the middle end.  On success returns the graph
- * (and the plan unless O->stop_before_grad); diagnostics go to D.  The caller frees U, G, P. */
-static IrGraph *load(const char *path, Diag *d, FeUnit *u, const PipeOptions *o, Plan **plan) {
-  memset(u, 0, sizeof *u);
-  size_t n = strlen(path);
-  if (n > 3 && !strcmp(path + n - 3, ".ir")) {
-    u->file = diag_read_file(d, path);
-    if (!u->file) return NULL;
-    IrGraph *g = ir_parse(d, u->file);
-    if (!g) return NULL;
-    return pipe_run(NULL, g, d, o, plan);
-  }
-  if (!fe_check_file(d, path, u)) return NULL;
-  d->file = u->file;
-  return pipe_run(&u->prog, NULL, d, o, plan);
 }
 
 /* rein emit --ast|--ir|--grad|--plan [--dump-after=PASS] FILE */
