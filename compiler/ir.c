@@ -239,7 +239,7 @@ void ir_print_num(FILE *out, double v) {
   fputs(buf, out);
 }
 
-static void print_quoted(FILE *out, const char *s) {
+void ir_print_quoted(FILE *out, const char *s) {
   fputc('"', out);
   for (; *s; s++) {
     if (*s == '"' || *s == '\\') fputc('\\', out);
@@ -286,7 +286,7 @@ void ir_print(FILE *out, const IrGraph *g) {
   fprintf(out, "objective %s", g->objective);
   if (g->desc) {
     fputc(' ', out);
-    print_quoted(out, g->desc);
+    ir_print_quoted(out, g->desc);
   }
   fputc('\n', out);
   for (int i = 0; i < g->nparams; i++) {

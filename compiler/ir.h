@@ -191,6 +191,8 @@ void ir_print(FILE *out, const IrGraph *g);
 IrGraph *ir_parse(Diag *d, const SrcFile *f);
 /* Prints a number in the shortest form that reads back to the same double. */
 void ir_print_num(FILE *out, double v);
+/* Prints S in double quotes with `"` and `\` escaped (also valid JSON for printable text). */
+void ir_print_quoted(FILE *out, const char *s);
 
 /* Checks every structural rule (topological order, arity, levels, types, outputs).  Prints
  * "internal error: ... after PASS" diagnostics to OUT and returns false on the first violation. */

@@ -180,14 +180,6 @@ static void json_num(FILE *out, double v) {
   if (!isfinite(v)) fputc('"', out);
 }
 
-static void json_str(FILE *out, const char *s) {
-  fputc('"', out);
-  for (; *s; s++) {
-    if (*s == '"' || *s == '\\') fputc('\\', out);
-    fputc(*s, out);
-  }
-  fputc('"', out);
-}
 
 static void print_eval(FILE *out, const IrGraph *g, const Batch *b, const ItResult *r) {
   fputs("{\"loss\": ", out);
@@ -195,7 +187,7 @@ static void print_eval(FILE *out, const IrGraph *g, const Batch *b, const ItResu
   fputs(", \"metrics\": {", out);
   for (int m = 0; m < g->nmetrics; m++) {
     fputs(m ? ", " : "", out);
-    json_str(out, g->metrics[m].name);
+    ir_print_quoted(out, g->metrics[m].name);
     fputs(": ", out);
     json_num(out, r->metrics[m]);
   }
