@@ -325,7 +325,10 @@ static bool header_line(Rd *r, const char *ks, size_t kn) {
     ir_add_param(g, nm, v);
   } else {
     Level lv;
-    if (!level(r, &lv) || !name_copy(r, nm, sizeof nm, &ns)) return false;
+    const char *ls = r->p;
+    if (!level(r, &lv)) return false;
+    if (lv > LV_SEQ) return err(r, ls, r->p, "an input is token or seq level");
+    if (!name_copy(r, nm, sizeof nm, &ns)) return false;
     ir_add_uinput(g, nm, lv);
   }
   if (!at_end(r)) return err(r, r->p, r->line_end, "unexpected text at the end of the line");

@@ -8,6 +8,8 @@
  *     only acceptable failure is the micro-batch rejection, which is a diagnostic);
  *   - the printed IR reads back (ir_parse) and prints identically (the round trip);
  *   - the reference interpreter runs on a small ragged batch without a sanitizer report.
+ * The same input is also read as IR text (ir_parse) and, when it is accepted, run through the
+ * middle end with the same checks.
  * Everything is freed per input: a leak shows up as a LeakSanitizer report.
  */
 #include <stddef.h>
@@ -32,12 +34,12 @@ static char *print_ir(const IrGraph *g, size_t *len) {
   return buf;
 }
 
-static void middle_end(Diag *d, FeUnit *u, FILE *sink) {
-  d->file = u->file;
+/* Runs the middle end on a checked program (PROG) or on a graph read from IR text (G). */
+static void middle_end(Diag *d, const Program *prog, IrGraph *g, FILE *sink) {
   int errors = d->nerrors;
   PipeOptions o = {NULL, sink, false};
   Plan *p = NULL;
-  IrGraph *g = pipe_run(&u->prog, NULL, d, &o, &p);
+  g = pipe_run(prog, g, d, &o, &p);
   if (!g) {
     if (d->nerrors == errors) abort(); /* the verifier failed: a compiler bug */
     return;
@@ -93,8 +95,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FeUnit u;
   if (fe_check_buffer(&d, "fuzz.rein", (const char *)data, size, &u)) {
     ast_print_program(sink, &u.prog);
-    middle_end(&d, &u, sink);
+    d.file = u.file;
+    middle_end(&d, &u.prog, NULL, sink);
   }
   fe_free(&u);
+
+  /* the same bytes as IR text: the IR reader, then the middle end on what it accepts */
+  Diag di;
+  diag_init(&di, sink);
+  SrcFile *f = diag_file_from_buffer(&di, "fuzz.ir", (const char *)data, size);
+  if (f) {
+    IrGraph *g = ir_parse(&di, f);
+    if (g) middle_end(&di, NULL, g, sink);
+    diag_free_file(f);
+  }
   return 0;
 }
