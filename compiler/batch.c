@@ -63,9 +63,9 @@ static bool finite_f32(Rd *r, const char *field, json_t *v, int entry, double *o
     return fail(r, field, "expected a number");
   }
   double x = json_number_value(v);
-  if (!isfinite(x) || fabs(x) > FLT_MAX) {
-    if (entry >= 0) return fail(r, field, "entry %d (%g) is not a finite float32 value", entry, x);
-    return fail(r, field, "%g is not a finite float32 value", x);
+  if (!bi_fits_f32(x)) {
+    if (entry >= 0) return fail(r, field, "entry %d (%.9g) is not a finite float32 value", entry, x);
+    return fail(r, field, "%.9g is not a finite float32 value", x);
   }
   *out = x;
   return true;

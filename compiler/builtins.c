@@ -103,3 +103,5 @@ double bi_uniform(uint64_t seed, uint64_t step, uint64_t group, uint64_t seq) {
   uint64_t h = splitmix64(splitmix64(splitmix64(splitmix64(seed) ^ step) ^ group) ^ seq);
   return (double)(h >> 40) * (1.0 / 16777216.0);
 }
+
+bool bi_fits_f32(double x) { return fabs(x) < 0x1.ffffffp+127; }

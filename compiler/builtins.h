@@ -109,6 +109,9 @@ int bi_find_red(const char *name);
 double bi_apply_op(OpId op, double a, double b);
 double bi_apply_func(FuncId f, const double *x);
 
+/* True when X rounds to a finite float32 (|x| below FLT_MAX plus half an ulp at the top). */
+bool bi_fits_f32(double x);
+
 /* uniform(): the draw of sequence SEQ (index within its group) of group GROUP (index within the
  * batch) at training step STEP under SEED.  SplitMix64 chained over the four keys; the top 24 bits
  * give a multiple of 2^-24 in [0, 1), exact in float32 and float64 so every back end agrees. */

@@ -106,7 +106,8 @@ static bool number(Rd *r, double *v) {
   const char *s = r->p;
   char buf[64];
   size_t n = 0;
-  while (s + n < r->line_end && n < sizeof buf - 1 && !isspace((unsigned char)s[n]) && s[n] != ',')
+  while (s + n < r->line_end && n < sizeof buf - 1 && !isspace((unsigned char)s[n]) && s[n] != ',' &&
+         s[n] != ']' && s[n] != ':')
     n++;
   memcpy(buf, s, n);
   buf[n] = 0;
@@ -298,7 +299,10 @@ static bool output_line(Rd *r, const char *kw, size_t kn, const char *ks) {
       return err(r, ks, r->p, "the loss must be a batch-level float");
     g->loss = node;
   } else if (kn == 6 && !strncmp(ks, "metric", 6)) {
-    if (!name_copy(r, nm, sizeof nm, &ns) || !ref(r, g->nn, &node)) return false;
+    if (!name_copy(r, nm, sizeof nm, &ns)) return false;
+    for (int i = 0; i < g->nmetrics; i++)
+      if (!strcmp(g->metrics[i].name, nm)) return err(r, ns, ns + strlen(nm), "a second metric of this name");
+    if (!ref(r, g->nn, &node)) return false;
     if (g->n[node].level != LV_BATCH) return err(r, ks, r->p, "a metric must be batch-level");
     ir_add_metric(g, nm, node);
   } else {
@@ -315,13 +319,23 @@ static bool output_line(Rd *r, const char *kw, size_t kn, const char *ks) {
   return true;
 }
 
+static bool declared(const IrGraph *g, const char *nm) {
+  for (int i = 0; i < g->nparams; i++)
+    if (!strcmp(g->params[i].name, nm)) return true;
+  for (int i = 0; i < g->nuinputs; i++)
+    if (!strcmp(g->uinputs[i].name, nm)) return true;
+  return false;
+}
+
 static bool header_line(Rd *r, const char *ks, size_t kn) {
   IrGraph *g = r->g;
   char nm[256];
   const char *ns;
   if (kn == 5 && !strncmp(ks, "param", 5)) {
     double v;
-    if (!name_copy(r, nm, sizeof nm, &ns) || !expect_punct(r, '=') || !number(r, &v)) return false;
+    if (!name_copy(r, nm, sizeof nm, &ns)) return false;
+    if (declared(g, nm)) return err(r, ns, ns + strlen(nm), "a second param or input of this name");
+    if (!expect_punct(r, '=') || !number(r, &v)) return false;
     ir_add_param(g, nm, v);
   } else {
     Level lv;
@@ -329,6 +343,7 @@ static bool header_line(Rd *r, const char *ks, size_t kn) {
     if (!level(r, &lv)) return false;
     if (lv > LV_SEQ) return err(r, ls, r->p, "an input is token or seq level");
     if (!name_copy(r, nm, sizeof nm, &ns)) return false;
+    if (declared(g, nm)) return err(r, ns, ns + strlen(nm), "a second param or input of this name");
     ir_add_uinput(g, nm, lv);
   }
   if (!at_end(r)) return err(r, r->p, r->line_end, "unexpected text at the end of the line");

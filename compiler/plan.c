@@ -2,8 +2,10 @@
  *
  * Passes are numbered by a longest-path rule over the nodes of one stage, in topological order:
  *   pass(n) = max(1, need(a, n) for each argument a computed in the same stage)
- *   need(a, n) = pass(a) + 1  if a is a reduction to level R and n uses it below R
- *                             (n's level, or n's element level if n is itself a reduction),
+ *   need(a, n) = pass(a) + 1  if a is ready in its pass only at a level coarser than n uses it
+ *                             (n's level, or n's element level if n is itself a reduction): a
+ *                             reduction to R is ready at R, and so is anything computed from it
+ *                             in the same pass,
  *              = pass(a) + 1  if n is rank/argmax/argmin (it needs all of a's siblings),
  *              = pass(a)      otherwise.
  * This is the fewest sweeps: a node goes into the first pass in which all its inputs are
@@ -29,10 +31,18 @@ static void *xcalloc(size_t n, size_t sz) {
   return p;
 }
 
-/* Groups the nodes with member[i] into passes of stage S, appended to P. */
+/* Groups the nodes with member[i] into passes of stage S, appended to P.
+ *
+ * Each node gets a pass and a "ready level": within its own pass, its value can be read by uses
+ * at that level or coarser.  A reduction is ready at its target level (once the loop that
+ * accumulates it closes); an element-wise node is ready where its latest same-pass argument is
+ * (a seq value computed from a same-pass seq reduction exists only after that sequence's tokens
+ * were swept); everything from an earlier pass, and rank/argmax/argmin (whose inputs are all
+ * complete), are ready everywhere (LV_TOKEN). */
 static void make_passes(Plan *P, PlStage S, const bool *member) {
   const IrGraph *g = P->g;
   int *pass = xcalloc((size_t)g->nn, sizeof(int));
+  Level *ready = xcalloc((size_t)g->nn, sizeof(Level));
   int maxp = 0;
   for (int i = 0; i < g->nn; i++) {
     if (!member[i]) continue;
@@ -42,12 +52,19 @@ static void make_passes(Plan *P, PlStage S, const bool *member) {
     for (int k = 0; k < ir_nslots(n); k++) {
       int a = n->a[k];
       if (a < 0 || !member[a]) continue;
-      const IrNode *x = &g->n[a];
       int need = pass[a];
-      if ((ir_ops[x->op].cls == 'r' && use_level(n) < x->rlevel) || cls == 's') need++;
+      if (ready[a] > use_level(n) || cls == 's') need++;
       if (need > p) p = need;
     }
+    Level r = LV_TOKEN;
+    for (int k = 0; k < ir_nslots(n); k++) {
+      int a = n->a[k];
+      if (a >= 0 && member[a] && pass[a] == p && ready[a] > r) r = ready[a];
+    }
+    if (cls == 'r') r = n->rlevel;
+    if (cls == 's') r = LV_TOKEN;
     pass[i] = p;
+    ready[i] = r;
     if (p > maxp) maxp = p;
   }
   for (int p = 1; p <= maxp; p++) {
@@ -62,6 +79,7 @@ static void make_passes(Plan *P, PlStage S, const bool *member) {
     P->passes[P->npasses++] = ps;
   }
   free(pass);
+  free(ready);
 }
 
 /* Which differentiable input node I's value depends on (logp if both), for messages. */
@@ -104,7 +122,7 @@ static void reject(const Plan *P, int out, const char *which, Diag *d) {
   const IrNode *c = &g->n[culprit];
   diag_error(d, c->rng, "this %s over the whole batch depends on `%s`, and the gradient with "
              "respect to `%s` depends on its value, so the batch cannot be split into "
-             "micro-batches", ir_ops[c->op].cls == 'r' ? "reduction" : "ranking",
+             "micro-batches", c->op == IR_RANK ? "ranking" : "reduction",
              dep_name(g, culprit), which);
   diag_note(d, c->rng, "a batch-level reduction of logp or entropy may enter the loss only "
             "linearly (sums and constant multiples of mean[batch](...) and sum[batch](...)); "

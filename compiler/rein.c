@@ -148,6 +148,12 @@ static int cmd_emit(int argc, char **argv) {
     fprintf(stderr, "rein emit: error: expected exactly one input file\n");
     return 2;
   }
+  if (o.dump_after && (what == EMIT_AST || (what == EMIT_IR && (!strcmp(o.dump_after, "grad") ||
+                                                                  !strcmp(o.dump_after, "simplify"))))) {
+    fprintf(stderr, "rein emit: error: --dump-after=%s: %s stops before that pass\n", o.dump_after,
+            what == EMIT_AST ? "--ast" : "--ir");
+    return 2;
+  }
   Diag d;
   diag_init(&d, stderr);
   FeUnit u;
@@ -233,8 +239,9 @@ static bool apply_set(const IrGraph *g, const char *arg, double *params) {
   char *end;
   errno = 0;
   double v = strtod(eq + 1, &end);
-  if (eq[1] == 0 || *end != 0 || !isfinite(v) || fabs(v) > FLT_MAX) {
-    fprintf(stderr, "rein eval: error: --set %.*s: `%s` is not a finite number\n", (int)n, arg, eq + 1);
+  if (eq[1] == 0 || *end != 0 || !bi_fits_f32(v)) {
+    fprintf(stderr, "rein eval: error: --set %.*s: `%s` is not %s\n", (int)n, arg, eq + 1,
+            eq[1] == 0 || *end != 0 || isnan(v) ? "a number" : "a finite float32 value");
     return false;
   }
   params[k] = v;

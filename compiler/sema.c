@@ -715,7 +715,7 @@ static void check_param_or_const(Sema *s, Decl *d) {
     diag_error(s->d, d->body->rng, "a param is a number, but the default of `%s` is a bool (use "
                "a const for a compile-time bool)", d->name);
     d->bad = true;
-  } else if (!isfinite(c->num) || fabs(c->num) > FLT_MAX) {
+  } else if (!bi_fits_f32(c->num)) {
     char v[32];
     if (isnan(c->num)) snprintf(v, sizeof v, "NaN");
     else if (isinf(c->num)) snprintf(v, sizeof v, "%sinf", c->num < 0 ? "-" : "");
