@@ -232,6 +232,10 @@ void ir_print_num(FILE *out, double v) {
   if (isnan(v)) { fputs("nan", out); return; }
   if (isinf(v)) { fputs(v < 0 ? "-inf" : "inf", out); return; }
   char buf[64];
+  if (v == floor(v) && fabs(v) < 1e15) { /* integers as integers: 10, not 1e+01 */
+    fprintf(out, "%.0f", v);
+    return;
+  }
   for (int prec = 1; prec <= 17; prec++) {
     snprintf(buf, sizeof buf, "%.*g", prec, v);
     if (strtod(buf, NULL) == v) break;
