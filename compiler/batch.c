@@ -39,12 +39,6 @@ static bool fail(Rd *r, const char *field, const char *fmt, ...) {
   return false;
 }
 
-static void *xcalloc(size_t n, size_t sz) {
-  void *p = calloc(n ? n : 1, sz);
-  if (!p) abort();
-  return p;
-}
-
 void bt_uses(const IrGraph *g, bool used_in[IN_COUNT], bool *used_uin, bool *uses_uniform) {
   memset(used_in, 0, sizeof(bool) * IN_COUNT);
   for (int i = 0; i < g->nuinputs; i++) used_uin[i] = false;
@@ -109,10 +103,10 @@ static bool shapes(Rd *r, const IrGraph *g, json_t *groups, Batch *b, int **lens
   r->gi = -1;
   b->ngroups = (int)ng;
   b->nseqs = ns;
-  b->grp_seq = xcalloc((size_t)ng + 1, sizeof(int));
-  b->seq_grp = xcalloc((size_t)ns, sizeof(int));
-  b->seq_tok = xcalloc((size_t)ns + 1, sizeof(int));
-  *lens = xcalloc((size_t)ns, sizeof(int));
+  b->grp_seq = ir_xcalloc((size_t)ng + 1, sizeof(int));
+  b->seq_grp = ir_xcalloc((size_t)ns, sizeof(int));
+  b->seq_tok = ir_xcalloc((size_t)ns + 1, sizeof(int));
+  *lens = ir_xcalloc((size_t)ns, sizeof(int));
   long long nt = 0;
   int s = 0;
   for (size_t gi = 0; gi < ng; gi++) {
@@ -176,7 +170,7 @@ static bool shapes(Rd *r, const IrGraph *g, json_t *groups, Batch *b, int **lens
   b->grp_seq[ng] = s;
   b->seq_tok[ns] = (int)nt;
   b->ntoks = (int)nt;
-  b->tok_seq = xcalloc((size_t)nt, sizeof(int));
+  b->tok_seq = ir_xcalloc((size_t)nt, sizeof(int));
   for (int q = 0; q < ns; q++)
     for (int t = b->seq_tok[q]; t < b->seq_tok[q + 1]; t++) b->tok_seq[t] = q;
   return true;
@@ -193,11 +187,11 @@ static bool values(Rd *r, const IrGraph *g, json_t *groups, Batch *b, const bool
                    const bool *used_uin) {
   for (int k = 0; k < IN_COUNT; k++) {
     if (!used_in[k] || k == IN_POS || k == IN_LEN) continue;
-    b->in[k] = xcalloc((size_t)(bi_inputs[k].level == LV_TOKEN ? b->ntoks : b->nseqs), sizeof(double));
+    b->in[k] = ir_xcalloc((size_t)(bi_inputs[k].level == LV_TOKEN ? b->ntoks : b->nseqs), sizeof(double));
   }
   for (int k = 0; k < g->nuinputs; k++)
     if (used_uin[k])
-      b->uin[k] = xcalloc((size_t)(g->uinputs[k].level == LV_TOKEN ? b->ntoks : b->nseqs), sizeof(double));
+      b->uin[k] = ir_xcalloc((size_t)(g->uinputs[k].level == LV_TOKEN ? b->ntoks : b->nseqs), sizeof(double));
   for (int s = 0; s < b->nseqs; s++) {
     r->gi = b->seq_grp[s];
     r->si = s - b->grp_seq[r->gi];
@@ -233,11 +227,11 @@ static bool values(Rd *r, const IrGraph *g, json_t *groups, Batch *b, const bool
   r->gi = r->si = -1;
   /* shape inputs */
   if (used_in[IN_POS]) {
-    b->in[IN_POS] = xcalloc((size_t)b->ntoks, sizeof(double));
+    b->in[IN_POS] = ir_xcalloc((size_t)b->ntoks, sizeof(double));
     for (int t = 0; t < b->ntoks; t++) b->in[IN_POS][t] = t - b->seq_tok[b->tok_seq[t]];
   }
   if (used_in[IN_LEN]) {
-    b->in[IN_LEN] = xcalloc((size_t)b->nseqs, sizeof(double));
+    b->in[IN_LEN] = ir_xcalloc((size_t)b->nseqs, sizeof(double));
     for (int s = 0; s < b->nseqs; s++) b->in[IN_LEN][s] = b->seq_tok[s + 1] - b->seq_tok[s];
   }
   return true;
@@ -252,11 +246,11 @@ Batch *bt_read_json(const char *path, const IrGraph *g, FILE *err) {
     else fprintf(err, "%s: error: %s\n", path, je.text);
     return NULL;
   }
-  Batch *b = xcalloc(1, sizeof *b);
+  Batch *b = ir_xcalloc(1, sizeof *b);
   b->nuin = g->nuinputs;
-  b->uin = xcalloc((size_t)g->nuinputs, sizeof(double *));
+  b->uin = ir_xcalloc((size_t)g->nuinputs, sizeof(double *));
   bool used_in[IN_COUNT], uses_uniform;
-  bool *used_uin = xcalloc((size_t)g->nuinputs, sizeof(bool));
+  bool *used_uin = ir_xcalloc((size_t)g->nuinputs, sizeof(bool));
   bt_uses(g, used_in, used_uin, &uses_uniform);
   int *lens = NULL;
   bool ok = true;
@@ -301,27 +295,27 @@ void bt_free(Batch *b) {
 }
 
 Batch *bt_alloc(int ngroups, const int *nseq, const int *lens, int nuin, const Level *levels) {
-  Batch *b = xcalloc(1, sizeof *b);
+  Batch *b = ir_xcalloc(1, sizeof *b);
   b->ngroups = ngroups;
-  b->grp_seq = xcalloc((size_t)ngroups + 1, sizeof(int));
+  b->grp_seq = ir_xcalloc((size_t)ngroups + 1, sizeof(int));
   for (int g = 0; g < ngroups; g++) b->grp_seq[g + 1] = b->grp_seq[g] + nseq[g];
   b->nseqs = b->grp_seq[ngroups];
-  b->seq_grp = xcalloc((size_t)b->nseqs, sizeof(int));
-  b->seq_tok = xcalloc((size_t)b->nseqs + 1, sizeof(int));
+  b->seq_grp = ir_xcalloc((size_t)b->nseqs, sizeof(int));
+  b->seq_tok = ir_xcalloc((size_t)b->nseqs + 1, sizeof(int));
   for (int g = 0; g < ngroups; g++)
     for (int s = b->grp_seq[g]; s < b->grp_seq[g + 1]; s++) b->seq_grp[s] = g;
   for (int s = 0; s < b->nseqs; s++) b->seq_tok[s + 1] = b->seq_tok[s] + lens[s];
   b->ntoks = b->seq_tok[b->nseqs];
-  b->tok_seq = xcalloc((size_t)b->ntoks, sizeof(int));
+  b->tok_seq = ir_xcalloc((size_t)b->ntoks, sizeof(int));
   for (int s = 0; s < b->nseqs; s++)
     for (int t = b->seq_tok[s]; t < b->seq_tok[s + 1]; t++) b->tok_seq[t] = s;
   for (int k = 0; k < IN_COUNT; k++)
-    b->in[k] = xcalloc((size_t)(bi_inputs[k].level == LV_TOKEN ? b->ntoks : b->nseqs), sizeof(double));
+    b->in[k] = ir_xcalloc((size_t)(bi_inputs[k].level == LV_TOKEN ? b->ntoks : b->nseqs), sizeof(double));
   for (int t = 0; t < b->ntoks; t++) b->in[IN_POS][t] = t - b->seq_tok[b->tok_seq[t]];
   for (int s = 0; s < b->nseqs; s++) b->in[IN_LEN][s] = lens[s];
   b->nuin = nuin;
-  b->uin = xcalloc((size_t)nuin, sizeof(double *));
+  b->uin = ir_xcalloc((size_t)nuin, sizeof(double *));
   for (int k = 0; k < nuin; k++)
-    b->uin[k] = xcalloc((size_t)(levels[k] == LV_TOKEN ? b->ntoks : b->nseqs), sizeof(double));
+    b->uin[k] = ir_xcalloc((size_t)(levels[k] == LV_TOKEN ? b->ntoks : b->nseqs), sizeof(double));
   return b;
 }

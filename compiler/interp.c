@@ -39,12 +39,6 @@ typedef struct {
   int *ibuf;
 } It;
 
-static void *xcalloc(size_t n, size_t sz) {
-  void *p = calloc(n ? n : 1, sz);
-  if (!p) abort();
-  return p;
-}
-
 static View view_of(const Batch *b, int g0, int g1) {
   View v;
   int s0 = b->grp_seq[g0], s1 = b->grp_seq[g1];
@@ -158,7 +152,7 @@ static int gather(It *it, const IrNode *n, int lo, int hi) {
 static void set_view(It *it, int i, const View *v) {
   Level l = it->g->n[i].level;
   free(it->val[i]);
-  it->val[i] = xcalloc((size_t)v->cnt[l], sizeof(double));
+  it->val[i] = ir_xcalloc((size_t)v->cnt[l], sizeof(double));
   it->vw[i] = *v;
 }
 
@@ -260,11 +254,11 @@ static void run_stage(It *it, PlStage s, const View *v) {
 
 void it_eval(const Plan *p, const Batch *b, const double *params, int micro_groups, ItResult *r) {
   const IrGraph *g = p->g;
-  It it = {p, g, b, params, xcalloc((size_t)g->nn, sizeof(double *)), xcalloc((size_t)g->nn, sizeof(View)),
-           xcalloc((size_t)g->nn, sizeof(RState)), NULL, NULL};
+  It it = {p, g, b, params, ir_xcalloc((size_t)g->nn, sizeof(double *)), ir_xcalloc((size_t)g->nn, sizeof(View)),
+           ir_xcalloc((size_t)g->nn, sizeof(RState)), NULL, NULL};
   size_t big = (size_t)(b->ntoks > b->nseqs ? b->ntoks : b->nseqs) + 1;
-  it.buf = xcalloc(big, sizeof(double));
-  it.ibuf = xcalloc(big, sizeof(int));
+  it.buf = ir_xcalloc(big, sizeof(double));
+  it.ibuf = ir_xcalloc(big, sizeof(int));
   View whole = view_of(b, 0, b->ngroups);
 
   /* data: inputs, params, constants, shapes; then the prologue */
@@ -275,7 +269,7 @@ void it_eval(const Plan *p, const Batch *b, const double *params, int micro_grou
   /* micro-batches */
   memset(r, 0, sizeof *r);
   r->ntoks = b->ntoks;
-  for (int k = 0; k < IR_NGRADS; k++) r->grad[k] = xcalloc((size_t)b->ntoks, sizeof(double));
+  for (int k = 0; k < IR_NGRADS; k++) r->grad[k] = ir_xcalloc((size_t)b->ntoks, sizeof(double));
   int step = micro_groups > 0 ? micro_groups : b->ngroups;
   for (int g0 = 0; g0 < b->ngroups; g0 += step) {
     int g1 = g0 + step < b->ngroups ? g0 + step : b->ngroups;
@@ -298,7 +292,7 @@ void it_eval(const Plan *p, const Batch *b, const double *params, int micro_grou
 
   r->loss = get(&it, g->loss, LV_BATCH, 0);
   r->nmetrics = g->nmetrics;
-  r->metrics = xcalloc((size_t)g->nmetrics, sizeof(double));
+  r->metrics = ir_xcalloc((size_t)g->nmetrics, sizeof(double));
   for (int m = 0; m < g->nmetrics; m++) r->metrics[m] = get(&it, g->metrics[m].node, LV_BATCH, 0);
 
   for (int i = 0; i < g->nn; i++) free(it.val[i]);

@@ -21,6 +21,17 @@ static void *xrealloc(void *p, size_t n) {
   return q;
 }
 
+const char *const ir_grad_names[IR_NGRADS] = {"logp", "entropy"};
+
+void *ir_xcalloc(size_t n, size_t sz) {
+  void *p = calloc(n ? n : 1, sz ? sz : 1);
+  if (!p) {
+    fprintf(stderr, "rein: out of memory\n");
+    exit(3);
+  }
+  return p;
+}
+
 static char *xstrdup(const char *s) {
   if (!s) return NULL;
   size_t n = strlen(s) + 1;
@@ -304,7 +315,6 @@ void ir_print(FILE *out, const IrGraph *g) {
   if (g->loss >= 0) fprintf(out, "loss %%%d\n", g->loss);
   for (int i = 0; i < g->nmetrics; i++)
     fprintf(out, "metric %s %%%d\n", g->metrics[i].name, g->metrics[i].node);
-  static const char *const gname[IR_NGRADS] = {"logp", "entropy"};
   for (int k = 0; k < IR_NGRADS; k++)
-    if (g->grad[k] >= 0) fprintf(out, "grad %s %%%d\n", gname[k], g->grad[k]);
+    if (g->grad[k] >= 0) fprintf(out, "grad %s %%%d\n", ir_grad_names[k], g->grad[k]);
 }

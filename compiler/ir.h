@@ -21,6 +21,7 @@
 #define REIN_IR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -124,6 +125,11 @@ typedef struct {
 } IrMetric;
 
 enum { IR_GRAD_LOGP, IR_GRAD_ENTROPY, IR_NGRADS };
+extern const char *const ir_grad_names[IR_NGRADS]; /* "logp", "entropy" */
+
+/* Zeroed allocation of N elements of SZ bytes (at least one byte); exits with a message when
+ * memory runs out.  Shared by the middle end's files. */
+void *ir_xcalloc(size_t n, size_t sz);
 
 typedef struct {
   char *objective;   /* name */

@@ -25,12 +25,6 @@ static Level use_level(const IrNode *n) {
   return ir_ops[n->op].cls == 'e' ? n->level : n->elev;
 }
 
-static void *xcalloc(size_t n, size_t sz) {
-  void *p = calloc(n ? n : 1, sz);
-  if (!p) abort();
-  return p;
-}
-
 /* Groups the nodes with member[i] into passes of stage S, appended to P.
  *
  * Each node gets a pass and a "ready level": within its own pass, its value can be read by uses
@@ -41,8 +35,8 @@ static void *xcalloc(size_t n, size_t sz) {
  * complete), are ready everywhere (LV_TOKEN). */
 static void make_passes(Plan *P, PlStage S, const bool *member) {
   const IrGraph *g = P->g;
-  int *pass = xcalloc((size_t)g->nn, sizeof(int));
-  Level *ready = xcalloc((size_t)g->nn, sizeof(Level));
+  int *pass = ir_xcalloc((size_t)g->nn, sizeof(int));
+  Level *ready = ir_xcalloc((size_t)g->nn, sizeof(Level));
   int maxp = 0;
   for (int i = 0; i < g->nn; i++) {
     if (!member[i]) continue;
@@ -68,7 +62,7 @@ static void make_passes(Plan *P, PlStage S, const bool *member) {
     if (p > maxp) maxp = p;
   }
   for (int p = 1; p <= maxp; p++) {
-    PlPass ps = {S, p, LV_BATCH, xcalloc((size_t)g->nn, sizeof(int)), 0};
+    PlPass ps = {S, p, LV_BATCH, ir_xcalloc((size_t)g->nn, sizeof(int)), 0};
     for (int i = 0; i < g->nn; i++) {
       if (!member[i] || pass[i] != p) continue;
       ps.nodes[ps.nnodes++] = i;
@@ -84,7 +78,7 @@ static void make_passes(Plan *P, PlStage S, const bool *member) {
 
 /* Which differentiable input node I's value depends on (logp if both), for messages. */
 static const char *dep_name(const IrGraph *g, int i) {
-  bool *seen = xcalloc((size_t)g->nn, sizeof(bool));
+  bool *seen = ir_xcalloc((size_t)g->nn, sizeof(bool));
   bool logp = false;
   seen[i] = true;
   for (int j = i; j >= 0; j--) {
@@ -102,7 +96,7 @@ static const char *dep_name(const IrGraph *g, int i) {
  * the first batch-level reduction of a logp/entropy-dependent value on which it depends. */
 static void reject(const Plan *P, int out, const char *which, Diag *d) {
   const IrGraph *g = P->g;
-  bool *cone = xcalloc((size_t)g->nn, sizeof(bool));
+  bool *cone = ir_xcalloc((size_t)g->nn, sizeof(bool));
   cone[out] = true;
   for (int j = out; j >= 0; j--) {
     if (!cone[j]) continue;
@@ -130,14 +124,14 @@ static void reject(const Plan *P, int out, const char *which, Diag *d) {
 }
 
 Plan *pl_plan(const IrGraph *g, Diag *d) {
-  Plan *P = xcalloc(1, sizeof *P);
+  Plan *P = ir_xcalloc(1, sizeof *P);
   P->g = g;
   int nn = g->nn;
-  P->stage = xcalloc((size_t)nn, sizeof(PlStage));
-  P->avail = xcalloc((size_t)nn, sizeof(PlStage));
-  P->partial = xcalloc((size_t)nn, sizeof(bool));
-  P->in_final = xcalloc((size_t)nn, sizeof(bool));
-  bool *dep = xcalloc((size_t)nn, sizeof(bool));
+  P->stage = ir_xcalloc((size_t)nn, sizeof(PlStage));
+  P->avail = ir_xcalloc((size_t)nn, sizeof(PlStage));
+  P->partial = ir_xcalloc((size_t)nn, sizeof(bool));
+  P->in_final = ir_xcalloc((size_t)nn, sizeof(bool));
+  bool *dep = ir_xcalloc((size_t)nn, sizeof(bool));
   ir_depends(g, dep);
   for (int i = 0; i < nn; i++) {
     const IrNode *n = &g->n[i];
@@ -158,10 +152,9 @@ Plan *pl_plan(const IrGraph *g, Diag *d) {
   }
   free(dep);
 
-  static const char *const gname[IR_NGRADS] = {"logp", "entropy"};
   for (int k = 0; k < IR_NGRADS; k++) {
     if (g->grad[k] >= 0 && P->avail[g->grad[k]] == PL_FINAL) {
-      reject(P, g->grad[k], gname[k], d);
+      reject(P, g->grad[k], ir_grad_names[k], d);
       pl_free(P);
       return NULL;
     }
@@ -178,7 +171,7 @@ Plan *pl_plan(const IrGraph *g, Diag *d) {
         P->in_final[a] = true;
     }
   }
-  bool *member = xcalloc((size_t)nn, sizeof(bool));
+  bool *member = ir_xcalloc((size_t)nn, sizeof(bool));
   for (PlStage s = PL_PRO; s <= PL_FINAL; s++) {
     for (int i = 0; i < nn; i++)
       member[i] = !pl_is_data(&g->n[i]) && (s == PL_FINAL ? P->in_final[i] : P->stage[i] == s);
@@ -203,7 +196,6 @@ void pl_free(Plan *p) {
 
 static void print_outputs(FILE *out, const Plan *p, const PlPass *ps) {
   const IrGraph *g = p->g;
-  static const char *const gname[IR_NGRADS] = {"logp", "entropy"};
   for (int j = 0; j < ps->nnodes; j++) {
     int i = ps->nodes[j];
     if (p->partial[i] && ps->stage == PL_MICRO)
@@ -216,7 +208,7 @@ static void print_outputs(FILE *out, const Plan *p, const PlPass *ps) {
         fprintf(out, "    metric %s = %%%d%s\n", g->metrics[m].name, i, when);
     for (int k = 0; k < IR_NGRADS; k++)
       if (g->grad[k] == i && ps->stage == PL_MICRO)
-        fprintf(out, "    grad %s = %%%d%s%s%s\n", gname[k], i,
+        fprintf(out, "    grad %s = %%%d%s%s%s\n", ir_grad_names[k], i,
                 g->n[i].level > LV_TOKEN ? " (a " : "",
                 g->n[i].level > LV_TOKEN ? bi_level_names[g->n[i].level] : "",
                 g->n[i].level > LV_TOKEN ? " value, written to each of its tokens)" : "");
@@ -244,11 +236,10 @@ void pl_print(FILE *out, const Plan *p) {
     }
   }
   /* outputs that are data or prologue values (e.g. a constant gradient) are written from them */
-  static const char *const gname[IR_NGRADS] = {"logp", "entropy"};
   for (int k = 0; k < IR_NGRADS; k++) {
     int i = g->grad[k];
     if (i >= 0 && p->stage[i] != PL_MICRO)
-      fprintf(out, "grad %s = %%%d (%s value, broadcast to tokens)\n", gname[k], i,
+      fprintf(out, "grad %s = %%%d (%s value, broadcast to tokens)\n", ir_grad_names[k], i,
               p->stage[i] == PL_DATA ? "constant or input" : "prologue");
   }
   for (int m = 0; m < g->nmetrics; m++) {

@@ -198,9 +198,8 @@ static void print_eval(FILE *out, const IrGraph *g, const Batch *b, const ItResu
     json_num(out, r->metrics[m]);
   }
   fputs("}, \"grad\": {", out);
-  static const char *const gname[IR_NGRADS] = {"logp", "entropy"};
   for (int k = 0; k < IR_NGRADS; k++) {
-    fprintf(out, "%s\"%s\": [", k ? ", " : "", gname[k]);
+    fprintf(out, "%s\"%s\": [", k ? ", " : "", ir_grad_names[k]);
     for (int gi = 0; gi < b->ngroups; gi++) {
       fputs(gi ? ", [" : "[", out);
       for (int s = b->grp_seq[gi]; s < b->grp_seq[gi + 1]; s++) {
