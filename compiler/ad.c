@@ -156,8 +156,7 @@ static void reduce_rule(Ad *A, int i, int g) {
 
 IrGraph *ad_differentiate(IrGraph *g) {
   int n0 = g->nn;
-  Ad A = {g, malloc(sizeof(int) * (size_t)(n0 + 1)), calloc((size_t)n0 + 1, sizeof(bool)), {{0, 0}, {0, 0}}};
-  if (!A.adj || !A.diff) abort();
+  Ad A = {g, ir_xcalloc((size_t)n0, sizeof(int)), ir_xcalloc((size_t)n0, sizeof(bool)), {{0, 0}, {0, 0}}};
   ir_differentiable(g, A.diff);
   for (int i = 0; i < n0; i++) A.adj[i] = -1;
   for (int k = 0; k < IR_NGRADS; k++) g->grad[k] = -1;

@@ -57,8 +57,7 @@ static int cse_map(void *ctx, IrGraph *ng, const IrGraph *g, int i, const int *r
 IrGraph *ir_cse(IrGraph *g) {
   Cse C = {NULL, 16};
   while (C.cap < 2 * (size_t)g->nn + 16) C.cap *= 2;
-  C.slot = malloc(C.cap * sizeof *C.slot);
-  if (!C.slot) abort();
+  C.slot = ir_xcalloc(C.cap, sizeof *C.slot);
   for (size_t i = 0; i < C.cap; i++) C.slot[i] = -1;
   g = ir_rebuild(g, cse_map, &C);
   free(C.slot);

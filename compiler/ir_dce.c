@@ -15,8 +15,7 @@ static int dce_map(void *ctx, IrGraph *ng, const IrGraph *g, int i, const int *r
 }
 
 IrGraph *ir_dce(IrGraph *g) {
-  Dce D = {calloc((size_t)g->nn + 1, sizeof(bool))};
-  if (!D.live) abort();
+  Dce D = {ir_xcalloc((size_t)g->nn, sizeof(bool))};
   if (g->loss >= 0) D.live[g->loss] = true;
   for (int k = 0; k < IR_NGRADS; k++)
     if (g->grad[k] >= 0) D.live[g->grad[k]] = true;

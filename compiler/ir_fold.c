@@ -62,8 +62,7 @@ static int fold_map(void *ctx, IrGraph *ng, const IrGraph *g, int i, const int *
 }
 
 IrGraph *ir_fold(IrGraph *g) {
-  Fold F = {calloc((size_t)g->nn + 1, sizeof(bool))};
-  if (!F.dep) abort();
+  Fold F = {ir_xcalloc((size_t)g->nn, sizeof(bool))};
   ir_depends(g, F.dep);
   g = ir_rebuild(g, fold_map, &F);
   free(F.dep);

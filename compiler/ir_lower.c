@@ -135,9 +135,8 @@ static int lower(Lower *L, const Expr *e) {
 IrGraph *ir_lower(const Program *prog) {
   const Decl *obj = prog->objective;
   IrGraph *g = ir_new(obj ? obj->name : NULL, obj ? obj->desc : NULL);
-  Lower L = {g, calloc((size_t)prog->ndecls + 1, sizeof(int)),
-             calloc((size_t)prog->ndecls + 1, sizeof(int))};
-  if (!L.let_node || !L.decl_slot) abort();
+  Lower L = {g, ir_xcalloc((size_t)prog->ndecls, sizeof(int)),
+             ir_xcalloc((size_t)prog->ndecls, sizeof(int))};
   for (int i = 0; i < prog->ndecls; i++) {
     const Decl *d = prog->decls[i];
     L.let_node[i] = -1;
