@@ -213,6 +213,14 @@ IrGraph *ir_rebuild(IrGraph *g, IrMapFn map, void *ctx) {
   return ng;
 }
 
+void ir_mark_ancestors(const IrGraph *g, bool *mark) {
+  for (int i = g->nn - 1; i >= 0; i--) {
+    if (!mark[i]) continue;
+    for (int k = 0; k < ir_nslots(&g->n[i]); k++)
+      if (g->n[i].a[k] >= 0) mark[g->n[i].a[k]] = true;
+  }
+}
+
 void ir_depends(const IrGraph *g, bool *dep) {
   for (int i = 0; i < g->nn; i++) {
     const IrNode *n = &g->n[i];

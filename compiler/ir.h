@@ -183,6 +183,8 @@ int ir_nslots(const IrNode *n);
 typedef int (*IrMapFn)(void *ctx, IrGraph *ng, const IrGraph *g, int i, const int *remap);
 IrGraph *ir_rebuild(IrGraph *g, IrMapFn map, void *ctx);
 
+/* Extends MARK (size g->nn; the roots set by the caller) to every node a marked node depends on. */
+void ir_mark_ancestors(const IrGraph *g, bool *mark);
 /* Marks (in DEP, size g->nn) every node whose value depends on logp or entropy. */
 void ir_depends(const IrGraph *g, bool *dep);
 /* Marks every node with a non-zero derivative path to logp or entropy (not through sg,

@@ -20,11 +20,7 @@ IrGraph *ir_dce(IrGraph *g) {
   for (int k = 0; k < IR_NGRADS; k++)
     if (g->grad[k] >= 0) D.live[g->grad[k]] = true;
   for (int i = 0; i < g->nmetrics; i++) D.live[g->metrics[i].node] = true;
-  for (int i = g->nn - 1; i >= 0; i--) {
-    if (!D.live[i]) continue;
-    for (int k = 0; k < ir_nslots(&g->n[i]); k++)
-      if (g->n[i].a[k] >= 0) D.live[g->n[i].a[k]] = true;
-  }
+  ir_mark_ancestors(g, D.live);
   g = ir_rebuild(g, dce_map, &D);
   free(D.live);
   return g;

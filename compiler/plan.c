@@ -81,13 +81,9 @@ static const char *dep_name(const IrGraph *g, int i) {
   bool *seen = ir_xcalloc((size_t)g->nn, sizeof(bool));
   bool logp = false;
   seen[i] = true;
-  for (int j = i; j >= 0; j--) {
-    if (!seen[j]) continue;
-    const IrNode *n = &g->n[j];
-    if (n->op == IR_INPUT && n->idx == IN_LOGP) logp = true;
-    for (int k = 0; k < ir_nslots(n); k++)
-      if (n->a[k] >= 0) seen[n->a[k]] = true;
-  }
+  ir_mark_ancestors(g, seen);
+  for (int j = 0; j <= i; j++)
+    if (seen[j] && g->n[j].op == IR_INPUT && g->n[j].idx == IN_LOGP) logp = true;
   free(seen);
   return logp ? "logp" : "entropy";
 }
@@ -98,11 +94,7 @@ static void reject(const Plan *P, int out, const char *which, Diag *d) {
   const IrGraph *g = P->g;
   bool *cone = ir_xcalloc((size_t)g->nn, sizeof(bool));
   cone[out] = true;
-  for (int j = out; j >= 0; j--) {
-    if (!cone[j]) continue;
-    for (int k = 0; k < ir_nslots(&g->n[j]); k++)
-      if (g->n[j].a[k] >= 0) cone[g->n[j].a[k]] = true;
-  }
+  ir_mark_ancestors(g, cone);
   int culprit = -1;
   for (int j = 0; j < g->nn && culprit < 0; j++) {
     if (!cone[j] || P->avail[j] != PL_FINAL) continue;
