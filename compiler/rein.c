@@ -5,7 +5,13 @@
  *   rein emit --ir|--grad|--plan [--dump-after=PASS] FILE
  *                             print the graph IR, the differentiated IR, or the plan (FILE may be
  *                             a .rein program or IR text, .ir)
- *   rein eval FILE --batch B.json [--backend interp] [--set NAME=VALUE]... [--micro-groups K]
+ *   rein emit --llvm [-O0] FILE | --ptx [--arch sm_80|sm_90] FILE
+ *                             print the optimized host LLVM IR, or the PTX of the GPU kernels
+ *   rein compile FILE -o NAME.so [--cpu NAME]
+ *                             compile to a shared object (rein/objective.h): native code, PTX
+ *                             for sm_80 and sm_90, and the descriptor
+ *   rein eval FILE --batch B.json [--backend interp|cpu|gpu] [--set NAME=VALUE]...
+ *        [--micro-groups K] [--threads N]
  *                             evaluate loss, metrics and gradients on a batch; JSON on stdout
  *
  * Exit status: 0 success (warnings allowed), 1 errors in the input, 2 bad command line.
@@ -18,10 +24,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "batch.h"
+#include "cg.h"
 #include "frontend.h"
 #include "interp.h"
 #include "pipeline.h"
+#include "rein/runtime.h"
 
 #ifndef REIN_VERSION
 #define REIN_VERSION "0.1.0"
@@ -39,8 +49,13 @@ static void usage(FILE *out) {
           "  emit --plan FILE     print the stages and fused passes\n"
           "       --dump-after=PASS  also print the IR after PASS (lower, fold, cse, dce,\n"
           "                          grad, simplify)\n"
-          "  eval FILE --batch B.json [--backend interp] [--set NAME=VALUE]...\n"
-          "       [--micro-groups K]  evaluate on a batch; prints JSON loss, metrics, grad\n"
+          "  emit --llvm [-O0] FILE  print the host LLVM IR of the compiled kernels\n"
+          "  emit --ptx [--arch A] FILE  print the PTX (A: sm_80, the default, or sm_90)\n"
+          "  compile FILE -o NAME.so [--cpu CPU]  compile to a shared object (native code for\n"
+          "                       this machine's CPU, or CPU; PTX for sm_80 and sm_90)\n"
+          "  eval FILE --batch B.json [--backend interp|cpu|gpu] [--set NAME=VALUE]...\n"
+          "       [--micro-groups K] [--threads N]  evaluate on a batch; prints JSON loss,\n"
+          "                       metrics, grad\n"
           "\n"
           "options:\n"
           "  -h, --help           show this help\n"
@@ -109,10 +124,42 @@ static int cmd_check(int argc, char **argv) {
   return status;
 }
 
-/* rein emit --ast|--ir|--grad|--plan [--dump-after=PASS] FILE */
+/* Prints the host LLVM IR (ARCH NULL) or the PTX for ARCH of plan P.  Returns the exit status. */
+static int emit_code(const Plan *p, const char *arch, const CgOptions *co) {
+  CgLayout l;
+  cg_layout(&l, p);
+  LLVMContextRef cx = LLVMContextCreate();
+  LLVMModuleRef m = cg_module(cx, &l, arch ? CG_GPU : CG_CPU);
+  char err[1024] = "";
+  int status = 1;
+  if (cg_finish_module(m, arch ? CG_GPU : CG_CPU, arch, co, err, sizeof err)) {
+    if (arch) {
+      char *ptx = cg_emit_ptx(m, arch, err, sizeof err);
+      if (ptx) fputs(ptx, stdout), status = 0;
+      free(ptx);
+    } else {
+      char *text = LLVMPrintModuleToString(m);
+      fputs(text, stdout);
+      LLVMDisposeMessage(text);
+      status = 0;
+    }
+  }
+  if (status) fprintf(stderr, "rein emit: error: %s\n", err);
+  LLVMDisposeModule(m);
+  LLVMContextDispose(cx);
+  cg_layout_free(&l);
+  return status;
+}
+
+/* rein emit --ast|--ir|--grad|--plan|--llvm|--ptx [--dump-after=PASS] FILE */
 static int cmd_emit(int argc, char **argv) {
-  enum { EMIT_NONE, EMIT_AST, EMIT_IR, EMIT_GRAD, EMIT_PLAN } what = EMIT_NONE;
+  enum { EMIT_NONE, EMIT_AST, EMIT_IR, EMIT_GRAD, EMIT_PLAN, EMIT_LLVM, EMIT_PTX } what = EMIT_NONE;
+  const char *arch = "sm_80";
+  CgOptions co = {NULL, false};
   static const struct option opts[] = {{"ast", no_argument, 0, 'a'},
+                                       {"llvm", no_argument, 0, 'l'},
+                                       {"ptx", no_argument, 0, 'x'},
+                                       {"arch", required_argument, 0, 'r'},
                                        {"ir", no_argument, 0, 'i'},
                                        {"grad", no_argument, 0, 'g'},
                                        {"plan", no_argument, 0, 'p'},
@@ -121,9 +168,25 @@ static int cmd_emit(int argc, char **argv) {
                                        {0, 0, 0, 0}};
   PipeOptions o = {NULL, stdout, false};
   int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "hO:", opts, NULL)) != -1) {
     switch (c) {
     case 'a': what = EMIT_AST; break;
+    case 'l': what = EMIT_LLVM; break;
+    case 'x': what = EMIT_PTX; break;
+    case 'r':
+      if (strcmp(optarg, "sm_80") && strcmp(optarg, "sm_90")) {
+        fprintf(stderr, "rein emit: error: --arch must be sm_80 or sm_90, not `%s`\n", optarg);
+        return 2;
+      }
+      arch = optarg;
+      break;
+    case 'O':
+      if (strcmp(optarg, "0")) {
+        fprintf(stderr, "rein emit: error: only -O0 (no optimization) may be asked for, not -O%s\n", optarg);
+        return 2;
+      }
+      co.no_opt = true;
+      break;
     case 'i': what = EMIT_IR; break;
     case 'g': what = EMIT_GRAD; break;
     case 'p': what = EMIT_PLAN; break;
@@ -141,17 +204,17 @@ static int cmd_emit(int argc, char **argv) {
     }
   }
   if (what == EMIT_NONE && !o.dump_after) {
-    fprintf(stderr, "rein emit: error: say what to emit (--ast, --ir, --grad or --plan)\n");
+    fprintf(stderr, "rein emit: error: say what to emit (--ast, --ir, --grad, --plan, --llvm or --ptx)\n");
     return 2;
   }
   if (optind + 1 != argc) {
     fprintf(stderr, "rein emit: error: expected exactly one input file\n");
     return 2;
   }
-  if (o.dump_after && (what == EMIT_AST || (what == EMIT_IR && (!strcmp(o.dump_after, "grad") ||
+  if (o.dump_after && (what == EMIT_AST || what == EMIT_LLVM || what == EMIT_PTX || (what == EMIT_IR && (!strcmp(o.dump_after, "grad") ||
                                                                   !strcmp(o.dump_after, "simplify"))))) {
     fprintf(stderr, "rein emit: error: --dump-after=%s: %s stops before that pass\n", o.dump_after,
-            what == EMIT_AST ? "--ast" : "--ir");
+            what == EMIT_AST ? "--ast" : what == EMIT_IR ? "--ir" : "it");
     return 2;
   }
   Diag d;
@@ -164,11 +227,12 @@ static int cmd_emit(int argc, char **argv) {
   } else {
     o.stop_before_grad = what == EMIT_IR;
     Plan *p = NULL;
-    IrGraph *g = load(argv[optind], &d, &u, &o, what == EMIT_PLAN ? &p : NULL);
+    IrGraph *g = load(argv[optind], &d, &u, &o, what >= EMIT_PLAN ? &p : NULL);
     if (g) {
       if (what == EMIT_IR || what == EMIT_GRAD) ir_print(stdout, g);
       if (what == EMIT_PLAN) pl_print(stdout, p);
       status = 0;
+      if (what == EMIT_LLVM || what == EMIT_PTX) status = emit_code(p, what == EMIT_PTX ? arch : NULL, &co);
     }
     pl_free(p);
     ir_free(g);
@@ -247,17 +311,149 @@ static bool apply_set(const IrGraph *g, const char *arg, double *params) {
   return true;
 }
 
+/* Compiles P into a temporary shared object and loads it.  NULL with a message on stderr. */
+static rt_objective *compile_and_open(const Plan *p) {
+  const char *tmpdir = getenv("TMPDIR");
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/rein-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+  if (!mkdtemp(dir)) {
+    fprintf(stderr, "rein: error: cannot create a temporary directory in %s: %s\n", dir, strerror(errno));
+    return NULL;
+  }
+  char so[4200];
+  snprintf(so, sizeof so, "%s/objective.so", dir);
+  CgOptions co = {NULL, false};
+  rt_objective *o = NULL;
+  if (cg_compile(p, so, &co, stderr)) {
+    char err[1024];
+    o = rt_open(so, err, sizeof err);
+    if (!o) fprintf(stderr, "rein: error: %s\n", err);
+  }
+  unlink(so);
+  rmdir(dir);
+  return o;
+}
+
+/* The batch in the ABI's layout: int32 offsets, float32 inputs.  Free with free_rt_batch. */
+static rt_batch to_rt_batch(const Batch *b) {
+  rt_batch r = {b->ngroups, b->nseqs, b->ntoks, NULL, NULL, {0}, NULL, b->seed, b->step};
+  int32_t *gs = ir_xcalloc((size_t)b->ngroups + 1, sizeof(int32_t)), *st = ir_xcalloc((size_t)b->nseqs + 1, sizeof(int32_t));
+  for (int i = 0; i <= b->ngroups; i++) gs[i] = b->grp_seq[i];
+  for (int i = 0; i <= b->nseqs; i++) st[i] = b->seq_tok[i];
+  r.grp_seq = gs, r.seq_tok = st;
+  for (int k = 0; k < IN_COUNT; k++) {
+    if (!b->in[k]) continue;
+    int n = bi_inputs[k].level == LV_TOKEN ? b->ntoks : b->nseqs;
+    float *v = ir_xcalloc((size_t)n + 1, sizeof(float));
+    for (int i = 0; i < n; i++) v[i] = (float)b->in[k][i];
+    r.in[k] = v;
+  }
+  float **u = ir_xcalloc((size_t)b->nuin + 1, sizeof(float *));
+  for (int k = 0; k < b->nuin; k++) {
+    if (!b->uin[k]) continue;
+    /* a user input's level is not in the batch: token arrays are the longer */
+    int n = b->ntoks > b->nseqs ? b->ntoks : b->nseqs;
+    u[k] = ir_xcalloc((size_t)n + 1, sizeof(float));
+  }
+  r.uin = (const float *const *)u;
+  return r;
+}
+
+static void free_rt_batch(rt_batch *r, int nuin) {
+  free((void *)r->grp_seq);
+  free((void *)r->seq_tok);
+  for (int k = 0; k < IN_COUNT; k++) free((void *)r->in[k]);
+  for (int k = 0; k < nuin; k++) free((void *)r->uin[k]);
+  free((void *)r->uin);
+}
+
+/* Evaluates P on B with the compiled code (GPU or CPU); fills R like it_eval.  False after
+ * printing a message. */
+static bool eval_compiled(const Plan *p, const Batch *b, const double *params, int micro, bool gpu, int threads,
+                          ItResult *r) {
+  const IrGraph *g = p->g;
+  rt_objective *o = compile_and_open(p);
+  if (!o) return false;
+  char err[1024] = "";
+  rt_exec *x = rt_exec_new(o, gpu ? RT_GPU : RT_CPU, threads, err, sizeof err);
+  rt_batch rb = to_rt_batch(b);
+  for (int k = 0; k < b->nuin; k++) {
+    int n = g->uinputs[k].level == LV_TOKEN ? b->ntoks : b->nseqs;
+    for (int i = 0; b->uin[k] && i < n; i++) ((float *)rb.uin[k])[i] = (float)b->uin[k][i];
+  }
+  rt_result res;
+  bool ok = x && rt_run(x, &rb, params, micro, &res, err, sizeof err);
+  if (ok) {
+    memset(r, 0, sizeof *r);
+    r->loss = res.loss;
+    r->nmetrics = g->nmetrics;
+    r->ntoks = b->ntoks;
+    r->metrics = ir_xcalloc((size_t)g->nmetrics + 1, sizeof(double));
+    for (int m = 0; m < g->nmetrics; m++) r->metrics[m] = res.metrics[m];
+    for (int k = 0; k < IR_NGRADS; k++) {
+      r->grad[k] = ir_xcalloc((size_t)b->ntoks + 1, sizeof(double));
+      for (int t = 0; t < b->ntoks; t++) r->grad[k][t] = res.grad[k][t];
+    }
+  } else {
+    fprintf(stderr, "rein eval: error: %s\n", err);
+  }
+  free_rt_batch(&rb, b->nuin);
+  rt_exec_free(x);
+  rt_close(o);
+  return ok;
+}
+
+/* rein compile FILE -o NAME.so [--cpu CPU] */
+static int cmd_compile(int argc, char **argv) {
+  static const struct option opts[] = {{"output", required_argument, 0, 'o'},
+                                       {"cpu", required_argument, 0, 'c'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  const char *out = NULL;
+  CgOptions co = {NULL, false};
+  int c;
+  while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+    switch (c) {
+    case 'o': out = optarg; break;
+    case 'c': co.cpu = optarg; break;
+    case 'h': usage(stdout); return 0;
+    default: return 2;
+    }
+  }
+  if (optind + 1 != argc) {
+    fprintf(stderr, "rein compile: error: expected exactly one objective file\n");
+    return 2;
+  }
+  if (!out) {
+    fprintf(stderr, "rein compile: error: -o NAME.so is required\n");
+    return 2;
+  }
+  Diag d;
+  diag_init(&d, stderr);
+  FeUnit u;
+  PipeOptions o = {NULL, stdout, false};
+  Plan *p = NULL;
+  IrGraph *g = load(argv[optind], &d, &u, &o, &p);
+  int status = 1;
+  if (g && cg_compile(p, out, &co, stderr)) status = 0;
+  pl_free(p);
+  ir_free(g);
+  fe_free(&u);
+  return status;
+}
+
 /* rein eval FILE --batch BATCH.json [--backend interp] [--set NAME=VALUE]... [--micro-groups K] */
 static int cmd_eval(int argc, char **argv) {
   static const struct option opts[] = {{"batch", required_argument, 0, 'b'},
                                        {"backend", required_argument, 0, 'k'},
                                        {"set", required_argument, 0, 's'},
                                        {"micro-groups", required_argument, 0, 'm'},
+                                       {"threads", required_argument, 0, 't'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   const char *batch = NULL, *backend = "interp";
   const char **sets = calloc((size_t)argc + 1, sizeof(char *));
-  int nsets = 0, micro = 0, c;
+  int nsets = 0, micro = 0, threads = 0, c;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
     case 'b': batch = optarg; break;
@@ -274,6 +470,17 @@ static int cmd_eval(int argc, char **argv) {
       micro = (int)v;
       break;
     }
+    case 't': {
+      char *end;
+      long v = strtol(optarg, &end, 10);
+      if (!*optarg || *end || v < 1 || v > 1024) {
+        fprintf(stderr, "rein eval: error: --threads needs a number from 1 to 1024, not `%s`\n", optarg);
+        free(sets);
+        return 2;
+      }
+      threads = (int)v;
+      break;
+    }
     case 'h': usage(stdout); free(sets); return 0;
     default: free(sets); return 2;
     }
@@ -283,11 +490,8 @@ static int cmd_eval(int argc, char **argv) {
     fprintf(stderr, "rein eval: error: expected exactly one objective file\n");
   } else if (!batch) {
     fprintf(stderr, "rein eval: error: --batch BATCH.json is required\n");
-  } else if (strcmp(backend, "interp")) {
-    if (!strcmp(backend, "cpu") || !strcmp(backend, "gpu"))
-      fprintf(stderr, "rein eval: error: the %s back end is not built yet; use --backend interp\n", backend);
-    else
-      fprintf(stderr, "rein eval: error: unknown backend `%s` (interp, cpu or gpu)\n", backend);
+  } else if (strcmp(backend, "interp") && strcmp(backend, "cpu") && strcmp(backend, "gpu")) {
+    fprintf(stderr, "rein eval: error: unknown backend `%s` (interp, cpu or gpu)\n", backend);
   } else {
     status = 1;
     Diag d;
@@ -304,10 +508,14 @@ static int cmd_eval(int argc, char **argv) {
     Batch *b = ok ? bt_read_json(batch, g, stderr) : NULL;
     if (b) {
       ItResult r;
-      it_eval(p, b, params, micro, &r);
-      print_eval(stdout, g, b, &r);
-      it_result_free(&r);
-      status = fflush(stdout) == 0 ? 0 : 1;
+      bool done = true;
+      if (!strcmp(backend, "interp")) it_eval(p, b, params, micro, &r);
+      else done = eval_compiled(p, b, params, micro, !strcmp(backend, "gpu"), threads, &r);
+      if (done) {
+        print_eval(stdout, g, b, &r);
+        it_result_free(&r);
+        status = fflush(stdout) == 0 ? 0 : 1;
+      }
     }
     bt_free(b);
     free(params);
@@ -336,6 +544,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
   if (!strcmp(cmd, "emit")) return cmd_emit(argc - 1, argv + 1);
   if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
+  if (!strcmp(cmd, "compile")) return cmd_compile(argc - 1, argv + 1);
   fprintf(stderr, "rein: error: unknown command `%s` (try `rein --help`)\n", cmd);
   return 2;
 }

@@ -1,0 +1,67 @@
+/* cg.h — the back ends: a plan becomes an LLVM module (cg.c), which is linked with the kernel
+ * support library and optimized for the host CPU or NVPTX (cg_target.c), and packaged with its
+ * descriptor and PTX as a shared object (cg_artifact.c).  The ABI is runtime/include/rein/
+ * objective.h.
+ */
+#ifndef REIN_CG_H
+#define REIN_CG_H
+
+#include <llvm-c/Core.h>
+#include <stdio.h>
+
+#include "plan.h"
+
+typedef enum { CG_CPU, CG_GPU } CgTarget;
+
+/* Where every value lives between passes: the "memory plan" of the objective. */
+typedef struct {
+  const Plan *p;
+  int *store;    /* per node: index of its array at its level (token/seq/group), or its slot
+                    (batch level); -1 when it lives only in registers */
+  int *red;      /* per node: index of its running state (batch-level reductions), else -1 */
+  int *pass_of;  /* per node: the plan pass computing it outside the final stage, else -1 */
+  int narrays[LV_COUNT]; /* arrays per level; narrays[LV_BATCH] is the number of slots */
+  int nred;
+  int gradpass;  /* 1 when a synthetic pass writes gradients that are prologue or data values */
+} CgLayout;
+
+void cg_layout(CgLayout *l, const Plan *p);
+void cg_layout_free(CgLayout *l);
+
+/* True when gradient output node I is written by the synthetic pass (not computed by a micro
+ * pass: a prologue or data value). */
+bool cg_grad_synthetic(const Plan *p, int i);
+/* The number of passes in the artifact: the plan's, plus the synthetic gradient pass. */
+int cg_npasses(const CgLayout *l);
+/* Stage, loop level and REIN_PASS_* flags of artifact pass K. */
+void cg_pass_info(const CgLayout *l, int k, int *stage, int *loop, int *flags);
+
+/* Builds the module of the objective for target T in context CX: every entry point named in
+ * rein/objective.h, calling rk_* routines that cg_link_support provides. */
+LLVMModuleRef cg_module(LLVMContextRef cx, const CgLayout *l, CgTarget t);
+
+/* ---- cg_target.c ---- */
+typedef struct {
+  const char *cpu;        /* host CPU name for the CPU target; NULL: this machine's */
+  bool no_opt;            /* skip the optimization pipeline (rein emit --llvm -O0) */
+} CgOptions;
+
+/* Links the support library (and libdevice for the GPU) into M, internalizes everything but the
+ * entry points and optimizes for T (ARCH: "sm_80"/"sm_90" for the GPU).  False with a message
+ * in ERR (size ERRLEN) on failure. */
+bool cg_finish_module(LLVMModuleRef m, CgTarget t, const char *arch, const CgOptions *o, char *err,
+                      size_t errlen);
+/* PTX text of M for ARCH (malloc'd), or NULL with ERR. */
+char *cg_emit_ptx(LLVMModuleRef m, const char *arch, char *err, size_t errlen);
+/* Writes M as a host object file to PATH. */
+bool cg_emit_object(LLVMModuleRef m, const CgOptions *o, const char *path, char *err, size_t errlen);
+/* The GPU architectures every artifact carries. */
+extern const char *const cg_archs[];
+#define CG_NARCHS 2
+
+/* ---- cg_artifact.c ---- */
+/* Compiles plan P to the shared object OUT (written to a temporary name, then renamed).  Messages
+ * go to ERR.  False on failure. */
+bool cg_compile(const Plan *p, const char *out, const CgOptions *o, FILE *err);
+
+#endif

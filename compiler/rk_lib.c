@@ -1,0 +1,350 @@
+/* rk_lib.c — the kernel support library (see rk_lib.h).  Compiled to bitcode twice: for the host
+ * (the math below is ours: branch-free, with no calls, so loops that use it vectorize) and for
+ * nvptx64 (the math is libdevice's __nv_* routines, linked by the code generator).
+ *
+ * Rules for this file: no libc, no globals except the GPU's shared-memory buffer, no integer
+ * conversions of NaN (they are undefined), and everything selected rather than branched where
+ * it sits in a token loop.  Accuracy of the host math (tests/unit/test_rk.c checks it against
+ * libm over millions of arguments): exp, log within 1 ulp; log1p, expm1, tanh, pow within a few.
+ */
+#include "rk_lib.h"
+
+#define INF __builtin_inf()
+#define NAN_ __builtin_nan("")
+
+static double f_of(uint64_t u) { double d; __builtin_memcpy(&d, &u, 8); return d; }
+static uint64_t u_of(double d) { uint64_t u; __builtin_memcpy(&u, &d, 8); return u; }
+
+#ifdef __NVPTX__
+double __nv_exp(double);
+double __nv_log(double);
+double __nv_log1p(double);
+double __nv_expm1(double);
+double __nv_tanh(double);
+double __nv_pow(double, double);
+
+double rk_exp(double x) { return __nv_exp(x); }
+double rk_log(double x) { return __nv_log(x); }
+double rk_log1p(double x) { return __nv_log1p(x); }
+double rk_expm1(double x) { return __nv_expm1(x); }
+double rk_tanh(double x) { return __nv_tanh(x); }
+double rk_pow(double x, double y) { return __nv_pow(x, y); }
+#else
+
+/* round-to-nearest of |v| < 2^51 without a call: the add pushes the fraction out */
+#define MAGIC 6755399441055744.0 /* 1.5 * 2^52 */
+
+double rk_exp(double x) {
+  double xc = x > 709.8 ? 709.8 : x < -745.2 ? -745.2 : x;
+  xc = x != x ? 0.0 : xc;
+  double t = xc * 1.4426950408889634 + MAGIC;
+  int64_t k = (int64_t)(u_of(t) - u_of(MAGIC));
+  double kd = t - MAGIC;
+  double r = (xc - kd * 6.93147180369123816490e-01) - kd * 1.90821492927058770002e-10;
+  /* e^r on |r| <= 0.347: Taylor to degree 13, error below 1e-17 */
+  double p = 1.0 / 6227020800.0;
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  /* 2^k in two steps near the ends of the exponent range (k in [-1075, 1025]) */
+  int64_t adj = k > 1000 ? -64 : k < -1000 ? 64 : 0;
+  double post = k > 1000 ? 18446744073709551616.0 : k < -1000 ? 5.421010862427522e-20 : 1.0;
+  double res = p * f_of((uint64_t)(k + adj + 1023) << 52) * post;
+  return x != x ? x : res;
+}
+
+double rk_log(double x) {
+  int sub = x < 2.2250738585072014e-308;
+  double xs = sub ? x * 18014398509481984.0 : x; /* 2^54 */
+  uint64_t bits = u_of(xs);
+  uint64_t ebits = (bits >> 52) & 0x7ff;
+  double e = f_of(ebits | 0x4330000000000000ull) - 4503599627370496.0 - 1023.0 - (sub ? 54.0 : 0.0);
+  double m = f_of((bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull); /* [1, 2) */
+  int big = m > 1.4142135623730951;
+  m = big ? m * 0.5 : m;
+  e = big ? e + 1.0 : e;
+  double f = m - 1.0;
+  double s = f / (2.0 + f);
+  double z = s * s;
+  /* R = 2z/3 + 2z^2/5 + ... (2 atanh(s) = 2s + sR), |s| <= 0.1716, to z^10 */
+  double R = 2.0 / 21.0;
+  R = R * z + 2.0 / 19.0;
+  R = R * z + 2.0 / 17.0;
+  R = R * z + 2.0 / 15.0;
+  R = R * z + 2.0 / 13.0;
+  R = R * z + 2.0 / 11.0;
+  R = R * z + 2.0 / 9.0;
+  R = R * z + 2.0 / 7.0;
+  R = R * z + 2.0 / 5.0;
+  R = R * z + 2.0 / 3.0;
+  R = R * z;
+  double hfsq = 0.5 * f * f;
+  double res = e * 6.93147180369123816490e-01 -
+               ((hfsq - (s * (hfsq + R) + e * 1.90821492927058770002e-10)) - f);
+  res = x == INF ? INF : res;
+  res = x == 0.0 ? -INF : res;
+  res = x < 0.0 ? NAN_ : res;
+  return x != x ? x : res;
+}
+
+double rk_log1p(double x) {
+  double u = 1.0 + x;
+  double d = u - 1.0;
+  /* log(u) * x / (u - 1) corrects the rounding of 1 + x (Goldberg) */
+  double res = rk_log(u) * (x / (d == 0.0 ? 1.0 : d));
+  res = d == 0.0 ? x : res;
+  res = x == INF ? INF : res;
+  return res;
+}
+
+double rk_expm1(double x) {
+  double ax = x < 0 ? -x : x;
+  /* Taylor to degree 15 on |x| <= 0.35 */
+  double p = 1.0 / 1307674368000.0;
+  p = p * x + 1.0 / 87178291200.0;
+  p = p * x + 1.0 / 6227020800.0;
+  p = p * x + 1.0 / 479001600.0;
+  p = p * x + 1.0 / 39916800.0;
+  p = p * x + 1.0 / 3628800.0;
+  p = p * x + 1.0 / 362880.0;
+  p = p * x + 1.0 / 40320.0;
+  p = p * x + 1.0 / 5040.0;
+  p = p * x + 1.0 / 720.0;
+  p = p * x + 1.0 / 120.0;
+  p = p * x + 1.0 / 24.0;
+  p = p * x + 1.0 / 6.0;
+  p = p * x + 0.5;
+  double small = x + x * x * p;
+  double big = rk_exp(x) - 1.0;
+  return ax <= 0.35 ? small : big;
+}
+
+double rk_tanh(double x) {
+  double a = x < 0 ? -x : x;
+  double e = rk_expm1(-2.0 * (a > 40.0 ? 40.0 : a));
+  double t = -e / (2.0 + e);
+  t = a > 40.0 ? 1.0 : t;
+  t = x < 0 ? -t : t;
+  return x != x ? x : t;
+}
+
+/* pow with C99's special cases (Annex F): pow(x, 0) = 1 and pow(1, y) = 1 even for NaN; a
+ * negative base needs an integer exponent (odd ones keep the sign); otherwise exp(y log|x|). */
+double rk_pow(double x, double y) {
+  double ax = x < 0 ? -x : x;
+  double ay = y < 0 ? -y : y;
+  double fl = ay < 4503599627370496.0 ? (ay + MAGIC) - MAGIC : ay; /* nearest integer */
+  int yint = fl == ay;
+  double half = ay * 0.5;
+  double hfl = half < 4503599627370496.0 ? (half + MAGIC) - MAGIC : half;
+  int yodd = yint && hfl != half;
+  double mag = rk_exp(y * rk_log(ax));
+  mag = ax == 1.0 && (y == INF || y == -INF) ? 1.0 : mag;
+  mag = ax == 0.0 ? (y > 0 ? 0.0 : INF) : mag;
+  double res = x < 0 || (x == 0 && 1.0 / x < 0) ? (yint ? (yodd ? -mag : mag) : NAN_) : mag;
+  res = x != x || y != y ? NAN_ : res;
+  res = y == 0.0 || x == 1.0 ? 1.0 : res;
+  return res;
+}
+#endif
+
+double rk_sigmoid(double x) {
+  double e = rk_exp(-(x < 0 ? -x : x));
+  double r = x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+  return x != x ? x : r;
+}
+
+double rk_softplus(double x) {
+  double r = (x > 0 ? x : 0.0) + rk_log1p(rk_exp(-(x < 0 ? -x : x)));
+  return x != x ? x : r;
+}
+
+static uint64_t splitmix(uint64_t x) {
+  uint64_t z = x + 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+double rk_uniform(uint64_t seed, uint64_t step, uint64_t group, uint64_t seq) {
+  uint64_t h = splitmix(splitmix(splitmix(splitmix(seed) ^ step) ^ group) ^ seq);
+  return (double)(h >> 40) * (1.0 / 16777216.0);
+}
+
+void rk_acc(int op, double *st, double x, int keep) {
+  double n = st[0], a = st[1], b = st[2];
+  double n1 = n + 1.0;
+  switch (op) {
+  case RK_MAX:
+    a = n == 0 || x > a ? x : a;
+    break;
+  case RK_MIN:
+    a = n == 0 || x < a ? x : a;
+    break;
+  case RK_VAR:
+  case RK_STD: { /* Welford */
+    double d = x - a;
+    double mean = a + d / n1;
+    b = b + d * (x - mean);
+    a = mean;
+    break;
+  }
+  case RK_LSE: { /* running max a and sum b of exp(x - a) */
+    double m = n == 0 || x > a ? x : a;
+    double scale = n == 0 ? 0.0 : (a == m ? 1.0 : rk_exp(a - m));
+    b = b * scale + (x == m ? 1.0 : rk_exp(x - m));
+    a = m;
+    break;
+  }
+  default: /* sum, mean, count are emitted inline */
+    a += x;
+    break;
+  }
+  if (keep) {
+    st[0] = n1;
+    st[1] = a;
+    st[2] = b;
+  }
+}
+
+void rk_merge(int op, double *st, const double *o) {
+  double na = st[0], nb = o[0];
+  if (nb == 0) return;
+  if (na == 0) {
+    st[0] = o[0], st[1] = o[1], st[2] = o[2];
+    return;
+  }
+  double n = na + nb;
+  switch (op) {
+  case RK_MAX: st[1] = o[1] > st[1] ? o[1] : st[1]; break;
+  case RK_MIN: st[1] = o[1] < st[1] ? o[1] : st[1]; break;
+  case RK_VAR:
+  case RK_STD: { /* Chan et al. */
+    double d = o[1] - st[1];
+    st[1] = st[1] + d * nb / n;
+    st[2] = st[2] + o[2] + d * d * na * nb / n;
+    break;
+  }
+  case RK_LSE: {
+    double m = o[1] > st[1] ? o[1] : st[1];
+    double sa = st[1] == m ? st[2] : st[2] * rk_exp(st[1] - m);
+    double sb = o[1] == m ? o[2] : o[2] * rk_exp(o[1] - m);
+    st[1] = m;
+    st[2] = sa + sb;
+    break;
+  }
+  case RK_COUNT: break;
+  default: st[1] += o[1]; break; /* sum, mean */
+  }
+  st[0] = n;
+}
+
+double rk_finish(int op, int ddof, const double *st) {
+  double n = st[0], k = n - ddof;
+  switch (op) {
+  case RK_SUM: return n > 0 ? st[1] : 0.0;
+  case RK_MEAN: return n > 0 ? st[1] / n : 0.0;
+  case RK_COUNT: return n;
+  case RK_MAX:
+  case RK_MIN: return n > 0 ? st[1] : 0.0;
+  case RK_VAR: return k > 0 ? st[2] / k : 0.0;
+  case RK_STD: {
+    double v = k > 0 ? st[2] / k : 0.0;
+    return __builtin_sqrt(v);
+  }
+  case RK_LSE:
+    if (n == 0) return -INF;
+    if (st[1] == INF || st[1] == -INF) return st[1];
+    return st[1] + rk_log(st[2]);
+  }
+  return NAN_;
+}
+
+/* x[a] before x[b]: by value, NaN last, ties by position */
+static int before(const double *x, int32_t a, int32_t b) {
+  double xa = x[a], xb = x[b];
+  int na = xa != xa, nb = xb != xb;
+  if (na != nb) return nb;
+  if (!na && xa != xb) return xa < xb;
+  return a < b;
+}
+
+void rk_rank(const double *x, int64_t n, double *out, int32_t *idx, int32_t *tmp) {
+  for (int64_t i = 0; i < n; i++) idx[i] = (int32_t)i;
+  /* bottom-up merge sort: stable, O(n log n), no recursion */
+  for (int64_t w = 1; w < n; w *= 2) {
+    for (int64_t lo = 0; lo < n; lo += 2 * w) {
+      int64_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+      int64_t i = lo, j = mid, k = lo;
+      while (i < mid && j < hi) tmp[k++] = before(x, idx[j], idx[i]) ? idx[j++] : idx[i++];
+      while (i < mid) tmp[k++] = idx[i++];
+      while (j < hi) tmp[k++] = idx[j++];
+    }
+    for (int64_t i = 0; i < n; i++) idx[i] = tmp[i];
+  }
+  for (int64_t r = 0; r < n; r++) out[idx[r]] = (double)r;
+}
+
+void rk_argext(const double *x, const double *keep, int64_t n, int dir, double *out) {
+  int64_t best = -1;
+  for (int64_t i = 0; i < n; i++) {
+    out[i] = 0.0;
+    if (keep[i] == 0) continue;
+    if (best < 0 || (dir > 0 ? x[i] > x[best] : x[i] < x[best])) best = i;
+  }
+  if (best >= 0) out[best] = 1.0;
+}
+
+#ifdef __NVPTX__
+#define SHARED __attribute__((address_space(3)))
+static SHARED double rk_smem[32 * 3];
+
+static double shfl_down(double v, int d) {
+  uint64_t u = u_of(v);
+  uint32_t lo = (uint32_t)u, hi = (uint32_t)(u >> 32);
+  lo = (uint32_t)__nvvm_shfl_sync_down_i32(0xffffffffu, (int)lo, d, 31);
+  hi = (uint32_t)__nvvm_shfl_sync_down_i32(0xffffffffu, (int)hi, d, 31);
+  return f_of(((uint64_t)hi << 32) | lo);
+}
+
+/* merges within each warp: lane i ends with lanes i..31 merged in lane order (lane 0: all) */
+static void warp_reduce(int op, double *st, int lane) {
+  for (int d = 16; d > 0; d >>= 1) {
+    double o[3];
+    for (int k = 0; k < 3; k++) o[k] = shfl_down(st[k], d);
+    if (lane + d < 32) rk_merge(op, st, o);
+  }
+}
+
+void rk_block_reduce(int op, double *st) {
+  int tid = __nvvm_read_ptx_sreg_tid_x(), nt = __nvvm_read_ptx_sreg_ntid_x();
+  int lane = tid & 31, warp = tid >> 5, nwarps = (nt + 31) >> 5;
+  if (nt < 32) { /* a partial warp: lanes past nt hold empty states */
+    if (tid >= nt) st[0] = 0;
+  }
+  warp_reduce(op, st, lane);
+  __nvvm_barrier_sync(0);
+  if (lane == 0)
+    for (int k = 0; k < 3; k++) rk_smem[warp * 3 + k] = st[k];
+  __nvvm_barrier_sync(0);
+  if (warp == 0) {
+    for (int k = 0; k < 3; k++) st[k] = lane < nwarps ? rk_smem[lane * 3 + k] : 0.0;
+    warp_reduce(op, st, lane);
+    if (lane == 0)
+      for (int k = 0; k < 3; k++) rk_smem[k] = st[k];
+  }
+  __nvvm_barrier_sync(0);
+  for (int k = 0; k < 3; k++) st[k] = rk_smem[k];
+  __nvvm_barrier_sync(0);
+}
+#endif

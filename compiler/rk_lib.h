@@ -1,0 +1,53 @@
+/* rk_lib.h — the kernel support library (rk_lib.c): the scalar routines that compiled kernels
+ * call, written once in C and compiled at build time to LLVM bitcode for the host and for
+ * nvptx64 (compiler/CMakeLists.txt).  The code generator links that bitcode into every module,
+ * internalizes it and lets the optimizer inline it, so a kernel ends up with no calls at all on
+ * the CPU (the math is vectorizable straight-line code) and libdevice's routines on the GPU.
+ *
+ * Reduction states are 3 doubles {n, a, b} (the same layout as the runtime's records and states,
+ * rein/objective.h):
+ *   sum, mean      {n, sum, -}          count       {n, -, -}
+ *   max, min       {n, extremum, -}     var, std    {n, mean, M2}  (Welford; Chan to merge)
+ *   logsumexp      {n, max, sum of exp(x - max)}
+ * A state with n == 0 is empty whatever a and b hold; merging with it is the identity.
+ */
+#ifndef REIN_RK_LIB_H
+#define REIN_RK_LIB_H
+
+#include <stdint.h>
+
+enum { RK_SUM, RK_MEAN, RK_MAX, RK_MIN, RK_VAR, RK_STD, RK_LSE, RK_COUNT };
+
+double rk_exp(double x);
+double rk_log(double x);
+double rk_log1p(double x);
+double rk_expm1(double x);
+double rk_tanh(double x);
+double rk_pow(double x, double y);
+double rk_sigmoid(double x);
+double rk_softplus(double x);
+double rk_uniform(uint64_t seed, uint64_t step, uint64_t group, uint64_t seq);
+
+/* Adds element X to state ST when KEEP (max/min/var/std/logsumexp; sum/mean/count are emitted
+ * inline so the loop vectorizer sees a plain reduction). */
+void rk_acc(int op, double *st, double x, int keep);
+/* ST := ST merged with O (O's elements come after ST's). */
+void rk_merge(int op, double *st, const double *o);
+/* The value of the reduction from its state (the language's rules for empty reductions). */
+double rk_finish(int op, int ddof, const double *st);
+
+/* OUT[i] := the rank of X[i] among X[0..n) (0-based; ties by position, NaN last), using IDX and
+ * TMP (n each) as scratch. */
+void rk_rank(const double *x, int64_t n, double *out, int32_t *idx, int32_t *tmp);
+/* OUT[i] := 1 for the first element with KEEP[i] != 0 holding the largest (DIR > 0) or smallest
+ * (DIR < 0) X among those kept, 0 elsewhere. */
+void rk_argext(const double *x, const double *keep, int64_t n, int dir, double *out);
+
+#ifdef __NVPTX__
+/* GPU only: merges the states ST of every thread of the block (a fixed tree: warp shuffles, then
+ * the warps' results through shared memory) and gives the total to every thread.  Call from
+ * uniform control flow with a power-of-two block size of at most 1024. */
+void rk_block_reduce(int op, double *st);
+#endif
+
+#endif

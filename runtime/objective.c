@@ -1,0 +1,273 @@
+/* objective.c — the loader of compiled objectives and the step driver shared by the back ends.
+ *
+ * rt_open dlopens an artifact and checks its descriptor before anything else reads it: the
+ * magic and ABI version first (they are the first two words in every version), then counts and
+ * entry points.  rt_run drives one step through a small backend interface (RtOps): the CPU one
+ * is in this file, the GPU one in exec_gpu.c.  The driver runs the stages in the order
+ * rein/objective.h gives; each backend only knows how to prepare buffers, call an entry point
+ * and fetch the results.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec.h"
+
+struct rt_objective {
+  void *dl;
+  const rein_objective *d;
+  char *path;
+};
+
+#define FAIL(...) (snprintf(err, errlen, __VA_ARGS__), false)
+
+static bool check_desc(const rein_objective *d, const char *path, char *err, size_t errlen) {
+  if (d->magic != REIN_MAGIC) return FAIL("%s: not a Rein objective (bad magic number in `%s`)", path, REIN_SYMBOL);
+  if (d->abi_version != REIN_ABI_VERSION)
+    return FAIL("%s: compiled for objective ABI version %u, this runtime reads version %d (recompile it with "
+                "`rein compile`)", path, d->abi_version, REIN_ABI_VERSION);
+  const int32_t *cnt[] = {&d->nparams, &d->nuinputs, &d->nmetrics, &d->npasses, &d->ntok_arrays, &d->nseq_arrays,
+                          &d->ngrp_arrays, &d->nslots, &d->nreductions, &d->nptx};
+  static const char *const names[] = {"nparams", "nuinputs", "nmetrics", "npasses", "ntok_arrays", "nseq_arrays",
+                                      "ngrp_arrays", "nslots", "nreductions", "nptx"};
+  for (size_t k = 0; k < sizeof cnt / sizeof *cnt; k++)
+    if (*cnt[k] < 0 || *cnt[k] > 100000) return FAIL("%s: descriptor field `%s` is %d", path, names[k], *cnt[k]);
+  if (!d->name || !d->description) return FAIL("%s: descriptor has no name", path);
+  if ((d->nparams && !d->params) || (d->nuinputs && !d->uinputs) || (d->nmetrics && !d->metrics) ||
+      (d->npasses && !d->passes) || (d->nptx && (!d->ptx || !d->ptx_arch)))
+    return FAIL("%s: descriptor has a NULL table", path);
+  if (!d->finish || !d->outputs) return FAIL("%s: descriptor lacks the entry point rein_finish or rein_outputs", path);
+  for (int k = 0; k < d->npasses; k++) {
+    const rein_pass *p = &d->passes[k];
+    if (p->stage < REIN_STAGE_PROLOGUE || p->stage > REIN_STAGE_FINAL || p->loop < REIN_TOKEN || p->loop > REIN_BATCH)
+      return FAIL("%s: pass %d has stage %d, loop %d", path, k, p->stage, p->loop);
+    if (!p->begin || !p->groups || !p->merge || !p->end) return FAIL("%s: pass %d lacks an entry point", path, k);
+  }
+  for (int k = 0; k < d->nuinputs; k++)
+    if (!d->uinputs[k].name || (d->uinputs[k].level != REIN_TOKEN && d->uinputs[k].level != REIN_SEQ))
+      return FAIL("%s: user input %d is malformed", path, k);
+  return true;
+}
+
+rt_objective *rt_open(const char *path, char *err, size_t errlen) {
+  /* dlopen searches the library path for a bare name: make it a path */
+  char *p = malloc(strlen(path) + 3);
+  if (!p) abort();
+  sprintf(p, "%s%s", strchr(path, '/') ? "" : "./", path);
+  void *dl = dlopen(p, RTLD_NOW | RTLD_LOCAL);
+  if (!dl) {
+    const char *e = dlerror();
+    snprintf(err, errlen, "%s: cannot load the objective: %s", path, e ? e : "unknown error");
+    free(p);
+    return NULL;
+  }
+  const rein_objective *d = dlsym(dl, REIN_SYMBOL);
+  if (!d) {
+    snprintf(err, errlen, "%s: not a Rein objective (no symbol `%s`)", path, REIN_SYMBOL);
+  } else if (check_desc(d, path, err, errlen)) {
+    rt_objective *o = calloc(1, sizeof *o);
+    if (!o) abort();
+    o->dl = dl;
+    o->d = d;
+    o->path = p;
+    return o;
+  }
+  dlclose(dl);
+  free(p);
+  return NULL;
+}
+
+void rt_close(rt_objective *o) {
+  if (!o) return;
+  dlclose(o->dl);
+  free(o->path);
+  free(o);
+}
+
+const rein_objective *rt_desc(const rt_objective *o) { return o->d; }
+
+/* ---------------------------------------------------------------------------------------------
+ * The CPU backend: the entry points are called directly; a groups sweep is split into chunks of
+ * groups run by OpenMP threads (any split gives the same bits: states are kept per group).
+ */
+
+typedef struct {
+  rt_exec base;
+  rein_ctx ctx;
+  double *slots, *store[3], *records, *states, *scratch, *out;
+  float *grad;
+  size_t cap[9];
+} CpuExec;
+
+/* Grows *P to hold N elements of SZ bytes (zeroed when ZERO). */
+static void *grow(void *p, size_t *cap, size_t n, size_t sz) {
+  if (n == 0) n = 1;
+  if (n > *cap) {
+    free(p);
+    p = calloc(n, sz);
+    if (!p) abort();
+    *cap = n;
+  }
+  return p;
+}
+
+static bool cpu_prepare(rt_exec *xb, const rt_batch *b, const double *params, char *err, size_t errlen) {
+  CpuExec *x = (CpuExec *)xb;
+  const rein_objective *d = xb->d;
+  rein_ctx *c = &x->ctx;
+  memset(c, 0, sizeof *c);
+  c->ngroups = b->ngroups, c->nseqs = b->nseqs, c->ntoks = b->ntoks;
+  c->grp_seq = b->grp_seq, c->seq_tok = b->seq_tok;
+  for (int k = 0; k < REIN_NUM_INPUTS; k++) c->in[k] = b->in[k];
+  c->uin = b->uin;
+  c->params = params;
+  c->seed = b->seed, c->step = b->step;
+  int64_t cnt[3] = {b->ntoks, b->nseqs, b->ngroups};
+  int32_t narr[3] = {d->ntok_arrays, d->nseq_arrays, d->ngrp_arrays};
+  for (int l = 0; l < 3; l++) x->store[l] = grow(x->store[l], &x->cap[l], (size_t)narr[l] * (size_t)cnt[l], sizeof(double));
+  x->slots = grow(x->slots, &x->cap[3], (size_t)d->nslots, sizeof(double));
+  x->records = grow(x->records, &x->cap[4], (size_t)b->ngroups * (size_t)d->nreductions * 3, sizeof(double));
+  x->states = grow(x->states, &x->cap[5], (size_t)d->nreductions * 3, sizeof(double));
+  size_t big = (size_t)(b->ntoks > b->nseqs ? b->ntoks : b->nseqs) + 1;
+  x->scratch = grow(x->scratch, &x->cap[6], 3 * big, sizeof(double));
+  x->out = grow(x->out, &x->cap[7], 1 + (size_t)d->nmetrics, sizeof(double));
+  x->grad = grow(x->grad, &x->cap[8], 2 * (size_t)b->ntoks, sizeof(float));
+  memset(x->states, 0, sizeof(double) * (size_t)d->nreductions * 3);
+  memset(x->grad, 0, sizeof(float) * 2 * (size_t)b->ntoks);
+  c->tok_store = x->store[0], c->seq_store = x->store[1], c->grp_store = x->store[2];
+  c->slots = x->slots, c->records = x->records, c->states = x->states, c->scratch = x->scratch;
+  c->grad[0] = x->grad, c->grad[1] = x->grad + b->ntoks;
+  c->out = x->out;
+  (void)err, (void)errlen;
+  return true;
+}
+
+static void cpu_view(rt_exec *xb, int64_t g0, int64_t g1) {
+  CpuExec *x = (CpuExec *)xb;
+  x->ctx.g0 = g0, x->ctx.g1 = g1;
+}
+
+static bool cpu_scalar(rt_exec *xb, int pass, int entry) {
+  CpuExec *x = (CpuExec *)xb;
+  const rein_objective *d = xb->d;
+  if (pass < 0) {
+    (entry == RT_FINISH ? d->finish : d->outputs)(&x->ctx);
+    return true;
+  }
+  const rein_pass *p = &d->passes[pass];
+  (entry == RT_BEGIN ? p->begin : p->end)(&x->ctx);
+  return true;
+}
+
+static bool cpu_range(rt_exec *xb, int pass, int entry, int64_t g0, int64_t g1) {
+  CpuExec *x = (CpuExec *)xb;
+  const rein_pass *p = &xb->d->passes[pass];
+  if (entry == RT_MERGE) {
+    p->merge(&x->ctx, g0, g1);
+    return true;
+  }
+  int64_t n = g1 - g0;
+  int threads = xb->nthreads > 0 ? xb->nthreads : omp_get_max_threads();
+  int64_t nchunks = n < 8 * (int64_t)threads ? n : 8 * (int64_t)threads;
+  if (threads <= 1 || n < 2) {
+    p->groups(&x->ctx, g0, g1);
+    return true;
+  }
+  rein_ctx *c = &x->ctx;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (int64_t k = 0; k < nchunks; k++) p->groups(c, g0 + n * k / nchunks, g0 + n * (k + 1) / nchunks);
+  return true;
+}
+
+static bool cpu_fetch(rt_exec *xb, rt_result *r, char *err, size_t errlen) {
+  CpuExec *x = (CpuExec *)xb;
+  r->loss = x->out[0];
+  r->metrics = x->out + 1;
+  r->grad[0] = x->ctx.grad[0];
+  r->grad[1] = x->ctx.grad[1];
+  (void)err, (void)errlen;
+  return true;
+}
+
+static void cpu_free(rt_exec *xb) {
+  CpuExec *x = (CpuExec *)xb;
+  for (int l = 0; l < 3; l++) free(x->store[l]);
+  free(x->slots);
+  free(x->records);
+  free(x->states);
+  free(x->scratch);
+  free(x->out);
+  free(x->grad);
+  free(x);
+}
+
+static const RtOps cpu_ops = {cpu_prepare, cpu_view, cpu_scalar, cpu_range, cpu_fetch, cpu_free};
+
+rt_exec *rt_exec_new(rt_objective *o, rt_backend backend, int nthreads, char *err, size_t errlen) {
+  rt_exec *x;
+  if (backend == RT_GPU) {
+    x = rt_gpu_new(o->d, err, errlen);
+    if (!x) return NULL;
+  } else {
+    CpuExec *cx = calloc(1, sizeof *cx);
+    if (!cx) abort();
+    cx->base.ops = &cpu_ops;
+    x = &cx->base;
+  }
+  x->d = o->d;
+  x->nthreads = nthreads;
+  return x;
+}
+
+void rt_exec_free(rt_exec *x) {
+  if (x) x->ops->free(x);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The step driver.
+ */
+
+static bool run_pass(rt_exec *x, int k, int64_t g0, int64_t g1) {
+  const rein_pass *p = &x->d->passes[k];
+  const RtOps *ops = x->ops;
+  return (!(p->flags & REIN_PASS_BEGIN) || ops->scalar(x, k, RT_BEGIN)) &&
+         (!(p->flags & REIN_PASS_GROUPS) || ops->range(x, k, RT_GROUPS, g0, g1)) &&
+         (!(p->flags & REIN_PASS_MERGE) || ops->range(x, k, RT_MERGE, g0, g1)) &&
+         (!(p->flags & REIN_PASS_END) || ops->scalar(x, k, RT_END));
+}
+
+static bool run_stage(rt_exec *x, int stage, int64_t g0, int64_t g1) {
+  x->ops->view(x, g0, g1);
+  for (int k = 0; k < x->d->npasses; k++)
+    if (x->d->passes[k].stage == stage && !run_pass(x, k, g0, g1)) return false;
+  return true;
+}
+
+static const char *const input_names[REIN_NUM_INPUTS] = {"logp", "entropy", "old_logp", "ref_logp", "pos",
+                                                         "reward", "len", "truncated", "lag"};
+
+bool rt_run(rt_exec *x, const rt_batch *b, const double *params, int64_t micro_groups, rt_result *r, char *err,
+            size_t errlen) {
+  const rein_objective *d = x->d;
+  if (b->ngroups < 1 || b->nseqs < b->ngroups || b->ntoks < 0 || !b->grp_seq || !b->seq_tok)
+    return FAIL("batch: malformed shape (%lld groups, %lld sequences, %lld tokens)", (long long)b->ngroups,
+                (long long)b->nseqs, (long long)b->ntoks);
+  for (int k = 0; k < REIN_NUM_INPUTS; k++)
+    if ((d->inputs_used >> k & 1) && k != REIN_IN_POS && k != REIN_IN_LEN && !b->in[k])
+      return FAIL("batch: the objective reads `%s`, which the batch lacks", input_names[k]);
+  if (d->nuinputs && !b->uin) return FAIL("batch: the objective reads user inputs, which the batch lacks");
+  for (int k = 0; k < d->nuinputs; k++)
+    if (!b->uin[k]) return FAIL("batch: the objective reads `%s`, which the batch lacks", d->uinputs[k].name);
+  if (!x->ops->prepare(x, b, params, err, errlen)) return false;
+  int64_t step = micro_groups > 0 ? micro_groups : b->ngroups;
+  bool ok = run_stage(x, REIN_STAGE_PROLOGUE, 0, b->ngroups);
+  for (int64_t g0 = 0; ok && g0 < b->ngroups; g0 += step)
+    ok = run_stage(x, REIN_STAGE_MICRO, g0, g0 + step < b->ngroups ? g0 + step : b->ngroups);
+  ok = ok && x->ops->scalar(x, -1, RT_FINISH) && run_stage(x, REIN_STAGE_FINAL, 0, b->ngroups) &&
+       x->ops->scalar(x, -1, RT_OUTPUTS) && x->ops->fetch(x, r, err, errlen);
+  if (!ok && !err[0]) snprintf(err, errlen, "the %s backend failed", x->ops == &cpu_ops ? "CPU" : "GPU");
+  return ok;
+}
