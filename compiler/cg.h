@@ -44,6 +44,7 @@ LLVMModuleRef cg_module(LLVMContextRef cx, const CgLayout *l, CgTarget t);
 typedef struct {
   const char *cpu;        /* host CPU name for the CPU target; NULL: this machine's */
   bool no_opt;            /* skip the optimization pipeline (rein emit --llvm -O0) */
+  bool no_ptx;            /* an artifact without PTX (host code only; faster to build) */
 } CgOptions;
 
 /* Links the support library (and libdevice for the GPU) into M, internalizes everything but the
@@ -58,6 +59,21 @@ bool cg_emit_object(LLVMModuleRef m, const CgOptions *o, const char *path, char 
 /* The GPU architectures every artifact carries. */
 extern const char *const cg_archs[];
 #define CG_NARCHS 2
+
+/* ---- cg_eval.c ---- */
+#include "batch.h"
+#include "interp.h"
+#include "rein/runtime.h"
+
+/* Compiles P to a temporary shared object and opens it (the file is removed at once). */
+rt_objective *cg_compile_and_open(const Plan *p, const CgOptions *co, char *err, size_t errlen);
+/* Runs loaded objective O (of graph G) on B like it_eval: float32 inputs, the CPU (THREADS; 0:
+ * the default) or the GPU.  Fills R (it_result_free).  False with a message in ERR. */
+bool cg_run_loaded(rt_objective *o, const IrGraph *g, const Batch *b, const double *params, int micro, bool gpu,
+                   int threads, ItResult *r, char *err, size_t errlen);
+/* cg_compile_and_open, then cg_run_loaded. */
+bool cg_eval(const Plan *p, const Batch *b, const double *params, int micro, bool gpu, int threads,
+             const CgOptions *co, ItResult *r, char *err, size_t errlen);
 
 /* ---- cg_artifact.c ---- */
 /* Compiles plan P to the shared object OUT (written to a temporary name, then renamed).  Messages

@@ -54,7 +54,7 @@ static LLVMValueRef fnref(Desc *d, const char *name) {
 }
 
 /* Adds the descriptor to host module M of layout L, with PTX[a] for cg_archs[a]. */
-static void add_descriptor(Desc *d, const CgLayout *l, char **ptx) {
+static void add_descriptor(Desc *d, const CgLayout *l, char **ptx, int narchs) {
   const IrGraph *g = l->p->g;
   LLVMContextRef cx = d->cx;
   /* params */
@@ -107,7 +107,7 @@ static void add_descriptor(Desc *d, const CgLayout *l, char **ptx) {
   if (g->grad[IR_GRAD_LOGP] >= 0) flags |= REIN_GRAD_LOGP;
   if (g->grad[IR_GRAD_ENTROPY] >= 0) flags |= REIN_GRAD_ENTROPY;
   LLVMValueRef archs[CG_NARCHS], ptxs[CG_NARCHS];
-  for (int a = 0; a < CG_NARCHS; a++) {
+  for (int a = 0; a < narchs; a++) {
     archs[a] = str(d, cg_archs[a]);
     ptxs[a] = str(d, ptx[a]);
   }
@@ -118,8 +118,8 @@ static void add_descriptor(Desc *d, const CgLayout *l, char **ptx) {
       array(d, d->ptr, mv, g->nmetrics, ".rein.metrics"), array(d, pass_t, sv, np, ".rein.passes"),
       LLVMConstInt(d->i32, inputs, 0), LLVMConstInt(d->i32, flags, 0), i32c(d, l->narrays[LV_TOKEN]),
       i32c(d, l->narrays[LV_SEQ]), i32c(d, l->narrays[LV_GROUP]), i32c(d, l->narrays[LV_BATCH]), i32c(d, l->nred),
-      i32c(d, CG_NARCHS), fnref(d, "rein_finish"), fnref(d, "rein_outputs"),
-      array(d, d->ptr, archs, CG_NARCHS, ".rein.archs"), array(d, d->ptr, ptxs, CG_NARCHS, ".rein.ptx")};
+      i32c(d, narchs), fnref(d, "rein_finish"), fnref(d, "rein_outputs"),
+      array(d, d->ptr, archs, narchs, ".rein.archs"), array(d, d->ptr, ptxs, narchs, ".rein.ptx")};
   LLVMTypeRef ft[24];
   for (int k = 0; k < 24; k++) ft[k] = LLVMTypeOf(f[k]);
   LLVMValueRef init = LLVMConstStructInContext(cx, f, 24, 0);
@@ -163,7 +163,8 @@ bool cg_compile(const Plan *p, const char *out, const CgOptions *o, FILE *err) {
   char *ptx[CG_NARCHS] = {0};
   LLVMContextRef cx = LLVMContextCreate();
   /* the GPU module, once per architecture */
-  for (int a = 0; ok && a < CG_NARCHS; a++) {
+  int narchs = o && o->no_ptx ? 0 : CG_NARCHS;
+  for (int a = 0; ok && a < narchs; a++) {
     LLVMModuleRef gm = cg_module(cx, &l, CG_GPU);
     ok = cg_finish_module(gm, CG_GPU, cg_archs[a], o, msg, sizeof msg) &&
          (ptx[a] = cg_emit_ptx(gm, cg_archs[a], msg, sizeof msg)) != NULL;
@@ -173,7 +174,7 @@ bool cg_compile(const Plan *p, const char *out, const CgOptions *o, FILE *err) {
   if (ok) {
     Desc d = {cx, m, LLVMInt32TypeInContext(cx), LLVMInt64TypeInContext(cx), LLVMDoubleTypeInContext(cx),
               LLVMPointerTypeInContext(cx, 0), 0};
-    add_descriptor(&d, &l, ptx);
+    add_descriptor(&d, &l, ptx, narchs);
     ok = cg_finish_module(m, CG_CPU, NULL, o, msg, sizeof msg);
   }
   /* temporaries next to OUT, so the rename cannot cross file systems */

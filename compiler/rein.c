@@ -5,7 +5,7 @@
  *   rein emit --ir|--grad|--plan [--dump-after=PASS] FILE
  *                             print the graph IR, the differentiated IR, or the plan (FILE may be
  *                             a .rein program or IR text, .ir)
- *   rein emit --llvm [-O0] FILE | --ptx [--arch sm_80|sm_90] FILE
+ *   rein emit --llvm [-O0] [--cpu CPU] FILE | --ptx [--arch sm_80|sm_90] FILE
  *                             print the optimized host LLVM IR, or the PTX of the GPU kernels
  *   rein compile FILE -o NAME.so [--cpu NAME]
  *                             compile to a shared object (rein/objective.h): native code, PTX
@@ -49,7 +49,7 @@ static void usage(FILE *out) {
           "  emit --plan FILE     print the stages and fused passes\n"
           "       --dump-after=PASS  also print the IR after PASS (lower, fold, cse, dce,\n"
           "                          grad, simplify)\n"
-          "  emit --llvm [-O0] FILE  print the host LLVM IR of the compiled kernels\n"
+          "  emit --llvm [-O0] [--cpu CPU] FILE  print the host LLVM IR of the kernels\n"
           "  emit --ptx [--arch A] FILE  print the PTX (A: sm_80, the default, or sm_90)\n"
           "  compile FILE -o NAME.so [--cpu CPU]  compile to a shared object (native code for\n"
           "                       this machine's CPU, or CPU; PTX for sm_80 and sm_90)\n"
@@ -155,11 +155,12 @@ static int emit_code(const Plan *p, const char *arch, const CgOptions *co) {
 static int cmd_emit(int argc, char **argv) {
   enum { EMIT_NONE, EMIT_AST, EMIT_IR, EMIT_GRAD, EMIT_PLAN, EMIT_LLVM, EMIT_PTX } what = EMIT_NONE;
   const char *arch = "sm_80";
-  CgOptions co = {NULL, false};
+  CgOptions co = {NULL, false, false};
   static const struct option opts[] = {{"ast", no_argument, 0, 'a'},
                                        {"llvm", no_argument, 0, 'l'},
                                        {"ptx", no_argument, 0, 'x'},
                                        {"arch", required_argument, 0, 'r'},
+                                       {"cpu", required_argument, 0, 'c'},
                                        {"ir", no_argument, 0, 'i'},
                                        {"grad", no_argument, 0, 'g'},
                                        {"plan", no_argument, 0, 'p'},
@@ -172,6 +173,7 @@ static int cmd_emit(int argc, char **argv) {
     switch (c) {
     case 'a': what = EMIT_AST; break;
     case 'l': what = EMIT_LLVM; break;
+    case 'c': co.cpu = optarg; break;
     case 'x': what = EMIT_PTX; break;
     case 'r':
       if (strcmp(optarg, "sm_80") && strcmp(optarg, "sm_90")) {
@@ -311,98 +313,6 @@ static bool apply_set(const IrGraph *g, const char *arg, double *params) {
   return true;
 }
 
-/* Compiles P into a temporary shared object and loads it.  NULL with a message on stderr. */
-static rt_objective *compile_and_open(const Plan *p) {
-  const char *tmpdir = getenv("TMPDIR");
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%s/rein-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-  if (!mkdtemp(dir)) {
-    fprintf(stderr, "rein: error: cannot create a temporary directory in %s: %s\n", dir, strerror(errno));
-    return NULL;
-  }
-  char so[4200];
-  snprintf(so, sizeof so, "%s/objective.so", dir);
-  CgOptions co = {NULL, false};
-  rt_objective *o = NULL;
-  if (cg_compile(p, so, &co, stderr)) {
-    char err[1024];
-    o = rt_open(so, err, sizeof err);
-    if (!o) fprintf(stderr, "rein: error: %s\n", err);
-  }
-  unlink(so);
-  rmdir(dir);
-  return o;
-}
-
-/* The batch in the ABI's layout: int32 offsets, float32 inputs.  Free with free_rt_batch. */
-static rt_batch to_rt_batch(const Batch *b) {
-  rt_batch r = {b->ngroups, b->nseqs, b->ntoks, NULL, NULL, {0}, NULL, b->seed, b->step};
-  int32_t *gs = ir_xcalloc((size_t)b->ngroups + 1, sizeof(int32_t)), *st = ir_xcalloc((size_t)b->nseqs + 1, sizeof(int32_t));
-  for (int i = 0; i <= b->ngroups; i++) gs[i] = b->grp_seq[i];
-  for (int i = 0; i <= b->nseqs; i++) st[i] = b->seq_tok[i];
-  r.grp_seq = gs, r.seq_tok = st;
-  for (int k = 0; k < IN_COUNT; k++) {
-    if (!b->in[k]) continue;
-    int n = bi_inputs[k].level == LV_TOKEN ? b->ntoks : b->nseqs;
-    float *v = ir_xcalloc((size_t)n + 1, sizeof(float));
-    for (int i = 0; i < n; i++) v[i] = (float)b->in[k][i];
-    r.in[k] = v;
-  }
-  float **u = ir_xcalloc((size_t)b->nuin + 1, sizeof(float *));
-  for (int k = 0; k < b->nuin; k++) {
-    if (!b->uin[k]) continue;
-    /* a user input's level is not in the batch: token arrays are the longer */
-    int n = b->ntoks > b->nseqs ? b->ntoks : b->nseqs;
-    u[k] = ir_xcalloc((size_t)n + 1, sizeof(float));
-  }
-  r.uin = (const float *const *)u;
-  return r;
-}
-
-static void free_rt_batch(rt_batch *r, int nuin) {
-  free((void *)r->grp_seq);
-  free((void *)r->seq_tok);
-  for (int k = 0; k < IN_COUNT; k++) free((void *)r->in[k]);
-  for (int k = 0; k < nuin; k++) free((void *)r->uin[k]);
-  free((void *)r->uin);
-}
-
-/* Evaluates P on B with the compiled code (GPU or CPU); fills R like it_eval.  False after
- * printing a message. */
-static bool eval_compiled(const Plan *p, const Batch *b, const double *params, int micro, bool gpu, int threads,
-                          ItResult *r) {
-  const IrGraph *g = p->g;
-  rt_objective *o = compile_and_open(p);
-  if (!o) return false;
-  char err[1024] = "";
-  rt_exec *x = rt_exec_new(o, gpu ? RT_GPU : RT_CPU, threads, err, sizeof err);
-  rt_batch rb = to_rt_batch(b);
-  for (int k = 0; k < b->nuin; k++) {
-    int n = g->uinputs[k].level == LV_TOKEN ? b->ntoks : b->nseqs;
-    for (int i = 0; b->uin[k] && i < n; i++) ((float *)rb.uin[k])[i] = (float)b->uin[k][i];
-  }
-  rt_result res;
-  bool ok = x && rt_run(x, &rb, params, micro, &res, err, sizeof err);
-  if (ok) {
-    memset(r, 0, sizeof *r);
-    r->loss = res.loss;
-    r->nmetrics = g->nmetrics;
-    r->ntoks = b->ntoks;
-    r->metrics = ir_xcalloc((size_t)g->nmetrics + 1, sizeof(double));
-    for (int m = 0; m < g->nmetrics; m++) r->metrics[m] = res.metrics[m];
-    for (int k = 0; k < IR_NGRADS; k++) {
-      r->grad[k] = ir_xcalloc((size_t)b->ntoks + 1, sizeof(double));
-      for (int t = 0; t < b->ntoks; t++) r->grad[k][t] = res.grad[k][t];
-    }
-  } else {
-    fprintf(stderr, "rein eval: error: %s\n", err);
-  }
-  free_rt_batch(&rb, b->nuin);
-  rt_exec_free(x);
-  rt_close(o);
-  return ok;
-}
-
 /* rein compile FILE -o NAME.so [--cpu CPU] */
 static int cmd_compile(int argc, char **argv) {
   static const struct option opts[] = {{"output", required_argument, 0, 'o'},
@@ -410,7 +320,7 @@ static int cmd_compile(int argc, char **argv) {
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   const char *out = NULL;
-  CgOptions co = {NULL, false};
+  CgOptions co = {NULL, false, false};
   int c;
   while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
     switch (c) {
@@ -510,7 +420,12 @@ static int cmd_eval(int argc, char **argv) {
       ItResult r;
       bool done = true;
       if (!strcmp(backend, "interp")) it_eval(p, b, params, micro, &r);
-      else done = eval_compiled(p, b, params, micro, !strcmp(backend, "gpu"), threads, &r);
+      else {
+        char err[1024];
+        CgOptions co = {NULL, false, false};
+        done = cg_eval(p, b, params, micro, !strcmp(backend, "gpu"), threads, &co, &r, err, sizeof err);
+        if (!done) fprintf(stderr, "rein eval: error: %s\n", err);
+      }
       if (done) {
         print_eval(stdout, g, b, &r);
         it_result_free(&r);

@@ -264,7 +264,12 @@ rt_exec *rt_gpu_new(const rein_objective *d, char *err, size_t errlen) {
   const char *ptx = NULL;
   for (int k = 0; k < d->nptx; k++)
     if (!strcmp(d->ptx_arch[k], want)) ptx = d->ptx[k];
-  if (major < 8 || !ptx) {
+  if (major >= 8 && !ptx) {
+    snprintf(err, errlen, "the objective was compiled without PTX for %s (rebuild it with `rein compile`)", want);
+    gpu_free(&x->base);
+    return NULL;
+  }
+  if (major < 8) {
     snprintf(err, errlen, "no GPU: device 0 has compute capability %d.%d; the objective has PTX for sm_80 and sm_90",
              major, minor);
     gpu_free(&x->base);

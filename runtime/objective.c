@@ -136,7 +136,10 @@ static bool cpu_prepare(rt_exec *xb, const rt_batch *b, const double *params, ch
   x->out = grow(x->out, &x->cap[7], 1 + (size_t)d->nmetrics, sizeof(double));
   x->grad = grow(x->grad, &x->cap[8], 2 * (size_t)b->ntoks, sizeof(float));
   memset(x->states, 0, sizeof(double) * (size_t)d->nreductions * 3);
-  memset(x->grad, 0, sizeof(float) * 2 * (size_t)b->ntoks);
+  /* a gradient the objective has is written for every token by its passes; the other is zero */
+  for (int k = 0; k < 2; k++)
+    if (!(d->flags & (k ? REIN_GRAD_ENTROPY : REIN_GRAD_LOGP)))
+      memset(x->grad + k * b->ntoks, 0, sizeof(float) * (size_t)b->ntoks);
   c->tok_store = x->store[0], c->seq_store = x->store[1], c->grp_store = x->store[2];
   c->slots = x->slots, c->records = x->records, c->states = x->states, c->scratch = x->scratch;
   c->grad[0] = x->grad, c->grad[1] = x->grad + b->ntoks;

@@ -63,6 +63,10 @@ UIN_RANGE = (-2.0, 2.0)
 NMAX = {(SEQ, TOK): 64, (GRP, SEQ): 16, (GRP, TOK): 512, (BAT, GRP): 16, (BAT, SEQ): 128,
         (BAT, TOK): 2048}
 CNT_RANGE = {SEQ: (0.0, 64.0), GRP: (1.0, 16.0), BAT: (1.0, 128.0)}  # count[L]()
+# typical sizes (only to place comparison thresholds and clamp bounds where values are)
+NTYP = {(SEQ, TOK): 6, (GRP, SEQ): 3, (GRP, TOK): 18, (BAT, GRP): 3, (BAT, SEQ): 9, (BAT, TOK): 54}
+CNT_TYP = {SEQ: (0.0, 10.0), GRP: (1.0, 4.0), BAT: (1.0, 12.0)}
+INT_TYP = {'pos': (0.0, 8.0), 'len': (0.0, 10.0), 'lag': (0.0, 3.0)}
 # (R, E) pairs whose reduction is never empty without a filter (groups have >= 1 sequence)
 NONEMPTY = {(GRP, SEQ), (BAT, SEQ), (BAT, GRP)}
 
@@ -86,7 +90,7 @@ LITERALS = ('0.5', '1', '2', '0.25', '0.1', '3', '1.5', '0.2', '4', '0.75', '0.0
 PARAM_DEFAULTS = ('0.2', '0.1', '0.5', '0.05', '1.0', '2.0', '0.3', '3e-4', '0.01', '0.8', '1.5')
 CONST_VALUES = ('2', '4', '8', '0.5', '0.25', '1.5', '3', '1e-3')
 LET_HINTS = ('adv', 'ratio', 'keep', 'w', 's', 'm', 'z', 'h', 'q', 'mask', 'kl', 'base', 'lr', 'd')
-UIN_NAMES = {TOK: ('value', 'vtok', 'bonus', 'tscore'), SEQ: ('score', 'prior', 'sval', 'quality')}
+UIN_NAMES = {TOK: 'value', SEQ: 'score'}     # declared as `input token value;`, `input seq score;`
 
 
 def fmt(v):
@@ -224,13 +228,14 @@ def bounded(e, m):
 
 class E:
     """An expression: its source text and precedence, and what sema would infer about it."""
-    __slots__ = ('s', 'p', 'lv', 'ty', 'lo', 'hi', 'kids', 'tag', 'dep', 'dlp', 'dent', 'fin',
+    __slots__ = ('s', 'p', 'lv', 'ty', 'lo', 'hi', 't', 'kids', 'tag', 'dep', 'dlp', 'dent', 'fin',
                  'isint', 'const', 'raw', 'nodes')
 
     def __init__(self, s, p, lv, ty, lo, hi, kids=(), tag=None, dep=False, dlp=False, dent=False,
-                 fin=False, isint=False, const=False, raw=None):
+                 fin=False, isint=False, const=False, raw=None, t=None):
         self.s, self.p, self.lv, self.ty = s, p, lv, ty
         self.lo, self.hi = _ok(lo, hi)
+        self.t = _ok(*t) if t is not None else (self.lo, self.hi)   # typical range (thresholds)
         self.kids, self.tag = tuple(kids), tag
         self.dep, self.dlp, self.dent, self.fin = dep, dlp, dent, fin
         self.isint, self.const, self.raw = isint, const, raw
@@ -270,12 +275,57 @@ def un(op, x):
     if s.startswith('--'):
         s = '-(' + x.s + ')'
     return E(s, 7, x.lv, 'f', -x.hi, -x.lo, (x,), ('op', 'neg'), dlp=x.dlp, dent=x.dent,
-             isint=x.isint, **_merge([x]))
+             isint=x.isint, t=(-x.t[1], -x.t[0]), **_merge([x]))
 
 
 PREC = {'or': (1, 1, 2), 'and': (2, 2, 3), '+': (5, 5, 6), '-': (5, 5, 6), '*': (6, 6, 7),
         '/': (6, 6, 7), '^': (8, 9, 7)}
 CMPS = ('<', '<=', '>', '>=', '==', '!=')
+
+
+def rng_bi(op, a, b, bconst):
+    if op == '+':
+        return _ok(a[0] + b[0], a[1] + b[1])
+    if op == '-':
+        return _ok(a[0] - b[1], a[1] - b[0])
+    if op == '*':
+        return iv_mul(a, b)
+    if op == '/':
+        return iv_div(a, b)
+    return iv_pow(a, b, bconst)
+
+
+def rng_call(f, rs):
+    if f == 'where':
+        return min(rs[1][0], rs[2][0]), max(rs[1][1], rs[2][1])
+    if f == 'sg':
+        return rs[0]
+    if f in ('min', 'max'):
+        g = min if f == 'min' else max
+        return g(rs[0][0], rs[1][0]), g(rs[0][1], rs[1][1])
+    if f == 'clamp':
+        x, lo, hi = rs
+        return min(max(x[0], lo[0]), hi[0]), min(max(x[1], lo[1]), hi[1])
+    if f == 'pow':
+        return None
+    return iv_func(f, rs[0])
+
+
+def rng_red(op, x, n, empty):
+    lo, hi = x
+    if op == 'sum':
+        return min(0.0, lo * n), max(0.0, hi * n)
+    if op in ('mean', 'max', 'min'):
+        return min(0.0, lo), max(0.0, hi)
+    if op == 'std':
+        return 0.0, hi - lo
+    if op == 'var':
+        return 0.0, (hi - lo) ** 2 if hi - lo < 1e150 else INF
+    if op == 'logsumexp':
+        return (-INF if empty else lo), hi + math.log(n)
+    if op == 'count':
+        return 0.0, float(n)
+    return 0.0, float(n - 1)      # rank
 
 
 def bi(op, a, b):
@@ -291,20 +341,12 @@ def bi(op, a, b):
         return E(s, p, lv, 'b', 0.0, 1.0, (a, b), ('op', op), isint=True, **m)
     if op in CMPS:
         return E(s, p, lv, 'b', 0.0, 1.0, (a, b), ('op', op), isint=True, **m)
-    ia, ib = (a.lo, a.hi), (b.lo, b.hi)
-    if op == '+':
-        r = _ok(a.lo + b.lo, a.hi + b.hi)
-    elif op == '-':
-        r = _ok(a.lo - b.hi, a.hi - b.lo)
-    elif op == '*':
-        r = iv_mul(ia, ib)
-    elif op == '/':
-        r = iv_div(ia, ib)
-    else:
-        r = iv_pow(ia, ib, b.lo if b.const else None)
+    bc = b.lo if b.const else None
+    r = rng_bi(op, (a.lo, a.hi), (b.lo, b.hi), bc)
+    t = rng_bi(op, a.t, b.t, bc)
     isint = a.isint and b.isint and op in '+-*'
     return E(s, p, lv, 'f', r[0], r[1], (a, b), ('op', op), dlp=a.dlp or b.dlp,
-             dent=a.dent or b.dent, isint=isint, **m)
+             dent=a.dent or b.dent, isint=isint, t=t, **m)
 
 
 def call(f, args):
@@ -317,37 +359,30 @@ def call(f, args):
     dent = any(a.dent for a in args)
     isint = False
     ty = 'f'
+    if f == 'pow':
+        a, b = args
+        bc = b.lo if b.const else None
+        r, t = iv_pow((a.lo, a.hi), (b.lo, b.hi), bc), iv_pow(a.t, b.t, bc)
+    else:
+        r, t = rng_call(f, [(a.lo, a.hi) for a in args]), rng_call(f, [a.t for a in args])
     if f == 'where':
         c, a, b = args
         assert c.ty == 'b'
         ty = 'b' if a.ty == 'b' and b.ty == 'b' else 'f'
         dlp, dent = a.dlp or b.dlp, a.dent or b.dent
-        r = (min(a.lo, b.lo), max(a.hi, b.hi))
         isint = a.isint and b.isint
     elif f == 'sg':
-        x = args[0]
-        ty, dlp, dent, r, isint = x.ty, False, False, (x.lo, x.hi), x.isint
+        ty, dlp, dent, isint = args[0].ty, False, False, args[0].isint
     elif f in ('min', 'max'):
-        a, b = args
-        g = min if f == 'min' else max
-        r = (g(a.lo, b.lo), g(a.hi, b.hi))
-        isint = a.isint and b.isint
+        isint = args[0].isint and args[1].isint
     elif f == 'clamp':
-        x, lo, hi = args
-        r = (min(max(x.lo, lo.lo), hi.lo), min(max(x.hi, lo.hi), hi.hi))
-        isint = x.isint and lo.isint and hi.isint
-    elif f == 'pow':
-        a, b = args
-        r = iv_pow((a.lo, a.hi), (b.lo, b.hi), b.lo if b.const else None)
-    else:
-        x = args[0]
-        r = iv_func(f, (x.lo, x.hi))
-        if f == 'sign':
-            dlp = dent = False
-            isint = x.isint
-        if f == 'abs':
-            isint = x.isint
-    return E(s, 9, lv, ty, r[0], r[1], args, ('fn', f), dlp=dlp, dent=dent, isint=isint, **m)
+        isint = all(a.isint for a in args)
+    elif f == 'sign':
+        dlp = dent = False
+        isint = args[0].isint
+    elif f == 'abs':
+        isint = args[0].isint
+    return E(s, 9, lv, ty, r[0], r[1], args, ('fn', f), dlp=dlp, dent=dent, isint=isint, t=t, **m)
 
 
 def red(op, R, x=None, filt=None, ddof=None):
@@ -361,35 +396,21 @@ def red(op, R, x=None, filt=None, ddof=None):
     kids = [k for k in (x, filt) if k is not None]
     if x is None:
         lo, hi = CNT_RANGE[R]
-        return E(s, 9, R, 'f', lo, hi, (), ('red', 'count', R, None, False, None), isint=True)
+        return E(s, 9, R, 'f', lo, hi, (), ('red', 'count', R, None, False, None), isint=True,
+                 t=CNT_TYP[R])
     El = x.lv
     assert El < R and (filt is None or (filt.ty == 'b' and filt.lv >= El))
-    n = NMAX[(R, El)]
     empty = filt is not None or (R, El) not in NONEMPTY
     dep = any(k.dep for k in kids)
     fin = any(k.fin for k in kids) or (R == BAT and dep)
     lv = El if op == 'rank' else R
     dlp = x.dlp and op not in ('count', 'rank')
     dent = x.dent and op not in ('count', 'rank')
-    lo, hi, isint = x.lo, x.hi, False
-    if op == 'sum':
-        lo, hi, isint = min(0.0, lo * n), max(0.0, hi * n), x.isint
-    elif op == 'mean':
-        lo, hi = min(0.0, lo), max(0.0, hi)
-    elif op in ('max', 'min'):
-        lo, hi, isint = min(0.0, lo), max(0.0, hi), x.isint
-    elif op == 'std':
-        lo, hi = 0.0, hi - lo
-    elif op == 'var':
-        lo, hi = 0.0, (hi - lo) ** 2 if hi - lo < 1e150 else INF
-    elif op == 'logsumexp':
-        lo, hi = (-INF if empty else lo), hi + math.log(n)
-    elif op == 'count':
-        lo, hi, isint = 0.0, float(n), True
-    elif op == 'rank':
-        lo, hi, isint = 0.0, float(n - 1), True
-    return E(s, 9, lv, 'f', lo, hi, kids, ('red', op, R, El, filt is not None, ddof), dep=dep,
-             dlp=dlp, dent=dent, fin=fin, isint=isint)
+    isint = op in ('count', 'rank') or (op in ('sum', 'max', 'min') and x.isint)
+    r = rng_red(op, (x.lo, x.hi), NMAX[(R, El)], empty)
+    t = rng_red(op, x.t, NTYP[(R, El)], empty)
+    return E(s, 9, lv, 'f', r[0], r[1], kids, ('red', op, R, El, filt is not None, ddof), dep=dep,
+             dlp=dlp, dent=dent, fin=fin, isint=isint, t=t)
 
 
 def sat(e, need):
@@ -444,22 +465,53 @@ class Fn:
 
 
 class Let:
-    def __init__(self, name, e):
+    def __init__(self, name, e, keep=1.0):
         self.name, self.e, self.uses = name, e, 0
+        self.forced = False
+        self.keep = keep      # unused and keep < 0.6: dropped, else turned into a metric
 
     def ref(self):
         e = self.e
         self.uses += 1
         return E(self.name, 9, e.lv, e.ty, e.lo, e.hi, (), ('let', self.name), dep=e.dep,
-                 dlp=e.dlp, dent=e.dent, fin=e.fin, isint=e.isint, const=e.const)
+                 dlp=e.dlp, dent=e.dent, fin=e.fin, isint=e.isint, const=e.const, t=e.t)
 
 
 # ---------------------------------------------------------------------------------------------
+
+def forced_keys(seed):
+    """The reduction combinations and functions that program i is made to contain: every one of
+    them comes round once per len(list) programs (the order is shuffled by the seed)."""
+    reds = []
+    for op in REDS:
+        for R, El in COMBOS:
+            if op == 'rank':
+                reds.append((op, R, El, False))
+            elif op == 'count':
+                reds.append((op, R, El, False))
+            else:
+                reds.append((op, R, El, False))
+                reds.append((op, R, El, True))
+    reds += [('count', L, None, False) for L in (SEQ, GRP, BAT)]
+    fns = list(ALL_FUNCS) + ['^']
+    rr = random.Random('rein-backend-gen-keys:%d' % seed)
+    rr.shuffle(reds)
+    rr.shuffle(fns)
+    return reds, fns
+
+
+_KEYS = {}
+
 
 class Gen:
     def __init__(self, seed, idx):
         self.r = random.Random('rein-backend-gen:%d:%d' % (seed, idx))
         self.idx = idx
+        if seed not in _KEYS:
+            _KEYS[seed] = forced_keys(seed)
+        reds, fns = _KEYS[seed]
+        self.force_red = reds[idx % len(reds)]
+        self.force_fn = fns[(idx // 2) % len(fns)]
         r = self.r
         self.safe = r.random() >= 0.1
         # candidate declarations; emitted only if used
@@ -479,7 +531,7 @@ class Gen:
         self.uins = []
         for lv in (TOK, SEQ):
             if r.random() < 0.25:
-                self.uins.append([r.choice(UIN_NAMES[lv]) + str(len(self.uins)), lv, False])
+                self.uins.append([UIN_NAMES[lv], lv, False])
         self.fns = []
         if r.random() < 0.35:
             tmpl = make_fn_templates(r)
@@ -489,6 +541,7 @@ class Gen:
                 self.fns.append(Fn('%s_%d' % (kind, i), kind, n, prim, hints, body, isb, pn))
         self.lets = []
         self.let_names = set()
+        self.hot = 4.0      # weight of a let nothing uses yet, among the leaves
 
     # ---- small helpers ----
     def w(self, items):
@@ -520,8 +573,9 @@ class Gen:
         return self.w(opts)
 
     def param_leaf(self):
-        i = self.r.randrange(len(self.params))
-        p = self.params[i]
+        return self.param_leaf_named(self.params[self.r.randrange(len(self.params))])
+
+    def param_leaf_named(self, p):
         p[3] = True
         if p[4]:
             self.const_used[[c[0] for c in self.consts].index(p[4])] = True
@@ -537,7 +591,7 @@ class Gen:
     def input_leaf(self, name):
         lv, ty, lo, hi, isint, dlp, dent = INPUTS[name]
         return E(name, 9, lv, ty, lo, hi, (), ('in', name), dep=dlp or dent, dlp=dlp, dent=dent,
-                 isint=isint, raw=name)
+                 isint=isint, raw=name, t=INT_TYP.get(name))
 
     def uin_leaf(self, u):
         u[2] = True
@@ -574,7 +628,7 @@ class Gen:
         for L in self.lets:
             e = L.e
             if e.lv == lv and e.ty == ty:
-                out.append((4.0 if L.uses == 0 else 1.5, L.ref))
+                out.append((self.hot if L.uses == 0 else 1.5, L.ref))
         res = []
         for wt, th in out:
             res.append((wt, th))
@@ -672,7 +726,7 @@ class Gen:
             return bi('+', call('abs', [x]), lit(self.r.choice(('0.5', '1', '0.25'))))
         if k == 'softplus':
             return bi('+', call('softplus', [x]), lit(self.r.choice(('0.1', '0.5', '1'))))
-        if k == 'sq' and bounded(x, 1e3):
+        if k == 'sq' and bounded(x, 1e3) and x.nodes <= 3:
             return bi('+', bi('*', x, x), lit(self.r.choice(('0.5', '1'))))
         if k == 'sigmoid':
             return bi('+', call('sigmoid', [x]), lit(self.r.choice(('0.1', '0.5'))))
@@ -684,7 +738,11 @@ class Gen:
         """where(x > t, f(x), alt): the unselected branch may be NaN/inf, its gradient is zero."""
         t = self.r.choice(('0.0137', '0.1137', '0.2573', '0.5113'))
         alt = lit(self.r.choice(('0', '1', '0.5'))) if self.r.random() < 0.7 else un('neg', lit('1'))
-        return call('where', [bi('>', x, lit(t)), call(f, [x]), alt])
+        e = call('where', [bi('>', x, lit(t)), call(f, [x]), alt])
+        dom = iv_func(f, (float(t), max(float(t), x.hi)))     # only x > t is ever selected
+        e.lo, e.hi = _ok(min(dom[0], alt.lo), max(dom[1], alt.hi))
+        e.t = (max(e.lo, e.t[0]), min(e.hi, e.t[1])) if e.t[0] < e.t[1] else (e.lo, e.hi)
+        return e
 
     def mk_func1(self, f, x):
         if f in ('exp', 'expm1'):
@@ -692,20 +750,20 @@ class Gen:
         if f == 'log':
             if x.lo >= 0.01 or self.skip_guard(x):
                 return call('log', [x])
-            if x.nodes <= 3 and self.r.random() < 0.3:
+            if x.nodes <= 3 and x.t[1] > 1.0 and self.r.random() < 0.3:
                 return self.where_guard('log', x)
             return call('log', [self.g_positive(x, 0.01)])
         if f == 'sqrt':
             if x.lo >= 0.01 or self.skip_guard(x):
                 return call('sqrt', [x])
-            if x.nodes <= 3 and self.r.random() < 0.3:
+            if x.nodes <= 3 and x.t[1] > 1.0 and self.r.random() < 0.3:
                 return self.where_guard('sqrt', x)
             return call('sqrt', [self.g_positive(x, 0.01)])
         if f == 'log1p':
             if x.lo >= -0.9 or self.skip_guard(x):
                 return call('log1p', [x])
             k = self.w([(3, 'abs'), (1, 'sigmoid'), (1, 'softplus'), (1, 'sq')])
-            if k == 'sq' and bounded(x, 1e3):
+            if k == 'sq' and bounded(x, 1e3) and x.nodes <= 3:
                 return call('log1p', [bi('*', x, x)])
             if k == 'sigmoid':
                 return call('log1p', [call('sigmoid', [x])])
@@ -718,7 +776,7 @@ class Gen:
         if b.lo >= 0.25 or b.hi <= -0.25 or self.skip_guard(b):
             return bi('/', a, b)
         k = self.w([(3, 'abs'), (1, 'sq'), (1, 'softplus'), (2, 'max')] + ([(3, 'shift')] if b.lo >= 0 else []))
-        if k == 'sq' and bounded(b, 1e3):
+        if k == 'sq' and bounded(b, 1e3) and b.nodes <= 3:
             d = bi('+', bi('*', b, b), lit(self.r.choice(('0.5', '1'))))
         elif k == 'softplus':
             d = bi('+', lit('1'), call('softplus', [b]))
@@ -757,7 +815,7 @@ class Gen:
         assert not (need and nodep)
         assert not (need and nofin and lv == BAT)
         r = self.r
-        if budget <= 1:
+        if budget <= 1 and not (lv == GRP and r.random() < 0.7):  # group leaves: only counts
             e = self.pick_leaf(lv, 'f', need, nodep, nofin)
             if e is not None:
                 return e
@@ -773,6 +831,11 @@ class Gen:
             prods.append((3.5 if budget > 1 else 20.0, 'red'))
         if self.fns and any(not f.isbool for f in self.fns):
             prods.append((1.2, 'fncall'))
+        mix = self.mix_lets(lv, nodep, nofin)
+        if mix and budget >= 2:
+            prods.append((2.5 if any(L.uses == 0 for L in mix) else 0.6, 'letmix'))
+        if budget <= 1 and lv > TOK:
+            prods = [(1.0, 'red')]
         for _ in range(20):
             k = self.w(prods)
             if k == 'leaf':
@@ -811,6 +874,24 @@ class Gen:
         return [self.gen(levels[i], parts[i], need if i == needi else None, nodep, nofin)
                 for i in range(k)]
 
+    def mix_lets(self, lv, nodep, nofin):
+        """Float lets coarser than lv that may be broadcast into a level-lv expression."""
+        return [L for L in self.lets if L.e.ty == 'f' and L.e.lv > lv and not (nodep and L.e.dep)
+                and not (nofin and L.e.fin)]
+
+    def p_letmix(self, lv, budget, need, nodep, nofin):
+        """A level-lv expression combined with a coarser let (a seq/group value used per token)."""
+        mix = self.mix_lets(lv, nodep, nofin)
+        L = self.w([(self.hot if L.uses == 0 else 1.0, L) for L in mix])
+        x = self.gen(lv, budget - 2, need, nodep, nofin)
+        k = self.w([(3, '*'), (2, '+'), (2, '-'), (1, 'where'), (1, 'minmax')])
+        if k == 'where':
+            c = self.gen_bool(lv, 2, nodep, nofin)
+            return call('where', [c, x, L.ref()] if self.r.random() < 0.5 else [c, L.ref(), x])
+        if k == 'minmax':
+            return call(self.r.choice(('min', 'max')), [x, L.ref()])
+        return bi(k, x, L.ref()) if self.r.random() < 0.5 else bi(k, L.ref(), x)
+
     def p_neg(self, lv, budget, need, nodep, nofin):
         return un('neg', self.gen(lv, budget - 1, need, nodep, nofin))
 
@@ -839,10 +920,10 @@ class Gen:
         return self.mk_pow(base, lv, b2, need, nodep, nofin, '^' if self.r.random() < 0.5 else 'pow')
 
     def p_func1(self, lv, budget, need, nodep, nofin):
-        fs = [(2, 'exp'), (2, 'log'), (1, 'log1p'), (1, 'expm1'), (1.2, 'sqrt'), (1.2, 'abs'),
+        fs = [(1.5, 'exp'), (2, 'log'), (1.5, 'log1p'), (1.5, 'expm1'), (1.2, 'sqrt'), (1.2, 'abs'),
               (1.2, 'sigmoid'), (1, 'softplus'), (1.5, 'tanh')]
         if need is None:
-            fs.append((1, 'sign'))
+            fs.append((2, 'sign'))
         f = self.w(fs)
         x = self.gen(lv, budget - 1, need, nodep, nofin)
         return self.mk_func1(f, x)
@@ -855,16 +936,21 @@ class Gen:
         r = self.r
         x = self.gen(lv, max(1, budget - 3), need, nodep, nofin)
         k = self.w([(3, 'lits'), (2, 'param'), (1, 'expr')])
-        if k == 'param' and self.params:
+        lo = None
+        if k == 'param' and self.params and x.t[0] < 1 < x.t[1]:    # a band around 1 (PPO)
             p = self.param_leaf()
             lo, hi = bi('-', lit('1'), p), bi('+', lit('1'), p)
         elif k == 'expr':
             lo = self.gen(self.coarser(lv, None, nofin), 1, None, nodep, nofin)
             hi = bi('+', lo, lit(r.choice(('1', '2', '0.5'))))
-        else:
-            a, b = sorted(r.sample((-3.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 5.0), 2))
-            lo = lit(fmt(a)) if a >= 0 else lit('-' + fmt(-a))
-            hi = lit(fmt(b)) if b >= 0 else lit('-' + fmt(-b))
+            if not (lo.t[1] > x.t[0] and hi.t[0] < x.t[1]):   # never active: use literals
+                lo = None
+        if lo is None:   # bounds inside x's range, so that the clamp is active sometimes
+            lo_, hi_ = max(x.t[0], -5.0), min(x.t[1], 5.0)
+            if not lo_ < hi_:
+                lo_, hi_ = -1.0, 1.0
+            a, b = sorted((r.uniform(lo_, hi_), r.uniform(lo_, hi_)))
+            lo, hi = lit(irregular(a)), lit(irregular(max(b, a + 0.1)))
         return call('clamp', [x, lo, hi])
 
     def p_where(self, lv, budget, need, nodep, nofin):
@@ -901,7 +987,7 @@ class Gen:
         if r.random() < 0.35:
             bx, bf = self.split(budget - 1, 2)
             fl = El if r.random() < 0.6 else r.randint(El, min(BAT, R + (1 if r.random() < 0.2 else 0)))
-            filt = self.gen_bool(fl, bf, xnodep, nofin)
+            filt = self.filter(fl, bf, xnodep, nofin)
         if need is None and r.random() < 0.12:
             x = self.gen_bool(El, bx, xnodep, nofin)
         else:
@@ -983,7 +1069,8 @@ class Gen:
         f.used = True
         s = f.name + '(' + ', '.join(a.s for a in args) + ')'
         return E(s, 9, body.lv, body.ty, body.lo, body.hi, args, ('call', f.kind, f.name), dep=body.dep,
-                 dlp=body.dlp, dent=body.dent, fin=body.fin, isint=body.isint, const=body.const)
+                 dlp=body.dlp, dent=body.dent, fin=body.fin, isint=body.isint, const=body.const,
+                 t=body.t)
 
     # ---- integer-valued expressions (safe for == and !=) ----
     def gen_int(self, lv, budget, nodep, nofin):
@@ -1031,11 +1118,21 @@ class Gen:
 
     # ---- bools ----
     def gen_bool(self, lv, budget, nodep=False, nofin=True):
+        """A bool of exactly level lv; a compile-time constant only rarely."""
+        for _ in range(4):
+            e = self._gen_bool(lv, budget, nodep, nofin)
+            if not e.const or self.r.random() < 0.05:
+                return e
+        return e
+
+    def _gen_bool(self, lv, budget, nodep, nofin):
         r = self.r
-        prods = [(5.0, 'cmp'), (0.8, 'not'), (1.5 if budget > 2 else 0.3, 'andor'), (0.3, 'where'),
-                 (0.3, 'sg'), (2.0 if budget <= 2 else 0.8, 'leaf')]
-        if any(f.isbool for f in self.fns):
-            prods.append((1.0, 'fncall'))
+        if budget <= 2:
+            prods = [(5.0, 'cmp'), (2.0, 'leaf'), (0.3, 'not')]
+        else:
+            prods = [(5.0, 'cmp'), (0.8, 'not'), (1.5, 'andor'), (0.3, 'where'), (0.3, 'sg'), (0.8, 'leaf')]
+            if any(f.isbool for f in self.fns):
+                prods.append((1.0, 'fncall'))
         for _ in range(20):
             k = self.w(prods)
             if k == 'leaf':
@@ -1046,26 +1143,34 @@ class Gen:
             if k == 'cmp':
                 return self.gen_cmp(lv, budget, nodep, nofin)
             if k == 'not':
-                return un('not', self.gen_bool(lv, budget - 1, nodep, nofin))
+                return un('not', self._gen_bool(lv, min(budget - 1, 2), nodep, nofin))
             if k == 'andor':
                 b1, b2 = self.split(budget - 1, 2)
-                a = self.gen_bool(lv, b1, nodep, nofin)
-                b = self.gen_bool(self.coarser(lv, None, nofin), b2, nodep, nofin)
+                a = self._gen_bool(lv, b1, nodep, nofin)
+                b = self._gen_bool(self.coarser(lv, None, nofin), b2, nodep, nofin)
                 if r.random() < 0.5:
                     a, b = b, a
                 return bi(r.choice(('and', 'or')), a, b)
             if k == 'where':
-                c = self.gen_bool(lv, 1, nodep, nofin)
-                return call('where', [c, self.gen_bool(self.coarser(lv, None, nofin), 1, nodep, nofin),
-                                      self.gen_bool(self.coarser(lv, None, nofin), 1, nodep, nofin)])
+                c = self._gen_bool(lv, 2, nodep, nofin)
+                return call('where', [c, self._gen_bool(self.coarser(lv, None, nofin), 1, nodep, nofin),
+                                      self._gen_bool(self.coarser(lv, None, nofin), 1, nodep, nofin)])
             if k == 'sg':
-                return call('sg', [self.gen_bool(lv, budget - 1, nodep, nofin)])
+                return call('sg', [self._gen_bool(lv, budget - 1, nodep, nofin)])
             if k == 'fncall':
                 f = r.choice([f for f in self.fns if f.isbool])
                 e = self.fn_call(f, lv, budget, None, nodep, nofin)
                 if e is not None:
                     return e
         return self.gen_cmp(lv, budget, nodep, nofin)
+
+    def filter(self, lv, budget, nodep, nofin):
+        """A reduction filter: often a plain input-against-threshold test, which keeps a fair
+        share of the elements (a filter that is never true would make the reduction trivial)."""
+        raws = self.raw_inputs(lv, nodep)
+        if self.r.random() < 0.55 and (raws or lv <= SEQ):
+            return self.gen_cmp(lv, 1, nodep, nofin, simple=True)
+        return self.gen_bool(lv, budget, nodep, nofin)
 
     def raw_inputs(self, lv, nodep):
         out = []
@@ -1091,15 +1196,16 @@ class Gen:
         key = e.raw if e.raw in DYADIC else ('uniform' if e.tag == ('fn', 'uniform') else 'uin')
         return lit(self.r.choice(DYADIC[key]))
 
-    def gen_cmp(self, lv, budget, nodep, nofin):
+    def gen_cmp(self, lv, budget, nodep, nofin, simple=False):
         r = self.r
         raws = self.raw_inputs(lv, nodep)
-        cats = [(3, 'computed'), (2, 'int')]
+        cats = [] if simple else [(3, 'computed'), (2, 'int')]
         if raws:
             cats += [(4, 'raw_const'), (1.5, 'raw_raw')]
         if lv <= SEQ:
             cats.append((1.2, 'int_input'))
-        cats.append((0.4, 'boolbool'))
+        if budget >= 4:
+            cats.append((0.4, 'boolbool'))
         k = self.w(cats)
         ordered = ('<', '<=', '>', '>=')
         if k == 'raw_const':
@@ -1126,18 +1232,34 @@ class Gen:
                 b = lit(str(r.choice((0, 1, 2, 3, 5))))
             else:
                 b = self.gen_int(self.coarser(lv, None, nofin), max(1, budget // 3), nodep, nofin)
+            if a.s == b.s:
+                b = lit(str(r.choice((0, 1, 2, 3, 5))))
             return bi(r.choice(CMPS), a, b)
         if k == 'boolbool':
-            a = self.gen_bool(lv, max(1, budget // 2), nodep, nofin)
-            b = self.gen_bool(self.coarser(lv, None, nofin), 1, nodep, nofin)
+            a = self._gen_bool(lv, 2, nodep, nofin)
+            b = self._gen_bool(self.coarser(lv, None, nofin), 2, nodep, nofin)
+            if a.s == b.s:
+                b = un('not', b)
             return bi(r.choice(('==', '!=')), a, b)
         # a computed float against an irregular threshold or a param
         x = self.gen(lv, max(1, budget - 2), None, nodep, nofin)
-        if self.params and r.random() < 0.3:
-            p = self.param_leaf()
-            t = self.w([(1, p), (1, bi('+', lit('1'), p)), (1, bi('-', lit('1'), p))])
+        t = None
+        if self.params and r.random() < 0.3:   # a param threshold, where it splits x's values
+            p = self.params[r.randrange(len(self.params))]
+            v = p[2]
+            opts = [(c, f) for c, f in ((v, 'p'), (1 + v, '1+p'), (1 - v, '1-p'), (-v, '-p'))
+                    if x.t[0] < c < x.t[1]]
+            if opts and p[0] not in x.s:
+                f = r.choice(opts)[1]
+                pl = self.param_leaf_named(p)
+                t = {'p': pl, '1+p': bi('+', lit('1'), pl), '1-p': bi('-', lit('1'), pl),
+                     '-p': un('neg', pl)}[f]
+        if t is not None:
+            pass
+        elif x.isint:   # exact either way; small values are the typical ones
+            t = lit(r.choice(('0', '1', '2', '3', '0.5', '1.5', '2.5')))
         else:
-            lo, hi = x.lo, x.hi
+            lo, hi = x.t
             if not (math.isfinite(lo) and math.isfinite(hi)):
                 lo, hi = max(lo, -3.0), min(hi, 3.0)
                 if lo > hi:
@@ -1162,19 +1284,148 @@ class Gen:
         lv = self.w([(4, TOK), (3, SEQ), (1.5, GRP), (1, BAT)])
         ty = 'b' if r.random() < 0.2 else 'f'
         nofin = r.random() < 0.85
-        if ty == 'b':
-            e = self.gen_bool(lv, budget, False, nofin)
-        else:
-            need = None
-            if r.random() < 0.45 and not (lv == BAT and nofin):
-                need = self.w([(3, 'lp'), (1, 'ent'), (1, 'any')])
-            nodep = need is None and r.random() < 0.3
-            e = self.gen(lv, budget, need, nodep, nofin)
+        budget = max(budget, 2)
+        for _ in range(4):      # not a bare name: that let would only rename something
+            if ty == 'b':
+                e = self.gen_bool(lv, budget, False, nofin)
+            else:
+                need = None
+                if r.random() < 0.45 and not (lv == BAT and nofin):
+                    need = self.w([(3, 'lp'), (1, 'ent'), (1, 'any')])
+                nodep = need is None and r.random() < 0.3
+                e = self.gen(lv, budget, need, nodep, nofin)
+            if e.nodes > 1:
+                break
         if e.const:      # a constant let would be folded away; give it some data
             e = bi('*', e, self.input_leaf('reward'))
-        L = Let(self.new_let_name(), e)
+        L = Let(self.new_let_name(), e, self.r.random())
         self.lets.append(L)
         return L
+
+    def add_let(self, hint, e, lo=None, hi=None):
+        if lo is not None:
+            e.lo, e.hi = lo, hi
+            e.t = (lo, hi)
+        nm = '%s%d' % (hint, len(self.lets))
+        self.let_names.add(nm)
+        L = Let(nm, e, self.r.random())
+        self.lets.append(L)
+        return L
+
+    def eps_param(self):
+        if not self.params:
+            self.params.append(['eps', '0.2', 0.2, False, None])
+        return self.param_leaf()
+
+    def motifs(self):
+        """Lets in the shape of the standard objectives (advantages, ratios, KL, clipping masks)."""
+        r = self.r
+        rw = lambda: self.input_leaf('reward')
+        lp, olp = (lambda: self.input_leaf('logp')), (lambda: self.input_leaf('old_logp'))
+        picks = r.sample(('adv', 'advz', 'ratio', 'sratio', 'gspo', 'k3', 'ppo', 'keep', 'drop', 'tokmean'),
+                         r.choice((1, 1, 2)))
+        adv = ratio = None
+        if any(k in picks for k in ('adv', 'advz', 'ppo', 'keep')):
+            if 'advz' in picks or r.random() < 0.3:
+                z = bi('/', bi('-', rw(), red('mean', GRP, rw())), bi('+', red('std', GRP, rw()), lit('1e-6')))
+                adv = self.add_let('adv', z, -4.0, 4.0)
+            else:
+                adv = self.add_let('adv', bi('-', rw(), red('mean', GRP, rw())))
+        if any(k in picks for k in ('ratio', 'sratio', 'ppo', 'keep')):
+            e = call('exp', [bi('-', lp(), olp())])
+            if 'sratio' in picks or ('keep' in picks and 'ppo' not in picks):
+                e = call('sg', [e])
+            ratio = self.add_let('ratio', e)
+        if 'gspo' in picks:
+            self.add_let('s', call('exp', [red('mean', SEQ, bi('-', lp(), olp()))]))
+        if 'k3' in picks:
+            d = lambda: bi('-', self.input_leaf('ref_logp'), lp())
+            self.add_let('kl', bi('-', bi('-', call('exp', [d()]), lit('1')), d()))
+        if 'ppo' in picks:
+            eps = self.eps_param()
+            cl = call('clamp', [ratio.ref(), bi('-', lit('1'), eps), bi('+', lit('1'), eps)])
+            self.add_let('surr', call('min', [bi('*', ratio.ref(), adv.ref()), bi('*', cl, adv.ref())]))
+        if 'keep' in picks:
+            eps = self.eps_param()
+            a = bi('and', bi('>=', adv.ref(), lit('0')), bi('<=', ratio.ref(), bi('+', lit('1'), eps)))
+            b = bi('and', bi('<=', adv.ref(), lit('0')), bi('>=', ratio.ref(), bi('-', lit('1'), eps)))
+            self.add_let('keep', bi('or', a, b))
+        if 'drop' in picks:
+            pm = self.add_let('good', bi('>=', rw(), red('mean', GRP, rw())))
+            npos = self.add_let('npos', red('count', GRP, pm.ref()))
+            rk = red('rank', GRP, call('where', [pm.ref(), lit('2'), call('uniform', [])]))
+            self.add_let('keep', bi('or', pm.ref(), bi('<', rk, npos.ref())))
+        if 'tokmean' in picks:
+            self.add_let('tm', red(r.choice(('mean', 'sum', 'max')), SEQ, r.choice((lp, lambda: self.input_leaf('entropy')))()))
+        for L in self.lets:
+            L.uses = 0
+
+    def forced(self):
+        """Adds this program's forced reduction and function (see forced_keys), as lets or metrics."""
+        r = self.r
+        op, R, El, hasf = self.force_red
+        self.forced_metrics = []
+        if El is None:
+            e = red('count', R)
+            if R == BAT:
+                self.forced_metrics.append(bi('/', red('sum', BAT, self.input_leaf('len')), e))
+            else:
+                x = bi('*', e, self.input_leaf('reward')) if R == SEQ else \
+                    bi('-', red('mean', GRP, self.input_leaf('reward')), e)
+                self.add_let(r.choice(LET_HINTS), x).forced = True
+        else:
+            as_metric = R == BAT and r.random() < 0.7
+            nofin = not as_metric
+            nodep = R == BAT and nofin
+            need = None
+            if not nodep and op not in ('count', 'rank') and r.random() < 0.6:
+                need = self.w([(3, 'lp'), (1, 'ent')])
+            filt = None
+            if hasf:
+                filt = self.gen_bool(El if r.random() < 0.7 else r.randint(El, R), 2, nodep, nofin)
+            if op == 'count':
+                e = red('count', R, self.gen_bool(El, 2, nodep, nofin))
+            else:
+                x = self.gen(El, 2, need, nodep, nofin)
+                ddof = None
+                if op in ('std', 'var') and r.random() < 0.5:
+                    ddof = 1 if r.random() < 0.6 else 0
+                e = red(op, R, x, filt, ddof)
+                if op == 'logsumexp' and e.lo == -INF and not self.skip_guard(x):
+                    e = call('max', [e, lit(r.choice(('-20', '-30')))])
+            if as_metric:
+                self.forced_metrics.append(e if e.lv == BAT else red('mean', BAT, e))
+            else:
+                self.add_let(r.choice(LET_HINTS), e).forced = True
+        f = self.force_fn
+        if self.idx % 2:
+            for L in self.lets:
+                L.uses = 0
+            return
+        lv = self.w([(3, TOK), (2, SEQ), (1, GRP)])
+        if f == 'uniform':
+            lv = min(lv, SEQ)
+        need = self.w([(2, None), (2, 'lp'), (1, 'ent')]) if f not in ('sg', 'sign', 'uniform') else None
+        for _ in range(10):
+            if f in FUNCS1:
+                e = self.mk_func1(f, self.gen(lv, 2, need, False, True))
+            elif f in ('min', 'max'):
+                e = call(f, self.operands(lv, 2, 2, need, False, True))
+            elif f == 'clamp':
+                e = self.p_clamp(lv, 4, need, False, True)
+            elif f in ('pow', '^'):
+                e = self.mk_pow(self.gen(lv, 2, need, False, True), lv, 1, need, False, True, f)
+            elif f == 'where':
+                e = self.p_where(lv, 4, need, False, True)
+            elif f == 'sg':
+                e = self.p_sg(lv, 3, None, False, True)
+            else:
+                e = bi(r.choice(('*', '-', '+')), call('uniform', []), self.gen(lv, 2, None, False, True))
+            if sat(e, need) and e.lv == lv:
+                break
+        self.add_let(r.choice(LET_HINTS), self.fit(e)).forced = True
+        for L in self.lets:
+            L.uses = 0
 
     def nodep_batch(self, budget):
         """A batch value that does not depend on logp/entropy (a loss coefficient)."""
@@ -1211,7 +1462,7 @@ class Gen:
         if r.random() < 0.3:
             bx, bf = self.split(budget, 2)
             fl = xl if r.random() < 0.6 else r.randint(xl, BAT)
-            filt = self.gen_bool(fl, bf, form == 'mean', True)
+            filt = self.filter(fl, bf, form == 'mean', True)
         x = self.gen(xl, bx, need, False, True)
         t = red('mean' if form == 'mean' else 'sum', BAT, x, filt)
         if form == 'sumn':
@@ -1223,7 +1474,10 @@ class Gen:
         elif k == 'div':
             t = self.mk_div(t, self.g_positive(self.nodep_batch(2), 0.25))
         elif k == 'where':
-            c = self.gen_bool(BAT, 2, True, True)
+            c = self.gen_bool(BAT, 3, True, True)
+            if c.const:
+                c = bi(r.choice(('<', '>')), red('mean', BAT, self.input_leaf('reward')),
+                       lit(r.choice(DYADIC['reward'])))
             other = self.loss_term(None, 2) if r.random() < 0.5 else lit('0')
             t = call('where', [c, t, other] if r.random() < 0.5 else [c, other, t])
         return t
@@ -1234,7 +1488,9 @@ class Gen:
         parts = self.split(budget, n)
         needs = [self.w([(7, 'lp'), (1.5, 'ent'), (1.5, 'any')])]
         needs += [self.w([(4, None), (3, 'ent'), (3, 'lp')]) for _ in range(n - 1)]
+        self.hot = 25.0     # the loss should use the lets (motifs, forced reductions)
         terms = [self.loss_term(nd, b) for nd, b in zip(needs, parts)]
+        self.hot = 4.0
         if r.random() < 0.1:    # a term without gradient, that may need the whole batch
             e = self.gen(BAT, 3, None, False, False)
             if e.diff:
@@ -1247,6 +1503,13 @@ class Gen:
         return loss
 
     def gen_metric(self, budget):
+        for _ in range(6):
+            e = self._gen_metric(max(budget, 2))
+            if not e.const and e.nodes > 1 and '[' in e.s:   # reads the batch, not only params
+                return e
+        return red('mean', BAT, self.input_leaf('entropy'))
+
+    def _gen_metric(self, budget):
         r = self.r
         if r.random() < 0.6:
             op = self.w([(3, 'mean'), (2, 'sum'), (1, 'max'), (1, 'min'), (1.2, 'std'), (1, 'var'),
@@ -1270,9 +1533,12 @@ class Gen:
 
     def program(self):
         r = self.r
-        total = r.randint(5, 26)
-        nlets = self.w([(1, 0), (2, 1), (2.5, 2), (2, 3), (1, 4), (0.5, 5)])
-        nmet = self.w([(1.5, 0), (3, 1), (2.5, 2), (1.5, 3)])
+        total = r.randint(2, 8)
+        if r.random() < 0.3:
+            self.motifs()
+        self.forced()
+        nlets = self.w([(3, 0), (3, 1), (1.5, 2), (0.5, 3)])
+        nmet = self.w([(2, 0), (3, 1), (2, 2), (0.5, 3)])
         budget_loss = max(2, int(total * r.uniform(0.3, 0.6)))
         rest = max(nlets + nmet, total - budget_loss)
         parts = self.split(rest, nlets + nmet) if nlets + nmet else []
@@ -1281,11 +1547,19 @@ class Gen:
         loss = self.gen_loss(budget_loss)
         metrics = []
         for i in range(nmet):
-            metrics.append(('m%d' % i, self.gen_metric(parts[nlets + i])))
-        # a let that nothing refers to becomes a metric (no `unused let` warning)
-        refs = Counter()
-        for e in [L.e for L in self.lets] + [loss] + [e for _, e in metrics]:
-            names_used(e, refs)
+            metrics.append(('stat%d' % i, self.gen_metric(parts[nlets + i])))
+        for e in self.forced_metrics:
+            metrics.append(('stat%d' % len(metrics), e))
+        # a let that nothing refers to is dropped (most random ones, to keep programs small) or
+        # becomes a metric (forced ones, for coverage): no `unused let` warning either way
+        while True:
+            refs = Counter()
+            for e in [L.e for L in self.lets] + [loss] + [e for _, e in metrics]:
+                names_used(e, refs)
+            drop = [L for L in self.lets if not refs[('let', L.name)] and not L.forced and L.keep < 0.6]
+            if not drop:
+                break
+            self.lets = [L for L in self.lets if L not in drop]
         for L in self.lets:
             if refs[('let', L.name)]:
                 continue
