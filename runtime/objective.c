@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <elf.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +53,38 @@ static bool check_desc(const rein_objective *d, const char *path, char *err, siz
   return true;
 }
 
+/* dlopen maps a shared object's segments as its headers say; a truncated file would fault (SIGBUS)
+ * on first touch instead of failing.  So the ELF headers are checked against the file's size
+ * first: every segment and the section table must lie inside the file. */
+static bool check_elf(const char *path, char *err, size_t errlen) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return true; /* dlopen reports it */
+  Elf64_Ehdr eh;
+  bool ok = fread(&eh, sizeof eh, 1, f) == 1;
+  fseek(f, 0, SEEK_END);
+  long size = ftell(f);
+  if (!ok || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) {
+    fclose(f);
+    return FAIL("%s: cannot load the objective: not an ELF shared object", path);
+  }
+  if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr) ||
+      eh.e_phoff + (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > (uint64_t)size ||
+      (eh.e_shoff && eh.e_shoff + (uint64_t)eh.e_shnum * eh.e_shentsize > (uint64_t)size)) {
+    fclose(f);
+    return FAIL("%s: cannot load the objective: truncated or corrupt ELF headers", path);
+  }
+  for (int k = 0; ok && k < eh.e_phnum; k++) {
+    Elf64_Phdr ph;
+    if (fseek(f, (long)(eh.e_phoff + (uint64_t)k * sizeof ph), SEEK_SET) != 0 || fread(&ph, sizeof ph, 1, f) != 1 ||
+        ph.p_offset + ph.p_filesz > (uint64_t)size)
+      ok = FAIL("%s: cannot load the objective: truncated file (segment %d ends past the end)", path, k);
+  }
+  fclose(f);
+  return ok;
+}
+
 rt_objective *rt_open(const char *path, char *err, size_t errlen) {
+  if (!check_elf(path, err, errlen)) return NULL;
   /* dlopen searches the library path for a bare name: make it a path */
   char *p = malloc(strlen(path) + 3);
   if (!p) abort();
