@@ -28,6 +28,7 @@ Semantics are exactly those of the Rein programs (defaults included):
 Usage (only /usr/bin/python3 has torch):
   bench/torch_eager.py --objective grpo|rec_oneside_nois|gspo --tokens N [--group-size 16]
         [--seq-len 256] [--threads T] [--repeat R] [--warmup W] [--metrics]
+        [--malloc-cache] [--omp-wait-policy default|active|passive]
       -> one JSON line {"objective", "tokens", "threads", "best_s", "median_s", ...}
   bench/torch_eager.py --objective OBJ --check DIR [--rein build/rein] [--backend interp,cpu]
       -> writes small batches (Rein batch JSON) into DIR, runs `rein eval` on them and compares
@@ -44,7 +45,33 @@ import subprocess
 import sys
 import time
 
-import torch
+
+
+def _reexec_with_env():
+    """--malloc-cache and --omp-wait-policy are environment settings that glibc and libgomp read
+    only at process start: set them and re-execute this script before torch is imported."""
+    argv = sys.argv[1:]
+    want = {}
+    if "--malloc-cache" in argv:
+        # keep freed tensor memory in the heap (no munmap / trim), so that steady-state
+        # repetitions do not page-fault on every fresh 4 MiB temporary
+        want["MALLOC_MMAP_THRESHOLD_"] = str(1 << 32)
+        want["MALLOC_TRIM_THRESHOLD_"] = str(1 << 36)
+    for i, a in enumerate(argv):
+        if a.startswith("--omp-wait-policy"):
+            v = a.split("=", 1)[1] if "=" in a else (argv[i + 1] if i + 1 < len(argv) else "")
+            if v and v != "default":
+                want["OMP_WAIT_POLICY"] = v.upper()
+    if any(os.environ.get(k) != v for k, v in want.items()):
+        env = dict(os.environ)
+        env.update(want)
+        os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+
+if __name__ == "__main__":
+    _reexec_with_env()
+
+import torch  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -210,6 +237,8 @@ def bench(args):
         "seq_len": L,
         "metrics": bool(args.metrics),
         "torch": torch.__version__,
+        "malloc_cache": bool(args.malloc_cache),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
     }
     if tokens != args.tokens:
         out["requested_tokens"] = args.tokens
@@ -437,6 +466,11 @@ def main():
     ap.add_argument("--warmup", type=int, default=1, help="untimed repetitions first")
     ap.add_argument("--metrics", action="store_true",
                     help="also compute the metrics a trainer logs (clip_frac ...) in the timing")
+    ap.add_argument("--malloc-cache", action="store_true",
+                    help="re-run with glibc MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ raised "
+                         "(freed tensors stay mapped: no page faults in steady state)")
+    ap.add_argument("--omp-wait-policy", choices=["default", "active", "passive"],
+                    default="default", help="re-run with OMP_WAIT_POLICY set (libgomp)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--check", metavar="BATCH_OUT_DIR")
     ap.add_argument("--rein", default="build/rein")

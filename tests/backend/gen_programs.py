@@ -78,11 +78,11 @@ COMBOS = ((SEQ, TOK), (GRP, TOK), (GRP, SEQ), (BAT, TOK), (BAT, SEQ), (BAT, GRP)
 
 # dyadic thresholds (exact in float32) for comparisons of raw inputs
 DYADIC = {
-    'logp': ('-4.5', '-3.25', '-2.5', '-1.75', '-1', '-0.5', '-0.25', '-0.125'),
-    'entropy': ('0.25', '0.5', '0.75', '1', '1.5', '2', '2.5'),
-    'reward': ('-0.5', '0', '0.25', '0.5', '1', '1.5'),
-    'uin': ('-1.5', '-1', '-0.5', '0', '0.5', '1', '1.25'),
-    'uniform': ('0.125', '0.25', '0.5', '0.75', '0.875'),
+    'logp': ('-3.5', '-3.25', '-2.5', '-1.75', '-1.25', '-1', '-0.5'),
+    'entropy': ('0.5', '0.75', '1', '1.5', '2', '2.25'),
+    'reward': ('-0.25', '0', '0.25', '0.5', '1', '1.25'),
+    'uin': ('-1', '-0.5', '0', '0.5', '1', '0.75'),
+    'uniform': ('0.25', '0.375', '0.5', '0.625', '0.75'),
 }
 DYADIC['old_logp'] = DYADIC['ref_logp'] = DYADIC['logp']
 INT_THRESH = {'pos': (0, 1, 2, 3, 5, 8), 'len': (0, 1, 2, 4, 6, 10), 'lag': (0, 1, 2, 3)}
@@ -703,14 +703,18 @@ class Gen:
         m = 20.0 if self.safe else 30.0
         if bounded(x, m):
             return x
+        # bounds that do not cut off the typical values (a saturated guard has no gradient)
+        los = [c for c in ('-20', '-10', '-5') if float(c) <= x.t[0]] or ['-20']
+        his = [c for c in ('5', '10', '20') if float(c) >= x.t[1]] or ['20']
         k = self.w([(3, 'clamp'), (1, 'tanh'), (1, 'negabs'), (1, 'min')])
         if k == 'min' and x.lo >= -100:
-            return call('min', [x, lit(self.r.choice(('5', '10', '20')))])
+            return call('min', [x, lit(self.r.choice(his))])
         if k == 'negabs' and x.lo >= -100 and x.hi <= 100:
             return un('neg', call('abs', [x]))
         if k == 'tanh':
-            return bi('*', lit(self.r.choice(('2', '5', '10'))), call('tanh', [x]))
-        return call('clamp', [x, lit(self.r.choice(('-20', '-10', '-5'))), lit(self.r.choice(('2', '5', '10', '20')))])
+            c = self.r.choice(('5', '10', '20'))
+            return bi('*', lit(c), call('tanh', [bi('/', x, lit(c))]))
+        return call('clamp', [x, lit(self.r.choice(los)), lit(self.r.choice(his))])
 
     def g_positive(self, x, lo_ok, allow_sigmoid=True):
         """A strictly positive (>= about 0.1) version of x."""
@@ -1172,6 +1176,16 @@ class Gen:
             return self.gen_cmp(lv, 1, nodep, nofin, simple=True)
         return self.gen_bool(lv, budget, nodep, nofin)
 
+    def int_threshold(self, x):
+        """An integer (or half-integer) inside the typical range of integer-valued x."""
+        lo, hi = x.t
+        lo, hi = max(lo, -50.0), min(hi, 50.0)
+        if not lo < hi:
+            return lit(fmt(max(0.0, round(lo))))
+        v = lo + (hi - lo) * self.r.uniform(0.2, 0.6)
+        v = math.floor(v) + (0.5 if self.r.random() < 0.3 else 0.0)
+        return lit(fmt(v)) if v >= 0 else lit('-' + fmt(-v))
+
     def raw_inputs(self, lv, nodep):
         out = []
         if lv == TOK:
@@ -1228,12 +1242,12 @@ class Gen:
             return bi(r.choice(CMPS), a, t)
         if k == 'int':
             a = self.gen_int(lv, max(1, budget - 2), nodep, nofin)
-            if r.random() < 0.5:
-                b = lit(str(r.choice((0, 1, 2, 3, 5))))
+            if r.random() < 0.6:
+                b = self.int_threshold(a)
             else:
                 b = self.gen_int(self.coarser(lv, None, nofin), max(1, budget // 3), nodep, nofin)
             if a.s == b.s:
-                b = lit(str(r.choice((0, 1, 2, 3, 5))))
+                b = self.int_threshold(a)
             return bi(r.choice(CMPS), a, b)
         if k == 'boolbool':
             a = self._gen_bool(lv, 2, nodep, nofin)
@@ -1247,8 +1261,9 @@ class Gen:
         if self.params and r.random() < 0.3:   # a param threshold, where it splits x's values
             p = self.params[r.randrange(len(self.params))]
             v = p[2]
+            lo, hi = x.t
             opts = [(c, f) for c, f in ((v, 'p'), (1 + v, '1+p'), (1 - v, '1-p'), (-v, '-p'))
-                    if x.t[0] < c < x.t[1]]
+                    if lo + 0.2 * (hi - lo) < c < hi - 0.2 * (hi - lo)]
             if opts and p[0] not in x.s:
                 f = r.choice(opts)[1]
                 pl = self.param_leaf_named(p)
@@ -1256,8 +1271,8 @@ class Gen:
                      '-p': un('neg', pl)}[f]
         if t is not None:
             pass
-        elif x.isint:   # exact either way; small values are the typical ones
-            t = lit(r.choice(('0', '1', '2', '3', '0.5', '1.5', '2.5')))
+        elif x.isint:   # exact either way
+            t = self.int_threshold(x)
         else:
             lo, hi = x.t
             if not (math.isfinite(lo) and math.isfinite(hi)):
