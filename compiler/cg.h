@@ -56,6 +56,10 @@ bool cg_finish_module(LLVMModuleRef m, CgTarget t, const char *arch, const CgOpt
 char *cg_emit_ptx(LLVMModuleRef m, const char *arch, char *err, size_t errlen);
 /* Writes M as a host object file to PATH. */
 bool cg_emit_object(LLVMModuleRef m, const CgOptions *o, const char *path, char *err, size_t errlen);
+/* libdevice, the CUDA toolkit's math library (PTX needs it; without it artifacts are CPU-only). */
+#ifndef REIN_LIBDEVICE
+#define REIN_LIBDEVICE "/usr/local/cuda/nvvm/libdevice/libdevice.10.bc"
+#endif
 /* The GPU architectures every artifact carries. */
 extern const char *const cg_archs[];
 #define CG_NARCHS 2

@@ -164,6 +164,12 @@ bool cg_compile(const Plan *p, const char *out, const CgOptions *o, FILE *err) {
   LLVMContextRef cx = LLVMContextCreate();
   /* the GPU module, once per architecture */
   int narchs = o && o->no_ptx ? 0 : CG_NARCHS;
+  if (narchs && access(REIN_LIBDEVICE, R_OK) != 0) {
+    /* without the CUDA toolkit the artifact still runs on the CPU */
+    fprintf(err, "rein: warning: %s not found (no CUDA toolkit): the objective gets no PTX and runs on the "
+                 "CPU only\n", REIN_LIBDEVICE);
+    narchs = 0;
+  }
   for (int a = 0; ok && a < narchs; a++) {
     LLVMModuleRef gm = cg_module(cx, &l, CG_GPU);
     ok = cg_finish_module(gm, CG_GPU, cg_archs[a], o, msg, sizeof msg) &&

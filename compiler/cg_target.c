@@ -18,10 +18,6 @@
 
 #include "cg.h"
 
-#ifndef REIN_LIBDEVICE
-#define REIN_LIBDEVICE "/usr/local/cuda/nvvm/libdevice/libdevice.10.bc"
-#endif
-
 const char *const cg_archs[] = {"sm_80", "sm_90", NULL};
 
 /* rk_lib.c as bitcode (generated at build time by compiler/embed.cmake) */

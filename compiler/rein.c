@@ -422,7 +422,7 @@ static int cmd_eval(int argc, char **argv) {
       if (!strcmp(backend, "interp")) it_eval(p, b, params, micro, &r);
       else {
         char err[1024];
-        CgOptions co = {NULL, false, false};
+        CgOptions co = {NULL, false, strcmp(backend, "gpu") != 0}; /* PTX only for the GPU */
         done = cg_eval(p, b, params, micro, !strcmp(backend, "gpu"), threads, &co, &r, err, sizeof err);
         if (!done) fprintf(stderr, "rein eval: error: %s\n", err);
       }
