@@ -63,10 +63,18 @@ static void usage(FILE *out) {
           "  --max-errors N       stop after N errors (default 20)\n");
 }
 
-static int parse_max_errors(const char *s, int *out) {
+/* S as a whole decimal number in [LO, HI]. */
+static bool parse_long(const char *s, long lo, long hi, long *out) {
   char *end;
   long v = strtol(s, &end, 10);
-  if (*s == 0 || *end != 0 || v < 1 || v > 100000) {
+  if (*s == 0 || *end != 0 || v < lo || v > hi) return false;
+  *out = v;
+  return true;
+}
+
+static int parse_max_errors(const char *s, int *out) {
+  long v;
+  if (!parse_long(s, 1, 100000, &v)) {
     fprintf(stderr, "rein: error: --max-errors needs a number from 1 to 100000, not `%s`\n", s);
     return 0;
   }
@@ -369,26 +377,17 @@ static int cmd_eval(int argc, char **argv) {
     case 'b': batch = optarg; break;
     case 'k': backend = optarg; break;
     case 's': sets[nsets++] = optarg; break;
-    case 'm': {
-      char *end;
-      long v = strtol(optarg, &end, 10);
-      if (!*optarg || *end || v < 1 || v > 1000000000) {
-        fprintf(stderr, "rein eval: error: --micro-groups needs a positive number of groups, not `%s`\n", optarg);
-        free(sets);
-        return 2;
-      }
-      micro = (int)v;
-      break;
-    }
+    case 'm':
     case 't': {
-      char *end;
-      long v = strtol(optarg, &end, 10);
-      if (!*optarg || *end || v < 1 || v > 1024) {
-        fprintf(stderr, "rein eval: error: --threads needs a number from 1 to 1024, not `%s`\n", optarg);
+      long v;
+      bool mg = c == 'm';
+      if (!parse_long(optarg, 1, mg ? 1000000000 : 1024, &v)) {
+        if (mg) fprintf(stderr, "rein eval: error: --micro-groups needs a positive number of groups, not `%s`\n", optarg);
+        else fprintf(stderr, "rein eval: error: --threads needs a number from 1 to 1024, not `%s`\n", optarg);
         free(sets);
         return 2;
       }
-      threads = (int)v;
+      *(mg ? &micro : &threads) = (int)v;
       break;
     }
     case 'h': usage(stdout); free(sets); return 0;

@@ -687,7 +687,7 @@ class Gen:
         if self.safe or x.const:
             return False
         simple = x.raw is not None or x.isint or x.nodes <= 2
-        return simple and self.r.random() < 0.75
+        return self.r.random() < (0.9 if simple else 0.3)
 
     def fit(self, e):
         """Keeps a float's magnitude moderate (conservative intervals)."""
@@ -924,8 +924,9 @@ class Gen:
         return self.mk_pow(base, lv, b2, need, nodep, nofin, '^' if self.r.random() < 0.5 else 'pow')
 
     def p_func1(self, lv, budget, need, nodep, nofin):
-        fs = [(1.5, 'exp'), (2, 'log'), (1.5, 'log1p'), (1.5, 'expm1'), (1.2, 'sqrt'), (1.2, 'abs'),
-              (1.2, 'sigmoid'), (1, 'softplus'), (1.5, 'tanh')]
+        u = 1.0 if self.safe else 2.5      # unguarded programs: more functions with a domain
+        fs = [(1.5, 'exp'), (2 * u, 'log'), (1.5 * u, 'log1p'), (1.5, 'expm1'), (1.2 * u, 'sqrt'),
+              (1.2, 'abs'), (1.2, 'sigmoid'), (1, 'softplus'), (1.5, 'tanh')]
         if need is None:
             fs.append((2, 'sign'))
         f = self.w(fs)
@@ -1548,8 +1549,8 @@ class Gen:
 
     def program(self):
         r = self.r
-        total = r.randint(2, 8)
-        if r.random() < 0.3:
+        total = r.randint(2, 7)
+        if r.random() < 0.25:
             self.motifs()
         self.forced()
         nlets = self.w([(3, 0), (3, 1), (1.5, 2), (0.5, 3)])
