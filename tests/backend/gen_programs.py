@@ -1443,6 +1443,27 @@ class Gen:
         for L in self.lets:
             L.uses = 0
 
+    def hazard(self):
+        """A value that is inf or NaN for some inputs, exactly (no rounding decides where)."""
+        r = self.r
+        raw = lambda names: self.input_leaf(r.choice(names))
+        k = r.choice(('log', 'sqrt', 'div', 'log1p', 'pow', 'lse', 'loglen'))
+        if k == 'log':
+            return call('log', [raw(('logp', 'reward', 'old_logp'))])
+        if k == 'sqrt':
+            return call('sqrt', [raw(('reward', 'ref_logp'))])
+        if k == 'div':
+            return bi('/', raw(('reward', 'entropy', 'logp')), raw(('len', 'pos', 'lag')))
+        if k == 'log1p':
+            return call('log1p', [raw(('logp', 'old_logp'))])
+        if k == 'pow':
+            return call('pow', [raw(('reward', 'logp')), lit(r.choice(('0.5', '-0.5', '1.5')))])
+        if k == 'lse':
+            x = raw(('logp', 'entropy'))
+            return red('logsumexp', SEQ, x, self.gen_cmp(TOK, 1, False, True, simple=True)
+                       if r.random() < 0.5 else None)
+        return call('log', [raw(('len', 'lag'))])
+
     def nodep_batch(self, budget):
         """A batch value that does not depend on logp/entropy (a loss coefficient)."""
         k = self.w([(3, 'param'), (2, 'lit'), (2, 'expr')])
@@ -1566,6 +1587,13 @@ class Gen:
             metrics.append(('stat%d' % i, self.gen_metric(parts[nlets + i])))
         for e in self.forced_metrics:
             metrics.append(('stat%d' % len(metrics), e))
+        if not self.safe:       # an unguarded program gets at least one inf/NaN hazard
+            h = self.hazard()
+            if r.random() < 0.5:
+                t = red('mean', BAT, bi('*', self.input_leaf(r.choice(('logp', 'entropy'))), h))
+                loss = bi(r.choice(('+', '-')), loss, t)
+            else:
+                metrics.append(('hazard', red('mean', BAT, h) if h.lv < BAT else h))
         # a let that nothing refers to is dropped (most random ones, to keep programs small) or
         # becomes a metric (forced ones, for coverage): no `unused let` warning either way
         while True:
