@@ -413,6 +413,14 @@ def red(op, R, x=None, filt=None, ddof=None):
              dlp=dlp, dent=dent, fin=fin, isint=isint, t=t)
 
 
+def minmax(f, a, b):
+    """min/max of a and b; when their typical ranges do not meet, one side would always win
+    (and the other's gradient be always zero): add them instead."""
+    if a.t[1] < b.t[0] or b.t[1] < a.t[0]:
+        return bi('+', a, b)
+    return call(f, [a, b])
+
+
 def sat(e, need):
     if need is None:
         return True
@@ -893,7 +901,7 @@ class Gen:
             c = self.gen_bool(lv, 2, nodep, nofin)
             return call('where', [c, x, L.ref()] if self.r.random() < 0.5 else [c, L.ref(), x])
         if k == 'minmax':
-            return call(self.r.choice(('min', 'max')), [x, L.ref()])
+            return minmax(self.r.choice(('min', 'max')), x, L.ref())
         return bi(k, x, L.ref()) if self.r.random() < 0.5 else bi(k, L.ref(), x)
 
     def p_neg(self, lv, budget, need, nodep, nofin):
@@ -902,6 +910,8 @@ class Gen:
     def p_arith(self, lv, budget, need, nodep, nofin):
         op = self.w([(3, '+'), (2.5, '-'), (3, '*'), (2, '/')])
         a, b = self.operands(lv, budget - 1, 2, need, nodep, nofin)
+        if a.s == b.s and op in '-/':      # x - x, x / x: nothing left to test
+            op = '+' if op == '-' else '*'
         if op == '/':
             return self.mk_div(a, b)
         return bi(op, a, b)
@@ -935,7 +945,7 @@ class Gen:
 
     def p_minmax(self, lv, budget, need, nodep, nofin):
         a, b = self.operands(lv, budget - 1, 2, need, nodep, nofin)
-        return call(self.r.choice(('min', 'max')), [a, b])
+        return minmax(self.r.choice(('min', 'max')), a, b)
 
     def p_clamp(self, lv, budget, need, nodep, nofin):
         r = self.r
@@ -954,7 +964,8 @@ class Gen:
             lo_, hi_ = max(x.t[0], -5.0), min(x.t[1], 5.0)
             if not lo_ < hi_:
                 lo_, hi_ = -1.0, 1.0
-            a, b = sorted((r.uniform(lo_, hi_), r.uniform(lo_, hi_)))
+            a = lo_ + (hi_ - lo_) * r.uniform(0.05, 0.4)
+            b = lo_ + (hi_ - lo_) * r.uniform(0.6, 0.95)
             lo, hi = lit(irregular(a)), lit(irregular(max(b, a + 0.1)))
         return call('clamp', [x, lo, hi])
 
@@ -991,7 +1002,7 @@ class Gen:
         bx = budget - 1
         if r.random() < 0.35:
             bx, bf = self.split(budget - 1, 2)
-            fl = El if r.random() < 0.6 else r.randint(El, min(BAT, R + (1 if r.random() < 0.2 else 0)))
+            fl = El if r.random() < 0.65 else r.randint(El, min(BAT, R + (1 if r.random() < 0.1 else 0)))
             filt = self.filter(fl, bf, xnodep, nofin)
         if need is None and r.random() < 0.12:
             x = self.gen_bool(El, bx, xnodep, nofin)
