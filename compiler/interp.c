@@ -132,7 +132,9 @@ static double rfinish(IrOp op, int ddof, RState s) {
   case IR_RMIN: return s.n > 0 ? s.min : 0;
   case IR_VAR: return k > 0 ? s.m2 / k : 0;
   case IR_STD: return k > 0 ? sqrt(s.m2 / k) : 0;
-  case IR_LSE: return s.n > 0 && s.lse_s > 0 ? s.lse_m + log(s.lse_s) : (s.n > 0 ? s.lse_m : -INFINITY);
+  case IR_LSE: /* a NaN element makes lse_s NaN, and the result NaN */
+    if (s.n == 0) return -INFINITY;
+    return isinf(s.lse_m) ? s.lse_m : s.lse_m + log(s.lse_s);
   default: return NAN;
   }
 }
