@@ -28,6 +28,7 @@
 
 #include "batch.h"
 #include "cg.h"
+#include "rein/tfm.h"
 #include "frontend.h"
 #include "interp.h"
 #include "pipeline.h"
@@ -56,6 +57,8 @@ static void usage(FILE *out) {
           "  eval FILE --batch B.json [--backend interp|cpu|gpu] [--set NAME=VALUE]...\n"
           "       [--micro-groups K] [--threads N]  evaluate on a batch; prints JSON loss,\n"
           "                       metrics, grad\n"
+          "  model init|logprobs|generate ...  the transformer executor: make a random\n"
+          "                       model, score token sequences, sample (rein model --help)\n"
           "\n"
           "options:\n"
           "  -h, --help           show this help\n"
@@ -459,6 +462,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "emit")) return cmd_emit(argc - 1, argv + 1);
   if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
   if (!strcmp(cmd, "compile")) return cmd_compile(argc - 1, argv + 1);
+  if (!strcmp(cmd, "model")) return tfm_cli_main(argc - 1, argv + 1);
   fprintf(stderr, "rein: error: unknown command `%s` (try `rein --help`)\n", cmd);
   return 2;
 }

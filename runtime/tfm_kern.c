@@ -1,0 +1,162 @@
+/* tfm_kern.c — the transformer executor's elementwise and matrix kernels (see tfm_internal.h).
+ *
+ * The matrix product is OpenBLAS's serial sgemm/dgemm, called once per block of the output by
+ * the OpenMP threads: one thread pool (ours), no nested threading, and each output element is
+ * computed by one call over its whole K dimension.
+ */
+#include "tfm_internal.h"
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#ifdef TFM_F64
+#define GEMM cblas_dgemm
+#else
+#define GEMM cblas_sgemm
+#endif
+
+void tfm_gemm(int ta, int tb, int M, int N, int K, const tfm_f *A, int lda, const tfm_f *B,
+              int ldb, tfm_f beta, tfm_f *C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  enum CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+  int nt = omp_get_max_threads();
+  double work = (double)M * N * K;
+  if (nt <= 1 || work < 262144.0 || K == 0) {
+    if (K == 0) {
+      for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
+      return;
+    }
+    GEMM(CblasRowMajor, TA, TB, M, N, K, 1, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  /* Split the larger output dimension into nt blocks (multiples of 16 columns/rows). */
+  int split_n = N >= M;
+  int dim = split_n ? N : M;
+  int blk = (dim + nt - 1) / nt;
+  blk = (blk + 15) & ~15;
+  int nblk = (dim + blk - 1) / blk;
+#pragma omp parallel for schedule(static)
+  for (int t = 0; t < nblk; t++) {
+    int s = t * blk, n = dim - s < blk ? dim - s : blk;
+    if (split_n) {
+      const tfm_f *Bp = tb ? B + (size_t)s * ldb : B + s;
+      GEMM(CblasRowMajor, TA, TB, M, n, K, 1, A, lda, Bp, ldb, beta, C + s, ldc);
+    } else {
+      const tfm_f *Ap = ta ? A + s : A + (size_t)s * lda;
+      GEMM(CblasRowMajor, TA, TB, n, N, K, 1, Ap, lda, B, ldb, beta, C + (size_t)s * ldc, ldc);
+    }
+  }
+}
+
+void tfm_gemm_ref(int ta, int tb, int M, int N, int K, const tfm_f *A, int lda, const tfm_f *B,
+                  int ldb, tfm_f beta, tfm_f *C, int ldc) {
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < N; j++) {
+      double s = 0;
+      for (int k = 0; k < K; k++) {
+        double a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+        double b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+        s += a * b;
+      }
+      tfm_f *c = &C[(size_t)i * ldc + j];
+      *c = (tfm_f)(s + (beta == 0 ? 0 : beta * *c));
+    }
+}
+
+void tfm_rmsnorm(int N, int D, const tfm_f *x, const tfm_f *w, double eps, tfm_f *y, tfm_f *rinv) {
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++) {
+    const tfm_f *xr = x + (size_t)n * D;
+    tfm_f *yr = y + (size_t)n * D;
+    double ss = 0;
+    for (int j = 0; j < D; j++) ss += (double)xr[j] * xr[j];
+    tfm_f r = (tfm_f)(1.0 / sqrt(ss / D + eps));
+    rinv[n] = r;
+    for (int j = 0; j < D; j++) yr[j] = xr[j] * r * w[j];
+  }
+}
+
+/* y_j = x_j r w_j with r = (mean x^2 + eps)^-1/2:
+ *   dx_j = r w_j dy_j - x_j r^3 / D * sum_k w_k dy_k x_k;   dw_j = sum_n dy_nj x_nj r_n. */
+void tfm_rmsnorm_bwd(int N, int D, const tfm_f *x, const tfm_f *w, const tfm_f *rinv,
+                     const tfm_f *dy, tfm_f *dx, tfm_f *dw) {
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++) {
+    const tfm_f *xr = x + (size_t)n * D, *dyr = dy + (size_t)n * D;
+    tfm_f *dxr = dx + (size_t)n * D;
+    double dot = 0, r = rinv[n];
+    for (int j = 0; j < D; j++) dot += (double)w[j] * dyr[j] * xr[j];
+    double c = dot * r * r * r / D;
+    for (int j = 0; j < D; j++) dxr[j] += (tfm_f)(r * w[j] * dyr[j] - xr[j] * c);
+  }
+  if (!dw) return;
+#pragma omp parallel for schedule(static)
+  for (int j0 = 0; j0 < D; j0 += 16) {
+    double acc[16] = {0};
+    int j1 = j0 + 16 < D ? j0 + 16 : D;
+    for (int n = 0; n < N; n++)
+      for (int j = j0; j < j1; j++) acc[j - j0] += (double)dy[(size_t)n * D + j] * x[(size_t)n * D + j] * rinv[n];
+    for (int j = j0; j < j1; j++) dw[j] += (tfm_f)acc[j - j0];
+  }
+}
+
+/* Hugging Face's rotate-half convention: dimension i < hd/2 pairs with i + hd/2. */
+void tfm_rope(int N, int nh, int hd, tfm_f *x, const int *pos, const double *inv_freq, int dir) {
+  int half = hd / 2;
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++) {
+    double cs[512], sn[512];
+    for (int i0 = 0; i0 < half; i0 += 512) {
+      int i1 = i0 + 512 < half ? i0 + 512 : half;
+      for (int i = i0; i < i1; i++) {
+        double a = pos[n] * inv_freq[i];
+        cs[i - i0] = cos(a);
+        sn[i - i0] = dir * sin(a);
+      }
+      for (int h = 0; h < nh; h++) {
+        tfm_f *r = x + ((size_t)n * nh + h) * hd;
+        for (int i = i0; i < i1; i++) {
+          double x1 = r[i], x2 = r[i + half], c = cs[i - i0], s = sn[i - i0];
+          r[i] = (tfm_f)(x1 * c - x2 * s);
+          r[i + half] = (tfm_f)(x2 * c + x1 * s);
+        }
+      }
+    }
+  }
+}
+
+void tfm_add_bias(int N, int W, tfm_f *y, const tfm_f *b) {
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++)
+    for (int j = 0; j < W; j++) y[(size_t)n * W + j] += b[j];
+}
+
+void tfm_bias_bwd(int N, int W, const tfm_f *dy, tfm_f *db) {
+#pragma omp parallel for schedule(static)
+  for (int j0 = 0; j0 < W; j0 += 16) {
+    double acc[16] = {0};
+    int j1 = j0 + 16 < W ? j0 + 16 : W;
+    for (int n = 0; n < N; n++)
+      for (int j = j0; j < j1; j++) acc[j - j0] += dy[(size_t)n * W + j];
+    for (int j = j0; j < j1; j++) db[j] += (tfm_f)acc[j - j0];
+  }
+}
+
+double tfm_row_stats(const tfm_f *z, int V, double *ent) {
+  double mx = -INFINITY;
+  for (int j = 0; j < V; j++) mx = z[j] > mx ? z[j] : mx;
+  double s = 0, sz = 0;
+  for (int j = 0; j < V; j++) {
+    double e = exp(z[j] - mx);
+    s += e;
+    sz += e * (z[j] - mx);
+  }
+  double lse = mx + log(s);
+  /* H = -sum p (z - lse) = lse - sum p z = log s - sum p (z - mx) */
+  *ent = log(s) - sz / s;
+  return lse;
+}

@@ -1,0 +1,272 @@
+/* tfm_safetensors.c — reading and writing the safetensors format for the transformer executor.
+ *
+ * Format: an 8-byte little-endian header length N, N bytes of JSON
+ * {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}, then the data
+ * (offsets relative to its start).  Reading trusts nothing in the file: every length and offset
+ * is checked against the file's size and the model's expected shape before a byte of data is
+ * touched, and every message names the file and the tensor.  F32, BF16 and F16 are converted to
+ * tfm_f.  Writing produces F32, to a temporary name renamed over the target.
+ */
+#include "rein/tfm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ST_MAX_HEADER (100u << 20)
+
+static float bf16_to_f32(uint16_t h) {
+  uint32_t u = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+static float f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31, man = h & 1023, u;
+  if (e == 0) {
+    if (man == 0) {
+      u = sign;
+    } else { /* subnormal: normalize */
+      e = 127 - 15 + 1;
+      while (!(man & 1024)) {
+        man <<= 1;
+        e--;
+      }
+      u = sign | (e << 23) | ((man & 1023) << 13);
+    }
+  } else if (e == 31) {
+    u = sign | 0x7f800000u | (man << 13);
+  } else {
+    u = sign | ((e + 127 - 15) << 23) | (man << 13);
+  }
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+/* Read exactly n bytes at offset off. */
+static int read_at(int fd, void *buf, size_t n, off_t off) {
+  char *p = buf;
+  while (n) {
+    ssize_t k = pread(fd, p, n, off);
+    if (k <= 0) return -1;
+    p += k;
+    n -= (size_t)k;
+    off += k;
+  }
+  return 0;
+}
+
+static int is_ignored(const TfmModel *m, const char *name) {
+  size_t n = strlen(name);
+  const char *sfx = "rotary_emb.inv_freq";
+  if (n >= strlen(sfx) && !strcmp(name + n - strlen(sfx), sfx)) return 1;
+  return m->cfg.tie_embeddings && !strcmp(name, "lm_head.weight");
+}
+
+/* Check one header entry against the model; returns the tensor index, -2 to skip, -1 on error. */
+static int check_entry(const TfmModel *m, const char *path, const char *name, json_t *e,
+                       uint64_t datasize, int *esize, uint64_t *b, uint64_t *end, char *err,
+                       size_t errlen) {
+  int ti = -1;
+  for (int i = 0; i < m->ntensors; i++)
+    if (!strcmp(m->tensors[i].name, name)) ti = i;
+  if (ti < 0) {
+    if (is_ignored(m, name)) return -2;
+    snprintf(err, errlen, "%s: tensor '%s': unexpected (not part of a model with this config)", path, name);
+    return -1;
+  }
+  const TfmTensor *t = &m->tensors[ti];
+  json_t *dt = json_object_get(e, "dtype"), *sh = json_object_get(e, "shape"),
+         *of = json_object_get(e, "data_offsets");
+  if (!json_is_object(e) || !json_is_string(dt) || !json_is_array(sh) || !json_is_array(of) ||
+      json_array_size(of) != 2) {
+    snprintf(err, errlen, "%s: tensor '%s': header entry needs \"dtype\", \"shape\" and two \"data_offsets\"", path, name);
+    return -1;
+  }
+  const char *d = json_string_value(dt);
+  if (!strcmp(d, "F32")) *esize = 4;
+  else if (!strcmp(d, "BF16") || !strcmp(d, "F16")) *esize = 2;
+  else {
+    snprintf(err, errlen, "%s: tensor '%s': dtype %s is not supported (F32, BF16, F16)", path, name, d);
+    return -1;
+  }
+  if (*esize == 2 && !strcmp(d, "F16")) *esize = -2; /* F16 marker */
+  char got[128] = "", want[64];
+  int bad = (int)json_array_size(sh) != t->ndim;
+  size_t n = 1;
+  for (size_t i = 0; i < json_array_size(sh); i++) {
+    json_t *x = json_array_get(sh, i);
+    if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > (1ll << 40)) {
+      snprintf(err, errlen, "%s: tensor '%s': shape entries must be non-negative integers", path, name);
+      return -1;
+    }
+    if (i < 2 && (int)i < t->ndim && json_integer_value(x) != t->shape[i]) bad = 1;
+    n *= (size_t)json_integer_value(x);
+    size_t l = strlen(got);
+    snprintf(got + l, sizeof got - l, "%s%lld", i ? "," : "", (long long)json_integer_value(x));
+  }
+  if (t->ndim == 2) snprintf(want, sizeof want, "%lld,%lld", (long long)t->shape[0], (long long)t->shape[1]);
+  else snprintf(want, sizeof want, "%lld", (long long)t->shape[0]);
+  if (bad) {
+    snprintf(err, errlen, "%s: tensor '%s': shape [%s], expected [%s] from the config", path, name, got, want);
+    return -1;
+  }
+  json_t *jb = json_array_get(of, 0), *je = json_array_get(of, 1);
+  if (!json_is_integer(jb) || !json_is_integer(je) || json_integer_value(jb) < 0 ||
+      json_integer_value(je) < json_integer_value(jb)) {
+    snprintf(err, errlen, "%s: tensor '%s': bad data_offsets", path, name);
+    return -1;
+  }
+  *b = (uint64_t)json_integer_value(jb);
+  *end = (uint64_t)json_integer_value(je);
+  int es = *esize < 0 ? 2 : *esize;
+  if (*end - *b != (uint64_t)n * (uint64_t)es) {
+    snprintf(err, errlen, "%s: tensor '%s': data_offsets span %llu bytes, shape [%s] of %s needs %llu", path,
+             name, (unsigned long long)(*end - *b), got, d, (unsigned long long)n * (unsigned long long)es);
+    return -1;
+  }
+  if (*end > datasize) {
+    snprintf(err, errlen, "%s: tensor '%s': data_offsets end at %llu, past the end of the data (%llu bytes): truncated file or a lying header",
+             path, name, (unsigned long long)*end, (unsigned long long)datasize);
+    return -1;
+  }
+  return ti;
+}
+
+int tfm_st_read(TfmModel *m, const char *path, unsigned char *seen, char *err, size_t errlen) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) {
+    snprintf(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
+    return -1;
+  }
+  struct stat st;
+  char *hdr = NULL;
+  void *buf = NULL;
+  json_t *o = NULL;
+  int rc = -1;
+  uint64_t hlen = 0;
+  unsigned char lenb[8];
+  if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+    snprintf(err, errlen, "%s: not a regular file", path);
+    goto done;
+  }
+  uint64_t size = (uint64_t)st.st_size;
+  if (size < 8 || read_at(fd, lenb, 8, 0)) {
+    snprintf(err, errlen, "%s: truncated: %llu bytes, shorter than the 8-byte header length", path, (unsigned long long)size);
+    goto done;
+  }
+  for (int i = 7; i >= 0; i--) hlen = hlen << 8 | lenb[i];
+  if (hlen > size - 8 || hlen > ST_MAX_HEADER) {
+    snprintf(err, errlen, "%s: header length %llu exceeds the file size (%llu bytes): truncated or not safetensors",
+             path, (unsigned long long)hlen, (unsigned long long)size);
+    goto done;
+  }
+  hdr = malloc(hlen + 1);
+  if (read_at(fd, hdr, hlen, 8)) {
+    snprintf(err, errlen, "%s: read error", path);
+    goto done;
+  }
+  hdr[hlen] = 0;
+  json_error_t je;
+  o = json_loadb(hdr, hlen, JSON_REJECT_DUPLICATES, &je);
+  if (!o || !json_is_object(o)) {
+    snprintf(err, errlen, "%s: header is not a JSON object (%s)", path, o ? "other JSON value" : je.text);
+    goto done;
+  }
+  uint64_t datasize = size - 8 - hlen;
+  const char *name;
+  json_t *e;
+  json_object_foreach(o, name, e) {
+    if (!strcmp(name, "__metadata__")) continue;
+    int esize;
+    uint64_t b, end;
+    int ti = check_entry(m, path, name, e, datasize, &esize, &b, &end, err, errlen);
+    if (ti == -2) continue;
+    if (ti < 0) goto done;
+    if (seen[ti]) {
+      snprintf(err, errlen, "%s: tensor '%s': appears twice", path, name);
+      goto done;
+    }
+    seen[ti] = 1;
+    const TfmTensor *t = &m->tensors[ti];
+    free(buf);
+    buf = malloc(end - b + 1);
+    if (!buf || read_at(fd, buf, end - b, (off_t)(8 + hlen + b))) {
+      snprintf(err, errlen, "%s: tensor '%s': read error", path, name);
+      goto done;
+    }
+    tfm_f *dst = m->params + t->off;
+    for (size_t i = 0; i < t->n; i++) {
+      float v;
+      if (esize == 4) {
+        memcpy(&v, (char *)buf + 4 * i, 4);
+      } else {
+        uint16_t h;
+        memcpy(&h, (char *)buf + 2 * i, 2);
+        v = esize == 2 ? bf16_to_f32(h) : f16_to_f32(h);
+      }
+      dst[i] = v;
+    }
+  }
+  rc = 0;
+done:
+  json_decref(o);
+  free(hdr);
+  free(buf);
+  close(fd);
+  return rc;
+}
+
+int tfm_st_write(const TfmModel *m, const tfm_f *values, const char *path, char *err,
+                 size_t errlen) {
+  json_t *h = json_object();
+  json_object_set_new(h, "__metadata__", json_pack("{s:s}", "format", "pt"));
+  uint64_t off = 0;
+  for (int i = 0; i < m->ntensors; i++) {
+    const TfmTensor *t = &m->tensors[i];
+    json_t *shape = t->ndim == 2 ? json_pack("[I,I]", (json_int_t)t->shape[0], (json_int_t)t->shape[1])
+                                 : json_pack("[I]", (json_int_t)t->shape[0]);
+    json_object_set_new(h, t->name, json_pack("{s:s,s:o,s:[I,I]}", "dtype", "F32", "shape", shape,
+                                              "data_offsets", (json_int_t)off, (json_int_t)(off + 4 * t->n)));
+    off += 4 * t->n;
+  }
+  char *text = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  json_decref(h);
+  size_t tl = strlen(text), padded = (tl + 7) & ~(size_t)7;
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+  FILE *f = fopen(tmp, "wb");
+  if (!f) {
+    snprintf(err, errlen, "%s: cannot write (%s)", tmp, strerror(errno));
+    free(text);
+    return -1;
+  }
+  unsigned char lenb[8];
+  for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+  int bad = fwrite(lenb, 1, 8, f) != 8 || fwrite(text, 1, tl, f) != tl;
+  for (size_t i = tl; i < padded; i++) bad |= fputc(' ', f) == EOF;
+  free(text);
+  float chunk[4096];
+  for (int i = 0; i < m->ntensors && !bad; i++) {
+    const TfmTensor *t = &m->tensors[i];
+    for (size_t j = 0; j < t->n && !bad; j += 4096) {
+      size_t k = t->n - j < 4096 ? t->n - j : 4096;
+      for (size_t q = 0; q < k; q++) chunk[q] = (float)values[t->off + j + q];
+      bad |= fwrite(chunk, 4, k, f) != k;
+    }
+  }
+  bad |= fclose(f) != 0;
+  if (bad || rename(tmp, path)) {
+    snprintf(err, errlen, "%s: write failed (%s)", path, strerror(errno));
+    unlink(tmp);
+    return -1;
+  }
+  return 0;
+}

@@ -1,0 +1,365 @@
+/* tfm_train.c — the training path: forward over a packed batch keeping the activations, and
+ * backward from per-token dlogp / dentropy into the gradient allocation.
+ *
+ * Shapes: N tokens in the batch (all sequences packed), D model dim, H query heads, KV key/value
+ * heads, hd head dim, I MLP hidden dim, V vocabulary.  Per layer the forward keeps:
+ *   X (N,D) the residual stream entering the layer, xn1 (N,D) and r1 (N) its RMSNorm,
+ *   q (N,H*hd) k v (N,KV*hd) after the rotary embedding, P the attention probabilities
+ *   (per sequence s: (H, L_s, L_s)), ao (N,H*hd) the attention output before o_proj,
+ *   Xm (N,D) the residual stream after attention, xn2 (N,D) and r2 (N) its RMSNorm,
+ *   g u (N,I) the gate and up projections.
+ * The output head (tfm_head.c) keeps nothing but the per-row log-normalizer and entropy: its
+ * logits are recomputed chunk by chunk in the backward.
+ */
+#include "tfm_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+  tfm_f *X, *xn1, *r1, *q, *k, *v, *P, *ao, *Xm, *xn2, *r2, *g, *u;
+} LayerActs;
+
+struct TfmActs {
+  int N, nseq;
+  int *off;        /* (nseq+1) */
+  int32_t *tok;    /* (N) */
+  int32_t *tgt;    /* (N) */
+  int *pos;        /* (N) position inside its sequence */
+  size_t *poff;    /* (nseq+1) offsets of each sequence's (H, L, L) block in P */
+  LayerActs *L;
+  tfm_f *Xf, *xf, *rf;  /* final residual (N,D), its norm (N,D) and rinv (N) */
+  double *lse, *ent;    /* (N) head statistics */
+  tfm_f *mem;           /* one allocation behind every array above */
+};
+
+void tfm_head_forward(const TfmModel *m, int N, const tfm_f *xf, const int32_t *tgt, double *lse,
+                      double *ent, tfm_f *logp, tfm_f *entropy);
+void tfm_head_backward(TfmModel *m, int N, const tfm_f *xf, const int32_t *tgt, const double *lse,
+                       const double *ent, const tfm_f *dlogp, const tfm_f *dentropy, tfm_f *dxf);
+
+static tfm_f *P(const TfmModel *m, size_t off) { return m->params + off; }
+static tfm_f *G(const TfmModel *m, size_t off) { return m->grads + off; }
+
+void tfm_acts_free(TfmActs *a) {
+  if (!a) return;
+  free(a->off);
+  free(a->tok);
+  free(a->tgt);
+  free(a->pos);
+  free(a->poff);
+  free(a->L);
+  free(a->lse);
+  free(a->ent);
+  free(a->mem);
+  free(a);
+}
+
+/* Causal attention of one sequence for the query heads of kv head g.
+ * q (L,H,hd), k v (L,KV,hd) for this sequence; P (H,L,L); ao (L,H,hd). */
+static void attn_fwd(int L, int H, int KV, int hd, int g, const tfm_f *q, const tfm_f *k,
+                     const tfm_f *v, tfm_f *Pm, tfm_f *ao) {
+  int per = H / KV;
+  double scale = 1.0 / sqrt((double)hd);
+  for (int h = g * per; h < (g + 1) * per; h++) {
+    tfm_f *Ph = Pm + (size_t)h * L * L;
+    for (int i = 0; i < L; i++) {
+      const tfm_f *qi = q + ((size_t)i * H + h) * hd;
+      tfm_f *pr = Ph + (size_t)i * L;
+      double mx = -INFINITY;
+      for (int j = 0; j <= i; j++) {
+        const tfm_f *kj = k + ((size_t)j * KV + g) * hd;
+        tfm_f s = 0;
+        for (int d = 0; d < hd; d++) s += qi[d] * kj[d];
+        pr[j] = (tfm_f)(s * scale);
+        mx = pr[j] > mx ? pr[j] : mx;
+      }
+      double sum = 0;
+      for (int j = 0; j <= i; j++) {
+        double e = exp(pr[j] - mx);
+        pr[j] = (tfm_f)e;
+        sum += e;
+      }
+      tfm_f inv = (tfm_f)(1.0 / sum);
+      tfm_f *o = ao + ((size_t)i * H + h) * hd;
+      for (int d = 0; d < hd; d++) o[d] = 0;
+      for (int j = 0; j <= i; j++) {
+        pr[j] *= inv;
+        const tfm_f *vj = v + ((size_t)j * KV + g) * hd;
+        for (int d = 0; d < hd; d++) o[d] += pr[j] * vj[d];
+      }
+    }
+  }
+}
+
+/* Backward of attn_fwd: dq for the group's heads, dk dv for kv head g (written, not added). */
+static void attn_bwd(int L, int H, int KV, int hd, int g, const tfm_f *q, const tfm_f *k,
+                     const tfm_f *v, const tfm_f *Pm, const tfm_f *dao, tfm_f *dq, tfm_f *dk,
+                     tfm_f *dv, tfm_f *tmp /* (L) */) {
+  int per = H / KV;
+  tfm_f scale = (tfm_f)(1.0 / sqrt((double)hd));
+  for (int j = 0; j < L; j++) {
+    memset(dk + ((size_t)j * KV + g) * hd, 0, hd * sizeof(tfm_f));
+    memset(dv + ((size_t)j * KV + g) * hd, 0, hd * sizeof(tfm_f));
+  }
+  for (int h = g * per; h < (g + 1) * per; h++) {
+    const tfm_f *Ph = Pm + (size_t)h * L * L;
+    for (int i = 0; i < L; i++) {
+      const tfm_f *pr = Ph + (size_t)i * L, *doi = dao + ((size_t)i * H + h) * hd,
+                  *qi = q + ((size_t)i * H + h) * hd;
+      double dot = 0;
+      for (int j = 0; j <= i; j++) {
+        const tfm_f *vj = v + ((size_t)j * KV + g) * hd;
+        tfm_f s = 0;
+        for (int d = 0; d < hd; d++) s += doi[d] * vj[d];
+        tmp[j] = s;
+        dot += (double)pr[j] * s;
+      }
+      tfm_f *dqi = dq + ((size_t)i * H + h) * hd;
+      for (int d = 0; d < hd; d++) dqi[d] = 0;
+      for (int j = 0; j <= i; j++) {
+        tfm_f ds = (tfm_f)(pr[j] * (tmp[j] - dot)) * scale;
+        const tfm_f *kj = k + ((size_t)j * KV + g) * hd;
+        tfm_f *dkj = dk + ((size_t)j * KV + g) * hd, *dvj = dv + ((size_t)j * KV + g) * hd;
+        for (int d = 0; d < hd; d++) {
+          dqi[d] += ds * kj[d];
+          dkj[d] += ds * qi[d];
+          dvj[d] += pr[j] * doi[d];
+        }
+      }
+    }
+  }
+}
+
+static int check_batch(const TfmModel *m, const TfmBatch *b, char *err, size_t errlen) {
+  if (b->nseq < 0 || !b->offsets || b->offsets[0] != 0) {
+    snprintf(err, errlen, "batch: offsets must start at 0");
+    return -1;
+  }
+  for (int s = 0; s < b->nseq; s++)
+    if (b->offsets[s + 1] <= b->offsets[s]) {
+      snprintf(err, errlen, "batch: sequence %d is empty or the offsets decrease", s);
+      return -1;
+    }
+  int N = b->offsets[b->nseq];
+  for (int i = 0; i < N; i++) {
+    if (b->tokens[i] < 0 || b->tokens[i] >= m->cfg.vocab) {
+      snprintf(err, errlen, "batch: token %d at position %d is outside the vocabulary (size %d)", b->tokens[i], i, m->cfg.vocab);
+      return -1;
+    }
+    if (b->targets[i] >= m->cfg.vocab || b->targets[i] < -1) {
+      snprintf(err, errlen, "batch: target %d at position %d is outside the vocabulary (size %d)", b->targets[i], i, m->cfg.vocab);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+int tfm_forward(TfmModel *m, const TfmBatch *b, tfm_f *logp, tfm_f *entropy, TfmActs **acts_out,
+                char *err, size_t errlen) {
+  if (acts_out) *acts_out = NULL;
+  if (check_batch(m, b, err, errlen)) return -1;
+  const TfmConfig *c = &m->cfg;
+  int N = b->offsets[b->nseq], D = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim,
+      I = c->hidden, NL = c->n_layers, qd = H * hd, kvd = KV * hd;
+  TfmActs *a = calloc(1, sizeof *a);
+  a->N = N;
+  a->nseq = b->nseq;
+  a->off = malloc((size_t)(b->nseq + 1) * sizeof(int));
+  memcpy(a->off, b->offsets, (size_t)(b->nseq + 1) * sizeof(int));
+  a->tok = malloc((size_t)N * sizeof(int32_t) + 1);
+  a->tgt = malloc((size_t)N * sizeof(int32_t) + 1);
+  memcpy(a->tok, b->tokens, (size_t)N * sizeof(int32_t));
+  memcpy(a->tgt, b->targets, (size_t)N * sizeof(int32_t));
+  a->pos = malloc((size_t)N * sizeof(int) + 1);
+  a->poff = malloc((size_t)(b->nseq + 1) * sizeof(size_t));
+  a->poff[0] = 0;
+  for (int s = 0; s < b->nseq; s++) {
+    size_t Ls = (size_t)(b->offsets[s + 1] - b->offsets[s]);
+    for (int i = b->offsets[s]; i < b->offsets[s + 1]; i++) a->pos[i] = i - b->offsets[s];
+    a->poff[s + 1] = a->poff[s] + (size_t)H * Ls * Ls;
+  }
+  size_t nP = a->poff[b->nseq];
+  size_t per_layer = (size_t)N * (4 * D + 2 + 2 * qd + 2 * kvd + 2 * I) + nP;
+  size_t total = per_layer * NL + (size_t)N * (2 * D + 1);
+  a->mem = malloc((total + 1) * sizeof(tfm_f));
+  a->lse = malloc(((size_t)N + 1) * sizeof(double));
+  a->ent = malloc(((size_t)N + 1) * sizeof(double));
+  a->L = calloc((size_t)NL, sizeof *a->L);
+  if (!a->mem || !a->lse || !a->ent || !a->L) {
+    snprintf(err, errlen, "batch: out of memory for the activations of %d tokens", N);
+    tfm_acts_free(a);
+    return -1;
+  }
+  tfm_f *p = a->mem;
+#define TAKE(n) (p += (n), p - (n))
+  for (int l = 0; l < NL; l++) {
+    LayerActs *A = &a->L[l];
+    A->X = TAKE((size_t)N * D);
+    A->xn1 = TAKE((size_t)N * D);
+    A->r1 = TAKE((size_t)N);
+    A->q = TAKE((size_t)N * qd);
+    A->k = TAKE((size_t)N * kvd);
+    A->v = TAKE((size_t)N * kvd);
+    A->P = TAKE(nP);
+    A->ao = TAKE((size_t)N * qd);
+    A->Xm = TAKE((size_t)N * D);
+    A->xn2 = TAKE((size_t)N * D);
+    A->r2 = TAKE((size_t)N);
+    A->g = TAKE((size_t)N * I);
+    A->u = TAKE((size_t)N * I);
+  }
+  a->Xf = TAKE((size_t)N * D);
+  a->xf = TAKE((size_t)N * D);
+  a->rf = TAKE((size_t)N);
+#undef TAKE
+
+  /* x = embed[tok] */
+  tfm_f *x0 = NL ? a->L[0].X : a->Xf;
+  const tfm_f *E = P(m, m->embed);
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++) memcpy(x0 + (size_t)n * D, E + (size_t)a->tok[n] * D, D * sizeof(tfm_f));
+
+  for (int l = 0; l < NL; l++) {
+    LayerActs *A = &a->L[l];
+    const TfmLayerW *w = &m->layers[l];
+    tfm_f *Xnext = l + 1 < NL ? a->L[l + 1].X : a->Xf;
+    tfm_rmsnorm(N, D, A->X, P(m, w->attn_norm), c->norm_eps, A->xn1, A->r1);
+    tfm_gemm(0, 1, N, qd, D, A->xn1, D, P(m, w->wq), D, 0, A->q, qd);
+    tfm_gemm(0, 1, N, kvd, D, A->xn1, D, P(m, w->wk), D, 0, A->k, kvd);
+    tfm_gemm(0, 1, N, kvd, D, A->xn1, D, P(m, w->wv), D, 0, A->v, kvd);
+    if (w->bq != TFM_ABSENT) {
+      tfm_add_bias(N, qd, A->q, P(m, w->bq));
+      tfm_add_bias(N, kvd, A->k, P(m, w->bk));
+      tfm_add_bias(N, kvd, A->v, P(m, w->bv));
+    }
+    tfm_rope(N, H, hd, A->q, a->pos, m->inv_freq, 1);
+    tfm_rope(N, KV, hd, A->k, a->pos, m->inv_freq, 1);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int t = 0; t < b->nseq * KV; t++) {
+      int s = t / KV, g = t % KV, o = a->off[s], Ls = a->off[s + 1] - o;
+      attn_fwd(Ls, H, KV, hd, g, A->q + (size_t)o * qd, A->k + (size_t)o * kvd, A->v + (size_t)o * kvd,
+               A->P + a->poff[s], A->ao + (size_t)o * qd);
+    }
+    /* Xm = X + ao Wo^T (+ bo) */
+    memcpy(A->Xm, A->X, (size_t)N * D * sizeof(tfm_f));
+    tfm_gemm(0, 1, N, D, qd, A->ao, qd, P(m, w->wo), qd, 1, A->Xm, D);
+    if (w->bo != TFM_ABSENT) tfm_add_bias(N, D, A->Xm, P(m, w->bo));
+    tfm_rmsnorm(N, D, A->Xm, P(m, w->mlp_norm), c->norm_eps, A->xn2, A->r2);
+    tfm_gemm(0, 1, N, I, D, A->xn2, D, P(m, w->wg), D, 0, A->g, I);
+    tfm_gemm(0, 1, N, I, D, A->xn2, D, P(m, w->wu), D, 0, A->u, I);
+    /* Xnext = Xm + (silu(g) * u) Wd^T; h is formed in Xnext's place temporarily? no: a buffer. */
+    tfm_f *h = malloc(((size_t)N * I + 1) * sizeof(tfm_f));
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < (size_t)N * I; i++) {
+      tfm_f gg = A->g[i];
+      h[i] = gg / (1 + (tfm_f)exp(-(double)gg)) * A->u[i];
+    }
+    memcpy(Xnext, A->Xm, (size_t)N * D * sizeof(tfm_f));
+    tfm_gemm(0, 1, N, D, I, h, I, P(m, w->wd), I, 1, Xnext, D);
+    free(h);
+  }
+  tfm_rmsnorm(N, D, a->Xf, P(m, m->norm), c->norm_eps, a->xf, a->rf);
+  tfm_head_forward(m, N, a->xf, a->tgt, a->lse, a->ent, logp, entropy);
+  if (acts_out) *acts_out = a;
+  else tfm_acts_free(a);
+  return 0;
+}
+
+void tfm_zero_grad(TfmModel *m) {
+  if (!m->grads) m->grads = calloc(m->nparams, sizeof(tfm_f));
+  else memset(m->grads, 0, m->nparams * sizeof(tfm_f));
+}
+
+void tfm_backward(TfmModel *m, TfmActs *a, const tfm_f *dlogp, const tfm_f *dentropy) {
+  if (!m->grads) tfm_zero_grad(m);
+  const TfmConfig *c = &m->cfg;
+  int N = a->N, D = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim, I = c->hidden,
+      NL = c->n_layers, qd = H * hd, kvd = KV * hd;
+  size_t Dn = (size_t)N * D;
+  /* Scratch: dx (N,D) the gradient of the residual stream; dxn (N,D); dI (2 × N,I) for the MLP
+   * (dh then dg, du); dq (N,qd) dao (N,qd); dk dv (N,kvd). */
+  size_t nscr = 2 * Dn + 3 * (size_t)N * I + 2 * (size_t)N * qd + 2 * (size_t)N * kvd;
+  int Lmax = 1;
+  for (int s = 0; s < a->nseq; s++) Lmax = a->off[s + 1] - a->off[s] > Lmax ? a->off[s + 1] - a->off[s] : Lmax;
+  tfm_f *scr = malloc((nscr + 1) * sizeof(tfm_f));
+  tfm_f *dx = scr, *dxn = dx + Dn, *dh = dxn + Dn, *dg = dh + (size_t)N * I, *du = dg + (size_t)N * I,
+        *dq = du + (size_t)N * I, *dao = dq + (size_t)N * qd, *dk = dao + (size_t)N * qd,
+        *dv = dk + (size_t)N * kvd;
+
+  /* Head and final norm. */
+  memset(dxn, 0, Dn * sizeof(tfm_f));
+  tfm_head_backward(m, N, a->xf, a->tgt, a->lse, a->ent, dlogp, dentropy, dxn);
+  memset(dx, 0, Dn * sizeof(tfm_f));
+  tfm_rmsnorm_bwd(N, D, a->Xf, P(m, m->norm), a->rf, dxn, dx, G(m, m->norm));
+
+  for (int l = NL - 1; l >= 0; l--) {
+    LayerActs *A = &a->L[l];
+    const TfmLayerW *w = &m->layers[l];
+    /* MLP: out = h Wd^T with h = silu(g) * u (h rebuilt into dg's space first). */
+    tfm_f *h = dg;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < (size_t)N * I; i++) {
+      tfm_f gg = A->g[i];
+      h[i] = gg / (1 + (tfm_f)exp(-(double)gg)) * A->u[i];
+    }
+    tfm_gemm(1, 0, D, I, N, dx, D, h, I, 1, G(m, w->wd), I);       /* dWd += dx^T h */
+    tfm_gemm(0, 0, N, I, D, dx, D, P(m, w->wd), I, 0, dh, I);      /* dh = dx Wd */
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < (size_t)N * I; i++) {
+      double gg = A->g[i], sg = 1 / (1 + exp(-gg));
+      du[i] = (tfm_f)(dh[i] * gg * sg);
+      dg[i] = (tfm_f)(dh[i] * A->u[i] * sg * (1 + gg * (1 - sg)));
+    }
+    tfm_gemm(1, 0, I, D, N, dg, I, A->xn2, D, 1, G(m, w->wg), D);  /* dWg += dg^T xn2 */
+    tfm_gemm(1, 0, I, D, N, du, I, A->xn2, D, 1, G(m, w->wu), D);
+    tfm_gemm(0, 0, N, D, I, dg, I, P(m, w->wg), D, 0, dxn, D);     /* dxn2 = dg Wg + du Wu */
+    tfm_gemm(0, 0, N, D, I, du, I, P(m, w->wu), D, 1, dxn, D);
+    tfm_rmsnorm_bwd(N, D, A->Xm, P(m, w->mlp_norm), A->r2, dxn, dx, G(m, w->mlp_norm));
+
+    /* Attention: Xm = X + ao Wo^T + bo. */
+    if (w->bo != TFM_ABSENT) tfm_bias_bwd(N, D, dx, G(m, w->bo));
+    tfm_gemm(1, 0, D, qd, N, dx, D, A->ao, qd, 1, G(m, w->wo), qd);
+    tfm_gemm(0, 0, N, qd, D, dx, D, P(m, w->wo), qd, 0, dao, qd);
+#pragma omp parallel
+    {
+      tfm_f *tmp = malloc(((size_t)Lmax + 1) * sizeof(tfm_f));
+#pragma omp for schedule(dynamic, 1)
+      for (int t = 0; t < a->nseq * KV; t++) {
+        int s = t / KV, g = t % KV, o = a->off[s], Ls = a->off[s + 1] - o;
+        attn_bwd(Ls, H, KV, hd, g, A->q + (size_t)o * qd, A->k + (size_t)o * kvd, A->v + (size_t)o * kvd,
+                 A->P + a->poff[s], dao + (size_t)o * qd, dq + (size_t)o * qd, dk + (size_t)o * kvd,
+                 dv + (size_t)o * kvd, tmp);
+      }
+      free(tmp);
+    }
+    tfm_rope(N, H, hd, dq, a->pos, m->inv_freq, -1);
+    tfm_rope(N, KV, hd, dk, a->pos, m->inv_freq, -1);
+    if (w->bq != TFM_ABSENT) {
+      tfm_bias_bwd(N, qd, dq, G(m, w->bq));
+      tfm_bias_bwd(N, kvd, dk, G(m, w->bk));
+      tfm_bias_bwd(N, kvd, dv, G(m, w->bv));
+    }
+    tfm_gemm(1, 0, qd, D, N, dq, qd, A->xn1, D, 1, G(m, w->wq), D);
+    tfm_gemm(1, 0, kvd, D, N, dk, kvd, A->xn1, D, 1, G(m, w->wk), D);
+    tfm_gemm(1, 0, kvd, D, N, dv, kvd, A->xn1, D, 1, G(m, w->wv), D);
+    tfm_gemm(0, 0, N, D, qd, dq, qd, P(m, w->wq), D, 0, dxn, D);
+    tfm_gemm(0, 0, N, D, kvd, dk, kvd, P(m, w->wk), D, 1, dxn, D);
+    tfm_gemm(0, 0, N, D, kvd, dv, kvd, P(m, w->wv), D, 1, dxn, D);
+    tfm_rmsnorm_bwd(N, D, A->X, P(m, w->attn_norm), A->r1, dxn, dx, G(m, w->attn_norm));
+  }
+  /* Embedding: dE[tok[n]] += dx[n], columns in parallel, rows in order. */
+  tfm_f *dE = G(m, m->embed);
+#pragma omp parallel for schedule(static)
+  for (int j0 = 0; j0 < D; j0 += 16) {
+    int j1 = j0 + 16 < D ? j0 + 16 : D;
+    for (int n = 0; n < N; n++) {
+      tfm_f *row = dE + (size_t)a->tok[n] * D;
+      for (int j = j0; j < j1; j++) row[j] += dx[(size_t)n * D + j];
+    }
+  }
+  free(scr);
+  tfm_acts_free(a);
+}
