@@ -76,7 +76,7 @@ static void step(const TfmModel *m, Cache *kc, int R, const int *seq, const int 
           mx = sc[j] > mx ? sc[j] : mx;
         }
         for (int j = 0; j < L; j++) {
-          sc[j] = exp(sc[j] - mx);
+          sc[j] = tfm_exp(sc[j] - mx);
           sum += sc[j];
         }
         tfm_f *o = ao + ((size_t)i * H + h) * hd;
@@ -95,7 +95,7 @@ static void step(const TfmModel *m, Cache *kc, int R, const int *seq, const int 
     tfm_gemm(0, 1, R, I, D, xn, D, m->params + w->wg, D, 0, g, I);
     tfm_gemm(0, 1, R, I, D, xn, D, m->params + w->wu, D, 0, u, I);
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < (size_t)R * I; i++) g[i] = g[i] / (1 + (tfm_f)exp(-(double)g[i])) * u[i];
+    for (size_t i = 0; i < (size_t)R * I; i++) g[i] = tfm_silu(g[i]) * u[i];
     tfm_gemm(0, 1, R, D, I, g, I, m->params + w->wd, I, 1, x, D);
   }
   tfm_rmsnorm(R, D, x, m->params + m->norm, c->norm_eps, out, r);

@@ -81,7 +81,7 @@ void tfm_head_backward(TfmModel *m, int N, const tfm_f *xf, const int32_t *tgt, 
       double L = lse[n], H = ent[n], gl = dlogp[n], ge = dentropy[n];
       tfm_f *zr = z + (size_t)i * V;
       for (int j = 0; j < V; j++) {
-        double lp = zr[j] - L, p = exp(lp);
+        double lp = zr[j] - L, p = tfm_exp(lp);
         zr[j] = (tfm_f)(-gl * p - ge * p * (lp + H));
       }
       zr[tgt[n]] += (tfm_f)gl;

@@ -13,6 +13,19 @@
 
 #define TFM_ABSENT ((size_t)-1)
 
+#include <math.h>
+
+/* exp at the working precision: expf in the float32 build (about twice as fast as exp). */
+#ifdef TFM_F64
+#define tfm_exp(x) exp(x)
+#else
+#define tfm_exp(x) expf((float)(x))
+#endif
+
+/* sigmoid(g) and the SwiGLU activation silu(g) = g * sigmoid(g). */
+static inline tfm_f tfm_sigmoid(tfm_f g) { return 1 / (1 + tfm_exp(-g)); }
+static inline tfm_f tfm_silu(tfm_f g) { return g * tfm_sigmoid(g); }
+
 /* C (M,N) = op(A) · op(B) + beta·C, row-major; ta/tb: 0 plain, 1 transposed.
  * op(A) is (M,K): A is (M,K) with lda, or (K,M) when ta.  op(B) is (K,N): B is (K,N), or (N,K)
  * when tb. */

@@ -151,7 +151,7 @@ double tfm_row_stats(const tfm_f *z, int V, double *ent) {
   for (int j = 0; j < V; j++) mx = z[j] > mx ? z[j] : mx;
   double s = 0, sz = 0;
   for (int j = 0; j < V; j++) {
-    double e = exp(z[j] - mx);
+    double e = tfm_exp(z[j] - mx);
     s += e;
     sz += e * (z[j] - mx);
   }

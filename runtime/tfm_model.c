@@ -108,6 +108,7 @@ void tfm_model_free(TfmModel *m) {
   free(m->grads);
   free(m->opt);
   free(m->inv_freq);
+  free(m->ws);
   free(m);
 }
 

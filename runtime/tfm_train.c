@@ -32,7 +32,9 @@ struct TfmActs {
   LayerActs *L;
   tfm_f *Xf, *xf, *rf;  /* final residual (N,D), its norm (N,D) and rinv (N) */
   double *lse, *ent;    /* (N) head statistics */
-  tfm_f *mem;           /* one allocation behind every array above */
+  tfm_f *scr;           /* backward scratch */
+  tfm_f *mem;           /* one allocation behind every array above: the model's workspace */
+  TfmModel *owner;      /* when mem is owner->ws */
 };
 
 void tfm_head_forward(const TfmModel *m, int N, const tfm_f *xf, const int32_t *tgt, double *lse,
@@ -53,7 +55,8 @@ void tfm_acts_free(TfmActs *a) {
   free(a->L);
   free(a->lse);
   free(a->ent);
-  free(a->mem);
+  if (a->owner) a->owner->ws_busy = 0;
+  else free(a->mem);
   free(a);
 }
 
@@ -78,7 +81,7 @@ static void attn_fwd(int L, int H, int KV, int hd, int g, const tfm_f *q, const 
       }
       double sum = 0;
       for (int j = 0; j <= i; j++) {
-        double e = exp(pr[j] - mx);
+        double e = tfm_exp(pr[j] - mx);
         pr[j] = (tfm_f)e;
         sum += e;
       }
@@ -183,8 +186,22 @@ int tfm_forward(TfmModel *m, const TfmBatch *b, tfm_f *logp, tfm_f *entropy, Tfm
   }
   size_t nP = a->poff[b->nseq];
   size_t per_layer = (size_t)N * (4 * D + 2 + 2 * qd + 2 * kvd + 2 * I) + nP;
-  size_t total = per_layer * NL + (size_t)N * (2 * D + 1);
-  a->mem = malloc((total + 1) * sizeof(tfm_f));
+  size_t nscr = 2 * (size_t)N * D + 3 * (size_t)N * I + 2 * (size_t)N * qd + 2 * (size_t)N * kvd;
+  size_t total = per_layer * NL + (size_t)N * (2 * D + 1) + nscr + 1;
+  if (!m->ws_busy) {
+    if (m->ws_cap < total) {
+      free(m->ws);
+      m->ws = malloc(total * sizeof(tfm_f));
+      m->ws_cap = m->ws ? total : 0;
+    }
+    if (m->ws) {
+      a->mem = m->ws;
+      a->owner = m;
+      m->ws_busy = 1;
+    }
+  } else {
+    a->mem = malloc(total * sizeof(tfm_f));
+  }
   a->lse = malloc(((size_t)N + 1) * sizeof(double));
   a->ent = malloc(((size_t)N + 1) * sizeof(double));
   a->L = calloc((size_t)NL, sizeof *a->L);
@@ -214,6 +231,7 @@ int tfm_forward(TfmModel *m, const TfmBatch *b, tfm_f *logp, tfm_f *entropy, Tfm
   a->Xf = TAKE((size_t)N * D);
   a->xf = TAKE((size_t)N * D);
   a->rf = TAKE((size_t)N);
+  a->scr = TAKE(nscr);
 #undef TAKE
 
   /* x = embed[tok] */
@@ -250,16 +268,14 @@ int tfm_forward(TfmModel *m, const TfmBatch *b, tfm_f *logp, tfm_f *entropy, Tfm
     tfm_rmsnorm(N, D, A->Xm, P(m, w->mlp_norm), c->norm_eps, A->xn2, A->r2);
     tfm_gemm(0, 1, N, I, D, A->xn2, D, P(m, w->wg), D, 0, A->g, I);
     tfm_gemm(0, 1, N, I, D, A->xn2, D, P(m, w->wu), D, 0, A->u, I);
-    /* Xnext = Xm + (silu(g) * u) Wd^T; h is formed in Xnext's place temporarily? no: a buffer. */
-    tfm_f *h = malloc(((size_t)N * I + 1) * sizeof(tfm_f));
+    /* Xnext = Xm + h Wd^T with h = silu(g) * u, formed in the backward scratch. */
+    tfm_f *h = a->scr;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < (size_t)N * I; i++) {
-      tfm_f gg = A->g[i];
-      h[i] = gg / (1 + (tfm_f)exp(-(double)gg)) * A->u[i];
+      h[i] = tfm_silu(A->g[i]) * A->u[i];
     }
     memcpy(Xnext, A->Xm, (size_t)N * D * sizeof(tfm_f));
     tfm_gemm(0, 1, N, D, I, h, I, P(m, w->wd), I, 1, Xnext, D);
-    free(h);
   }
   tfm_rmsnorm(N, D, a->Xf, P(m, m->norm), c->norm_eps, a->xf, a->rf);
   tfm_head_forward(m, N, a->xf, a->tgt, a->lse, a->ent, logp, entropy);
@@ -281,11 +297,9 @@ void tfm_backward(TfmModel *m, TfmActs *a, const tfm_f *dlogp, const tfm_f *dent
   size_t Dn = (size_t)N * D;
   /* Scratch: dx (N,D) the gradient of the residual stream; dxn (N,D); dI (2 × N,I) for the MLP
    * (dh then dg, du); dq (N,qd) dao (N,qd); dk dv (N,kvd). */
-  size_t nscr = 2 * Dn + 3 * (size_t)N * I + 2 * (size_t)N * qd + 2 * (size_t)N * kvd;
   int Lmax = 1;
   for (int s = 0; s < a->nseq; s++) Lmax = a->off[s + 1] - a->off[s] > Lmax ? a->off[s + 1] - a->off[s] : Lmax;
-  tfm_f *scr = malloc((nscr + 1) * sizeof(tfm_f));
-  tfm_f *dx = scr, *dxn = dx + Dn, *dh = dxn + Dn, *dg = dh + (size_t)N * I, *du = dg + (size_t)N * I,
+  tfm_f *dx = a->scr, *dxn = dx + Dn, *dh = dxn + Dn, *dg = dh + (size_t)N * I, *du = dg + (size_t)N * I,
         *dq = du + (size_t)N * I, *dao = dq + (size_t)N * qd, *dk = dao + (size_t)N * qd,
         *dv = dk + (size_t)N * kvd;
 
@@ -302,14 +316,13 @@ void tfm_backward(TfmModel *m, TfmActs *a, const tfm_f *dlogp, const tfm_f *dent
     tfm_f *h = dg;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < (size_t)N * I; i++) {
-      tfm_f gg = A->g[i];
-      h[i] = gg / (1 + (tfm_f)exp(-(double)gg)) * A->u[i];
+      h[i] = tfm_silu(A->g[i]) * A->u[i];
     }
     tfm_gemm(1, 0, D, I, N, dx, D, h, I, 1, G(m, w->wd), I);       /* dWd += dx^T h */
     tfm_gemm(0, 0, N, I, D, dx, D, P(m, w->wd), I, 0, dh, I);      /* dh = dx Wd */
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < (size_t)N * I; i++) {
-      double gg = A->g[i], sg = 1 / (1 + exp(-gg));
+      double gg = A->g[i], sg = tfm_sigmoid(A->g[i]);
       du[i] = (tfm_f)(dh[i] * gg * sg);
       dg[i] = (tfm_f)(dh[i] * A->u[i] * sg * (1 + gg * (1 - sg)));
     }
@@ -360,6 +373,5 @@ void tfm_backward(TfmModel *m, TfmActs *a, const tfm_f *dlogp, const tfm_f *dent
       for (int j = j0; j < j1; j++) row[j] += dx[(size_t)n * D + j];
     }
   }
-  free(scr);
   tfm_acts_free(a);
 }

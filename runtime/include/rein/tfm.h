@@ -89,6 +89,9 @@ typedef struct {
   size_t embed, norm, head;   /* offsets; head == embed when tied */
   TfmLayerW *layers;
   double *inv_freq;    /* (head_dim/2) rotary inverse frequencies, scaling applied */
+  tfm_f *ws;           /* activation workspace kept between steps (no page faults per step) */
+  size_t ws_cap;       /* its size in elements */
+  int ws_busy;         /* held by a live TfmActs (free acts before the model) */
 } TfmModel;
 
 /* A model with the config's shapes and every parameter zero; NULL + err on a bad config. */
