@@ -14,7 +14,8 @@
 
 static void model_usage(FILE *f) {
   fprintf(f,
-          "usage: rein model init --config CONFIG.json --seed N -o DIR\n"
+          "usage: rein model info (--config CONFIG.json | --model DIR)\n"
+          "       rein model init --config CONFIG.json --seed N -o DIR\n"
           "       rein model logprobs --model DIR --tokens T,T,... [--tokens ...] [--threads N]\n"
           "       rein model generate --model DIR --prompt-tokens T,T,... [--prompt-tokens ...]\n"
           "                 --max-new N [--temperature T] [--top-p P] [--top-k K] [--stop T,T,...]\n"
@@ -159,6 +160,40 @@ int tfm_cli_main(int argc, char **argv) {
     goto done;
   }
   if (threads > 0) omp_set_num_threads((int)threads);
+
+  if (!strcmp(sub, "info")) {
+    /* The parsed configuration and the parameter count, without reading any weights. */
+    char p[4096];
+    if (!config && model) snprintf(p, sizeof p, "%s/config.json", model);
+    else if (config) snprintf(p, sizeof p, "%s", config);
+    else {
+      fprintf(stderr, "rein model info: needs --config or --model\n");
+      rc = 2;
+      goto done;
+    }
+    TfmConfig cfg;
+    if (tfm_config_load(p, &cfg, err, sizeof err)) {
+      fprintf(stderr, "rein model info: %s\n", err);
+      goto done;
+    }
+    m = tfm_model_new(&cfg, err, sizeof err);
+    if (!m) {
+      fprintf(stderr, "rein model info: %s\n", err);
+      goto done;
+    }
+    size_t n = 0;
+    for (int t = 0; t < m->ntensors; t++) n += m->tensors[t].n;
+    static const char *rope[] = {"default", "linear", "llama3"};
+    print_json(json_pack("{s:s,s:I,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:b,s:b,s:b,s:f,s:f,s:s}", "model_type",
+                         cfg.arch == TFM_QWEN2 ? "qwen2" : "llama", "params", (json_int_t)n, "tensors",
+                         m->ntensors, "vocab_size", cfg.vocab, "hidden_size", cfg.dim, "num_hidden_layers",
+                         cfg.n_layers, "num_attention_heads", cfg.n_heads, "num_key_value_heads", cfg.n_kv_heads,
+                         "head_dim", cfg.head_dim, "intermediate_size", cfg.hidden, "tie_word_embeddings",
+                         cfg.tie_embeddings, "qkv_bias", cfg.qkv_bias, "o_bias", cfg.o_bias, "rms_norm_eps",
+                         cfg.norm_eps, "rope_theta", cfg.rope_theta, "rope_scaling", rope[cfg.rope_kind]));
+    rc = 0;
+    goto done;
+  }
 
   if (!strcmp(sub, "init")) {
     if (!config || !outdir || !have_seed) {
