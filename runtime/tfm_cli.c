@@ -30,6 +30,7 @@ static int parse_tokens(const char *what, const char *s, int32_t **v, int *n, in
   for (;;) {
     char *end;
     errno = 0;
+    if (*p < '0' || *p > '9') goto bad; /* strtol would accept spaces and a sign */
     long x = strtol(p, &end, 10);
     if (end == p || errno || x < 0 || x > INT32_MAX) goto bad;
     if (*n == *cap) {

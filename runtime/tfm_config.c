@@ -152,9 +152,15 @@ int tfm_config_parse(const char *text, const char *path, TfmConfig *c, char *err
     cfg_fail(err, errlen, path, "num_key_value_heads", "%d does not divide num_attention_heads %d", c->n_kv_heads, c->n_heads);
     goto done;
   }
-  if ((double)c->vocab * c->dim > 4e9 || (double)c->hidden * c->dim > 4e9) {
-    cfg_fail(err, errlen, path, NULL, "the model is too large for this executor");
-    goto done;
+  {
+    /* Bound the parameter count (in double: the fields alone can overflow any integer). */
+    double D = c->dim, qd = (double)c->n_heads * c->head_dim, kvd = (double)c->n_kv_heads * c->head_dim;
+    double layer = 2 * D + 2 * D * qd + 2 * D * kvd + 3 * D * c->hidden + qd + 2 * kvd + D;
+    double total = 2.0 * c->vocab * D + c->n_layers * layer + D;
+    if (total > TFM_MAX_PARAMS) {
+      cfg_fail(err, errlen, path, NULL, "%.3g parameters: more than this executor holds (%.3g)", total, (double)TFM_MAX_PARAMS);
+      goto done;
+    }
   }
   if (get_num(o, path, "rms_norm_eps", 1e-6, &c->norm_eps, 1, err, errlen) ||
       get_num(o, path, "rope_theta", 10000.0, &c->rope_theta, 1, err, errlen) ||

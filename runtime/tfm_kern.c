@@ -1,13 +1,16 @@
 /* tfm_kern.c — the transformer executor's elementwise and matrix kernels (see tfm_internal.h).
  *
- * The matrix product is OpenBLAS's serial sgemm/dgemm, called once per block of the output by
- * the OpenMP threads: one thread pool (ours), no nested threading, and each output element is
- * computed by one call over its whole K dimension.
+ * The matrix product is OpenBLAS's sgemm/dgemm set to one thread, called once per block of the
+ * output by the OpenMP threads: one thread pool (ours), no nested threading, and each output
+ * element is computed by one call over its whole K dimension.  The library must be a threaded
+ * build: those lock their buffer allocator, so concurrent calls are safe (Debian's serial build
+ * does not, and concurrent calls into it corrupt results under load).
  */
 #include "tfm_internal.h"
 
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <cblas.h>
@@ -18,9 +21,13 @@
 #define GEMM cblas_sgemm
 #endif
 
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static void blas_single_thread(void) { openblas_set_num_threads(1); }
+
 void tfm_gemm(int ta, int tb, int M, int N, int K, const tfm_f *A, int lda, const tfm_f *B,
               int ldb, tfm_f beta, tfm_f *C, int ldc) {
   if (M <= 0 || N <= 0) return;
+  pthread_once(&blas_once, blas_single_thread);
   enum CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
   int nt = omp_get_max_threads();
   double work = (double)M * N * K;

@@ -22,7 +22,9 @@
 static size_t add_tensor(TfmModel *m, int *cap, const char *name, int64_t r, int64_t c) {
   if (m->ntensors == *cap) {
     *cap = *cap ? 2 * *cap : 64;
-    m->tensors = realloc(m->tensors, (size_t)*cap * sizeof *m->tensors);
+    TfmTensor *t = realloc(m->tensors, (size_t)*cap * sizeof *m->tensors);
+    if (!t) abort(); /* the table is small: a few entries per layer */
+    m->tensors = t;
   }
   TfmTensor *t = &m->tensors[m->ntensors++];
   memset(t, 0, sizeof *t);
@@ -68,6 +70,11 @@ TfmModel *tfm_model_new(const TfmConfig *cfg, char *err, size_t errlen) {
   char nm[80];
   m->embed = add_tensor(m, &cap, "model.embed_tokens.weight", c->vocab, D);
   m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+  if (!m->layers) {
+    snprintf(err, errlen, "out of memory for %d layers", c->n_layers);
+    tfm_model_free(m);
+    return NULL;
+  }
   for (int l = 0; l < c->n_layers; l++) {
     TfmLayerW *w = &m->layers[l];
 #define T(field, suffix, r, cc) \

@@ -63,6 +63,16 @@ static int read_at(int fd, void *buf, size_t n, off_t off) {
   return 0;
 }
 
+typedef struct {
+  uint64_t b, end;
+  const char *name;
+} Range;
+
+static int range_cmp(const void *x, const void *y) {
+  const Range *a = x, *b = y;
+  return a->b < b->b ? -1 : a->b > b->b;
+}
+
 static int is_ignored(const TfmModel *m, const char *name) {
   size_t n = strlen(name);
   const char *sfx = "rotary_emb.inv_freq";
@@ -78,7 +88,19 @@ static int check_entry(const TfmModel *m, const char *path, const char *name, js
   for (int i = 0; i < m->ntensors; i++)
     if (!strcmp(m->tensors[i].name, name)) ti = i;
   if (ti < 0) {
-    if (is_ignored(m, name)) return -2;
+    if (is_ignored(m, name)) {
+      json_t *of = json_object_get(e, "data_offsets");
+      json_t *jb = json_array_get(of, 0), *je = json_array_get(of, 1);
+      if (!json_is_array(of) || json_array_size(of) != 2 || !json_is_integer(jb) || !json_is_integer(je) ||
+          json_integer_value(jb) < 0 || json_integer_value(je) < json_integer_value(jb) ||
+          (uint64_t)json_integer_value(je) > datasize) {
+        snprintf(err, errlen, "%s: tensor '%s': bad data_offsets", path, name);
+        return -1;
+      }
+      *b = (uint64_t)json_integer_value(jb);
+      *end = (uint64_t)json_integer_value(je);
+      return -2;
+    }
     snprintf(err, errlen, "%s: tensor '%s': unexpected (not part of a model with this config)", path, name);
     return -1;
   }
@@ -150,6 +172,7 @@ int tfm_st_read(TfmModel *m, const char *path, unsigned char *seen, char *err, s
   char *hdr = NULL;
   void *buf = NULL;
   json_t *o = NULL;
+  Range *ranges = NULL;
   int rc = -1;
   uint64_t hlen = 0;
   unsigned char lenb[8];
@@ -183,6 +206,23 @@ int tfm_st_read(TfmModel *m, const char *path, unsigned char *seen, char *err, s
   uint64_t datasize = size - 8 - hlen;
   const char *name;
   json_t *e;
+  /* First pass: every entry checked, and no two data ranges may overlap. */
+  size_t nent = json_object_size(o), nr = 0;
+  ranges = malloc((nent + 1) * sizeof *ranges);
+  json_object_foreach(o, name, e) {
+    if (!strcmp(name, "__metadata__")) continue;
+    int esize;
+    uint64_t b = 0, end = 0;
+    int ti = check_entry(m, path, name, e, datasize, &esize, &b, &end, err, errlen);
+    if (ti == -1) goto done;
+    if (end > b) ranges[nr++] = (Range){b, end, name};
+  }
+  qsort(ranges, nr, sizeof *ranges, range_cmp);
+  for (size_t i = 1; i < nr; i++)
+    if (ranges[i].b < ranges[i - 1].end) {
+      snprintf(err, errlen, "%s: tensor '%s': data overlaps tensor '%s'", path, ranges[i].name, ranges[i - 1].name);
+      goto done;
+    }
   json_object_foreach(o, name, e) {
     if (!strcmp(name, "__metadata__")) continue;
     int esize;
@@ -218,6 +258,7 @@ int tfm_st_read(TfmModel *m, const char *path, unsigned char *seen, char *err, s
   rc = 0;
 done:
   json_decref(o);
+  free(ranges);
   free(hdr);
   free(buf);
   close(fd);

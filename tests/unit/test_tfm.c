@@ -55,6 +55,9 @@ static const char *CONFIGS[] = {
     "\"low_freq_factor\":1.0,\"high_freq_factor\":4.0,\"original_max_position_embeddings\":16}}",
     ("{\"model_type\":\"qwen2\",\"vocab_size\":17,\"hidden_size\":16,\"num_hidden_layers\":1,"
      "\"num_attention_heads\":4,\"num_key_value_heads\":1,\"intermediate_size\":16,\"tie_word_embeddings\":true}"),
+    /* Wide enough that a 129-token batch splits its products across threads. */
+    ("{\"model_type\":\"qwen2\",\"vocab_size\":97,\"hidden_size\":64,\"num_hidden_layers\":2,"
+     "\"num_attention_heads\":8,\"num_key_value_heads\":2,\"intermediate_size\":128}"),
 };
 
 static TfmModel *make_model(int which) {
@@ -290,6 +293,25 @@ static void check_determinism(void) {
   grads_of(m, &b, b.S);
   CHECK(!memcmp(g1, m->grads, m->nparams * sizeof(tfm_f)), "gradients differ between two identical steps");
   free(g1);
+  tfm_model_free(m);
+  /* Many forwards of a long sequence: the products are split across threads, each block a
+   * concurrent BLAS call (a BLAS build that is not thread-safe fails this now and then). */
+  m = make_model(3);
+  enum { T = 129 };
+  int32_t tok[T], tgt[T];
+  int off[2] = {0, T};
+  tfm_f lp0[T], lp[T], en[T];
+  char err[256];
+  for (int i = 0; i < T; i++) tok[i] = (int32_t)((7 * i) % m->cfg.vocab);
+  for (int i = 0; i < T; i++) tgt[i] = i + 1 < T ? tok[i + 1] : -1;
+  TfmBatch tb = {1, off, tok, tgt};
+  tfm_forward(m, &tb, lp0, en, NULL, err, sizeof err);
+  int differ = 0;
+  for (int r = 0; r < 200; r++) {
+    tfm_forward(m, &tb, lp, en, NULL, err, sizeof err);
+    differ += memcmp(lp, lp0, sizeof lp) != 0;
+  }
+  CHECK(!differ, "%d of 200 repeated forwards differ from the first", differ);
   tfm_model_free(m);
 }
 #endif

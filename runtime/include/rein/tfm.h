@@ -34,6 +34,7 @@ typedef float tfm_f;
 enum { TFM_LLAMA = 1, TFM_QWEN2 = 2 };
 enum { TFM_ROPE_DEFAULT = 0, TFM_ROPE_LINEAR = 1, TFM_ROPE_LLAMA3 = 2 };
 #define TFM_MAX_EOS 8
+#define TFM_MAX_PARAMS 16e9   /* a config with more parameters is rejected (64 GB in float32) */
 
 typedef struct {
   int arch;            /* TFM_LLAMA or TFM_QWEN2 */
