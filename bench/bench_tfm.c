@@ -11,8 +11,16 @@
  *   generate: 16 prompts of 16 tokens, 112 new tokens each at temperature 1 with the KV cache.
  *          tokens/s = 1792 / time.
  * Times are the median of R repeats after one warm-up.
+ *
+ * Against the machine's limits, in the same run:
+ *   train: the step's matrix-product FLOPs (6·N·P for the layers' matrices, 8·M·V·D for the head
+ *          with its recomputation, the causal attention products) over the step time, as a share
+ *          of the rate tfm_gemm itself reaches on one large (2048 × 1024 × 1024) product;
+ *   generate: the bytes of weights each decode step must read (all parameters, float32) over
+ *          the time per step, as a share of a 2-thread memcpy's bandwidth (read + write).
  */
 #include "rein/tfm.h"
+#include "../runtime/tfm_internal.h"
 
 #include <omp.h>
 #include <stdio.h>
@@ -43,7 +51,57 @@ static const char *config_of(const char *name) {
 
 enum { S = 16, L = 128, P = 16, NEW = 112 };
 
-static void bench_one(const char *name, int repeat, double *train_tps, double *gen_tps) {
+/* The FLOPs of one training step of m on S sequences of L tokens, M = S*(L-1) target rows. */
+static double train_flops(const TfmModel *m) {
+  const TfmConfig *c = &m->cfg;
+  double D = c->dim, qd = (double)c->n_heads * c->head_dim, kvd = (double)c->n_kv_heads * c->head_dim;
+  double Pm = c->n_layers * (2 * D * qd + 2 * D * kvd + 3 * D * c->hidden);
+  double N = (double)S * L, M = (double)S * (L - 1);
+  double attn = 6.0 * S * (double)L * L * c->head_dim * c->n_heads * c->n_layers; /* fwd 2, bwd 4 (causal half) */
+  return 6 * N * Pm + 8 * M * c->vocab * D + attn;
+}
+
+/* tfm_gemm's rate on one large product (GFLOP/s), the best of 3. */
+static double gemm_rate(void) {
+  int M = 2048, N = 1024, K = 1024;
+  tfm_f *A = malloc(sizeof(tfm_f) * M * K), *B = malloc(sizeof(tfm_f) * N * K), *C = malloc(sizeof(tfm_f) * M * N);
+  for (long i = 0; i < (long)M * K; i++) A[i] = (tfm_f)((i % 17) * 0.01);
+  for (long i = 0; i < (long)N * K; i++) B[i] = (tfm_f)((i % 13) * 0.01);
+  double best = 1e9;
+  for (int r = 0; r < 4; r++) {
+    double t0 = now();
+    tfm_gemm(0, 1, M, N, K, A, K, B, K, 0, C, N);
+    double t = now() - t0;
+    if (r && t < best) best = t;
+  }
+  free(A);
+  free(B);
+  free(C);
+  return 2.0 * M * N * K / best / 1e9;
+}
+
+/* A 2-thread memcpy's bandwidth (GB/s, read + write), 256 MiB, the best of 3. */
+static double memcpy_rate(void) {
+  size_t n = 256u << 20;
+  char *a = malloc(n), *b = malloc(n);
+  memset(a, 1, n);
+  memset(b, 2, n);
+  double best = 1e9;
+  for (int r = 0; r < 4; r++) {
+    double t0 = now();
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < 64; k++) memcpy(b + (size_t)k * (n / 64), a + (size_t)k * (n / 64), n / 64);
+    double t = now() - t0;
+    if (r && t < best) best = t;
+  }
+  free(a);
+  free(b);
+  return 2.0 * n / best / 1e9;
+}
+
+static double g_flops[2], g_bytes[2];
+
+static void bench_one(const char *name, int repeat, double *train_tps, double *gen_tps, int k_out) {
   char err[512];
   TfmConfig cfg;
   if (tfm_config_parse(config_of(name), name, &cfg, err, sizeof err)) {
@@ -81,6 +139,7 @@ static void bench_one(const char *name, int repeat, double *train_tps, double *g
   }
   qsort(t + 1, repeat, sizeof(double), cmpd);
   *train_tps = N / t[1 + repeat / 2];
+  g_flops[k_out] = train_flops(m) / t[1 + repeat / 2];
 
   int poff[S + 1];
   for (int s = 0; s <= S; s++) poff[s] = s * P;
@@ -97,6 +156,7 @@ static void bench_one(const char *name, int repeat, double *train_tps, double *g
   }
   qsort(t + 1, repeat, sizeof(double), cmpd);
   *gen_tps = S * NEW / t[1 + repeat / 2];
+  g_bytes[k_out] = 4.0 * m->nparams * NEW / t[1 + repeat / 2]; /* one decode step per new token */
   printf("  %-4s params %.2fM\n", name, m->nparams / 1e6);
   free(t);
   free(tok);
@@ -149,12 +209,17 @@ int main(int argc, char **argv) {
   double tr[2], gn[2], ttr[2] = {0}, tgn[2] = {0};
   int have_torch[2] = {0};
   for (int k = 0; k < nn; k++) {
-    bench_one(names[k], repeat, &tr[k], &gn[k]);
+    bench_one(names[k], repeat, &tr[k], &gn[k], k);
     if (torch) {
       have_torch[k] = run_torch(torch, names[k], threads, repeat, &ttr[k], &tgn[k]) == 0;
       if (!have_torch[k]) fprintf(stderr, "bench_tfm: %s failed for %s\n", torch, names[k]);
     }
   }
+  double gr = gemm_rate(), mr = memcpy_rate();
+  printf("\ntfm_gemm on 2048x1024x1024: %.1f GFLOP/s; memcpy: %.1f GB/s\n", gr, mr);
+  for (int k = 0; k < nn; k++)
+    printf("  %-4s train %.1f GFLOP/s = %.0f%% of tfm_gemm's rate; generate reads weights at %.1f GB/s = %.0f%% of memcpy\n",
+           names[k], g_flops[k] / 1e9, 100 * g_flops[k] / 1e9 / gr, g_bytes[k] / 1e9, 100 * g_bytes[k] / 1e9 / mr);
   printf("\n| config | train tok/s (rein) | train tok/s (torch) | ratio | generate tok/s (rein) | generate tok/s (torch) | ratio |\n");
   printf("|---|---|---|---|---|---|---|\n");
   for (int k = 0; k < nn; k++) {
