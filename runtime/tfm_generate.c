@@ -69,9 +69,7 @@ static void step(const TfmModel *m, Cache *kc, int R, const int *seq, const int 
         const tfm_f *qi = q + ((size_t)i * H + h) * hd;
         double mx = -INFINITY, sum = 0;
         for (int j = 0; j < L; j++) {
-          const tfm_f *kj = cache_at(kc, kc->K, l, seq[i], j) + (size_t)gk * hd;
-          tfm_f s = 0;
-          for (int d = 0; d < hd; d++) s += qi[d] * kj[d];
+          tfm_f s = tfm_dot(qi, cache_at(kc, kc->K, l, seq[i], j) + (size_t)gk * hd, hd);
           sc[j] = (tfm_f)(s * scale);
           mx = sc[j] > mx ? sc[j] : mx;
         }

@@ -34,6 +34,19 @@ void tfm_gemm(int ta, int tb, int M, int N, int K, const tfm_f *A, int lda, cons
 void tfm_gemm_ref(int ta, int tb, int M, int N, int K, const tfm_f *A, int lda, const tfm_f *B,
                   int ldb, tfm_f beta, tfm_f *C, int ldc);
 
+/* sum a[i]*b[i] over 16 interleaved partial sums added in a fixed tree: the compiler vectorizes
+ * it without reassociating anything, and the result does not depend on alignment or threads. */
+static inline tfm_f tfm_dot(const tfm_f *a, const tfm_f *b, int n) {
+  tfm_f acc[16] = {0};
+  int i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int k = 0; k < 16; k++) acc[k] += a[i + k] * b[i + k];
+  for (; i < n; i++) acc[i & 15] += a[i] * b[i];
+  for (int w = 8; w >= 1; w /= 2)
+    for (int k = 0; k < w; k++) acc[k] += acc[k + w];
+  return acc[0];
+}
+
 /* y = x / rms(x) * w per row; rinv[n] = 1/sqrt(mean(x^2) + eps).  x, y: (N,D). */
 void tfm_rmsnorm(int N, int D, const tfm_f *x, const tfm_f *w, double eps, tfm_f *y, tfm_f *rinv);
 /* Backward of tfm_rmsnorm: dx += ..., dw += ... (dw may be NULL). */

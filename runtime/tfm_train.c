@@ -73,9 +73,7 @@ static void attn_fwd(int L, int H, int KV, int hd, int g, const tfm_f *q, const 
       tfm_f *pr = Ph + (size_t)i * L;
       double mx = -INFINITY;
       for (int j = 0; j <= i; j++) {
-        const tfm_f *kj = k + ((size_t)j * KV + g) * hd;
-        tfm_f s = 0;
-        for (int d = 0; d < hd; d++) s += qi[d] * kj[d];
+        tfm_f s = tfm_dot(qi, k + ((size_t)j * KV + g) * hd, hd);
         pr[j] = (tfm_f)(s * scale);
         mx = pr[j] > mx ? pr[j] : mx;
       }
@@ -114,9 +112,7 @@ static void attn_bwd(int L, int H, int KV, int hd, int g, const tfm_f *q, const 
                   *qi = q + ((size_t)i * H + h) * hd;
       double dot = 0;
       for (int j = 0; j <= i; j++) {
-        const tfm_f *vj = v + ((size_t)j * KV + g) * hd;
-        tfm_f s = 0;
-        for (int d = 0; d < hd; d++) s += doi[d] * vj[d];
+        tfm_f s = tfm_dot(doi, v + ((size_t)j * KV + g) * hd, hd);
         tmp[j] = s;
         dot += (double)pr[j] * s;
       }
