@@ -31,6 +31,9 @@ static inline tfm_f tfm_silu(tfm_f g) { return g * tfm_sigmoid(g); }
  * when tb. */
 void tfm_gemm(int ta, int tb, int M, int N, int K, const tfm_f *A, int lda, const tfm_f *B,
               int ldb, tfm_f beta, tfm_f *C, int ldc);
+/* The same product as one single-threaded library call: for use inside parallel regions. */
+void tfm_gemm1(int ta, int tb, int M, int N, int K, const tfm_f *A, int lda, const tfm_f *B,
+               int ldb, tfm_f beta, tfm_f *C, int ldc);
 void tfm_gemm_ref(int ta, int tb, int M, int N, int K, const tfm_f *A, int lda, const tfm_f *B,
                   int ldb, tfm_f beta, tfm_f *C, int ldc);
 

@@ -32,12 +32,7 @@ void tfm_gemm(int ta, int tb, int M, int N, int K, const tfm_f *A, int lda, cons
   int nt = omp_get_max_threads();
   double work = (double)M * N * K;
   if (nt <= 1 || work < 262144.0 || K == 0) {
-    if (K == 0) {
-      for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
-      return;
-    }
-    GEMM(CblasRowMajor, TA, TB, M, N, K, 1, A, lda, B, ldb, beta, C, ldc);
+    tfm_gemm1(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   /* Split the larger output dimension into nt blocks (multiples of 16 columns/rows). */
@@ -57,6 +52,19 @@ void tfm_gemm(int ta, int tb, int M, int N, int K, const tfm_f *A, int lda, cons
       GEMM(CblasRowMajor, TA, TB, n, N, K, 1, Ap, lda, B, ldb, beta, C + (size_t)s * ldc, ldc);
     }
   }
+}
+
+void tfm_gemm1(int ta, int tb, int M, int N, int K, const tfm_f *A, int lda, const tfm_f *B,
+               int ldb, tfm_f beta, tfm_f *C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  pthread_once(&blas_once, blas_single_thread);
+  if (K == 0) {
+    for (int i = 0; i < M; i++)
+      for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
+    return;
+  }
+  GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1, A, lda,
+       B, ldb, beta, C, ldc);
 }
 
 void tfm_gemm_ref(int ta, int tb, int M, int N, int K, const tfm_f *A, int lda, const tfm_f *B,

@@ -60,75 +60,63 @@ void tfm_acts_free(TfmActs *a) {
   free(a);
 }
 
-/* Causal attention of one sequence for the query heads of kv head g.
- * q (L,H,hd), k v (L,KV,hd) for this sequence; P (H,L,L); ao (L,H,hd). */
+/* Causal attention of one sequence for the query heads of kv head g, by matrix products:
+ * S = Q_h K_g^T (the full L×L; the upper triangle is then masked), P = softmax(S·scale) row by
+ * row over j <= i, O_h = P V_g.  q (L,H,hd), k v (L,KV,hd) for this sequence; P (H,L,L) keeps
+ * the probabilities (zeros above the diagonal); ao (L,H,hd). */
 static void attn_fwd(int L, int H, int KV, int hd, int g, const tfm_f *q, const tfm_f *k,
                      const tfm_f *v, tfm_f *Pm, tfm_f *ao) {
-  int per = H / KV;
+  int per = H / KV, qs = H * hd, ks = KV * hd;
   double scale = 1.0 / sqrt((double)hd);
   for (int h = g * per; h < (g + 1) * per; h++) {
     tfm_f *Ph = Pm + (size_t)h * L * L;
+    tfm_gemm1(0, 1, L, L, hd, q + (size_t)h * hd, qs, k + (size_t)g * hd, ks, 0, Ph, L);  // (L,L)
     for (int i = 0; i < L; i++) {
-      const tfm_f *qi = q + ((size_t)i * H + h) * hd;
       tfm_f *pr = Ph + (size_t)i * L;
-      double mx = -INFINITY;
+      double mx = -INFINITY, sum = 0;
       for (int j = 0; j <= i; j++) {
-        tfm_f s = tfm_dot(qi, k + ((size_t)j * KV + g) * hd, hd);
-        pr[j] = (tfm_f)(s * scale);
+        pr[j] = (tfm_f)(pr[j] * scale);
         mx = pr[j] > mx ? pr[j] : mx;
       }
-      double sum = 0;
       for (int j = 0; j <= i; j++) {
         double e = tfm_exp(pr[j] - mx);
         pr[j] = (tfm_f)e;
         sum += e;
       }
       tfm_f inv = (tfm_f)(1.0 / sum);
-      tfm_f *o = ao + ((size_t)i * H + h) * hd;
-      for (int d = 0; d < hd; d++) o[d] = 0;
-      for (int j = 0; j <= i; j++) {
-        pr[j] *= inv;
-        const tfm_f *vj = v + ((size_t)j * KV + g) * hd;
-        for (int d = 0; d < hd; d++) o[d] += pr[j] * vj[d];
-      }
+      for (int j = 0; j <= i; j++) pr[j] *= inv;
+      for (int j = i + 1; j < L; j++) pr[j] = 0;
     }
+    tfm_gemm1(0, 0, L, hd, L, Ph, L, v + (size_t)g * hd, ks, 0, ao + (size_t)h * hd, qs);  // (L,hd)
   }
 }
 
-/* Backward of attn_fwd: dq for the group's heads, dk dv for kv head g (written, not added). */
+/* Backward of attn_fwd for kv head g: dq for the group's heads; dk, dv for kv head g (written,
+ * not added).  Per head: dP = dO V^T, dS = P ∘ (dP − rowsum(P ∘ dP)) · scale, dQ = dS K,
+ * dK += dS^T Q, dV += P^T dO.  ds: (L,L) scratch. */
 static void attn_bwd(int L, int H, int KV, int hd, int g, const tfm_f *q, const tfm_f *k,
                      const tfm_f *v, const tfm_f *Pm, const tfm_f *dao, tfm_f *dq, tfm_f *dk,
-                     tfm_f *dv, tfm_f *tmp /* (L) */) {
-  int per = H / KV;
+                     tfm_f *dv, tfm_f *ds) {
+  int per = H / KV, qs = H * hd, ks = KV * hd;
   tfm_f scale = (tfm_f)(1.0 / sqrt((double)hd));
   for (int j = 0; j < L; j++) {
     memset(dk + ((size_t)j * KV + g) * hd, 0, hd * sizeof(tfm_f));
     memset(dv + ((size_t)j * KV + g) * hd, 0, hd * sizeof(tfm_f));
   }
   for (int h = g * per; h < (g + 1) * per; h++) {
-    const tfm_f *Ph = Pm + (size_t)h * L * L;
+    const tfm_f *Ph = Pm + (size_t)h * L * L, *doh = dao + (size_t)h * hd;
+    tfm_gemm1(0, 1, L, L, hd, doh, qs, v + (size_t)g * hd, ks, 0, ds, L);  // dP (L,L)
     for (int i = 0; i < L; i++) {
-      const tfm_f *pr = Ph + (size_t)i * L, *doi = dao + ((size_t)i * H + h) * hd,
-                  *qi = q + ((size_t)i * H + h) * hd;
+      const tfm_f *pr = Ph + (size_t)i * L;
+      tfm_f *dr = ds + (size_t)i * L;
       double dot = 0;
-      for (int j = 0; j <= i; j++) {
-        tfm_f s = tfm_dot(doi, v + ((size_t)j * KV + g) * hd, hd);
-        tmp[j] = s;
-        dot += (double)pr[j] * s;
-      }
-      tfm_f *dqi = dq + ((size_t)i * H + h) * hd;
-      for (int d = 0; d < hd; d++) dqi[d] = 0;
-      for (int j = 0; j <= i; j++) {
-        tfm_f ds = (tfm_f)(pr[j] * (tmp[j] - dot)) * scale;
-        const tfm_f *kj = k + ((size_t)j * KV + g) * hd;
-        tfm_f *dkj = dk + ((size_t)j * KV + g) * hd, *dvj = dv + ((size_t)j * KV + g) * hd;
-        for (int d = 0; d < hd; d++) {
-          dqi[d] += ds * kj[d];
-          dkj[d] += ds * qi[d];
-          dvj[d] += pr[j] * doi[d];
-        }
-      }
+      for (int j = 0; j <= i; j++) dot += (double)pr[j] * dr[j];
+      for (int j = 0; j <= i; j++) dr[j] = (tfm_f)(pr[j] * (dr[j] - dot)) * scale;
+      for (int j = i + 1; j < L; j++) dr[j] = 0;
     }
+    tfm_gemm1(0, 0, L, hd, L, ds, L, k + (size_t)g * hd, ks, 0, dq + (size_t)h * hd, qs);
+    tfm_gemm1(1, 0, L, hd, L, ds, L, q + (size_t)h * hd, qs, 1, dk + (size_t)g * hd, ks);
+    tfm_gemm1(1, 0, L, hd, L, Ph, L, doh, qs, 1, dv + (size_t)g * hd, ks);
   }
 }
 
@@ -334,7 +322,7 @@ void tfm_backward(TfmModel *m, TfmActs *a, const tfm_f *dlogp, const tfm_f *dent
     tfm_gemm(0, 0, N, qd, D, dx, D, P(m, w->wo), qd, 0, dao, qd);
 #pragma omp parallel
     {
-      tfm_f *tmp = malloc(((size_t)Lmax + 1) * sizeof(tfm_f));
+      tfm_f *tmp = malloc(((size_t)Lmax * Lmax + 1) * sizeof(tfm_f));
 #pragma omp for schedule(dynamic, 1)
       for (int t = 0; t < a->nseq * KV; t++) {
         int s = t / KV, g = t % KV, o = a->off[s], Ls = a->off[s + 1] - o;
