@@ -225,18 +225,10 @@ int tfm_generate(TfmModel *m, int nseq, const int *off, const int32_t *prompt,
   int32_t *tok = malloc((size_t)R * sizeof(int32_t));
   tfm_f *hid = malloc(((size_t)R * D + 1) * sizeof(tfm_f)), *hsel = malloc(((size_t)nseq * D + 1) * sizeof(tfm_f)),
         *z = malloc(((size_t)nseq * V + 1) * sizeof(tfm_f));
+  int rc = -1, *live = NULL;
   if (!kc.K || !kc.V || !hid || !z) {
     snprintf(err, errlen, "generate: out of memory for the KV cache");
-    free(kc.K);
-    free(kc.V);
-    free(seq);
-    free(pos);
-    free(rowof);
-    free(tok);
-    free(hid);
-    free(hsel);
-    free(z);
-    return -1;
+    goto done;
   }
   size_t on = (size_t)nseq * s->max_new;
   out->nseq = nseq;
@@ -246,7 +238,7 @@ int tfm_generate(TfmModel *m, int nseq, const int *off, const int32_t *prompt,
   out->sample_logp = calloc(on, sizeof(tfm_f));
   out->len = calloc((size_t)nseq, sizeof(int));
   out->stopped = calloc((size_t)nseq, sizeof(int));
-  int *live = malloc((size_t)nseq * sizeof(int));
+  live = malloc((size_t)nseq * sizeof(int));
 
   /* Prefill: every prompt token is a row; the last one of each prompt samples. */
   for (int b = 0; b < nseq; b++)
@@ -298,6 +290,8 @@ int tfm_generate(TfmModel *m, int nseq, const int *off, const int32_t *prompt,
     nlive = n2;
     if (nlive) step(m, &kc, nlive, seq, pos, tok, hid);
   }
+  rc = 0;
+done:
   free(live);
   free(kc.K);
   free(kc.V);
@@ -308,5 +302,5 @@ int tfm_generate(TfmModel *m, int nseq, const int *off, const int32_t *prompt,
   free(hid);
   free(hsel);
   free(z);
-  return 0;
+  return rc;
 }

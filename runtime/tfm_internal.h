@@ -63,6 +63,11 @@ void tfm_add_bias(int N, int W, tfm_f *y, const tfm_f *b);
 /* db += column sums of dy (N,W), in row order per column. */
 void tfm_bias_bwd(int N, int W, const tfm_f *dy, tfm_f *db);
 
+/* Finish a file written to tmp: close f, then rename tmp to path, or remove tmp and report the
+ * error when anything failed (bad: an earlier write failed).  Returns 0 or -1. */
+#include <stdio.h>
+int tfm_commit_file(FILE *f, int bad, const char *tmp, const char *path, char *err, size_t errlen);
+
 /* Log-softmax statistics of one row of logits z (V): returns lse; *ent = entropy. */
 double tfm_row_stats(const tfm_f *z, int V, double *ent);
 

@@ -5,7 +5,7 @@
  * tensor table gives every Hugging Face tensor name its element offset (aligned to 16 elements)
  * and shape, so a backend or a checkpoint writer walks one array.
  */
-#include "rein/tfm.h"
+#include "tfm_internal.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -15,8 +15,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#define TFM_ABSENT ((size_t)-1)
 
 /* Append a tensor to the table; returns its element offset. */
 static size_t add_tensor(TfmModel *m, int *cap, const char *name, int64_t r, int64_t c) {
@@ -285,7 +283,10 @@ static int write_atomic(const char *path, const char *text, char *err, size_t er
     return -1;
   }
   size_t n = strlen(text);
-  int bad = fwrite(text, 1, n, f) != n;
+  return tfm_commit_file(f, fwrite(text, 1, n, f) != n, tmp, path, err, errlen);
+}
+
+int tfm_commit_file(FILE *f, int bad, const char *tmp, const char *path, char *err, size_t errlen) {
   bad |= fclose(f) != 0;
   if (bad || rename(tmp, path)) {
     snprintf(err, errlen, "%s: write failed (%s)", path, strerror(errno));

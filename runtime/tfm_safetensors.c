@@ -7,7 +7,7 @@
  * touched, and every message names the file and the tensor.  F32, BF16 and F16 are converted to
  * tfm_f.  Writing produces F32, to a temporary name renamed over the target.
  */
-#include "rein/tfm.h"
+#include "tfm_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -303,11 +303,5 @@ int tfm_st_write(const TfmModel *m, const tfm_f *values, const char *path, char 
       bad |= fwrite(chunk, 4, k, f) != k;
     }
   }
-  bad |= fclose(f) != 0;
-  if (bad || rename(tmp, path)) {
-    snprintf(err, errlen, "%s: write failed (%s)", path, strerror(errno));
-    unlink(tmp);
-    return -1;
-  }
-  return 0;
+  return tfm_commit_file(f, bad, tmp, path, err, errlen);
 }
