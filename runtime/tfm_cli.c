@@ -1,7 +1,7 @@
 /* tfm_cli.c — `rein model init | logprobs | generate`: inspecting and testing the executor from
  * the command line.  Output is JSON on stdout; errors are one line on stderr and exit status 1.
  */
-#include "rein/tfm.h"
+#include "tfm_internal.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -58,21 +58,6 @@ static int parse_num(const char *what, const char *s, double lo, double hi, doub
   }
   *out = x;
   return 0;
-}
-
-static char *read_text(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  size_t cap = 4096, n = 0;
-  char *t = malloc(cap);
-  size_t k;
-  while ((k = fread(t + n, 1, cap - n - 1, f)) > 0) {
-    n += k;
-    if (cap - n < 2) t = realloc(t, cap *= 2);
-  }
-  fclose(f);
-  t[n] = 0;
-  return t;
 }
 
 static void print_json(json_t *o) {
@@ -203,14 +188,9 @@ int tfm_cli_main(int argc, char **argv) {
       goto done;
     }
     TfmConfig cfg;
-    if (tfm_config_load(config, &cfg, err, sizeof err)) {
+    char *text = tfm_read_text(config, 64u << 20, err, sizeof err);
+    if (!text || tfm_config_parse(text, config, &cfg, err, sizeof err) || !(m = tfm_model_new(&cfg, err, sizeof err))) {
       fprintf(stderr, "rein model init: %s\n", err);
-      goto done;
-    }
-    char *text = read_text(config);
-    m = tfm_model_new(&cfg, err, sizeof err);
-    if (!m || !text) {
-      fprintf(stderr, "rein model init: %s\n", m ? "cannot read the config" : err);
       free(text);
       goto done;
     }

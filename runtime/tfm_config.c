@@ -6,7 +6,7 @@
  * sliding-window attention, an MLP bias, a rope scaling it does not implement) is an error that
  * names the field.
  */
-#include "rein/tfm.h"
+#include "tfm_internal.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -218,20 +218,25 @@ done:
   return rc;
 }
 
-int tfm_config_load(const char *path, TfmConfig *cfg, char *err, size_t errlen) {
+char *tfm_read_text(const char *path, size_t max, char *err, size_t errlen) {
   FILE *f = fopen(path, "rb");
-  if (!f) return cfg_fail(err, errlen, path, NULL, "cannot open (%s)", strerror(errno));
+  if (!f) {
+    snprintf(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
+    return NULL;
+  }
   char *text = NULL;
   size_t len = 0, cap = 0;
   for (;;) {
     if (len + 4096 + 1 > cap) {
       cap = cap ? 2 * cap : 8192;
-      if (cap > (64u << 20)) {
+      char *t = cap > max + 8192 ? NULL : realloc(text, cap);
+      if (!t) {
         free(text);
         fclose(f);
-        return cfg_fail(err, errlen, path, NULL, "larger than 64 MiB: not a config");
+        snprintf(err, errlen, "%s: larger than %zu bytes", path, max);
+        return NULL;
       }
-      text = realloc(text, cap);
+      text = t;
     }
     size_t k = fread(text + len, 1, cap - len - 1, f);
     len += k;
@@ -239,11 +244,18 @@ int tfm_config_load(const char *path, TfmConfig *cfg, char *err, size_t errlen) 
   }
   int bad = ferror(f);
   fclose(f);
-  if (bad) {
+  if (bad || len > max) {
     free(text);
-    return cfg_fail(err, errlen, path, NULL, "read error");
+    snprintf(err, errlen, "%s: %s", path, bad ? "read error" : "too large");
+    return NULL;
   }
   text[len] = 0;
+  return text;
+}
+
+int tfm_config_load(const char *path, TfmConfig *cfg, char *err, size_t errlen) {
+  char *text = tfm_read_text(path, 64u << 20, err, errlen);
+  if (!text) return -1;
   int rc = tfm_config_parse(text, path, cfg, err, errlen);
   free(text);
   return rc;

@@ -100,16 +100,9 @@ static void step(const TfmModel *m, Cache *kc, int R, const int *seq, const int 
   free(mem);
 }
 
-static uint64_t mix64(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 static double uniform(uint64_t seed, int s, int t) {
-  uint64_t key = mix64(mix64(seed) + (uint64_t)s);
-  return (mix64(key ^ mix64((uint64_t)t + 0x51ed27ull)) >> 11) * 0x1p-53;
+  uint64_t key = tfm_mix64(tfm_mix64(seed) + (uint64_t)s);
+  return (tfm_mix64(key ^ tfm_mix64((uint64_t)t + 0x51ed27ull)) >> 11) * 0x1p-53;
 }
 
 typedef struct {

@@ -14,6 +14,7 @@
 #define TFM_ABSENT ((size_t)-1)
 
 #include <math.h>
+#include <stdio.h>
 
 /* exp at the working precision: expf in the float32 build (about twice as fast as exp). */
 #ifdef TFM_F64
@@ -63,9 +64,20 @@ void tfm_add_bias(int N, int W, tfm_f *y, const tfm_f *b);
 /* db += column sums of dy (N,W), in row order per column. */
 void tfm_bias_bwd(int N, int W, const tfm_f *dy, tfm_f *db);
 
+/* splitmix64's finalizer: the counter-based generator behind init and sampling. */
+static inline uint64_t tfm_mix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/* The whole file at path as a NUL-terminated string (NULL + err when it cannot be read or is
+ * larger than max bytes). */
+char *tfm_read_text(const char *path, size_t max, char *err, size_t errlen);
+
 /* Finish a file written to tmp: close f, then rename tmp to path, or remove tmp and report the
  * error when anything failed (bad: an earlier write failed).  Returns 0 or -1. */
-#include <stdio.h>
 int tfm_commit_file(FILE *f, int bad, const char *tmp, const char *path, char *err, size_t errlen);
 
 /* Log-softmax statistics of one row of logits z (V): returns lse; *ent = entropy. */
