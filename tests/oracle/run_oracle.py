@@ -3,15 +3,19 @@
 
 For every objective it generates seeded random ragged batches (language.md section 6), runs
 
-    rein eval FILE --batch B.json --backend interp [--set NAME=VALUE ...] [--micro-groups 1]
+    rein eval FILE --batch B.json --backend B [--set NAME=VALUE ...] [--micro-groups 1]
 
-and compares the loss, every metric and d loss / d logp, d loss / d entropy token by token with
-the oracle: |rein - oracle| <= atol + rtol * |oracle| (1e-6, 1e-6 by default).
+on every requested backend B (default: interp and cpu) and compares the loss, every metric and
+d loss / d logp, d loss / d entropy token by token with the oracle:
+|rein - oracle| <= atol + rtol * |oracle|, with atol = rtol = 1e-6 for the float64 interpreter and
+1e-5 for the float32 back ends cpu and gpu (language.md section 5).
 
 Usage: /usr/bin/python3 tests/oracle/run_oracle.py --rein build/rein [--seed S] [--batches N]
-           [--set NAME=VALUE ...] [--only NAME ...] [--out-dir DIR]
-Exit status 0 when everything agrees; 1 on any mismatch (each one named: objective, batch seed
-and file, options, field, indices, both values); 2 on a usage or setup error.
+           [--backend B ...] [--backends B1,B2] [--set NAME=VALUE ...] [--only NAME ...]
+           [--jobs J] [--out-dir DIR]
+Exit status 0 when everything agrees; 1 on any mismatch (each one named: objective, backend,
+batch seed and file, options, field, indices, both values); 2 on a usage or setup error; 77 when
+every requested backend was skipped (gpu where rein says "no GPU").
 """
 
 import argparse
@@ -21,8 +25,10 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -39,19 +45,72 @@ VARIANTS = {
     "rec_oneside_is": {"eps_low": 0.3, "eps_high": 0.1},
     "rec_twoside_nois": {"eps_low": 0.3, "eps_high": 0.1},
     "rec_twoside_is": {"eps_low": 0.3, "eps_high": 0.1},
-    "rec_ring_is": {"eps_low": 0.3, "eps_high": 0.1, "eps_low2": 0.5, "eps_high2": 1.5},
     "rec_ring_nois": {"eps_low": 0.3, "eps_high": 0.1, "eps_low2": 0.5, "eps_high2": 1.5},
+    "rec_ring_is": {"eps_low": 0.3, "eps_high": 0.1, "eps_low2": 0.5, "eps_high2": 1.5},
+    "rec_oneside_nois_wide": {"eps_low": 0.5, "eps_high": 1.5},
+    "rec_oneside_is_wide": {"eps_low": 0.5, "eps_high": 1.5},
+    "rec_gspo_nois": {"eps_low": 1e-3, "eps_high": 2e-3},
+    "rec_gspo_is": {"eps_low": 1e-3, "eps_high": 2e-3},
     "opmd": {"c": 0.2},
+    "opmd_seq": {"tau": 0.5},
     "asymre": {"c": 0.2},
-    "red_weight": {"T": 0.5},
     "red_drop": None,
+    "red_weight": {"T": 0.5},
+    "ppo_dual_clip": {"eps_low": 0.1, "eps_high": 0.3, "clip_c": 2.0},
     "gspo": {"eps_low": 1e-3, "eps_high": 2e-3},
-    "opmd_kl": {"c": 0.05, "kl_coef": 0.1, "ent_coef": 0.01},
+    "gspo_sg": {"eps_low": 1e-3, "eps_high": 2e-3},
+    "cispo": {"eps_low": 0.3, "eps_high": 0.1},
+    "cispo_trl": {"eps_max": 2.0},
+    "sapo": {"tau_pos": 0.5, "tau_neg": 2.0},
+    "gmpo": {"eps_low": 0.2, "eps_high": 0.3},
+    "gpg": None,
+    "dr_grpo": {"eps_low": 0.1, "eps_high": 0.3, "max_len": 16.0},
+    "dapo": {"eps_low": 0.1, "eps_high": 0.3},
+    "kl_k1": {"coef": 0.05},
+    "kl_k2": {"coef": 0.05},
+    "kl_k3": {"coef": 0.05},
+    "kl_abs": {"coef": 0.05},
+    "entropy_bonus": {"coef": 0.1},
+    "ppo_tis": {"eps_low": 0.1, "eps_high": 0.3, "cap": 1.5},
+    "ppo_mis": {"eps_low": 0.1, "eps_high": 0.3, "lo": 0.8, "hi": 2.5},
+    "ex_rec_ring_nois": {"eps_low": 0.3, "eps_high": 0.1, "eps_low2": 0.5, "eps_high2": 1.5},
+    "ex_gspo": {"eps_low": 1e-3, "eps_high": 2e-3},
+    "ex_opmd_kl": {"c": 0.05, "kl_coef": 0.1, "ent_coef": 0.01},
 }
+
+# Backends of `rein eval` and their default tolerance (atol = rtol): the interpreter evaluates in
+# float64; the compiled back ends in float32, which language.md section 5 allows 1e-5 relative.
+BACKENDS = {"interp": 1e-6, "cpu": 1e-5, "gpu": 1e-5}
+DEFAULT_BACKENDS = ["interp", "cpu"]
 
 DYADIC = [0.0, 1.0, 0.5, -0.25, 1.5]  # all-equal groups: the group mean is exact in float32
 GSM8K = [-0.1, 0.1, 0.9, 1.1]
 MARGIN = 1e-5  # min |log ratio - log boundary| of generated ratios (far above float32 error)
+K3_CAP = 10.0  # verl's clamp of the k3 value: generated k3 values stay 1e-3 away from it
+K3_MARGIN = 1e-3
+EXTREME = 21.5  # |log ratio| of the tokens that exercise the clamps at +-20 (batch 3)
+GSPO_EXTREME = 10.5  # mean log ratio of the sequences that exercise gspo_sg's clamp at 10
+
+
+RHO_FIXED = [0.4, 0.8, 1.2, 3.0]  # the REC regions, always told apart
+S_FIXED = [1 - 3e-4, 1 + 4e-4]  # GSPO's default band
+ROLL_FIXED = [0.5, 2.0, 5.0]  # the default cap, lo and hi of ppo_tis / ppo_mis
+RHO_RANGE, S_RANGE, ROLL_RANGE = (0.2, 4.0), (math.exp(-0.5), math.exp(0.5)), (0.25, 8.0)
+
+
+def intervals(bounds, lo, hi):
+    """The intervals of [lo, hi] between consecutive boundaries (ratio space)."""
+    pts = [lo] + sorted(b for b in set(bounds) if lo < b < hi) + [hi]
+    return list(zip(pts[:-1], pts[1:]))
+
+
+def region_of(x, bounds):
+    """The interval of the sorted boundary list that holds x, as a printable name."""
+    bs = sorted(set(bounds))
+    k = sum(1 for b in bs if b < x)
+    lo = bs[k - 1] if k > 0 else 0.0
+    hi = bs[k] if k < len(bs) else float("inf")
+    return "(%.6g, %.6g)" % (lo, hi)
 
 
 def f32(x):
@@ -61,14 +120,20 @@ def f32(x):
 
 class Gen:
     """Seeded batch generator.  kind 'token': token ratios spread over [0.2, 4] for the REC /
-    GRPO / REINFORCE family; kind 'gspo': per-sequence geometric-mean ratios around GSPO's
-    narrow band (and far from it)."""
+    PPO / REINFORCE family; kind 'gspo': per-sequence geometric-mean ratios around GSPO's
+    narrow band (and far from it); kind 'roll': token batches whose sequences also carry the
+    extra token input roll_logp, with rollout ratios exp(old_logp - roll_logp) over [0.25, 8].
+    bounds: {"rho": token ratio, "s": sequence ratio, "roll": rollout ratio boundaries}."""
 
-    def __init__(self, seed, kind, rho_bounds, s_bounds):
+    def __init__(self, seed, kind, bounds):
         self.rng = np.random.default_rng(seed)
         self.seed, self.kind = seed, kind
-        self.log_rb = [math.log(b) for b in rho_bounds]
-        self.log_sb = [math.log(b) for b in s_bounds]
+        self.log_rb = [math.log(b) for b in bounds.get("rho", [])]
+        self.log_sb = [math.log(b) for b in bounds.get("s", [])]
+        self.log_roll = [math.log(b) for b in bounds.get("roll", [])]
+        self.rho_regions = intervals(list(bounds.get("rho", [])) + RHO_FIXED, *RHO_RANGE)
+        self.s_regions = intervals(list(bounds.get("s", [])) + S_FIXED, *S_RANGE)
+        self.roll_regions = intervals(list(bounds.get("roll", [])) + ROLL_FIXED, *ROLL_RANGE)
 
     def u(self, a, b):
         return float(self.rng.uniform(a, b))
@@ -108,14 +173,41 @@ class Gen:
             ob.append(b)
         return lp, ob
 
+    def ref(self, lp):
+        """A ref_logp for a token with logp lp: |logp - ref| >= MARGIN (abs) and the k3 value
+        e^u - u - 1 (u = ref - logp) at least K3_MARGIN away from verl's clamp at 10."""
+        while True:
+            r = f32(-self.u(0.02, 5.0))
+            u = r - lp
+            if abs(u) >= MARGIN and abs(math.expm1(u) - u - K3_CAP) >= K3_MARGIN:
+                return r
+
+    def roll(self, ob, region=None):
+        """A roll_logp for a token with old_logp ob: log(rho_roll) = ob - roll is 30 % inside
+        [0.8, 1.25], else uniform in log over [0.25, 8], or uniform in log inside a forced region;
+        MARGIN away from every roll boundary."""
+        while True:
+            if region is not None:
+                d = self.u(math.log(region[0]), math.log(region[1]))
+            elif self.rng.random() < 0.3:
+                d = self.u(math.log(0.8), math.log(1.25))
+            else:
+                d = self.u(math.log(0.25), math.log(8.0))
+            r = f32(ob - d)
+            if not self.near(ob - r, self.log_roll):
+                return r
+
     def gspo_tokens(self, n, region=None):
-        """Token log-ratios whose mean (log s) lies, in turn or at random, below, inside or
-        above GSPO's default band [1 - 3e-4, 1 + 4e-4], near it (+-3e-3) or far (+-0.5)."""
+        """Token log-ratios whose mean (log s) lies at random inside GSPO's default band
+        [1 - 3e-4, 1 + 4e-4], near it (+-3e-3) or far (+-0.5), or inside a given region (lo, hi)
+        of s."""
         if n == 0:
             return [], []
         while True:
-            r = self.rng.random() if region is None else region
-            if r < 0.35:
+            r = self.rng.random()
+            if region is not None:
+                target = self.u(math.log(region[0]), math.log(region[1]))
+            elif r < 0.35:
                 target = self.u(math.log(1 - 3e-4), math.log(1 + 4e-4))
             elif r < 0.7:
                 target = self.u(-3e-3, 3e-3)
@@ -154,20 +246,53 @@ class Gen:
         mu = sum(rs) / len(rs)
         return all(abs(r - mu) >= 1e-3 for r in rs)
 
-    def seq(self, reward, n, regions=None, truncated=None, gregion=None):
-        if self.kind == "gspo":
+    def seq(self, reward, n, regions=None, truncated=None, gregion=None, deltas=None,
+            roll_regions=None):
+        if deltas is not None:  # given log ratios (the clamp tests); None: an ordinary token
+            lp, ob = [], []
+            for d in deltas:
+                a, b = self.pair(d) if d is not None else [x[0] for x in self.tokens(1)]
+                lp.append(a)
+                ob.append(b)
+        elif self.kind == "gspo":
             lp, ob = self.gspo_tokens(n, gregion)
         else:
             lp, ob = self.tokens(n, regions)
-        return {
+        out = {
             "reward": reward,
             "logp": lp,
             "old_logp": ob,
-            "ref_logp": [f32(-self.u(0.02, 5.0)) for _ in range(n)],
-            "entropy": [f32(self.u(0.0, 4.0)) for _ in range(n)],
+            "ref_logp": [self.ref(a) for a in lp],
+            "entropy": [f32(self.u(0.0, 4.0)) for _ in lp],
             "truncated": bool(self.rng.random() < 0.25) if truncated is None else truncated,
             "lag": int(self.rng.integers(0, 5)),
         }
+        if self.kind == "roll":
+            out["inputs"] = {"roll_logp": [
+                self.roll(b, roll_regions[t % len(roll_regions)] if roll_regions else None)
+                for t, b in enumerate(ob)]}
+        return out
+
+    def extreme_group(self):
+        """Batch 3: a binary group whose tokens go past the clamps.  token / roll kinds: log
+        ratios of +-21.5 (past verl's clamp(Delta, -20, 20)) and, for roll, a rollout ratio past
+        the same clamp; gspo kind: sequences whose mean log ratio is 10.5 (past gspo_sg's 10)."""
+        if self.kind == "gspo":
+            seqs = []
+            for r in (1.0, 0.0):
+                noise = self.rng.uniform(-0.3, 0.3, size=4)
+                seqs.append(self.seq(r, 4, deltas=[float(x) for x in GSPO_EXTREME + noise
+                                                   - noise.mean()]))
+            return seqs
+        seqs = []
+        for r in (1.0, 0.0):
+            s = self.seq(r, 3, deltas=[EXTREME, -EXTREME, None])  # None: an ordinary token
+            if self.kind == "roll":
+                ob = s["old_logp"]
+                s["inputs"]["roll_logp"][0] = f32(ob[0] - EXTREME)
+                s["inputs"]["roll_logp"][1] = f32(ob[1] + EXTREME)
+            seqs.append(s)
+        return seqs
 
     def ntok(self):
         return 0 if self.rng.random() < 0.15 else int(self.rng.integers(1, 10))
@@ -176,14 +301,21 @@ class Gen:
         groups = []
         if index == 0:
             # fixed structure: a one-sequence group, an all-equal group with an empty sequence,
-            # a binary group whose tokens cycle through every ratio region (GSPO: whose
-            # sequence ratios are inside, near and far from the band), a continuous group
-            regions = [(0.2, 0.4), (0.42, 0.78), (0.82, 1.18), (1.22, 2.9), (3.1, 4.0)]
-            groups.append([self.seq(f32(self.u(-1, 2)), 5, regions)])
+            # a binary group whose tokens cycle through every ratio region between the
+            # boundaries of every configuration (and rollout ratio region; GSPO: two sequences,
+            # A > 0 and A < 0, per sequence-ratio region), a continuous group
+            regions, rr = self.rho_regions, self.roll_regions
+            nr = max(len(regions), len(rr))
+            groups.append([self.seq(f32(self.u(-1, 2)), nr, regions, roll_regions=rr)])
             v = DYADIC[self.rng.integers(1, len(DYADIC))]
             groups.append([self.seq(v, 4), self.seq(v, 0), self.seq(v, 6)])
-            groups.append([self.seq(r, 5, regions, gregion=gr) for r, gr in
-                           zip((1.0, 0.0, 1.0, 0.0, 1.0, 0.0), (0.1, 0.1, 0.5, 0.5, 0.9, 0.9))])
+            if self.kind == "gspo":
+                groups.append([self.seq(r, int(self.rng.integers(1, 10)), gregion=reg)
+                               for reg in self.s_regions for r in (1.0, 0.0)])
+            else:
+                groups.append([self.seq(r, nr, regions[k:] + regions[:k],
+                                        roll_regions=rr[k:] + rr[:k])
+                               for k, r in enumerate((1.0, 0.0, 1.0, 0.0, 1.0, 0.0))])
             groups.append([self.seq(r, self.ntok())
                            for r in self.rewards_ok("continuous", 4)])
         else:
@@ -192,6 +324,8 @@ class Gen:
                 kind = ["binary", "continuous", "gsm8k", "equal"][self.rng.integers(0, 4)]
                 grp = [self.seq(r, self.ntok()) for r in self.rewards_ok(kind, n)]
                 groups.append(grp)
+        if index == 3:
+            groups.append(self.extreme_group())
         if self.kind == "gspo" and index == 1:
             # long sequences for long_frac: 512 is not > 512
             groups.append([self.seq(r, n) for r, n in
@@ -213,17 +347,13 @@ class Gen:
 
 
 def bounds_for(configs):
-    """Ratio boundaries (token level) and sequence-ratio boundaries (GSPO) of every param set."""
-    rho, s = set(), set()
+    """The union over every (objective, params) that will run of the boundaries of
+    torch_objectives.boundaries: {"rho": [...], "s": [...], "roll": [...]}."""
+    out = {"rho": set(), "s": set(), "roll": set()}
     for name, p in configs:
-        if name == "gspo":
-            s.update([1 - p["eps_low"], 1 + p["eps_high"]])
-        else:
-            if "eps_low" in p:
-                rho.update([1 - p["eps_low"], 1 + p["eps_high"]])
-            if "eps_low2" in p:
-                rho.update([1 - p["eps_low2"], 1 + p["eps_high2"]])
-    return sorted(b for b in rho if b > 0), sorted(b for b in s if b > 0)
+        for k, v in O.boundaries(name, p).items():
+            out[k].update(v)
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def parse_nums(x):
@@ -241,20 +371,32 @@ class Mismatch(Exception):
 
 
 class Stats:
+    """Per (objective, backend): runs, failures, and the largest error of each field, as
+    |rein - oracle| / max(1, |oracle|) (absolute below 1, relative above: comparable with the
+    tolerance when atol = rtol)."""
+
     def __init__(self):
         self.runs = 0
         self.err = {"loss": 0.0, "metrics": 0.0, "grad.logp": 0.0, "grad.entropy": 0.0}
         self.failures = []
 
     def see(self, field, a, b):
-        d = abs(a - b)
+        if math.isinf(b) and a == b:
+            return
+        d = abs(a - b) / max(1.0, abs(b))
         if not math.isnan(d):
             key = field if field in self.err else "metrics"
             self.err[key] = max(self.err[key], d)
 
+    def merge(self, other):
+        self.runs += other.runs
+        self.failures += other.failures
+        for k, v in other.err.items():
+            self.err[k] = max(self.err[k], v)
+
 
 def compare(got, want, stats, atol, rtol):
-    """Yields mismatch descriptions (field, indices, rein value, oracle value)."""
+    """Returns mismatch descriptions (field, indices, rein value, oracle value)."""
     out = []
 
     def num(field, a, b):
@@ -297,6 +439,10 @@ def compare(got, want, stats, atol, rtol):
     return out
 
 
+class NoGPU(Exception):
+    pass
+
+
 def run_rein(rein, path, batch_file, params, micro, backend="interp"):
     cmd = [rein, "eval", path, "--batch", batch_file, "--backend", backend]
     for k, v in sorted(params.items()):
@@ -304,8 +450,10 @@ def run_rein(rein, path, batch_file, params, micro, backend="interp"):
     if micro:
         cmd += ["--micro-groups", "1"]
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                       timeout=60)
+                       timeout=120)
     if p.returncode != 0:
+        if backend == "gpu" and "no GPU" in p.stderr:
+            raise NoGPU(p.stderr.strip().splitlines()[-1] if p.stderr.strip() else "no GPU")
         raise Mismatch("rein exited with status %d: %s" % (p.returncode, p.stderr.strip()[:2000]))
     try:
         return parse_nums(json.loads(p.stdout)), cmd
@@ -313,9 +461,20 @@ def run_rein(rein, path, batch_file, params, micro, backend="interp"):
         raise Mismatch("rein printed invalid JSON (%s): %s" % (e, p.stdout[:500]))
 
 
-def coverage(batches, name):
+KL_NAMES = ("kl_k1", "kl_k2", "kl_k3", "kl_abs", "ex_opmd_kl")
+CLAMP_NAMES = ("ppo_dual_clip", "dr_grpo", "dapo", "ppo_tis", "ppo_mis")
+
+
+def coverage(batches, name, bounds):
     """Facts about the generated data that the comparison relies on; a missing one is a
-    generator problem, reported as an error (the test would be weaker than it claims)."""
+    generator problem, reported as an error (the test would be weaker than it claims).
+    bounds: bounds_for() of every configuration that runs; every ratio region between them
+    (token ratios in [0.2, 4]; GSPO: sequence ratios in [e^-0.5, e^0.5]) must hold data with
+    A > 0 and with A < 0."""
+    kind = O.BATCH_KIND[name]
+    rho_b = sorted(set(bounds["rho"]) | set(RHO_FIXED))
+    s_b = sorted(set(bounds["s"]) | set(S_FIXED))
+    roll_b = sorted(set(bounds["roll"]) | set(ROLL_FIXED))
     seen = set()
     for _, b in batches:
         P = O.Padded(b)
@@ -323,6 +482,7 @@ def coverage(batches, name):
         for i, (g, j) in enumerate(P.index):
             n = int(P.lengths[i])
             grp = b["groups"][g]
+            sign = "A>0" if A[i] > 0 else "A<0" if A[i] < 0 else "A=0"
             if n == 0:
                 seen.add("empty sequence")
             if len(grp) == 1:
@@ -333,47 +493,86 @@ def coverage(batches, name):
                 seen.add("continuous rewards")
             if set(s["reward"] for s in grp) == {0.0, 1.0}:
                 seen.add("binary rewards")
-            if name == "gspo":
+            if kind == "gspo":
                 if n == 0:
                     continue
                 lr = float((P.logp[i, :n] - P.old_logp[i, :n]).mean())
-                region = ("below" if lr < math.log(1 - 3e-4)
-                          else "above" if lr > math.log(1 + 4e-4) else "inside")
-                sign = "A>0" if A[i] > 0 else "A<0" if A[i] < 0 else None
-                if sign:
-                    seen.add("seq ratio %s band, %s" % (region, sign))
+                seen.add("seq ratio %s, %s" % (region_of(math.exp(lr), s_b), sign))
+                if lr > 10:
+                    seen.add("seq log ratio > 10, %s" % sign)
                 continue
             for t in range(n):
-                rho = math.exp(float(P.logp[i, t] - P.old_logp[i, t]))
-                region = ("<=0.4" if rho <= 0.4 else "(0.4,0.8)" if rho < 0.8 else
-                          "[0.8,1.2]" if rho <= 1.2 else "(1.2,3)" if rho < 3 else ">=3")
-                sign = "A>0" if A[i] > 0 else "A<0" if A[i] < 0 else "A=0"
-                seen.add("rho %s, %s" % (region, sign))
+                d = float(P.logp[i, t] - P.old_logp[i, t])
+                seen.add("rho %s, %s" % (region_of(math.exp(d), rho_b), sign))
+                if abs(d) > 20:
+                    seen.add("|log rho| > 20, %s" % sign)
+                u = float(P.ref_logp[i, t] - P.logp[i, t])
+                seen.add("logp %s ref_logp" % (">" if u < 0 else "<"))
+                seen.add("k3 %s 10" % (">" if math.expm1(u) - u > 10 else "<"))
+                if kind == "roll":
+                    lr = float(P.old_logp[i, t] - P.inputs["roll_logp"][i, t])
+                    seen.add("roll ratio %s" % region_of(math.exp(min(lr, 20.0)), roll_b))
+                    if abs(lr) > 20:
+                        seen.add("|log roll ratio| > 20")
     need = {"empty sequence", "one-sequence group", "all-equal group", "continuous rewards",
             "binary rewards"}
-    if name == "gspo":
-        need |= {"seq ratio %s band, %s" % (r, s)
-                 for r in ("below", "inside", "above") for s in ("A>0", "A<0")}
+    if kind == "gspo":
+        need |= {"seq ratio %s, %s" % (region_of(math.sqrt(a * b), s_b), sg)
+                 for a, b in intervals(s_b, *S_RANGE) for sg in ("A>0", "A<0")}
+        if name == "gspo_sg":
+            need |= {"seq log ratio > 10, A>0", "seq log ratio > 10, A<0"}
     else:
-        need |= {"rho %s, %s" % (r, s) for r in ("<=0.4", "(0.4,0.8)", "[0.8,1.2]", "(1.2,3)",
-                                                  ">=3") for s in ("A>0", "A<0")}
-        need.add("rho [0.8,1.2], A=0")
+        need |= {"rho %s, %s" % (region_of(math.sqrt(a * b), rho_b), sg)
+                 for a, b in intervals(rho_b, *RHO_RANGE) for sg in ("A>0", "A<0")}
+        need.add("rho %s, A=0" % region_of(1.0, rho_b))
+        if name in KL_NAMES:
+            need |= {"logp > ref_logp", "logp < ref_logp", "k3 > 10", "k3 < 10"}
+        if name in CLAMP_NAMES:
+            need |= {"|log rho| > 20, A>0", "|log rho| > 20, A<0"}
+        if kind == "roll":
+            need |= {"roll ratio %s" % region_of(math.sqrt(a * b), roll_b)
+                     for a, b in intervals(roll_b, *ROLL_RANGE)}
+            need.add("|log roll ratio| > 20")
     return sorted(need - seen)
+
+
+def parse_backends(args, ap):
+    """--backend B (repeatable) and --backends B1,B2 together; default interp and cpu."""
+    names = list(args.backend or [])
+    for x in args.backends or []:
+        names += [y.strip() for y in x.split(",") if y.strip()]
+    if not names:
+        names = list(DEFAULT_BACKENDS)
+    out = []
+    for n in names:
+        if n not in BACKENDS:
+            ap.error("unknown backend %r (known: %s)" % (n, ", ".join(BACKENDS)))
+        if n not in out:
+            out.append(n)
+    return out
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rein", required=True, help="path to the rein binary")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--batches", type=int, default=6, help="random batches per objective (>= 4)")
+    ap.add_argument("--batches", type=int, default=4,
+                    help="random batches per objective and batch kind (>= 4, default 4)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="an extra configuration for every objective that has these params")
     ap.add_argument("--only", nargs="*", help="objectives to test (default: all)")
-    ap.add_argument("--atol", type=float, default=1e-6)
-    ap.add_argument("--rtol", type=float, default=1e-6)
-    ap.add_argument("--backend", default="interp", help="rein eval --backend (default interp; "
-                    "a float32 backend needs looser --atol/--rtol)")
+    ap.add_argument("--backend", action="append", metavar="B",
+                    help="a rein eval --backend to compare (interp, cpu, gpu); repeatable")
+    ap.add_argument("--backends", action="append", metavar="B1,B2",
+                    help="comma-separated backends (default: interp,cpu); gpu is skipped "
+                    "cleanly where rein says 'no GPU'")
+    ap.add_argument("--atol", type=float, default=None,
+                    help="absolute tolerance for every backend (default: 1e-6 for interp, "
+                    "1e-5 for cpu and gpu)")
+    ap.add_argument("--rtol", type=float, default=None, help="relative tolerance, likewise")
     ap.add_argument("--no-micro", action="store_true", help="skip the --micro-groups 1 runs")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="rein processes run at once (default: the number of CPUs)")
     ap.add_argument("--out-dir", default=None, help="where batch files are written "
                     "(default /tmp/rein-oracle-SEED)")
     ap.add_argument("--max-report", type=int, default=20, help="mismatches printed per objective")
@@ -381,6 +580,9 @@ def main():
 
     if args.batches < 4:
         ap.error("--batches must be at least 4")
+    backends = parse_backends(args, ap)
+    tol = {b: (BACKENDS[b] if args.atol is None else args.atol,
+               BACKENDS[b] if args.rtol is None else args.rtol) for b in backends}
     rein = os.path.abspath(args.rein)
     if not os.access(rein, os.X_OK):
         print("run_oracle: %s is not an executable" % rein, file=sys.stderr)
@@ -399,6 +601,7 @@ def main():
         user[k.strip()] = float(v)
     if user and not any(set(user) & set(O.OBJECTIVES[n][1]) for n in names):
         ap.error("no selected objective has a param among %s" % sorted(user))
+    torch.set_num_threads(1)
 
     # parameter configurations per objective: defaults, the built-in variant, the user's --set
     configs = {}
@@ -412,73 +615,123 @@ def main():
             cfgs.append(mine)
         configs[n] = cfgs
     full = [(n, dict(O.OBJECTIVES[n][1], **c)) for n in names for c in configs[n]]
-    rho_b, s_b = bounds_for(full)
+    bounds = bounds_for(full)
 
     out_dir = args.out_dir or "/tmp/rein-oracle-%d" % args.seed
     os.makedirs(out_dir, exist_ok=True)
     data = {}
-    for kind in ("token", "gspo"):
+    kinds = sorted({O.BATCH_KIND[n] for n in names})
+    for kind in kinds:
         data[kind] = []
         for k in range(args.batches):
-            bseed = args.seed * 1000 + k + (500 if kind == "gspo" else 0)
-            b = Gen(bseed, kind, rho_b, s_b).batch(k)
+            bseed = args.seed * 1000 + k + {"token": 0, "gspo": 500, "roll": 800}[kind]
+            b = Gen(bseed, kind, bounds).batch(k)
             path = os.path.join(out_dir, "%s-%d.json" % (kind, bseed))
             with open(path, "w") as f:
                 json.dump(b, f)
             data[kind].append((bseed, b, path))
 
     t0 = time.time()
-    failed = []
-    print("rein %s, seed %d, %d batches per objective, tolerance %g + %g*|oracle|%s"
-          % (rein, args.seed, args.batches, args.atol, args.rtol,
+    print("rein %s, seed %d, %d batches per objective, backends %s (tolerance %s)%s"
+          % (rein, args.seed, args.batches, ", ".join(backends),
+             ", ".join("%s %g + %g*|oracle|" % (b, tol[b][0], tol[b][1]) for b in backends),
              "" if args.no_micro else ", whole batch and --micro-groups 1"))
+
+    # The gpu backend is skipped, cleanly, where rein says "no GPU" (only when it was asked for).
+    skipped = {}
+    if "gpu" in backends:
+        n0 = names[0]
+        _, _, bpath0 = data[O.BATCH_KIND[n0]][0]
+        try:
+            run_rein(rein, os.path.join(ROOT, O.OBJECTIVES[n0][3]), bpath0, {}, False, "gpu")
+        except NoGPU as e:
+            skipped["gpu"] = str(e)
+            print("gpu: SKIP (%s)" % e)
+        except Mismatch:
+            pass  # reported by the comparison below
+    live = [b for b in backends if b not in skipped]
+
+    # Setup checks first (exit 2), then every rein run in a pool of --jobs processes.
+    plan = []
     for n in names:
-        kind = "gspo" if n == "gspo" else "token"
-        missing = coverage([(s, b) for s, b, _ in data[kind]], n)
+        kind = O.BATCH_KIND[n]
+        missing = coverage([(s, b) for s, b, _ in data[kind]], n, bounds)
         if missing:
-            print("run_oracle: the generated %s batches (seed %d) miss: %s; use more --batches"
-                  % (kind, args.seed, ", ".join(missing)), file=sys.stderr)
+            print("run_oracle: the generated %s batches (seed %d) miss, for %s: %s; use more "
+                  "--batches" % (kind, args.seed, n, ", ".join(missing)), file=sys.stderr)
             return 2
+        base = [O.evaluate(n, b, {}) for _, b, _ in data[kind]]
         for cfg in configs[n][1:]:
-            if all(O.evaluate(n, b, cfg) == O.evaluate(n, b, {}) for _, b, _ in data[kind]):
+            if all(O.evaluate(n, b, cfg) == w for (_, b, _), w in zip(data[kind], base)):
                 print("run_oracle: --set %s does not change %s's result on any batch, so it "
                       "cannot show that the params are used" % (cfg, n), file=sys.stderr)
                 return 2
-        path = os.path.join(ROOT, O.OBJECTIVES[n][3])
+        plan.append((n, kind, base))
+
+    pool = ThreadPoolExecutor(max_workers=max(1, args.jobs))
+
+    def job(n, backend, cfg, bseed, bpath, micro, want):
         st = Stats()
-        for cfg in configs[n]:
-            for bseed, b, bpath in data[kind]:
-                want = O.evaluate(n, b, cfg)
-                for micro in ([False] if args.no_micro else [False, True]):
-                    st.runs += 1
-                    where = ("%s batch seed %d (%s)%s%s"
-                             % (n, bseed, bpath, " --micro-groups 1" if micro else "",
-                                "".join(" --set %s=%r" % kv for kv in sorted(cfg.items()))))
-                    try:
-                        got, cmd = run_rein(rein, path, bpath, cfg, micro, args.backend)
-                    except (Mismatch, subprocess.TimeoutExpired) as e:
-                        st.failures.append("%s: %s" % (where, e))
-                        continue
-                    for msg in compare(got, want, st, args.atol, args.rtol):
-                        st.failures.append("%s: %s" % (where, msg))
-        e = st.err
-        print("%-17s %2d batches %3d runs  max|err| loss %.2e  metrics %.2e  d/dlogp %.2e  "
-              "d/dentropy %.2e  %s"
-              % (n, args.batches, st.runs, e["loss"], e["metrics"], e["grad.logp"],
-                 e["grad.entropy"], "OK" if not st.failures else
-                 "FAIL (%d mismatches)" % len(st.failures)), flush=True)
-        for msg in st.failures[:args.max_report]:
-            print("  MISMATCH " + msg)
-        if len(st.failures) > args.max_report:
-            print("  ... %d more" % (len(st.failures) - args.max_report))
-        if st.failures:
-            failed.append(n)
+        st.runs = 1
+        where = ("%s [%s] batch seed %d (%s)%s%s"
+                 % (n, backend, bseed, bpath, " --micro-groups 1" if micro else "",
+                    "".join(" --set %s=%r" % kv for kv in sorted(cfg.items()))))
+        try:
+            got, _ = run_rein(rein, os.path.join(ROOT, O.OBJECTIVES[n][3]), bpath, cfg, micro,
+                              backend)
+        except NoGPU as e:
+            st.failures.append("%s: rein says %s, but an earlier gpu run worked" % (where, e))
+            return st
+        except (Mismatch, subprocess.TimeoutExpired) as e:
+            st.failures.append("%s: %s" % (where, e))
+            return st
+        for msg in compare(got, want, st, *tol[backend]):
+            st.failures.append("%s: %s" % (where, msg))
+        return st
+
+    futures = []
+    for n, kind, base in plan:
+        per_backend = {b: [] for b in live}
+        for ci, cfg in enumerate(configs[n]):
+            for bi, (bseed, b, bpath) in enumerate(data[kind]):
+                want = base[bi] if ci == 0 else O.evaluate(n, b, cfg)
+                for backend in live:
+                    for micro in ([False] if args.no_micro else [False, True]):
+                        per_backend[backend].append(pool.submit(
+                            job, n, backend, cfg, bseed, bpath, micro, want))
+        futures.append((n, per_backend))
+
+    failed = []
+    for n, per_backend in futures:
+        for backend, futs in per_backend.items():
+            st = Stats()
+            for f in futs:
+                st.merge(f.result())
+            e = st.err
+            print("%-21s %-6s %2d batches %3d runs  max err loss %.1e  metrics %.1e  "
+                  "d/dlogp %.1e  d/dentropy %.1e  %s"
+                  % (n, backend, args.batches, st.runs, e["loss"], e["metrics"], e["grad.logp"],
+                     e["grad.entropy"], "OK" if not st.failures else
+                     "FAIL (%d mismatches)" % len(st.failures)), flush=True)
+            for msg in st.failures[:args.max_report]:
+                print("  MISMATCH " + msg)
+            if len(st.failures) > args.max_report:
+                print("  ... %d more" % (len(st.failures) - args.max_report))
+            if st.failures:
+                failed.append("%s [%s]" % (n, backend))
+    pool.shutdown()
     print("%.1f s" % (time.time() - t0))
     if failed:
         print("run_oracle: rein disagrees with the oracle on: %s (batch files in %s)"
               % (", ".join(failed), out_dir), file=sys.stderr)
         return 1
-    print("run_oracle: all %d objectives agree" % len(names))
+    if not live:
+        print("run_oracle: SKIP: no requested backend is available (%s)"
+              % "; ".join("%s: %s" % kv for kv in skipped.items()))
+        return 77
+    print("run_oracle: all %d objectives agree on %s%s"
+          % (len(names), ", ".join(live),
+             "".join(" (%s skipped: %s)" % kv for kv in skipped.items())))
     return 0
 
 

@@ -161,7 +161,7 @@ class G2PerToken(unittest.TestCase):
         self.assertEqual(out["grad"]["entropy"][0][0], [0.0, 0.0])
         self.assertAlmostEqual(O.evaluate("rec_oneside_is", batch)["loss"],
                                0.75 * (self.rho[0] + 2 * self.rho[1]) / 2, places=13)
-        out = O.evaluate("rec_ring_nois", batch)
+        out = O.evaluate("ex_rec_ring_nois", batch)
         self.assertAlmostEqual(out["loss"], 0.375, places=13)
         self.assertAlmostEqual(out["metrics"]["clip_frac"], 0.5, places=13)
         self.assertAlmostEqual(out["metrics"]["ratio_mean"], (self.rho[0] + self.rho[1]) / 2,
@@ -273,7 +273,7 @@ class DerivedIdentities(unittest.TestCase):
             for grp in b["groups"]:
                 for sq in grp:  # sequence ratios near 1, so that every branch occurs
                     sq["old_logp"] = [x - rng.uniform(-0.12, 0.12) for x in sq["logp"]]
-            out = O.evaluate("gspo", b, {"eps_low": el, "eps_high": eh})
+            out = O.evaluate("ex_gspo", b, {"eps_low": el, "eps_high": eh})
             P = O.Padded(b)
             A = O.adv_zscore(P.reward, P.group, P.n_groups)
             s = O.gspo_seq_ratio(P.logp, P.old_logp, P.mask, P.lengths).detach()
@@ -294,7 +294,7 @@ class DerivedIdentities(unittest.TestCase):
 
     def test_entropy_gradient(self):
         b = random_batch(7)
-        out = O.evaluate("opmd_kl", b, {"ent_coef": 0.01})
+        out = O.evaluate("ex_opmd_kl", b, {"ent_coef": 0.01})
         N = sum(len(s["logp"]) for grp in b["groups"] for s in grp)
         for grp in out["grad"]["entropy"]:
             for seq in grp:
@@ -320,6 +320,316 @@ class DerivedIdentities(unittest.TestCase):
         self.assertEqual(out["grad"]["logp"], [[[]]])
 
 
+def on_policy(b, roll=False):
+    """The batch with old_logp := logp (r = 1 everywhere) and, with roll, roll_logp := old_logp."""
+    for grp in b["groups"]:
+        for sq in grp:
+            sq["old_logp"] = list(sq["logp"])
+            if roll:
+                sq["inputs"] = {"roll_logp": list(sq["logp"])}
+    return b
+
+
+def with_roll(b, seed):
+    rng = random.Random(seed)
+    for grp in b["groups"]:
+        for sq in grp:
+            sq["inputs"] = {"roll_logp": [x - rng.uniform(-1.6, 1.6) for x in sq["old_logp"]]}
+    return b
+
+
+def grad_logp(out):
+    return [x for grp in out["grad"]["logp"] for sq in grp for x in sq]
+
+
+def per_token(P, f):
+    """[f(i) for every token of every sequence i], in the order of grad_logp."""
+    return [f(i) for i in range(P.S) for _ in range(int(P.lengths[i]))]
+
+
+class PeerIdentities(unittest.TestCase):
+    """Closed forms of the objectives of docs/objectives.md that peer-losses.md adds."""
+
+    def assertListClose(self, got, want, places=13):
+        self.assertEqual(len(got), len(want))
+        for a, b in zip(got, want):
+            self.assertAlmostEqual(a, b, places=places)
+
+    def test_on_policy_token_mean_gradients(self):
+        """r = 1: every PPO-style token-mean loss (dual clip, DAPO, CISPO both, TIS and MIS with
+        roll = old) has the policy-gradient gradient -A_z1/N (peer-losses 2.1: 'the gradient
+        equals the PG gradient on-policy')."""
+        for seed in range(4):
+            b = on_policy(random_batch(200 + seed), roll=True)
+            P = O.Padded(b)
+            A = O.adv_zscore(P.reward, P.group, P.n_groups, ddof=1)
+            N = float(P.mask.sum())
+            want = per_token(P, lambda i: -float(A[i]) / N)
+            for name in ("ppo_dual_clip", "dapo", "cispo", "cispo_trl", "ppo_tis", "ppo_mis"):
+                out = O.evaluate(name, b)
+                self.assertListClose(grad_logp(out), want)
+                self.assertEqual(set(out["metrics"].values()) - {0.0}, set(), name)
+            # the loss values: -A*r = -A (PPO family), -A*logp (CISPO)
+            self.assertAlmostEqual(O.evaluate("dapo", b)["loss"],
+                                   float(O.token_mean(-P.tok(A), P.mask)), places=13)
+            self.assertAlmostEqual(O.evaluate("cispo", b)["loss"],
+                                   float(O.token_mean(-P.tok(A) * P.logp.detach(), P.mask)),
+                                   places=13)
+
+    def test_on_policy_sequence_gradients(self):
+        """r = 1, so s_i = R_i = 1: GSPO (both forms), GMPO and SAPO (f'(1) = 1) give
+        -A_z1/(S*|y_i|); REC-GSPO (both) -A_mean/(S*|y_i|); Dr.GRPO -A_mean/(S*max_len); GPG
+        -alpha*A_mean/N; opmd_seq -A_mean/S."""
+        for seed in range(4):
+            b = on_policy(random_batch(300 + seed))
+            P = O.Padded(b)
+            Az = O.adv_zscore(P.reward, P.group, P.n_groups, ddof=1)
+            Am = O.adv_mean_baseline(P.reward, P.group, P.n_groups)
+            S, N = P.S, float(P.mask.sum())
+            for name in ("gspo", "gspo_sg", "gmpo", "sapo"):
+                self.assertListClose(grad_logp(O.evaluate(name, b)),
+                                     per_token(P, lambda i: -float(Az[i]) / (S * float(P.len[i]))))
+            for name in ("rec_gspo_nois", "rec_gspo_is"):
+                out = O.evaluate(name, b)
+                self.assertListClose(grad_logp(out),
+                                     per_token(P, lambda i: -float(Am[i]) / (S * float(P.len[i]))))
+                self.assertEqual(out["metrics"]["clip_frac"], 0.0)
+            out = O.evaluate("dr_grpo", b, {"max_len": 16.0})
+            self.assertListClose(grad_logp(out), per_token(P, lambda i: -float(Am[i]) / (S * 16)))
+            nz = sum(1 for grp in b["groups"] for sq in grp if sq["reward"] != 0)
+            alpha = S / max(1, nz)
+            self.assertListClose(grad_logp(O.evaluate("gpg", b)),
+                                 per_token(P, lambda i: -alpha * float(Am[i]) / N))
+            self.assertListClose(grad_logp(O.evaluate("opmd_seq", b)),
+                                 per_token(P, lambda i: -float(Am[i]) / S))
+            # SAPO's value on-policy: f(1) = (4/tau)*sigmoid(0) = 2/tau
+            tau = [1.0 if float(a) > 0 else 1.05 for a in Az]
+            per_seq = [-2.0 / tau[i] * float(Az[i]) if int(P.lengths[i]) else 0.0
+                       for i in range(S)]
+            self.assertAlmostEqual(O.evaluate("sapo", b)["loss"], sum(per_seq) / S, places=13)
+
+    def test_gspo_direct_and_sg_same_gradient(self):
+        """peer-losses 2.1: with A constant in a sequence, the direct form (s_i differentiable,
+        seq-mean) and the stop-gradient form (seq-mean-token-mean) have the same gradient.  The
+        values differ only by the zero-token sequences: the direct form adds max(-A, -A*clip(1))
+        = -A each, the token mean of nothing is 0."""
+        el, eh = 0.05, 0.08
+        for seed in range(6):
+            b = random_batch(400 + seed)
+            rng = random.Random(seed)
+            for grp in b["groups"]:
+                for sq in grp:  # sequence ratios near 1, so that every branch occurs
+                    sq["old_logp"] = [x - rng.uniform(-0.12, 0.12) for x in sq["logp"]]
+            d = O.evaluate("gspo", b, {"eps_low": el, "eps_high": eh})
+            g = O.evaluate("gspo_sg", b, {"eps_low": el, "eps_high": eh})
+            self.assertListClose(grad_logp(d), grad_logp(g), places=14)
+            self.assertEqual(d["metrics"], g["metrics"])
+            P = O.Padded(b)
+            A = O.adv_zscore(P.reward, P.group, P.n_groups, ddof=1)
+            empty = sum(-float(A[i]) for i in range(P.S) if int(P.lengths[i]) == 0)
+            self.assertAlmostEqual(d["loss"] - g["loss"], empty / P.S, places=13)
+            self.assertGreater(sum(abs(x) for x in grad_logp(d)), 0.0)
+
+    def test_rec_gspo_is_gradient_equals_gspo_sg(self):
+        """The sequence-level analogue of algorithms.md 3.3: with the same advantage, REC-GSPO-IS
+        (-A*s_i*keep_i*logp, s detached) has the gradient of the stop-gradient GSPO surrogate,
+        and REC-GSPO-NoIS has it divided by s_i on kept sequences."""
+        el, eh = 0.05, 0.08
+        for seed in range(6):
+            b = random_batch(500 + seed)
+            rng = random.Random(seed)
+            for grp in b["groups"]:
+                for sq in grp:
+                    sq["old_logp"] = [x - rng.uniform(-0.12, 0.12) for x in sq["logp"]]
+            P = O.Padded(b)
+            A = O.adv_zscore(P.reward, P.group, P.n_groups, ddof=1)
+            l1, cf_ppo = O.gspo_sg_terms(A, P, el, eh)
+            (g1,) = torch.autograd.grad(l1, [P.logp])
+            l2, cf_rec = O.rec_gspo_terms(A, P, el, eh, "is")
+            (g2,) = torch.autograd.grad(l2, [P.logp])
+            self.assertTrue(torch.allclose(g1 * P.mask, g2 * P.mask, rtol=1e-12, atol=1e-16))
+            l3, _ = O.rec_gspo_terms(A, P, el, eh, "none")
+            (g3,) = torch.autograd.grad(l3, [P.logp])
+            s = O.gspo_seq_ratio(P.logp, P.old_logp, P.mask, P.lengths).detach()
+            self.assertTrue(torch.allclose(g3 * P.tok(s) * P.mask, g2 * P.mask, rtol=1e-12,
+                                           atol=1e-16))
+            # REC's clip_frac counts dropped sequences, PPO's the tokens of clipped ones
+            keep = O.keep_one_side(A, s, el, eh)
+            self.assertAlmostEqual(float(cf_rec), float((~keep).to(DT).mean()), places=14)
+            self.assertAlmostEqual(float(cf_ppo), float(O.token_mean(P.tok((~keep).to(DT)),
+                                                                       P.mask)), places=14)
+
+    def test_ppo_family_gradient_equals_rec_oneside_is(self):
+        """algorithms.md 3.3 for the peers' PPO-clip: DAPO's gradient is REC-OneSide-IS's with
+        A_z1, Dr.GRPO's is REC-OneSide-IS's with A_mean times N/(S*max_len), TIS's is
+        min(rho, C) times it."""
+        for seed in range(4):
+            b = with_roll(random_batch(600 + seed), seed)
+            P = O.Padded(b)
+            N, S = float(P.mask.sum()), P.S
+            Az = P.tok(O.adv_zscore(P.reward, P.group, P.n_groups, ddof=1))
+            Am = P.tok(O.adv_mean_baseline(P.reward, P.group, P.n_groups))
+
+            def rec_is_grad(A, el, eh):
+                loss, _ = O.rec_loss(A, P.logp, P.old_logp, P.mask, clip_mode="one-side",
+                                     weight="importance_sampling", eps_low=el, eps_high=eh)
+                (g,) = torch.autograd.grad(loss, [P.logp])
+                return P.unpad(g)
+
+            def flat(x):
+                return [v for grp in x for sq in grp for v in sq]
+
+            ref = flat(rec_is_grad(Az, 0.2, 0.28))
+            self.assertListClose(grad_logp(O.evaluate("dapo", b)), ref, places=14)
+            ref = flat(rec_is_grad(Am, 0.1, 0.3))
+            out = O.evaluate("dr_grpo", b, {"eps_low": 0.1, "eps_high": 0.3, "max_len": 16.0})
+            self.assertListClose(grad_logp(out), [x * N / (S * 16) for x in ref], places=14)
+            ref = flat(rec_is_grad(Az, 0.2, 0.2))
+            rho = P.unpad(torch.exp(P.old_logp - P.inputs["roll_logp"]))
+            w = [min(x, 2.0) for x in flat(rho)]
+            self.assertListClose(grad_logp(O.evaluate("ppo_tis", b)),
+                                 [a * c for a, c in zip(ref, w)], places=14)
+            m = [x if 0.5 <= x <= 5.0 else 0.0 for x in flat(rho)]
+            self.assertListClose(grad_logp(O.evaluate("ppo_mis", b)),
+                                 [a * c for a, c in zip(ref, m)], places=14)
+            # a cap above every rho and a mask range around all of them: the same function
+            t = O.evaluate("ppo_tis", b, {"cap": 1e9})
+            mi = O.evaluate("ppo_mis", b, {"lo": 0.0, "hi": 1e9})
+            self.assertAlmostEqual(t["loss"], mi["loss"], places=13)
+            self.assertListClose(grad_logp(t), grad_logp(mi), places=14)
+            self.assertEqual(t["metrics"]["tis_frac"], 0.0)
+            self.assertEqual(mi["metrics"]["mis_frac"], 0.0)
+
+    def test_cispo_closed_forms(self):
+        """CISPO's gradient is -w*A_z1/N with the detached weight w = clip(r, 1-el, 1+eh) (verl)
+        or min(r, eps_max) (TRL), on every token; clip_frac counts r outside the range."""
+        for seed in range(3):
+            b = random_batch(650 + seed)
+            P = O.Padded(b)
+            A = O.adv_zscore(P.reward, P.group, P.n_groups, ddof=1)
+            N = float(P.mask.sum())
+            r = [math.exp(x - y) for grp in b["groups"] for sq in grp
+                 for x, y in zip(sq["logp"], sq["old_logp"])]
+            a = per_token(P, lambda i: float(A[i]))
+            out = O.evaluate("cispo", b, {"eps_low": 0.3, "eps_high": 0.1})
+            self.assertListClose(grad_logp(out), [-min(max(x, 0.7), 1.1) * y / N
+                                                  for x, y in zip(r, a)])
+            self.assertAlmostEqual(out["metrics"]["clip_frac"],
+                                   sum(1 for x in r if x < 0.7 or x > 1.1) / N, places=14)
+            out = O.evaluate("cispo_trl", b, {"eps_max": 2.0})
+            self.assertListClose(grad_logp(out), [-min(x, 2.0) * y / N for x, y in zip(r, a)])
+            self.assertAlmostEqual(out["metrics"]["clip_frac"],
+                                   sum(1 for x in r if x > 2.0) / N, places=14)
+            self.assertGreater(out["metrics"]["clip_frac"], 0.0)
+
+    def test_ppo_dual_clip_by_hand(self):
+        """One binary group (A_z1 = +-a, a = 0.5/(sqrt(0.5) + 1e-6)), five tokens:
+        A>0, r = 1.5: clipped, L = -1.2a, no gradient;  A>0, r = 0.5: L = -0.5a, grad -0.5a/5;
+        A<0, r = 4: L_clip = 4a > 3a, dual clip: L = 3a, no gradient;
+        A<0, r = 0.5: clipped (0.8a > 0.5a), no gradient;  A<0, r = 2: L = 2a, grad 2a/5."""
+        lp = [-1.0, -1.0]
+        b = {"groups": [[
+            {"reward": 1.0, "logp": lp, "old_logp": [-1.0 - math.log(1.5), -1.0 + math.log(2)]},
+            {"reward": 0.0, "logp": lp + [-1.0],
+             "old_logp": [-1.0 - math.log(4), -1.0 + math.log(2), -1.0 - math.log(2)]}]]}
+        a = 0.5 / (math.sqrt(0.5) + 1e-6)
+        out = O.evaluate("ppo_dual_clip", b)
+        self.assertAlmostEqual(out["loss"], (-1.2 - 0.5 + 3 + 0.8 + 2) * a / 5, places=13)
+        self.assertAlmostEqual(out["metrics"]["clip_frac"], 0.4, places=15)
+        self.assertAlmostEqual(out["metrics"]["dual_clip_frac"], 0.2, places=15)
+        self.assertListClose(grad_logp(out), [0.0, -0.5 * a / 5, 0.0, 0.0, 2 * a / 5])
+        # with clip_c = 5 the dual clip never binds: L = 4a, no gradient either (clip branch
+        # not taken, the unclipped one is: grad 4a/5)
+        out = O.evaluate("ppo_dual_clip", b, {"clip_c": 5.0})
+        self.assertAlmostEqual(out["metrics"]["dual_clip_frac"], 0.0)
+        self.assertAlmostEqual(grad_logp(out)[2], 4 * a / 5, places=13)
+
+    def test_gmpo_by_hand(self):
+        """One sequence per sign, Delta = (0.6, -0.6, 0.1), eps 0.4: A > 0 clips the upper side
+        (0.6 -> 0.4), A < 0 the lower (-0.6 -> -0.4)."""
+        lp = [-1.0, -1.0, -1.0]
+        ob = [-1.6, -0.4, -1.1]
+        b = {"groups": [[{"reward": 1.0, "logp": lp, "old_logp": ob},
+                         {"reward": 0.0, "logp": lp, "old_logp": ob}]]}
+        a = 0.5 / (math.sqrt(0.5) + 1e-6)
+        Rp, Rn = math.exp((0.4 - 0.6 + 0.1) / 3), math.exp((0.6 - 0.4 + 0.1) / 3)
+        out = O.evaluate("gmpo", b)
+        self.assertAlmostEqual(out["loss"], (-a * Rp + a * Rn) / 2, places=13)
+        self.assertAlmostEqual(out["metrics"]["clip_frac"], 2 / 6, places=15)
+        self.assertListClose(grad_logp(out), [0.0, -a * Rp / 6, -a * Rp / 6,
+                                              a * Rn / 6, 0.0, a * Rn / 6])
+
+    def test_kl_estimators(self):
+        """At logp = ref_logp every estimator is 0, and so is every gradient but k1's (coef/N).
+        Elsewhere: k2' = coef*(l - ref)/N, k3' = coef*(1 - e^u)/N (0 where the value clamp at 10
+        binds), abs' = coef*sign(l - ref)/N; the metric kl has no coef."""
+        b = random_batch(700)
+        for grp in b["groups"]:
+            for sq in grp:
+                sq["ref_logp"] = list(sq["logp"])
+        N = sum(len(sq["logp"]) for grp in b["groups"] for sq in grp)
+        for name, g0 in (("kl_k1", 0.001 / N), ("kl_k2", 0.0), ("kl_k3", 0.0), ("kl_abs", 0.0)):
+            out = O.evaluate(name, b)
+            self.assertEqual(out["loss"], 0.0, name)
+            self.assertEqual(out["metrics"]["kl"], 0.0, name)
+            self.assertListClose(grad_logp(out), [g0] * N, places=15)
+        b = random_batch(701)
+        lp = [x for grp in b["groups"] for sq in grp for x in sq["logp"]]
+        ref = [x for grp in b["groups"] for sq in grp for x in sq["ref_logp"]]
+        N = len(lp)
+        u = [r - x for x, r in zip(lp, ref)]
+        k3 = [min(math.exp(v) - v - 1, 10.0) for v in u]
+        self.assertTrue(any(k == 10.0 for k in k3) and any(k < 10.0 for k in k3))
+        c = 0.05
+        cases = {
+            "kl_k1": ([x - r for x, r in zip(lp, ref)], [c / N] * N),
+            "kl_k2": ([0.5 * (x - r) ** 2 for x, r in zip(lp, ref)],
+                      [c * (x - r) / N for x, r in zip(lp, ref)]),
+            "kl_k3": (k3, [c * (1 - math.exp(v)) / N if k < 10 else 0.0 for v, k in zip(u, k3)]),
+            "kl_abs": ([abs(x - r) for x, r in zip(lp, ref)],
+                       [c * math.copysign(1, x - r) / N for x, r in zip(lp, ref)]),
+        }
+        for name, (vals, grads) in cases.items():
+            out = O.evaluate(name, b, {"coef": c})
+            self.assertAlmostEqual(out["metrics"]["kl"], sum(vals) / N, places=12)
+            self.assertAlmostEqual(out["loss"], c * sum(vals) / N, places=13)
+            self.assertListClose(grad_logp(out), grads, places=14)
+            self.assertTrue(all(x == 0.0 for grp in out["grad"]["entropy"] for sq in grp
+                                for x in sq))
+
+    def test_entropy_bonus(self):
+        b = random_batch(800)
+        H = [x for grp in b["groups"] for sq in grp for x in sq["entropy"]]
+        out = O.evaluate("entropy_bonus", b, {"coef": 0.1})
+        self.assertAlmostEqual(out["loss"], -0.1 * sum(H) / len(H), places=14)
+        self.assertAlmostEqual(out["metrics"]["entropy_mean"], sum(H) / len(H), places=14)
+        self.assertTrue(all(x == 0.0 for x in grad_logp(out)))
+        for grp in out["grad"]["entropy"]:
+            for sq in grp:
+                for x in sq:
+                    self.assertAlmostEqual(x, -0.1 / len(H), places=16)
+
+    def test_opmd_seq_and_gpg_closed_forms(self):
+        b = random_batch(900)
+        P = O.Padded(b)
+        A = O.adv_mean_baseline(P.reward, P.group, P.n_groups)
+        D = [sum(x - y for x, y in zip(sq["logp"], sq["old_logp"]))
+             for grp in b["groups"] for sq in grp]
+        out = O.evaluate("opmd_seq", b, {"tau": 0.5})
+        L = [-float(A[i]) * sum(sq["logp"]) + 0.25 * D[i] ** 2
+             for i, sq in enumerate(sq for grp in b["groups"] for sq in grp)]
+        self.assertAlmostEqual(out["loss"], sum(L) / P.S, places=12)
+        self.assertListClose(grad_logp(out),
+                             per_token(P, lambda i: (-float(A[i]) + 0.5 * D[i]) / P.S))
+        # GPG: alpha = #sequences / #(R != 0) over the whole batch
+        b = {"groups": [[{"reward": r, "logp": [-1.0, -0.5], "old_logp": [-1.0, -0.5]}
+                         for r in (1.0, 0.0, 0.0, 0.0)],
+                        [{"reward": 0.5, "logp": [-2.0], "old_logp": [-2.0]},
+                         {"reward": 0.5, "logp": [], "old_logp": []}]]}
+        out = O.evaluate("gpg", b)  # alpha = 6/3 = 2; A = 2*(0.75, -0.25 x3), 2*(0, 0); N = 9
+        self.assertListClose(grad_logp(out), [-1.5 / 9] * 2 + [0.5 / 9] * 6 + [0.0])
+
+
 class RunnerMachinery(unittest.TestCase):
     """run_oracle's generator and comparison, without rein: the comparison must catch a
     perturbed gradient, a missing token, an extra metric and a printed NaN."""
@@ -327,11 +637,13 @@ class RunnerMachinery(unittest.TestCase):
     def setUp(self):
         import run_oracle
         self.R = run_oracle
-        rb, sb = run_oracle.bounds_for([("rec_ring_nois", O.OBJECTIVES["rec_ring_nois"][1]),
-                                        ("gspo", O.OBJECTIVES["gspo"][1])])
-        self.batch = run_oracle.Gen(7, "token", rb, sb).batch(0)
-        self.gbatch = run_oracle.Gen(8, "gspo", rb, sb).batch(0)
-        self.rb, self.sb = rb, sb
+        cfgs = [(n, dict(O.OBJECTIVES[n][1], **(run_oracle.VARIANTS[n] or {})))
+                for n in O.OBJECTIVES] + [(n, O.OBJECTIVES[n][1]) for n in O.OBJECTIVES]
+        self.bounds = run_oracle.bounds_for(cfgs)
+        self.batch = run_oracle.Gen(7, "token", self.bounds).batch(0)
+        self.gbatch = run_oracle.Gen(8, "gspo", self.bounds).batch(0)
+        self.rbatch = run_oracle.Gen(9, "roll", self.bounds).batch(0)
+        self.rb = self.bounds["rho"]
 
     def test_inputs_are_float32_and_away_from_boundaries(self):
         import numpy as np
@@ -343,11 +655,44 @@ class RunnerMachinery(unittest.TestCase):
                 for a, b in zip(s["logp"], s["old_logp"]):
                     self.assertTrue(all(abs((a - b) - math.log(r)) >= self.R.MARGIN
                                         for r in self.rb))
-        # batch 0 alone already holds every ratio region for both signs of A
-        missing = self.R.coverage([(0, self.batch)], "rec_ring_nois")
+        for grp in self.rbatch["groups"]:
+            for s in grp:
+                roll = s["inputs"]["roll_logp"]
+                self.assertEqual(len(roll), len(s["logp"]))
+                for r, b in zip(roll, s["old_logp"]):
+                    self.assertEqual(float(np.float32(r)), r)
+                    self.assertTrue(all(abs((b - r) - math.log(x)) >= self.R.MARGIN
+                                        for x in self.bounds["roll"]))
+                for a, r in zip(s["logp"], s["ref_logp"]):  # k3's clamp at 10 and |.| at 0
+                    u = r - a
+                    self.assertGreaterEqual(abs(u), self.R.MARGIN)
+                    self.assertGreaterEqual(abs(math.expm1(u) - u - 10), self.R.K3_MARGIN)
+        # batch 0 alone already holds every ratio region between the boundaries of every
+        # configuration, for both signs of A (GSPO: every sequence-ratio region; roll: every
+        # rollout-ratio region)
+        missing = self.R.coverage([(0, self.batch)], "rec_ring_nois", self.bounds)
         self.assertFalse([m for m in missing if m.startswith("rho")], missing)
-        missing = self.R.coverage([(0, self.gbatch)], "gspo")
-        self.assertFalse([m for m in missing if "inside" in m], missing)
+        missing = self.R.coverage([(0, self.gbatch)], "gspo", self.bounds)
+        self.assertFalse([m for m in missing if m.startswith("seq ratio")], missing)
+        missing = self.R.coverage([(0, self.rbatch)], "ppo_tis", self.bounds)
+        self.assertFalse([m for m in missing if m.startswith("roll ratio (")], missing)
+        # batch 3 carries the tokens past the clamps (|log ratio| > 20; GSPO: mean > 10)
+        for kind, name in (("token", "dapo"), ("roll", "ppo_mis"), ("gspo", "gspo_sg")):
+            b3 = self.R.Gen(10, kind, self.bounds).batch(3)
+            missing = self.R.coverage([(0, b3)], name, self.bounds)
+            self.assertFalse([m for m in missing if "> 20" in m or "> 10" in m], missing)
+
+    def test_backend_options(self):
+        import argparse
+        ap = argparse.ArgumentParser()
+        ns = argparse.Namespace
+        self.assertEqual(self.R.parse_backends(ns(backend=None, backends=None), ap),
+                         ["interp", "cpu"])
+        self.assertEqual(self.R.parse_backends(ns(backend=["interp", "cpu"], backends=None), ap),
+                         ["interp", "cpu"])
+        self.assertEqual(self.R.parse_backends(ns(backend=None, backends=["interp,cpu,gpu"]),
+                                               ap), ["interp", "cpu", "gpu"])
+        self.assertEqual(self.R.BACKENDS, {"interp": 1e-6, "cpu": 1e-5, "gpu": 1e-5})
 
     def compare(self, got, want):
         return self.R.compare(got, want, self.R.Stats(), 1e-6, 1e-6)

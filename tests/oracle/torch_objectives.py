@@ -1,12 +1,14 @@
 """Float64 PyTorch reference implementations of Rein's standard objectives.
 
-Written from the formulas of ../shared/spec/algorithms.md (sections 1-4, 9) and
-../shared/spec/peer-losses.md (GSPO), in the style of the reference code (Trinity-RFT): the
-ragged batch is padded to [num_seqs, T_max] tensors with a response mask m, every sequence carries
-its group index, and the token-mean is sum(v * m) / sum(m).  The .rein programs are what is under
-test; they were read only for parameter names, defaults, metric names and the conventions Rein
-chose where algorithms.md offers options (population std, empty reductions give 0, no +1e-8 in
-the token-mean).
+Written from the formulas of ../shared/spec/algorithms.md (sections 1-5, 9),
+../shared/spec/peer-losses.md (section 2) and the table of docs/objectives.md, in the style of the
+reference code (Trinity-RFT): the ragged batch is padded to [num_seqs, T_max] tensors with a
+response mask m, every sequence carries its group index, and the token-mean is sum(v * m) / sum(m).
+The .rein programs are what is under test; they were read only for parameter names, defaults,
+metric names and the choices their header comments document where the sources offer options
+(population vs Bessel std, empty reductions give 0, no +1e-8 in the token-mean, seq-mean over
+every sequence including zero-token ones, strict "clipped branch taken" tests, metrics without
+the coefficient).
 
 Gradients come from torch autograd: the padded logp and entropy tensors are leaves with
 requires_grad, so d loss / d logp and d loss / d entropy per token are exactly what the formulas
@@ -60,6 +62,9 @@ class Padded:
                     out[i, :lens[i]] = torch.tensor(vals, dtype=DT)
             return out
 
+        self.inputs = {}  # extra token inputs (language.md section 6, "inputs": {NAME: [...]})
+        for name in sorted({k for s in seqs for k in (s.get("inputs") or {})}):
+            self.inputs[name] = pad_input(seqs, name, lens, S, T)
         self.logp = pad("logp").requires_grad_(True)
         self.entropy = pad("entropy").requires_grad_(True)
         self.old_logp = pad("old_logp")
@@ -89,6 +94,21 @@ class Padded:
         return out
 
 
+def pad_input(seqs, name, lens, S, T):
+    """An extra token input of every sequence ("inputs": {name: [...]}), padded to [S, T]."""
+    out = torch.zeros(S, T, dtype=DT)
+    for i, s in enumerate(seqs):
+        vals = (s.get("inputs") or {}).get(name)
+        if vals is None:
+            raise ValueError("sequence %d: input %s is missing" % (i, name))
+        if len(vals) != lens[i]:
+            raise ValueError("sequence %d: input %s has %d values, logp %d"
+                             % (i, name, len(vals), lens[i]))
+        if lens[i]:
+            out[i, :lens[i]] = torch.tensor(vals, dtype=DT)
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Reductions (Rein's conventions: an empty mean is 0; the token-mean is exactly sum / N)
 
@@ -104,6 +124,22 @@ def token_mean(v, m, eps=0.0):
     if float(n) + eps == 0.0:
         return s * 0.0
     return s / (n + eps)
+
+
+def seq_sum(v, m):
+    """Per-sequence masked sum over the tokens: [S, T] -> [S]."""
+    return torch.where(m > 0, v, torch.zeros_like(v)).sum(1)
+
+
+def seq_token_mean(v, m):
+    """Per-sequence masked mean over the tokens, [S, T] -> [S]; a zero-token sequence gives 0."""
+    n = m.sum(1)
+    return torch.where(n > 0, seq_sum(v, m) / n.clamp(min=1.0), torch.zeros_like(n))
+
+
+def seq_mean(x):
+    """seq-mean: the mean over all the batch's sequences (zero-token ones included), [S] -> []."""
+    return x.mean()
 
 
 def group_mean(x, group, n_groups):
@@ -354,9 +390,247 @@ def obj_gspo(P, p):
     }
 
 
-# name -> (function, default params, metric names, file relative to the repository root)
+# --------------------------------------------------------------------------------------------
+# The objectives added with docs/objectives.md's table (peer-losses.md section 2 and
+# algorithms.md sections 3-5), written from the table's formulas.  A_z1 is the peers' GRPO
+# advantage (section 2.4): (r - group mean) / (Bessel std + 1e-6); over one element the Bessel std
+# is 0, so a one-sequence group gets A = 0.  seq-mean counts every sequence of the batch,
+# zero-token ones included (the table: "mean over the batch's sequences").
+
+
+def _adv_z1(P):
+    return adv_zscore(P.reward, P.group, P.n_groups, eps=1e-6, ddof=1)
+
+
+def ppo_clip_terms(A, logp, old_logp, eps_low, eps_high, clamp_delta=True):
+    """verl's PPO-clip per token: r = exp(clamp(logp - old_logp, -20, 20)) NOT detached,
+    L = max(-A*r, -A*clip(r, 1-eps_low, 1+eps_high)).  Returns (L, clipped, r) where clipped is
+    'the clipped branch is taken' (-A*clip(r) > -A*r, strict), detached."""
+    d = logp - old_logp
+    if clamp_delta:
+        d = torch.clamp(d, -20.0, 20.0)
+    r = torch.exp(d)
+    l_un = -A * r
+    l_cl = -A * torch.clamp(r, 1 - eps_low, 1 + eps_high)
+    return torch.maximum(l_un, l_cl), (l_cl > l_un).detach(), r
+
+
+def rec_wide(weight):
+    # the one-side mask with the wide default range (0.6, 2.0): same function, other defaults
+    return _rec("one-side", weight)
+
+
+def rec_gspo_terms(A, P, eps_low, eps_high, weight):
+    """REC-GSPO (algorithms.md section 3.2, clip_mode gspo-one-side): s_i = sg(exp(masked mean of
+    logp - old_logp)); keep_i = one-side rule on s_i; L = -A*(s_i)*keep_i*logp (IS: times s_i).
+    Returns (loss seq-mean-token-mean, share of sequences dropped)."""
+    s = gspo_seq_ratio(P.logp, P.old_logp, P.mask, P.lengths).detach()
+    keep = keep_one_side(A, s, eps_low, eps_high)
+    w = A * s if weight == "is" else A
+    L = -P.tok(w * keep.to(DT)) * P.logp
+    return seq_mean(seq_token_mean(L, P.mask)), seq_mean((~keep).to(DT))
+
+
+def _rec_gspo(weight):
+    def f(P, p):
+        loss, cf = rec_gspo_terms(adv_mean_baseline(P.reward, P.group, P.n_groups), P,
+                                  p["eps_low"], p["eps_high"], weight)
+        return loss, {"clip_frac": cf}
+    return f
+
+
+def obj_opmd_seq(P, p):
+    """Paper form of OPMD (algorithms.md section 5.4): per sequence
+    -A*sum_t logp + (tau/2)*(sum_t (logp - old_logp))^2, seq-mean."""
+    A = adv_mean_baseline(P.reward, P.group, P.n_groups)
+    per_seq = -A * seq_sum(P.logp, P.mask) + p["tau"] / 2 * seq_sum(P.logp - P.old_logp,
+                                                                      P.mask) ** 2
+    return seq_mean(per_seq), {}
+
+
+def ppo_dual_clip_terms(A, logp, old_logp, eps_low, eps_high, clip_c):
+    """peer-losses 2.1: L = L_clip for A >= 0, min(L_clip, -c*A) for A < 0.  Returns
+    (L, clipped, dual): dual = A < 0 and L_clip > -c*A (strict)."""
+    L, clipped, _ = ppo_clip_terms(A, logp, old_logp, eps_low, eps_high)
+    cap = -clip_c * A
+    neg = A < 0
+    dual = (neg & (L > cap)).detach()
+    return torch.where(neg, torch.minimum(L, cap), L), clipped, dual
+
+
+def obj_ppo_dual_clip(P, p):
+    A = P.tok(_adv_z1(P))
+    L, clipped, dual = ppo_dual_clip_terms(A, P.logp, P.old_logp, p["eps_low"], p["eps_high"],
+                                           p["clip_c"])
+    return token_mean(L, P.mask), {"clip_frac": token_mean(clipped.to(DT), P.mask),
+                                   "dual_clip_frac": token_mean(dual.to(DT), P.mask)}
+
+
+def gspo_direct_terms(A, P, eps_low, eps_high):
+    """GSPO direct form: s_i = exp(mean_t Delta) with the gradient through every token; per
+    sequence max(-A*s, -A*clip(s)), seq-mean.  Returns (loss, token-mean of 'clipped branch')."""
+    s = gspo_seq_ratio(P.logp, P.old_logp, P.mask, P.lengths)
+    l_un = -A * s
+    l_cl = -A * torch.clamp(s, 1 - eps_low, 1 + eps_high)
+    clipped = P.tok((l_cl > l_un).detach().to(DT))
+    return seq_mean(torch.maximum(l_un, l_cl)), token_mean(clipped, P.mask)
+
+
+def gspo_sg_terms(A, P, eps_low, eps_high):
+    """GSPO stop-gradient form: s_it = exp(min(sg(mean_t Delta) + logp - sg(logp), 10)); per token
+    max(-A*s_it, -A*clip(s_it)), seq-mean-token-mean.  Returns (loss, clip_frac token-mean)."""
+    d = torch.where(P.mask > 0, P.logp - P.old_logp, torch.zeros_like(P.logp)).sum(1)
+    mean = torch.where(P.len > 0, d / P.len.clamp(min=1.0), torch.zeros_like(d)).detach()
+    s = torch.exp(torch.clamp(P.tok(mean) + (P.logp - P.logp.detach()), max=10.0))
+    At = P.tok(A)
+    l_un = -At * s
+    l_cl = -At * torch.clamp(s, 1 - eps_low, 1 + eps_high)
+    L = torch.maximum(l_un, l_cl)
+    return (seq_mean(seq_token_mean(L, P.mask)),
+            token_mean((l_cl > l_un).detach().to(DT), P.mask))
+
+
+def obj_gspo_std(P, p):
+    loss, cf = gspo_direct_terms(_adv_z1(P), P, p["eps_low"], p["eps_high"])
+    return loss, {"clip_frac": cf}
+
+
+def obj_gspo_sg(P, p):
+    loss, cf = gspo_sg_terms(_adv_z1(P), P, p["eps_low"], p["eps_high"])
+    return loss, {"clip_frac": cf}
+
+
+def obj_cispo(P, p):
+    """verl CISPO: -sg(clip(r, 1-el, 1+eh))*A_z1*logp, token-mean; clip_frac: r outside."""
+    A = P.tok(_adv_z1(P))
+    r = torch.exp(P.logp - P.old_logp).detach()
+    lo, hi = 1 - p["eps_low"], 1 + p["eps_high"]
+    L = -torch.clamp(r, lo, hi) * A * P.logp
+    return token_mean(L, P.mask), {"clip_frac": token_mean(((r < lo) | (r > hi)).to(DT),
+                                                           P.mask)}
+
+
+def obj_cispo_trl(P, p):
+    """TRL/Liger CISPO: -sg(min(r, eps_max))*A_z1*logp, token-mean; clip_frac: r > eps_max."""
+    A = P.tok(_adv_z1(P))
+    r = torch.exp(P.logp - P.old_logp).detach()
+    L = -torch.clamp(r, max=p["eps_max"]) * A * P.logp
+    return token_mean(L, P.mask), {"clip_frac": token_mean((r > p["eps_max"]).to(DT), P.mask)}
+
+
+def sapo_terms(A, P, tau_pos, tau_neg):
+    """SAPO per token: f = (4/tau)*sigmoid(tau*(r - 1)), tau = tau_pos if A > 0 else tau_neg,
+    L = -f*A, r = exp(logp - old_logp) not detached; seq-mean-token-mean."""
+    At = P.tok(A)
+    tau = torch.where(At > 0, torch.full_like(At, tau_pos), torch.full_like(At, tau_neg))
+    r = torch.exp(P.logp - P.old_logp)
+    f = 4.0 / tau * torch.sigmoid(tau * (r - 1))
+    return seq_mean(seq_token_mean(-f * At, P.mask))
+
+
+def obj_sapo(P, p):
+    return sapo_terms(_adv_z1(P), P, p["tau_pos"], p["tau_neg"]), {}
+
+
+def gmpo_terms(A, P, eps_low, eps_high):
+    """GMPO: D~ = sgn(A)*min(sgn(A)*D, sgn(A)*clip(D, -el, eh)); R_i = exp(masked mean of D~);
+    loss = seq-mean of -A*R_i; clip_frac = token-mean of sgn(A)*clip(D) < sgn(A)*D (strict)."""
+    sg_a = P.tok(torch.sign(A))
+    D = P.logp - P.old_logp
+    Dc = torch.clamp(D, -eps_low, eps_high)
+    Dt = sg_a * torch.minimum(sg_a * D, sg_a * Dc)
+    R = torch.exp(seq_token_mean(Dt, P.mask))
+    clipped = (sg_a * Dc < sg_a * D).detach().to(DT)
+    return seq_mean(-A * R), token_mean(clipped, P.mask)
+
+
+def obj_gmpo(P, p):
+    loss, cf = gmpo_terms(_adv_z1(P), P, p["eps_low"], p["eps_high"])
+    return loss, {"clip_frac": cf}
+
+
+def adv_gpg(P):
+    """GPG advantage (peer-losses 2.4, f_norm = 1): alpha*(R - group mean),
+    alpha = #sequences of the batch / max(1, #sequences with R != 0)."""
+    nz = float((P.reward != 0).sum())
+    alpha = P.S / max(1.0, nz)
+    return alpha * adv_mean_baseline(P.reward, P.group, P.n_groups)
+
+
+def obj_gpg(P, p):
+    return token_mean(-P.tok(adv_gpg(P)) * P.logp, P.mask), {}
+
+
+def obj_dr_grpo(P, p):
+    """Dr.GRPO: PPO-clip with A = R - group mean, sum over tokens / (#sequences * max_len)."""
+    A = P.tok(adv_mean_baseline(P.reward, P.group, P.n_groups))
+    L, clipped, _ = ppo_clip_terms(A, P.logp, P.old_logp, p["eps_low"], p["eps_high"])
+    loss = seq_sum(L, P.mask).sum() / (P.S * p["max_len"])
+    return loss, {"clip_frac": token_mean(clipped.to(DT), P.mask)}
+
+
+def obj_dapo(P, p):
+    A = P.tok(_adv_z1(P))
+    L, clipped, _ = ppo_clip_terms(A, P.logp, P.old_logp, p["eps_low"], p["eps_high"])
+    return token_mean(L, P.mask), {"clip_frac": token_mean(clipped.to(DT), P.mask)}
+
+
+def kl_estimator(kind, logp, ref_logp):
+    """peer-losses 2.2, per token; k3 with verl's clamps (u to +-20, the value to +-10)."""
+    if kind == "k1":
+        return logp - ref_logp
+    if kind == "k2":
+        return 0.5 * (logp - ref_logp) ** 2
+    if kind == "k3":
+        u = torch.clamp(ref_logp - logp, -20.0, 20.0)
+        return torch.clamp(torch.exp(u) - u - 1, -10.0, 10.0)
+    if kind == "abs":
+        return torch.abs(logp - ref_logp)
+    raise ValueError(kind)
+
+
+def _kl(kind):
+    def f(P, p):
+        k = kl_estimator(kind, P.logp, P.ref_logp)
+        return p["coef"] * token_mean(k, P.mask), {"kl": token_mean(k.detach(), P.mask)}
+    return f
+
+
+def obj_entropy_bonus(P, p):
+    # the table names the metric `entropy`; Rein cannot declare a metric with the name of a
+    # built-in input the program uses (docs/language.md), so the file calls it entropy_mean
+    H = token_mean(P.entropy, P.mask)
+    return -p["coef"] * H, {"entropy_mean": H.detach()}
+
+
+def roll_ratio(P):
+    """peer-losses 2.5 (verl decoupled): rho = exp(clamp(old_logp - roll_logp, +-20)), constant."""
+    return torch.exp(torch.clamp(P.old_logp - P.inputs["roll_logp"], -20.0, 20.0))
+
+
+def obj_ppo_tis(P, p):
+    A = P.tok(_adv_z1(P))
+    L, _, _ = ppo_clip_terms(A, P.logp, P.old_logp, p["eps_low"], p["eps_high"])
+    rho = roll_ratio(P)
+    w = torch.clamp(rho, max=p["cap"])
+    return token_mean(w * L, P.mask), {"tis_frac": token_mean((rho > p["cap"]).to(DT), P.mask)}
+
+
+def obj_ppo_mis(P, p):
+    A = P.tok(_adv_z1(P))
+    L, _, _ = ppo_clip_terms(A, P.logp, P.old_logp, p["eps_low"], p["eps_high"])
+    rho = roll_ratio(P)
+    keep = (rho >= p["lo"]) & (rho <= p["hi"])
+    Lw = torch.where(keep, rho * L, torch.zeros_like(L))
+    return token_mean(Lw, P.mask), {"mis_frac": token_mean((~keep).to(DT), P.mask)}
+
+
+# name -> (function, default params, metric names, file relative to the repository root).
+# Names starting with ex_ are the examples/ programs (compositions with extra metrics).
 REC_P = {"eps_low": 0.2, "eps_high": 0.2}
 RING_P = {"eps_low": 0.2, "eps_high": 0.2, "eps_low2": 0.6, "eps_high2": 2.0}
+WIDE_P = {"eps_low": 0.6, "eps_high": 2.0}
+GSPO_P = {"eps_low": 3e-4, "eps_high": 4e-4}
 OBJECTIVES = {
     "reinforce": (obj_reinforce, {}, [], "lang/std/reinforce.rein"),
     "grpo": (obj_grpo, dict(REC_P), [], "lang/std/grpo.rein"),
@@ -368,19 +642,83 @@ OBJECTIVES = {
                          "lang/std/rec_twoside_nois.rein"),
     "rec_twoside_is": (_rec("two-side", "importance_sampling"), dict(REC_P), ["clip_frac"],
                        "lang/std/rec_twoside_is.rein"),
+    "rec_ring_nois": (_rec("ring", "none"), dict(RING_P), ["clip_frac"],
+                      "lang/std/rec_ring_nois.rein"),
     "rec_ring_is": (_rec("ring", "importance_sampling"), dict(RING_P), ["clip_frac"],
                     "lang/std/rec_ring_is.rein"),
-    "rec_ring_nois": (obj_rec_ring_nois, dict(RING_P), ["clip_frac", "ratio_mean"],
-                      "examples/rec_ring_nois.rein"),
+    "rec_oneside_nois_wide": (rec_wide("none"), dict(WIDE_P), ["clip_frac"],
+                              "lang/std/rec_oneside_nois_wide.rein"),
+    "rec_oneside_is_wide": (rec_wide("importance_sampling"), dict(WIDE_P), ["clip_frac"],
+                            "lang/std/rec_oneside_is_wide.rein"),
+    "rec_gspo_nois": (_rec_gspo("none"), dict(GSPO_P), ["clip_frac"],
+                      "lang/std/rec_gspo_nois.rein"),
+    "rec_gspo_is": (_rec_gspo("is"), dict(GSPO_P), ["clip_frac"], "lang/std/rec_gspo_is.rein"),
     "opmd": (obj_opmd, {"c": 0.1}, [], "lang/std/opmd.rein"),
+    "opmd_seq": (obj_opmd_seq, {"tau": 0.2}, [], "lang/std/opmd_seq.rein"),
     "asymre": (obj_asymre, {"c": 0.1}, [], "lang/std/asymre.rein"),
-    "red_weight": (obj_red_weight, {"T": 1.0}, [], "lang/std/red_weight.rein"),
     "red_drop": (obj_red_drop, {}, [], "lang/std/red_drop.rein"),
-    "gspo": (obj_gspo, {"eps_low": 3e-4, "eps_high": 4e-4},
-             ["seq_clip_frac", "long_frac", "mean_tokens"], "examples/gspo.rein"),
-    "opmd_kl": (obj_opmd_kl, {"c": 0.1, "kl_coef": 0.0, "ent_coef": 0.0},
-                ["kl_ref", "entropy_m", "adv_std"], "examples/opmd_kl.rein"),
+    "red_weight": (obj_red_weight, {"T": 1.0}, [], "lang/std/red_weight.rein"),
+    "ppo_dual_clip": (obj_ppo_dual_clip, dict(REC_P, clip_c=3.0),
+                      ["clip_frac", "dual_clip_frac"], "lang/std/ppo_dual_clip.rein"),
+    "gspo": (obj_gspo_std, dict(GSPO_P), ["clip_frac"], "lang/std/gspo.rein"),
+    "gspo_sg": (obj_gspo_sg, dict(GSPO_P), ["clip_frac"], "lang/std/gspo_sg.rein"),
+    "cispo": (obj_cispo, dict(REC_P), ["clip_frac"], "lang/std/cispo.rein"),
+    "cispo_trl": (obj_cispo_trl, {"eps_max": 5.0}, ["clip_frac"], "lang/std/cispo_trl.rein"),
+    "sapo": (obj_sapo, {"tau_pos": 1.0, "tau_neg": 1.05}, [], "lang/std/sapo.rein"),
+    "gmpo": (obj_gmpo, {"eps_low": 0.4, "eps_high": 0.4}, ["clip_frac"], "lang/std/gmpo.rein"),
+    "gpg": (obj_gpg, {}, [], "lang/std/gpg.rein"),
+    "dr_grpo": (obj_dr_grpo, dict(REC_P, max_len=1024.0), ["clip_frac"],
+                "lang/std/dr_grpo.rein"),
+    "dapo": (obj_dapo, {"eps_low": 0.2, "eps_high": 0.28}, ["clip_frac"], "lang/std/dapo.rein"),
+    "kl_k1": (_kl("k1"), {"coef": 0.001}, ["kl"], "lang/std/kl_k1.rein"),
+    "kl_k2": (_kl("k2"), {"coef": 0.001}, ["kl"], "lang/std/kl_k2.rein"),
+    "kl_k3": (_kl("k3"), {"coef": 0.001}, ["kl"], "lang/std/kl_k3.rein"),
+    "kl_abs": (_kl("abs"), {"coef": 0.001}, ["kl"], "lang/std/kl_abs.rein"),
+    "entropy_bonus": (obj_entropy_bonus, {"coef": 0.01}, ["entropy_mean"],
+                      "lang/std/entropy_bonus.rein"),
+    "ppo_tis": (obj_ppo_tis, dict(REC_P, cap=2.0), ["tis_frac"], "lang/std/ppo_tis.rein"),
+    "ppo_mis": (obj_ppo_mis, dict(REC_P, lo=0.5, hi=5.0), ["mis_frac"],
+                "lang/std/ppo_mis.rein"),
+    "ex_rec_ring_nois": (obj_rec_ring_nois, dict(RING_P), ["clip_frac", "ratio_mean"],
+                         "examples/rec_ring_nois.rein"),
+    "ex_gspo": (obj_gspo, dict(GSPO_P), ["seq_clip_frac", "long_frac", "mean_tokens"],
+                "examples/gspo.rein"),
+    "ex_opmd_kl": (obj_opmd_kl, {"c": 0.1, "kl_coef": 0.0, "ent_coef": 0.0},
+                   ["kl_ref", "entropy_m", "adv_std"], "examples/opmd_kl.rein"),
 }
+
+# Which generated batches an objective runs on: "token" (token ratios spread over [0.2, 4]),
+# "gspo" (sequence ratios around GSPO's narrow band), "roll" (token batches that also carry the
+# extra input roll_logp).
+BATCH_KIND = {n: "token" for n in OBJECTIVES}
+BATCH_KIND.update({n: "gspo" for n in ("ex_gspo", "gspo", "gspo_sg", "rec_gspo_nois",
+                                       "rec_gspo_is")})
+BATCH_KIND.update({n: "roll" for n in ("ppo_tis", "ppo_mis")})
+
+
+def boundaries(name, p):
+    """Where a tiny change of the input flips a branch of objective `name` with params p:
+    {"rho": token ratios exp(logp - old_logp), "s": sequence ratios, "roll": rollout ratios
+    exp(old_logp - roll_logp)}.  The generator keeps its data at least a margin away."""
+    out = {"rho": set(), "s": set(), "roll": set()}
+    kind = BATCH_KIND[name]
+    if name == "gmpo":  # clip in log space
+        out["rho"].update([math.exp(-p["eps_low"]), math.exp(p["eps_high"])])
+    elif kind == "gspo":
+        out["s"].update([1 - p["eps_low"], 1 + p["eps_high"]])
+    elif "eps_low" in p:
+        out["rho"].update([1 - p["eps_low"], 1 + p["eps_high"]])
+    if "eps_low2" in p:
+        out["rho"].update([1 - p["eps_low2"], 1 + p["eps_high2"]])
+    if "clip_c" in p:  # the dual clip binds where r = c (c > 1 + eps_high)
+        out["rho"].add(p["clip_c"])
+    if "eps_max" in p:
+        out["rho"].add(p["eps_max"])
+    if "cap" in p:
+        out["roll"].add(p["cap"])
+    if "lo" in p:
+        out["roll"].update([p["lo"], p["hi"]])
+    return {k: sorted(b for b in v if b > 0) for k, v in out.items()}
 
 
 def evaluate(name, batch, overrides=None):
