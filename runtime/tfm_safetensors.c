@@ -80,15 +80,30 @@ static int is_ignored(const TfmModel *m, const char *name) {
   return m->cfg.tie_embeddings && !strcmp(name, "lm_head.weight");
 }
 
-/* Check one header entry against the model; returns the tensor index, -2 to skip, -1 on error. */
-static int check_entry(const TfmModel *m, const char *path, const char *name, json_t *e,
-                       uint64_t datasize, int *esize, uint64_t *b, uint64_t *end, char *err,
-                       size_t errlen) {
-  int ti = -1;
-  for (int i = 0; i < m->ntensors; i++)
-    if (!strcmp(m->tensors[i].name, name)) ti = i;
+/* The tensor that `name` denotes: tensor name + the suffix of one of the nsets sets.  Returns the
+ * tensor index and sets *set, or -1. */
+static int find_tensor(const TfmModel *m, int nsets, const char *const *sfx, const char *name, int *set) {
+  size_t ln = strlen(name);
+  for (int s = 0; s < nsets; s++) {
+    size_t ls = strlen(sfx[s]);
+    if (ln < ls || strcmp(name + ln - ls, sfx[s])) continue;
+    for (int i = 0; i < m->ntensors; i++)
+      if (strlen(m->tensors[i].name) == ln - ls && !strncmp(m->tensors[i].name, name, ln - ls)) {
+        *set = s;
+        return i;
+      }
+  }
+  return -1;
+}
+
+/* Check one header entry against the model; returns the entry's index (set * ntensors +
+ * tensor), -2 to skip, -1 on error. */
+static int check_entry(const TfmModel *m, int nsets, const char *const *sfx, const char *path,
+                       const char *name, json_t *e, uint64_t datasize, int *esize, uint64_t *b,
+                       uint64_t *end, char *err, size_t errlen) {
+  int set = 0, ti = find_tensor(m, nsets, sfx, name, &set);
   if (ti < 0) {
-    if (is_ignored(m, name)) {
+    if (!sfx[0][0] && is_ignored(m, name)) {
       json_t *of = json_object_get(e, "data_offsets");
       json_t *jb = json_array_get(of, 0), *je = json_array_get(of, 1);
       if (!json_is_array(of) || json_array_size(of) != 2 || !json_is_integer(jb) || !json_is_integer(je) ||
@@ -159,10 +174,13 @@ static int check_entry(const TfmModel *m, const char *path, const char *name, js
              path, name, (unsigned long long)*end, (unsigned long long)datasize);
     return -1;
   }
-  return ti;
+  return set * m->ntensors + ti;
 }
 
-int tfm_st_read(TfmModel *m, const char *path, unsigned char *seen, char *err, size_t errlen) {
+/* Read the nsets tensor sets named NAME + sfx[s] into dst[s] (laid out as m's tensors);
+ * seen: nsets * ntensors flags.  *step (when not NULL) gets the metadata's "step" (0 if none). */
+static int st_read_sets(TfmModel *m, const char *path, int nsets, tfm_f *const *dst, const char *const *sfx,
+                        unsigned char *seen, long *step, char *err, size_t errlen) {
   int fd = open(path, O_RDONLY);
   if (fd < 0) {
     snprintf(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
@@ -213,7 +231,7 @@ int tfm_st_read(TfmModel *m, const char *path, unsigned char *seen, char *err, s
     if (!strcmp(name, "__metadata__")) continue;
     int esize;
     uint64_t b = 0, end = 0;
-    int ti = check_entry(m, path, name, e, datasize, &esize, &b, &end, err, errlen);
+    int ti = check_entry(m, nsets, sfx, path, name, e, datasize, &esize, &b, &end, err, errlen);
     if (ti == -1) goto done;
     if (end > b) ranges[nr++] = (Range){b, end, name};
   }
@@ -227,7 +245,7 @@ int tfm_st_read(TfmModel *m, const char *path, unsigned char *seen, char *err, s
     if (!strcmp(name, "__metadata__")) continue;
     int esize;
     uint64_t b, end;
-    int ti = check_entry(m, path, name, e, datasize, &esize, &b, &end, err, errlen);
+    int ti = check_entry(m, nsets, sfx, path, name, e, datasize, &esize, &b, &end, err, errlen);
     if (ti == -2) continue;
     if (ti < 0) goto done;
     if (seen[ti]) {
@@ -235,14 +253,14 @@ int tfm_st_read(TfmModel *m, const char *path, unsigned char *seen, char *err, s
       goto done;
     }
     seen[ti] = 1;
-    const TfmTensor *t = &m->tensors[ti];
+    const TfmTensor *t = &m->tensors[ti % m->ntensors];
     free(buf);
     buf = malloc(end - b + 1);
     if (!buf || read_at(fd, buf, end - b, (off_t)(8 + hlen + b))) {
       snprintf(err, errlen, "%s: tensor '%s': read error", path, name);
       goto done;
     }
-    tfm_f *dst = m->params + t->off;
+    tfm_f *out = dst[ti / m->ntensors] + t->off;
     for (size_t i = 0; i < t->n; i++) {
       float v;
       if (esize == 4) {
@@ -252,7 +270,16 @@ int tfm_st_read(TfmModel *m, const char *path, unsigned char *seen, char *err, s
         memcpy(&h, (char *)buf + 2 * i, 2);
         v = esize == 2 ? bf16_to_f32(h) : f16_to_f32(h);
       }
-      dst[i] = v;
+      out[i] = v;
+    }
+  }
+  if (step) {
+    json_t *st = json_object_get(json_object_get(o, "__metadata__"), "step");
+    char *endp = NULL;
+    *step = json_is_string(st) ? strtol(json_string_value(st), &endp, 10) : 0;
+    if (json_is_string(st) && (*endp || *step < 0)) {
+      snprintf(err, errlen, "%s: field '__metadata__.step': not a step count", path);
+      goto done;
     }
   }
   rc = 0;
@@ -265,19 +292,54 @@ done:
   return rc;
 }
 
-int tfm_st_write(const TfmModel *m, const tfm_f *values, const char *path, char *err,
-                 size_t errlen) {
+int tfm_st_read(TfmModel *m, const char *path, unsigned char *seen, char *err, size_t errlen) {
+  static const char *const sfx[] = {""};
+  tfm_f *dst[] = {m->params};
+  return st_read_sets(m, path, 1, dst, sfx, seen, NULL, err, errlen);
+}
+
+static const char *const OPT_SFX[] = {".exp_avg", ".exp_avg_sq"};
+
+int tfm_opt_load(TfmModel *m, const char *path, char *err, size_t errlen) {
+  if (!m->opt) m->opt = calloc(2 * m->nparams, sizeof(tfm_f));
+  tfm_f *dst[] = {m->opt, m->opt + m->nparams};
+  unsigned char *seen = calloc(2 * (size_t)m->ntensors, 1);
+  long step = 0;
+  int rc = st_read_sets(m, path, 2, dst, OPT_SFX, seen, &step, err, errlen);
+  for (int i = 0; !rc && i < 2 * m->ntensors; i++)
+    if (!seen[i]) {
+      snprintf(err, errlen, "%s: tensor '%s%s': missing", path, m->tensors[i % m->ntensors].name, OPT_SFX[i / m->ntensors]);
+      rc = -1;
+    }
+  free(seen);
+  if (!rc) m->step = step;
+  return rc;
+}
+
+/* Write nsets tensor sets (vals[s] laid out as m's tensors, named NAME + sfx[s]) as F32, with
+ * "step" in the metadata when step >= 0. */
+static int st_write_sets(const TfmModel *m, int nsets, const tfm_f *const *vals, const char *const *sfx,
+                         long step, const char *path, char *err, size_t errlen) {
   json_t *h = json_object();
-  json_object_set_new(h, "__metadata__", json_pack("{s:s}", "format", "pt"));
-  uint64_t off = 0;
-  for (int i = 0; i < m->ntensors; i++) {
-    const TfmTensor *t = &m->tensors[i];
-    json_t *shape = t->ndim == 2 ? json_pack("[I,I]", (json_int_t)t->shape[0], (json_int_t)t->shape[1])
-                                 : json_pack("[I]", (json_int_t)t->shape[0]);
-    json_object_set_new(h, t->name, json_pack("{s:s,s:o,s:[I,I]}", "dtype", "F32", "shape", shape,
-                                              "data_offsets", (json_int_t)off, (json_int_t)(off + 4 * t->n)));
-    off += 4 * t->n;
+  json_t *meta = json_pack("{s:s}", "format", "pt");
+  if (step >= 0) {
+    char sb[32];
+    snprintf(sb, sizeof sb, "%ld", step);
+    json_object_set_new(meta, "step", json_string(sb));
   }
+  json_object_set_new(h, "__metadata__", meta);
+  uint64_t off = 0;
+  for (int s = 0; s < nsets; s++)
+    for (int i = 0; i < m->ntensors; i++) {
+      const TfmTensor *t = &m->tensors[i];
+      char nm[128];
+      snprintf(nm, sizeof nm, "%s%s", t->name, sfx[s]);
+      json_t *shape = t->ndim == 2 ? json_pack("[I,I]", (json_int_t)t->shape[0], (json_int_t)t->shape[1])
+                                   : json_pack("[I]", (json_int_t)t->shape[0]);
+      json_object_set_new(h, nm, json_pack("{s:s,s:o,s:[I,I]}", "dtype", "F32", "shape", shape,
+                                           "data_offsets", (json_int_t)off, (json_int_t)(off + 4 * t->n)));
+      off += 4 * t->n;
+    }
   char *text = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
   json_decref(h);
   size_t tl = strlen(text), padded = (tl + 7) & ~(size_t)7;
@@ -295,8 +357,9 @@ int tfm_st_write(const TfmModel *m, const tfm_f *values, const char *path, char 
   for (size_t i = tl; i < padded; i++) bad |= fputc(' ', f) == EOF;
   free(text);
   float chunk[4096];
-  for (int i = 0; i < m->ntensors && !bad; i++) {
-    const TfmTensor *t = &m->tensors[i];
+  for (int i = 0; i < nsets * m->ntensors && !bad; i++) {
+    const TfmTensor *t = &m->tensors[i % m->ntensors];
+    const tfm_f *values = vals[i / m->ntensors];
     for (size_t j = 0; j < t->n && !bad; j += 4096) {
       size_t k = t->n - j < 4096 ? t->n - j : 4096;
       for (size_t q = 0; q < k; q++) chunk[q] = (float)values[t->off + j + q];
@@ -304,4 +367,19 @@ int tfm_st_write(const TfmModel *m, const tfm_f *values, const char *path, char 
     }
   }
   return tfm_commit_file(f, bad, tmp, path, err, errlen);
+}
+
+int tfm_st_write(const TfmModel *m, const tfm_f *values, const char *path, char *err,
+                 size_t errlen) {
+  static const char *const sfx[] = {""};
+  return st_write_sets(m, 1, &values, sfx, -1, path, err, errlen);
+}
+
+int tfm_opt_save(const TfmModel *m, const char *path, char *err, size_t errlen) {
+  if (!m->opt) {
+    snprintf(err, errlen, "%s: no optimizer state to save (no step taken)", path);
+    return -1;
+  }
+  const tfm_f *vals[] = {m->opt, m->opt + m->nparams};
+  return st_write_sets(m, 2, vals, OPT_SFX, m->step, path, err, errlen);
 }

@@ -119,6 +119,11 @@ int tfm_st_read(TfmModel *m, const char *path, unsigned char *seen, char *err, s
 int tfm_st_write(const TfmModel *m, const tfm_f *values, const char *path, char *err,
                  size_t errlen);
 
+/* AdamW state (m, v, step) as safetensors: NAME.exp_avg and NAME.exp_avg_sq for every tensor,
+ * "step" in the metadata; F32, so a float32 model resumes bit-identically.  Written atomically. */
+int tfm_opt_save(const TfmModel *m, const char *path, char *err, size_t errlen);
+int tfm_opt_load(TfmModel *m, const char *path, char *err, size_t errlen);
+
 /* --- training path -------------------------------------------------------------------------- */
 typedef struct {
   int nseq;
