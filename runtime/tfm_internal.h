@@ -64,13 +64,8 @@ void tfm_add_bias(int N, int W, tfm_f *y, const tfm_f *b);
 /* db += column sums of dy (N,W), in row order per column. */
 void tfm_bias_bwd(int N, int W, const tfm_f *dy, tfm_f *db);
 
-/* splitmix64's finalizer: the counter-based generator behind init and sampling. */
-static inline uint64_t tfm_mix64(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+#include "rt_util.h"
+#define tfm_mix64 rt_mix64
 
 /* The whole file at path as a NUL-terminated string (NULL + err when it cannot be read or is
  * larger than max bytes). */
