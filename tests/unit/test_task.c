@@ -1,9 +1,11 @@
 /* test_task.c — the tasks and rewards: the arithmetic generator (determinism, correct answers,
  * disjoint splits), the tokenizer, exact match, the final-number extraction, the R1 format test
- * (expectations from Python's re.match with DOTALL | MULTILINE, see the table), and the GSM8K
- * reader's reward and its errors on bad lines.
+ * (expectations from Python's re.match with DOTALL | MULTILINE, see the table), the GSM8K
+ * reader's reward and its errors on bad lines, and the explorer/trainer version schedule of
+ * algorithms.md §7.1 for its four settings.
  * Usage: test_task WORKDIR
  */
+#include "rein/sched.h"
 #include "rein/task.h"
 
 #include <stdio.h>
@@ -154,6 +156,31 @@ static void check_gsm8k(const char *dir) {
   CHECK(!t && strstr(err, "cannot open"), "missing file: %s", err);
 }
 
+/* The four settings of algorithms.md §7.1, as the spec describes them. */
+static void check_sched(void) {
+  for (int e = 1; e <= 160; e++) {
+    /* 1. offline (300, 199): every batch from the initial policy. */
+    CHECK(rt_sched_version(e, 300, 199) == 0, "offline: batch %d from %lld", e, (long long)rt_sched_version(e, 300, 199));
+    /* 3. periodic (20, 0): batches 1-20 from θ0, 21-40 from θ20, ...; staleness cycles 0..19. */
+    CHECK(rt_sched_version(e, 20, 0) == 20 * ((e - 1) / 20), "periodic: batch %d", e);
+    CHECK(rt_sched_lag(e, 20, 0) == (e - 1) % 20, "periodic lag: batch %d", e);
+    /* 4. on-policy (1, 0): batch e from θ_{e-1}, lag 0. */
+    CHECK(rt_sched_version(e, 1, 0) == e - 1 && rt_sched_lag(e, 1, 0) == 0, "on-policy: batch %d", e);
+    /* 2. fixed lag (1, 10): the first 11 batches from θ0, then lag exactly 10. */
+    if (e <= 11) CHECK(rt_sched_version(e, 1, 10) == 0, "lag 10: batch %d", e);
+    else CHECK(rt_sched_lag(e, 1, 10) == 10, "lag 10: batch %d has lag %lld", e, (long long)rt_sched_lag(e, 1, 10));
+  }
+  CHECK(rt_sched_version(21, 20, 0) == 20 && rt_sched_version(20, 20, 0) == 0, "periodic boundary");
+  /* Every version is a past trainer step (available when the batch is generated). */
+  for (int n = 1; n <= 7; n++)
+    for (int k = 0; k <= 9; k++)
+      for (int e = 1; e <= 60; e++) {
+        int64_t v = rt_sched_version(e, n, k);
+        CHECK(v >= 0 && v <= e - 1 && v % n == 0 && v >= rt_sched_version(e - 1 > 0 ? e - 1 : 1, n, k),
+              "n %d k %d batch %d: version %lld", n, k, e, (long long)v);
+      }
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: test_task WORKDIR\n");
@@ -162,6 +189,7 @@ int main(int argc, char **argv) {
   check_arith();
   check_rewards();
   check_gsm8k(argv[1]);
+  check_sched();
   if (failures) {
     fprintf(stderr, "%d failure(s)\n", failures);
     return 1;
