@@ -407,9 +407,10 @@ class TfmModel:
         return rmsnorm(x, self._p("model.norm.weight"), self.cfg.rms_norm_eps) @ self.head().t()
 
     # -- packed forward -------------------------------------------------------------------------
-    def forward_packed(self, seqs: Sequence[Sequence[int]]) -> List[torch.Tensor]:
-        """Logits [L_s, V] for every sequence; the sequences are packed (linear layers over all
-        tokens at once), attention is causal inside each sequence only."""
+    def _packed_hidden(self, seqs: Sequence[Sequence[int]], cache=None):
+        """The final residual stream [sum L_s, D] of the packed sequences (linear layers over all
+        tokens at once, attention causal inside each sequence only), and the offsets.  With a
+        cache, sequence s's keys and values (before the GQA repeat) are stored in its slot s."""
         c = self.cfg
         lens = [len(s) for s in seqs]
         if min(lens) < 1:
@@ -424,19 +425,27 @@ class TfmModel:
             p = f"model.layers.{i}."
             h = rmsnorm(x, self._p(p + "input_layernorm.weight"), c.rms_norm_eps)
             q, k, v = self._qkv(i, h, pos)
-            k = k.repeat_interleave(rep, dim=0)
-            v = v.repeat_interleave(rep, dim=0)
             outs = []
             for s in range(len(seqs)):
                 a, b = offs[s], offs[s + 1]
                 n = b - a
-                sc = (q[:, a:b] @ k[:, a:b].transpose(1, 2)) * scale       # [H, n, n]
+                if cache is not None:
+                    cache.k[i][s, :, :n] = k[:, a:b]
+                    cache.v[i][s, :, :n] = v[:, a:b]
+                kk = k[:, a:b].repeat_interleave(rep, dim=0)
+                vv = v[:, a:b].repeat_interleave(rep, dim=0)
+                sc = (q[:, a:b] @ kk.transpose(1, 2)) * scale                # [H, n, n]
                 causal = torch.ones(n, n, dtype=torch.bool).tril()
                 sc = sc.masked_fill(~causal, float("-inf"))
-                outs.append(torch.softmax(sc, dim=-1) @ v[:, a:b])        # [H, n, hd]
+                outs.append(torch.softmax(sc, dim=-1) @ vv)                   # [H, n, hd]
             att = torch.cat(outs, dim=1).transpose(0, 1).reshape(x.shape[0], -1)
             x = x + self._lin(att, p + "self_attn.o_proj.weight", p + "self_attn.o_proj.bias")
             x = self._mlp(i, x)
+        return x, offs
+
+    def forward_packed(self, seqs: Sequence[Sequence[int]]) -> List[torch.Tensor]:
+        """Logits [L_s, V] for every sequence of the packed batch."""
+        x, offs = self._packed_hidden(seqs)
         logits = self._final(x)
         return [logits[offs[s]:offs[s + 1]] for s in range(len(seqs))]
 
@@ -464,35 +473,10 @@ class TfmModel:
         """Run the prompts (ragged) and cache their keys / values. Returns (cache, logits [B, V]
         of each prompt's last position). `extra`: cache room beyond the longest prompt."""
         c = self.cfg
-        B = len(prompts)
-        cap = max(len(p) for p in prompts) + extra
-        cache = KVCache(c.num_hidden_layers, B, c.num_key_value_heads, cap, c.head_dim,
-                        self.dtype)
         lens = [len(p) for p in prompts]
-        toks = torch.tensor([t for p in prompts for t in p], dtype=torch.long)
-        pos = torch.cat([torch.arange(n) for n in lens])
-        offs = np.cumsum([0] + lens)
-        x = self.params["model.embed_tokens.weight"][toks]
-        rep = c.num_attention_heads // c.num_key_value_heads
-        scale = 1.0 / math.sqrt(c.head_dim)
-        for i in range(c.num_hidden_layers):
-            p = f"model.layers.{i}."
-            h = rmsnorm(x, self._p(p + "input_layernorm.weight"), c.rms_norm_eps)
-            q, k, v = self._qkv(i, h, pos)
-            outs = []
-            for b in range(B):
-                a, e = offs[b], offs[b + 1]
-                n = e - a
-                cache.k[i][b, :, :n] = k[:, a:e]
-                cache.v[i][b, :, :n] = v[:, a:e]
-                kk = k[:, a:e].repeat_interleave(rep, dim=0)
-                vv = v[:, a:e].repeat_interleave(rep, dim=0)
-                sc = (q[:, a:e] @ kk.transpose(1, 2)) * scale
-                sc = sc.masked_fill(~torch.ones(n, n, dtype=torch.bool).tril(), float("-inf"))
-                outs.append(torch.softmax(sc, dim=-1) @ vv)
-            att = torch.cat(outs, dim=1).transpose(0, 1).reshape(x.shape[0], -1)
-            x = x + self._lin(att, p + "self_attn.o_proj.weight", p + "self_attn.o_proj.bias")
-            x = self._mlp(i, x)
+        cache = KVCache(c.num_hidden_layers, len(prompts), c.num_key_value_heads,
+                        max(lens) + extra, c.head_dim, self.dtype)
+        x, offs = self._packed_hidden(prompts, cache)
         cache.lens = torch.tensor(lens, dtype=torch.long)
         last = torch.tensor([o - 1 for o in offs[1:]], dtype=torch.long)
         return cache, self._final(x[last])
