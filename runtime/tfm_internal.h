@@ -65,7 +65,6 @@ void tfm_add_bias(int N, int W, tfm_f *y, const tfm_f *b);
 void tfm_bias_bwd(int N, int W, const tfm_f *dy, tfm_f *db);
 
 #include "rt_util.h"
-#define tfm_mix64 rt_mix64
 
 /* The whole file at path as a NUL-terminated string (NULL + err when it cannot be read or is
  * larger than max bytes). */

@@ -133,11 +133,11 @@ void tfm_model_init(TfmModel *m, uint64_t seed) {
       for (size_t i = 0; i < T->n; i++) p[i] = is_bias ? 0 : 1;
       continue;
     }
-    uint64_t key = tfm_mix64(seed ^ tfm_mix64((uint64_t)t + 1));
+    uint64_t key = rt_mix64(seed ^ rt_mix64((uint64_t)t + 1));
     for (size_t i = 0; i < T->n; i++) {
       /* Box-Muller on two uniforms in (0, 1]. */
-      double u1 = ((tfm_mix64(key + 2 * i) >> 11) + 1) * 0x1p-53;
-      double u2 = (tfm_mix64(key + 2 * i + 1) >> 11) * 0x1p-53;
+      double u1 = ((rt_mix64(key + 2 * i) >> 11) + 1) * 0x1p-53;
+      double u2 = (rt_mix64(key + 2 * i + 1) >> 11) * 0x1p-53;
       p[i] = (tfm_f)(m->cfg.init_range * sqrt(-2 * log(u1)) * cos(2 * M_PI * u2));
     }
   }
