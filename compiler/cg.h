@@ -83,5 +83,8 @@ bool cg_eval(const Plan *p, const Batch *b, const double *params, int micro, boo
 /* Compiles plan P to the shared object OUT (written to a temporary name, then renamed).  Messages
  * go to ERR.  False on failure. */
 bool cg_compile(const Plan *p, const char *out, const CgOptions *o, FILE *err);
+/* The same linked, with a main() and the runtime's static libraries, into the standalone trainer
+ * executable OUT (rein/train.h; no LLVM in it). */
+bool cg_build_trainer(const Plan *p, const char *out, const CgOptions *o, FILE *err);
 
 #endif

@@ -32,7 +32,9 @@
 #include "frontend.h"
 #include "interp.h"
 #include "pipeline.h"
+#include "rein/plot.h"
 #include "rein/runtime.h"
+#include "rein/train.h"
 
 #ifndef REIN_VERSION
 #define REIN_VERSION "0.1.0"
@@ -59,6 +61,11 @@ static void usage(FILE *out) {
           "                       metrics, grad\n"
           "  model init|logprobs|generate ...  the transformer executor: make a random\n"
           "                       model, score token sequences, sample (rein model --help)\n"
+          "  train FILE [OPTIONS]  train the policy with objective FILE: explore, train, evaluate,\n"
+          "                       checkpoint (rein train --help lists the options)\n"
+          "  build FILE -o TRAINER  a standalone trainer binary for objective FILE (no LLVM)\n"
+          "  sft [OPTIONS]        supervised warm start on the task's demonstrations\n"
+          "  plot RUN... [-o OUT.svg]  training curves of runs as SVG\n"
           "\n"
           "options:\n"
           "  -h, --help           show this help\n"
@@ -363,6 +370,74 @@ static int cmd_compile(int argc, char **argv) {
   return status;
 }
 
+/* rein build FILE -o TRAINER [--cpu CPU] */
+static int cmd_build(int argc, char **argv) {
+  static const struct option opts[] = {{"output", required_argument, 0, 'o'},
+                                       {"cpu", required_argument, 0, 'c'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  const char *out = NULL;
+  CgOptions co = {NULL, false, false};
+  int c;
+  while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+    switch (c) {
+    case 'o': out = optarg; break;
+    case 'c': co.cpu = optarg; break;
+    case 'h': usage(stdout); return 0;
+    default: return 2;
+    }
+  }
+  if (optind + 1 != argc || !out) {
+    fprintf(stderr, "rein build: error: usage: rein build FILE.rein -o TRAINER [--cpu CPU]\n");
+    return 2;
+  }
+  Diag d;
+  diag_init(&d, stderr);
+  FeUnit u;
+  PipeOptions o = {NULL, stdout, false};
+  Plan *p = NULL;
+  IrGraph *g = load(argv[optind], &d, &u, &o, &p);
+  int status = 1;
+  if (g && cg_build_trainer(p, out, &co, stderr)) status = 0;
+  pl_free(p);
+  ir_free(g);
+  fe_free(&u);
+  return status;
+}
+
+/* rein train FILE [trainer options]: compile the objective in memory, then run the trainer. */
+static int cmd_train(int argc, char **argv) {
+  if (argc < 2 || argv[1][0] == '-') {
+    if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+      trn_opts_usage(stdout, TRN_CMD_TRAIN, "rein train FILE.rein");
+      return 0;
+    }
+    fprintf(stderr, "rein train: error: usage: rein train FILE.rein [OPTIONS] (rein train --help)\n");
+    return 2;
+  }
+  Diag d;
+  diag_init(&d, stderr);
+  FeUnit u;
+  PipeOptions po = {NULL, stdout, false};
+  Plan *p = NULL;
+  IrGraph *g = load(argv[1], &d, &u, &po, &p);
+  int status = 1;
+  if (g) {
+    CgOptions co = {NULL, false, true};   /* the trainer runs on the CPU: no PTX */
+    char err[1024];
+    rt_objective *o = cg_compile_and_open(p, &co, err, sizeof err);
+    if (!o) fprintf(stderr, "rein train: error: %s\n", err);
+    else {
+      status = trn_main("rein train", o, argc - 1, argv + 1);
+      rt_close(o);
+    }
+  }
+  pl_free(p);
+  ir_free(g);
+  fe_free(&u);
+  return status;
+}
+
 /* rein eval FILE --batch BATCH.json [--backend interp] [--set NAME=VALUE]... [--micro-groups K] */
 static int cmd_eval(int argc, char **argv) {
   static const struct option opts[] = {{"batch", required_argument, 0, 'b'},
@@ -463,6 +538,10 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
   if (!strcmp(cmd, "compile")) return cmd_compile(argc - 1, argv + 1);
   if (!strcmp(cmd, "model")) return tfm_cli_main(argc - 1, argv + 1);
+  if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+  if (!strcmp(cmd, "build")) return cmd_build(argc - 1, argv + 1);
+  if (!strcmp(cmd, "sft")) return trn_sft_main(argc - 1, argv + 1);
+  if (!strcmp(cmd, "plot")) return plot_main(argc - 1, argv + 1);
   fprintf(stderr, "rein: error: unknown command `%s` (try `rein --help`)\n", cmd);
   return 2;
 }

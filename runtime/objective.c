@@ -112,9 +112,18 @@ rt_objective *rt_open(const char *path, char *err, size_t errlen) {
   return NULL;
 }
 
+rt_objective *rt_wrap(const rein_objective *d, const char *name, char *err, size_t errlen) {
+  if (!check_desc(d, name, err, errlen)) return NULL;
+  rt_objective *o = calloc(1, sizeof *o);
+  if (!o) abort();
+  o->d = d;
+  o->path = strdup(name);
+  return o;
+}
+
 void rt_close(rt_objective *o) {
   if (!o) return;
-  dlclose(o->dl);
+  if (o->dl) dlclose(o->dl);
   free(o->path);
   free(o);
 }

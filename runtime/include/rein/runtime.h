@@ -20,6 +20,8 @@ typedef struct rt_objective rt_objective;
 /* Opens artifact PATH and checks its descriptor (magic, ABI version, counts, entry points).
  * NULL with a message naming PATH on failure. */
 rt_objective *rt_open(const char *path, char *err, size_t errlen);
+/* The same for a descriptor linked into the program (a standalone trainer); NAME for messages. */
+rt_objective *rt_wrap(const rein_objective *d, const char *name, char *err, size_t errlen);
 void rt_close(rt_objective *o);
 const rein_objective *rt_desc(const rt_objective *o);
 

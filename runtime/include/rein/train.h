@@ -1,0 +1,83 @@
+/* train.h — the trainer: the off-policy RL loop that trains a transformer policy (tfm.h) with a
+ * compiled objective (runtime.h) on a verifiable task (task.h), and the supervised warm start.
+ *
+ *   trn_main     `rein train FILE [options]` and the standalone trainer made by `rein build`:
+ *                explore (G responses per prompt) -> experience buffer -> train steps, with
+ *                sync_interval / sync_offset as in algorithms.md §7.1 (sched.h), micro-batches
+ *                of whole groups, periodic evaluation, atomic checkpoints, --resume;
+ *   trn_sft_main `rein sft [options]`: next-token training on the task's demonstrations.
+ *
+ * Options come from a JSON config file (--config FILE) and the command line (which wins); every
+ * option has one name used in both places (docs/trainer.md lists them).  A run directory holds
+ * metrics.jsonl, config.json (the effective options) and the checkpoints.
+ */
+#ifndef REIN_TRAIN_H
+#define REIN_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "runtime.h"
+
+#define TRN_MAX_SET 32
+#define TRN_PATH 1024
+
+typedef struct {
+  /* policy */
+  char model[TRN_PATH];        /* model directory; "" = the embedded arithmetic checkpoint */
+  char model_config[TRN_PATH]; /* sft only: a config.json to initialize a fresh model from */
+  uint64_t init_seed;          /* sft only: seed of that random init */
+  /* task */
+  char task[16];               /* "arith" or "gsm8k" */
+  int digits;
+  char ops[8];
+  uint64_t task_seed;
+  char train_data[TRN_PATH], eval_data[TRN_PATH];
+  int format_term;
+  /* loop */
+  int steps, batch_prompts, group, micro_groups, sync_interval, sync_offset;
+  /* optimizer */
+  double lr, lr_min, beta1, beta2, adam_eps, weight_decay, max_grad_norm;
+  char lr_schedule[16];        /* "constant", "cosine" or "linear" (after warmup) */
+  int warmup;
+  /* sampling */
+  double temperature, top_p;
+  int top_k, max_new;
+  /* evaluation */
+  int eval_every, eval_prompts;
+  double eval_temperature;
+  /* run */
+  char out[TRN_PATH];
+  int save_every, keep, resume, progress, threads;
+  int stop_at;                 /* stop (with a checkpoint) after this step; 0: run to the end */
+  double time_limit;           /* stop (with a checkpoint) once the run has taken this long (s) */
+  uint64_t seed;
+  /* objective params (--set NAME=VALUE) */
+  int nset;
+  char set_name[TRN_MAX_SET][64];
+  double set_value[TRN_MAX_SET];
+} TrnOpts;
+
+enum { TRN_CMD_TRAIN = 1, TRN_CMD_SFT = 2 };
+
+/* Defaults for CMD (the two commands differ in lr, steps and batch). */
+void trn_opts_defaults(TrnOpts *o, int cmd);
+/* Parses argv[1..argc) (after the command name and, for train, the objective) into O: first the
+ * --config file, then the other options in order.  Returns 0, 1 for --help (usage printed), or
+ * -1 with a message in ERR ("--lr 'x': expected a number", "CONFIG.json: field 'lr': ..."). */
+int trn_opts_parse(TrnOpts *o, int cmd, int argc, char **argv, char *err, size_t errlen);
+/* The options as a JSON object text (malloc'd); the keys are the option names. */
+char *trn_opts_json(const TrnOpts *o, int cmd);
+void trn_opts_usage(FILE *f, int cmd, const char *prog);
+
+/* `rein train` after compilation, and the standalone trainer: PROG names the program in
+ * messages, O the objective (owned by the caller).  Returns the exit status. */
+int trn_main(const char *prog, rt_objective *o, int argc, char **argv);
+/* `rein sft [options]`; argv[0] is "sft".  Returns the exit status. */
+int trn_sft_main(int argc, char **argv);
+/* The entry point of a standalone trainer: `rein build` links the objective's descriptor and a
+ * main() that calls this. */
+int trn_standalone_main(int argc, char **argv, const rein_objective *d);
+
+#endif

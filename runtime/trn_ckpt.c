@@ -1,0 +1,404 @@
+/* trn_ckpt.c — checkpoints of a training run and resuming from them.
+ *
+ * OUT/ckpt-NNNNNN/ holds everything the loop needs to continue bit-identically on the CPU:
+ *   config.json + model.safetensors   the policy (a model directory: `rein model`, --model)
+ *   optim.safetensors                 AdamW's m, v and step count (F32, exact for float32)
+ *   buffer.bin                        the explored batches not yet trained on (sync_offset)
+ *   state.json                        step, next explore step, elapsed time, the run's options
+ * It is written as OUT/.ckpt-NNNNNN.tmp.PID and renamed; then OUT/latest (the name of the newest
+ * checkpoint) is replaced atomically; only then are checkpoints beyond --keep removed.  So a
+ * crash at any point leaves the previous checkpoint and `latest` intact.
+ *
+ * Sampling and the objective's randomness are counter-based (keyed by seed and step), so no
+ * generator state is saved.  On resume the options that shape the computation must equal the
+ * checkpoint's; only steps, eval/save cadence, keep, progress and threads may change (threads
+ * changes results: a warning says so).
+ */
+#define _GNU_SOURCE
+#include "trn_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- the buffer file ---------------------------------------------------------------------- */
+
+#define BUF_MAGIC "REINBUF1"
+#define BAD(...) (snprintf(err, errlen, __VA_ARGS__), -1)
+
+static int wr(FILE *f, const void *p, size_t n) { return n == 0 || fwrite(p, 1, n, f) == n ? 0 : -1; }
+
+int trn_buffer_save(const Trainer *tr, const char *path, char *err, size_t errlen) {
+  char tmp[TRN_PATH + 96];
+  snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+  FILE *f = fopen(tmp, "wb");
+  if (!f) return snprintf(err, errlen, "%s: cannot write: %s", tmp, strerror(errno)), -1;
+  int bad = wr(f, BUF_MAGIC, 8);
+  int32_t n = tr->nbuf;
+  bad |= wr(f, &n, 4);
+  for (int i = 0; i < tr->nbuf; i++) {
+    const TrnRollout *r = &tr->buf[i];
+    int32_t h[2] = {r->nseq, r->group};
+    bad |= wr(f, &r->e, 8) | wr(f, &r->version, 8) | wr(f, h, 8);
+    bad |= wr(f, r->poff, 4 * ((size_t)r->nseq + 1)) | wr(f, r->prompt, 4 * (size_t)r->poff[r->nseq]);
+    bad |= wr(f, r->roff, 4 * ((size_t)r->nseq + 1)) | wr(f, r->resp, 4 * (size_t)r->roff[r->nseq]);
+    bad |= wr(f, r->old_logp, 4 * (size_t)r->roff[r->nseq]);
+    bad |= wr(f, r->reward, 4 * (size_t)r->nseq) | wr(f, r->acc, 4 * (size_t)r->nseq) | wr(f, r->trunc, (size_t)r->nseq);
+    bad |= wr(f, &r->gen_s, 8);
+  }
+  bad |= fflush(f) != 0;
+  bad |= fclose(f) != 0;
+  if (bad || rename(tmp, path)) {
+    snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
+    unlink(tmp);
+    return -1;
+  }
+  return 0;
+}
+
+typedef struct {
+  const unsigned char *p;
+  size_t n, at;
+  const char *path;
+  int k;   /* rollout index, for messages */
+} Rd;
+
+static int rd(Rd *r, void *dst, size_t n, const char *field, char *err, size_t errlen) {
+  if (n > r->n - r->at) {
+    snprintf(err, errlen, "%s: rollout %d: field '%s': truncated file", r->path, r->k, field);
+    return -1;
+  }
+  memcpy(dst, r->p + r->at, n);
+  r->at += n;
+  return 0;
+}
+
+/* An offsets array: starts at 0, non-decreasing, ends within the file. */
+static int offsets_ok(Rd *r, const int *o, int n, int min_step, const char *field, char *err, size_t errlen) {
+  if (o[0] != 0) return snprintf(err, errlen, "%s: rollout %d: field '%s': does not start at 0", r->path, r->k, field), -1;
+  for (int i = 0; i < n; i++)
+    if (o[i + 1] - o[i] < min_step || o[i + 1] > (int)((r->n - r->at) / 4 + 1))
+      return snprintf(err, errlen, "%s: rollout %d: field '%s': bad offset at %d", r->path, r->k, field, i + 1), -1;
+  return 0;
+}
+
+static int load_rollout(Rd *d, TrnRollout *r, int vocab, char *err, size_t errlen) {
+  int32_t h[2];
+  if (rd(d, &r->e, 8, "e", err, errlen) || rd(d, &r->version, 8, "version", err, errlen) ||
+      rd(d, h, 8, "nseq", err, errlen))
+    return -1;
+  if (h[0] < 1 || h[1] < 1 || h[0] % h[1] || (size_t)h[0] > d->n / 4)
+    return snprintf(err, errlen, "%s: rollout %d: field 'nseq': bad sizes (%d sequences, groups of %d)", d->path, d->k,
+                    h[0], h[1]), -1;
+  r->nseq = h[0], r->group = h[1];
+  size_t ns = (size_t)r->nseq;
+  r->poff = malloc(4 * (ns + 1));
+  r->roff = malloc(4 * (ns + 1));
+  if (rd(d, r->poff, 4 * (ns + 1), "poff", err, errlen) || offsets_ok(d, r->poff, r->nseq, 1, "poff", err, errlen))
+    return -1;
+  r->prompt = malloc(4 * (size_t)r->poff[ns] + 1);
+  if (rd(d, r->prompt, 4 * (size_t)r->poff[ns], "prompt", err, errlen)) return -1;
+  if (rd(d, r->roff, 4 * (ns + 1), "roff", err, errlen) || offsets_ok(d, r->roff, r->nseq, 1, "roff", err, errlen))
+    return -1;
+  size_t nt = (size_t)r->roff[ns];
+  r->resp = malloc(4 * nt + 1);
+  r->old_logp = malloc(4 * nt + 1);
+  r->reward = malloc(4 * ns);
+  r->acc = malloc(4 * ns);
+  r->trunc = malloc(ns);
+  if (rd(d, r->resp, 4 * nt, "resp", err, errlen) || rd(d, r->old_logp, 4 * nt, "old_logp", err, errlen) ||
+      rd(d, r->reward, 4 * ns, "reward", err, errlen) || rd(d, r->acc, 4 * ns, "acc", err, errlen) ||
+      rd(d, r->trunc, ns, "trunc", err, errlen) || rd(d, &r->gen_s, 8, "gen_s", err, errlen))
+    return -1;
+  for (size_t i = 0; i < (size_t)r->poff[ns]; i++)
+    if (r->prompt[i] < 0 || r->prompt[i] >= vocab)
+      return snprintf(err, errlen, "%s: rollout %d: field 'prompt': token %d outside the vocabulary", d->path, d->k,
+                      r->prompt[i]), -1;
+  for (size_t i = 0; i < nt; i++) {
+    if (r->resp[i] < 0 || r->resp[i] >= vocab)
+      return snprintf(err, errlen, "%s: rollout %d: field 'resp': token %d outside the vocabulary", d->path, d->k,
+                      r->resp[i]), -1;
+    if (!(r->old_logp[i] <= 0))
+      return snprintf(err, errlen, "%s: rollout %d: field 'old_logp': %g is not a log-probability", d->path, d->k,
+                      r->old_logp[i]), -1;
+  }
+  for (size_t i = 0; i < ns; i++)
+    if (r->reward[i] != r->reward[i] || r->trunc[i] > 1)
+      return snprintf(err, errlen, "%s: rollout %d: field 'reward': bad value", d->path, d->k), -1;
+  return 0;
+}
+
+int trn_buffer_load(Trainer *tr, const char *path, char *err, size_t errlen) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno)), -1;
+  size_t cap = 1 << 16, n = 0;
+  unsigned char *p = malloc(cap);
+  for (size_t k; (k = fread(p + n, 1, cap - n, f)) > 0;) {
+    n += k;
+    if (n == cap) p = realloc(p, cap *= 2);
+  }
+  fclose(f);
+  Rd d = {p, n, 0, path, 0};
+  int32_t cnt = 0;
+  int rc = 0;
+  if (n < 12 || memcmp(p, BUF_MAGIC, 8)) {
+    snprintf(err, errlen, "%s: not a Rein experience buffer (bad magic)", path);
+    rc = -1;
+  } else {
+    d.at = 8;
+    memcpy(&cnt, p + 8, 4);
+    d.at = 12;
+    if (cnt < 0 || (size_t)cnt > n / 16) {
+      snprintf(err, errlen, "%s: field 'count': %d rollouts cannot fit in %zu bytes", path, cnt, n);
+      rc = -1;
+    }
+  }
+  for (int i = 0; i < cnt && !rc; i++) {
+    TrnRollout r = {0};
+    d.k = i;
+    rc = load_rollout(&d, &r, tr->m->cfg.vocab, err, errlen);
+    if (!rc && (r.e != tr->t + 1 + i || r.nseq != tr->o.batch_prompts * tr->o.group || r.group != tr->o.group)) {
+      snprintf(err, errlen, "%s: rollout %d: field 'e': explore step %lld (%d sequences) does not follow step %lld", path,
+               i, (long long)r.e, r.nseq, (long long)tr->t);
+      rc = -1;
+    }
+    if (rc) {
+      trn_rollout_free(&r);
+      break;
+    }
+    if (tr->nbuf == tr->capbuf) {
+      tr->capbuf = tr->capbuf ? 2 * tr->capbuf : 8;
+      tr->buf = realloc(tr->buf, (size_t)tr->capbuf * sizeof *tr->buf);
+    }
+    tr->buf[tr->nbuf++] = r;
+  }
+  if (!rc && d.at != n) {
+    snprintf(err, errlen, "%s: %zu bytes after the last rollout", path, n - d.at);
+    rc = -1;
+  }
+  free(p);
+  return rc;
+}
+
+/* ---- checkpoints --------------------------------------------------------------------------- */
+
+/* Removes DIR and the files in it (checkpoints hold no subdirectories). */
+static void remove_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  char p[TRN_PATH + 512];
+  while ((e = readdir(d)))
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+      snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+      unlink(p);
+    }
+  closedir(d);
+  rmdir(dir);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Removes the oldest OUT/ckpt-* beyond KEEP (names sort by step: fixed width). */
+static void prune(const char *out, int keep) {
+  if (keep <= 0) return;
+  DIR *d = opendir(out);
+  if (!d) return;
+  char **names = NULL;
+  int n = 0, cap = 0;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (!strncmp(e->d_name, "ckpt-", 5) && strlen(e->d_name) == 11 && strspn(e->d_name + 5, "0123456789") == 6) {
+      if (n == cap) names = realloc(names, (size_t)(cap = cap ? 2 * cap : 16) * sizeof *names);
+      names[n++] = strdup(e->d_name);
+    }
+  closedir(d);
+  if (n) qsort(names, (size_t)n, sizeof *names, cmp_str);
+  char p[TRN_PATH + 64];
+  for (int i = 0; i < n; i++) {
+    if (i < n - keep) {
+      snprintf(p, sizeof p, "%s/%s", out, names[i]);
+      remove_dir(p);
+    }
+    free(names[i]);
+  }
+  free(names);
+}
+
+int trn_ckpt_save(Trainer *tr, char *err, size_t errlen) {
+  const TrnOpts *o = &tr->o;
+  char name[32], dir[TRN_PATH + 64], tmp[TRN_PATH + 96], p[TRN_PATH + 128];
+  snprintf(name, sizeof name, "ckpt-%06lld", (long long)tr->t);
+  snprintf(dir, sizeof dir, "%s/%s", o->out, name);
+  snprintf(tmp, sizeof tmp, "%s/.%s.tmp.%d", o->out, name, (int)getpid());
+  remove_dir(tmp);
+  if (tfm_model_save(tr->m, tmp, NULL, err, errlen)) return -1;
+  snprintf(p, sizeof p, "%s/optim.safetensors", tmp);
+  int rc = tfm_opt_save(tr->m, p, err, errlen);
+  snprintf(p, sizeof p, "%s/buffer.bin", tmp);
+  if (!rc) rc = trn_buffer_save(tr, p, err, errlen);
+  if (!rc) {
+    json_t *s = json_object();
+    json_object_set_new(s, "format", json_string("rein-checkpoint-1"));
+    json_object_set_new(s, "objective", json_string(tr->d->name));
+    json_object_set_new(s, "step", json_integer(tr->t));
+    json_object_set_new(s, "next_explore", json_integer(tr->next_e));
+    json_object_set_new(s, "time", json_real(trn_elapsed(tr)));
+    char *oj = trn_opts_json(o, TRN_CMD_TRAIN);
+    json_object_set_new(s, "options", json_loads(oj, 0, NULL));
+    free(oj);
+    char *text = json_dumps(s, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+    json_decref(s);
+    snprintf(p, sizeof p, "%s/state.json", tmp);
+    rc = trn_write_atomic(p, text, err, errlen);
+    free(text);
+  }
+  if (!rc) {
+    /* a checkpoint of the same step (a run extended past its end) is replaced whole */
+    char old[TRN_PATH + 96];
+    snprintf(old, sizeof old, "%s/.%s.old.%d", o->out, name, (int)getpid());
+    int had = rename(dir, old) == 0;
+    if (rename(tmp, dir)) {
+      snprintf(err, errlen, "%s: cannot rename the checkpoint into place: %s", dir, strerror(errno));
+      if (had) rename(old, dir);
+      rc = -1;
+    } else if (had) remove_dir(old);
+  }
+  if (rc) {
+    remove_dir(tmp);
+    return -1;
+  }
+  snprintf(p, sizeof p, "%s/latest", o->out);
+  char line[48];
+  snprintf(line, sizeof line, "%s\n", name);
+  if (trn_write_atomic(p, line, err, errlen)) return -1;
+  prune(o->out, o->keep);
+  return 0;
+}
+
+/* Options that may differ between a run and its resumption. */
+static int may_change(const char *key) {
+  static const char *const ok[] = {"eval-every", "save-every", "keep", "threads", "out", "stop-at", "time-limit", NULL};
+  for (int i = 0; ok[i]; i++)
+    if (!strcmp(key, ok[i])) return 1;
+  return 0;
+}
+
+/* Cuts OUT/metrics.jsonl back to the records of steps <= STEP (rewritten through a temporary). */
+static int cut_metrics(const Trainer *tr, int64_t step, char *err, size_t errlen) {
+  char path[TRN_PATH + 64];
+  snprintf(path, sizeof path, "%s/metrics.jsonl", tr->o.out);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  size_t cap = 4096, n = 0;
+  char *keep = malloc(cap), *line = NULL;
+  size_t lcap = 0;
+  ssize_t len;
+  keep[0] = 0;
+  while ((len = getline(&line, &lcap, f)) > 0) {
+    json_t *j = json_loads(line, 0, NULL);
+    json_t *s = j ? json_object_get(j, "step") : NULL;
+    int ok = s && json_is_integer(s) && json_integer_value(s) <= step && line[len - 1] == '\n';
+    json_decref(j);
+    if (!ok) continue;
+    if (n + (size_t)len + 1 > cap) keep = realloc(keep, cap = 2 * (n + (size_t)len + 1));
+    memcpy(keep + n, line, (size_t)len + 1);
+    n += (size_t)len;
+  }
+  free(line);
+  fclose(f);
+  int rc = trn_write_atomic(path, keep, err, errlen);
+  free(keep);
+  return rc;
+}
+
+int trn_ckpt_load(Trainer *tr, char *err, size_t errlen) {
+  const TrnOpts *o = &tr->o;
+  char p[TRN_PATH + 128], dir[TRN_PATH + 64];
+  snprintf(p, sizeof p, "%s/latest", o->out);
+  FILE *f = fopen(p, "r");
+  if (!f) return snprintf(err, errlen, "%s: cannot open: %s (nothing to resume)", p, strerror(errno)), -1;
+  char name[64] = "";
+  int got = fgets(name, sizeof name, f) != NULL;
+  fclose(f);
+  name[strcspn(name, "\n")] = 0;
+  if (!got || strncmp(name, "ckpt-", 5) || strlen(name) != 11 || strspn(name + 5, "0123456789") != 6)
+    return snprintf(err, errlen, "%s: expected the name of a checkpoint (ckpt-NNNNNN), got '%s'", p, name), -1;
+  snprintf(dir, sizeof dir, "%s/%s", o->out, name);
+  /* state.json */
+  snprintf(p, sizeof p, "%s/state.json", dir);
+  json_error_t je;
+  json_t *s = json_load_file(p, JSON_REJECT_DUPLICATES, &je);
+  if (!s) return snprintf(err, errlen, "%s: %s", p, je.text), -1;
+  int rc = 0;
+  json_t *step = json_object_get(s, "step"), *ne = json_object_get(s, "next_explore"), *tm = json_object_get(s, "time");
+  json_t *opts = json_object_get(s, "options"), *fmt = json_object_get(s, "format");
+  json_t *obj = json_object_get(s, "objective");
+  if (!json_is_string(fmt) || strcmp(json_string_value(fmt), "rein-checkpoint-1"))
+    rc = BAD("%s: field 'format': expected \"rein-checkpoint-1\"", p);
+  else if (!json_is_integer(step) || json_integer_value(step) < 0)
+    rc = BAD("%s: field 'step': expected a non-negative integer", p);
+  else if (!json_is_integer(ne) || json_integer_value(ne) <= json_integer_value(step))
+    rc = BAD("%s: field 'next_explore': expected an integer above 'step'", p);
+  else if (!json_is_number(tm) || json_number_value(tm) < 0)
+    rc = BAD("%s: field 'time': expected a non-negative number", p);
+  else if (!json_is_string(obj) || strcmp(json_string_value(obj), tr->d->name))
+    rc = BAD("%s: field 'objective': the run trains '%s', not '%s'", p,
+                  json_is_string(obj) ? json_string_value(obj) : "?", tr->d->name);
+  else if (!json_is_object(opts))
+    rc = BAD("%s: field 'options': expected an object", p);
+  if (!rc) {
+    char *now = trn_opts_json(o, TRN_CMD_TRAIN);
+    json_t *cur = json_loads(now, 0, NULL);
+    free(now);
+    const char *key;
+    json_t *v;
+    json_object_foreach(cur, key, v) {
+      if (may_change(key)) continue;
+      json_t *was = json_object_get(opts, key);
+      if (!was || !json_equal(was, v)) {
+        char *a = was ? json_dumps(was, JSON_ENCODE_ANY) : strdup("(absent)"), *b = json_dumps(v, JSON_ENCODE_ANY);
+        snprintf(err, errlen, "%s: option '%s' was %s in the run, now %s: resume with the run's options", p, key, a, b);
+        free(a);
+        free(b);
+        rc = -1;
+        break;
+      }
+    }
+    json_t *th = json_object_get(opts, "threads");
+    if (!rc && th && json_is_integer(th) && json_integer_value(th) != o->threads)
+      fprintf(stderr, "%s: warning: --threads differs from the run's (%lld): results will not be bit-identical to an "
+                      "uninterrupted run\n", tr->prog, (long long)json_integer_value(th));
+    json_decref(cur);
+  }
+  if (!rc) {
+    tr->t = json_integer_value(step);
+    tr->next_e = json_integer_value(ne);
+    tr->time_before = json_number_value(tm);
+  }
+  json_decref(s);
+  if (rc) return -1;
+  /* the policy and the optimizer */
+  unsigned char *seen = calloc((size_t)tr->m->ntensors, 1);
+  snprintf(p, sizeof p, "%s/model.safetensors", dir);
+  rc = tfm_st_read(tr->m, p, seen, err, errlen);
+  for (int i = 0; !rc && i < tr->m->ntensors; i++)
+    if (!seen[i]) rc = BAD("%s: tensor '%s': missing", p, tr->m->tensors[i].name);
+  free(seen);
+  snprintf(p, sizeof p, "%s/optim.safetensors", dir);
+  if (!rc) rc = tfm_opt_load(tr->m, p, err, errlen);
+  if (!rc && tr->m->step != tr->t)
+    rc = BAD("%s: field 'step': %ld optimizer steps, the checkpoint is of step %lld", p, tr->m->step,
+                  (long long)tr->t);
+  snprintf(p, sizeof p, "%s/buffer.bin", dir);
+  if (!rc) rc = trn_buffer_load(tr, p, err, errlen);
+  if (!rc && tr->nbuf != tr->next_e - 1 - tr->t)
+    rc = BAD("%s: holds %d batches, state.json says %lld were explored ahead", p, tr->nbuf,
+                  (long long)(tr->next_e - 1 - tr->t));
+  if (!rc) rc = cut_metrics(tr, tr->t, err, errlen);
+  return rc;
+}

@@ -1,0 +1,185 @@
+/* trn_common.c — pieces both training commands use: the learning-rate schedule, evaluation on
+ * the held-out split, the progress line, file helpers, and the embedded default checkpoint.
+ */
+#define _GNU_SOURCE
+#include "trn_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rt_util.h"
+
+double trn_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double trn_elapsed(const Trainer *tr) { return tr->time_before + (trn_now() - tr->t0); }
+
+double trn_lr_at(const TrnOpts *o, int64_t t) {
+  if (o->warmup > 0 && t <= o->warmup) return o->lr * (double)t / (double)o->warmup;
+  if (!strcmp(o->lr_schedule, "constant") || o->steps <= o->warmup) return o->lr;
+  double f = (double)(t - o->warmup) / (double)(o->steps - o->warmup);
+  if (f > 1) f = 1;
+  if (!strcmp(o->lr_schedule, "cosine")) return o->lr_min + (o->lr - o->lr_min) * 0.5 * (1 + cos(M_PI * f));
+  return o->lr - (o->lr - o->lr_min) * f;
+}
+
+int trn_encode(const Task *task, const char *text, int bos, int32_t **ids, char *err, size_t errlen) {
+  int cap = (int)strlen(text) + 2;
+  *ids = malloc((size_t)cap * sizeof(int32_t));
+  if (!*ids) abort();
+  int n = task_tok_encode(&task->tok, text, bos, *ids, cap, err, errlen);
+  if (n < 0) {
+    free(*ids);
+    *ids = NULL;
+    return -1;
+  }
+  return n;
+}
+
+int trn_eval(TfmModel *m, const Task *task, const TrnOpts *o, int64_t step, double *acc, double *reward,
+             double *len, char *err, size_t errlen) {
+  uint64_t n = (uint64_t)o->eval_prompts, cnt = task->count(task, TASK_EVAL);
+  if (cnt && n > cnt) n = cnt;
+  if (!strcmp(task->name, "gsm8k") && cnt == 0) {
+    *acc = *reward = *len = NAN;   /* no held-out file */
+    return 0;
+  }
+  TaskItem *items = calloc(n, sizeof *items);
+  int *off = calloc(n + 1, sizeof *off);
+  int32_t *prompt = NULL;
+  size_t cap = 0;
+  int rc = 0;
+  for (uint64_t i = 0; i < n && !rc; i++) {
+    int32_t *ids = NULL;
+    int k = -1;
+    if (task->item(task, TASK_EVAL, i, &items[i], err, errlen) ||
+        (k = trn_encode(task, items[i].prompt, 1, &ids, err, errlen)) < 0) {
+      rc = -1;
+      break;
+    }
+    if ((size_t)off[i] + (size_t)k > cap) {
+      cap = 2 * (cap + (size_t)k);
+      prompt = realloc(prompt, cap * sizeof *prompt);
+    }
+    memcpy(prompt + off[i], ids, (size_t)k * sizeof *ids);
+    off[i + 1] = off[i] + k;
+    free(ids);
+  }
+  TfmGenOut g = {0};
+  int32_t stop = TASK_EOS;
+  TfmSampling s = {o->eval_temperature, 1.0, 0, o->max_new, 1, &stop,
+                   rt_mix64(o->seed ^ 0x6576616cull) ^ rt_mix64((uint64_t)step)};
+  if (!rc && tfm_generate(m, (int)n, off, prompt, &s, &g, err, errlen)) rc = -1;
+  double sa = 0, sr = 0, sl = 0;
+  for (uint64_t i = 0; i < n && !rc; i++) {
+    char *text = task_tok_decode(&task->tok, g.tokens + i * (uint64_t)g.max_new, g.len[i]);
+    TaskReward r = task->reward(task, &items[i], text);
+    free(text);
+    sa += r.accuracy, sr += r.reward, sl += g.len[i];
+  }
+  if (!rc) *acc = sa / (double)n, *reward = sr / (double)n, *len = sl / (double)n;
+  tfm_genout_free(&g);
+  for (uint64_t i = 0; i < n; i++) task_item_free(&items[i]);
+  free(items);
+  free(off);
+  free(prompt);
+  return rc;
+}
+
+static void hms(char *b, size_t n, double s) {
+  if (!(s >= 0) || s > 1e7) s = 0;
+  long x = (long)(s + 0.5);
+  if (x >= 3600) snprintf(b, n, "%ld:%02ld:%02ld", x / 3600, x / 60 % 60, x % 60);
+  else snprintf(b, n, "%ld:%02ld", x / 60, x % 60);
+}
+
+void trn_progress(int on, int64_t t, int64_t total, double elapsed, double done_at_start, const char *extra) {
+  if (!on) return;
+  /* ETA from this process's rate (steps done before a resume do not count) */
+  double frac = total ? (double)t / (double)total : 1;
+  int w = 24, fill = (int)(frac * w);
+  char bar[32];
+  for (int i = 0; i < w; i++) bar[i] = i < fill ? '#' : '.';
+  bar[w] = 0;
+  char el[32], eta[32];
+  hms(el, sizeof el, elapsed);
+  double done = (double)t - done_at_start;
+  hms(eta, sizeof eta, done > 0 ? elapsed / done * (double)(total - t) : 0);
+  fprintf(stderr, "\r%lld/%lld [%s] %3.0f%% %s<%s %s\033[K", (long long)t, (long long)total, bar, 100 * frac, el,
+          done > 0 ? eta : "?", extra);
+  fflush(stderr);
+}
+
+int trn_mkdir(const char *path, char *err, size_t errlen) {
+  if (mkdir(path, 0777) == 0 || errno == EEXIST) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
+    snprintf(err, errlen, "%s: exists and is not a directory", path);
+    return -1;
+  }
+  snprintf(err, errlen, "%s: cannot create the directory: %s", path, strerror(errno));
+  return -1;
+}
+
+int trn_write_atomic(const char *path, const char *text, char *err, size_t errlen) {
+  size_t n = strlen(path) + 32;
+  char *tmp = malloc(n);
+  if (!tmp) abort();
+  snprintf(tmp, n, "%s.tmp.%d", path, (int)getpid());
+  FILE *f = fopen(tmp, "w");
+  int rc = -1;
+  if (!f) snprintf(err, errlen, "%s: cannot write: %s", tmp, strerror(errno));
+  else {
+    int bad = fputs(text, f) < 0;
+    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad) snprintf(err, errlen, "%s: write failed: %s", tmp, strerror(errno));
+    else if (rename(tmp, path)) snprintf(err, errlen, "%s: cannot rename into place: %s", path, strerror(errno));
+    else rc = 0;
+    if (rc) unlink(tmp);
+  }
+  free(tmp);
+  return rc;
+}
+
+/* The shipped checkpoint, linked in by trn_blob.S. */
+extern const char trn_blob_config[], trn_blob_config_end[];
+extern const char trn_blob_weights[], trn_blob_weights_end[];
+
+static int dump(const char *path, const char *a, const char *b, char *err, size_t errlen) {
+  FILE *f = fopen(path, "wb");
+  if (!f) return snprintf(err, errlen, "%s: %s", path, strerror(errno)), -1;
+  int bad = fwrite(a, 1, (size_t)(b - a), f) != (size_t)(b - a);
+  bad |= fclose(f) != 0;
+  if (bad) return snprintf(err, errlen, "%s: write failed", path), -1;
+  return 0;
+}
+
+TfmModel *trn_default_model(char *err, size_t errlen) {
+  /* the executor reads model directories: unpack into a private temporary one */
+  const char *tmpdir = getenv("TMPDIR");
+  char dir[4096], cfg[4200], st[4200];
+  snprintf(dir, sizeof dir, "%s/rein-model-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+  if (!mkdtemp(dir)) {
+    snprintf(err, errlen, "cannot create a temporary directory %s: %s", dir, strerror(errno));
+    return NULL;
+  }
+  snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+  snprintf(st, sizeof st, "%s/model.safetensors", dir);
+  TfmModel *m = NULL;
+  if (!dump(cfg, trn_blob_config, trn_blob_config_end, err, errlen) &&
+      !dump(st, trn_blob_weights, trn_blob_weights_end, err, errlen))
+    m = tfm_model_load(dir, err, errlen);
+  unlink(cfg);
+  unlink(st);
+  rmdir(dir);
+  return m;
+}

@@ -1,0 +1,81 @@
+/* trn_internal.h — what the trainer's files share: the experience buffer's rollouts, the trainer
+ * state, and the checkpoint functions (trn_ckpt.c) the loop (trn_loop.c) calls.
+ */
+#ifndef REIN_TRN_INTERNAL_H
+#define REIN_TRN_INTERNAL_H
+
+#include <stdio.h>
+
+#include "rein/task.h"
+#include "rein/tfm.h"
+#include "rein/train.h"
+
+/* One explored batch: batch_prompts groups of `group` responses, all from policy `version`. */
+typedef struct {
+  int64_t e, version;      /* explore step (1-based) and the trainer step of its weights */
+  int nseq, group;
+  int *poff;               /* (nseq+1) */
+  int32_t *prompt;         /* (poff[nseq]) prompt ids of every sequence (with <bos>) */
+  int *roff;               /* (nseq+1) */
+  int32_t *resp;           /* (roff[nseq]) response ids (ending in <eos> unless truncated) */
+  float *old_logp;         /* (roff[nseq]) behaviour log-prob of each response token */
+  float *reward, *acc;     /* (nseq) */
+  uint8_t *trunc;          /* (nseq) 1: hit max-new without <eos> */
+  double gen_s;            /* seconds the generation took (metrics only) */
+} TrnRollout;
+
+void trn_rollout_free(TrnRollout *r);
+
+typedef struct {
+  TrnOpts o;
+  const char *prog;
+  rt_objective *obj;
+  const rein_objective *d;
+  rt_exec *x;
+  double *params;          /* (d->nparams) */
+  Task *task;
+  TfmModel *m, *ref;       /* ref: NULL unless the objective reads ref_logp */
+  int64_t t;               /* train steps done */
+  int64_t next_e;          /* the next batch to explore */
+  TrnRollout *buf;         /* FIFO of explored batches not yet trained on, by e */
+  int nbuf, capbuf;
+  double time_before;      /* seconds of the run before this process (resume) */
+  double t0;               /* monotonic start of this process's part */
+  FILE *metrics;
+} Trainer;
+
+double trn_now(void);
+/* Seconds since the run started (across resumes). */
+double trn_elapsed(const Trainer *tr);
+
+/* Writes the checkpoint of the trainer's state after step tr->t: OUT/ckpt-NNNNNN (model,
+ * AdamW state, buffer, state.json) built under a temporary name and renamed, then OUT/latest
+ * replaced atomically, then checkpoints beyond --keep removed.  -1 with ERR on failure. */
+int trn_ckpt_save(Trainer *tr, char *err, size_t errlen);
+/* Restores the state of OUT/latest into TR (model weights and AdamW state into tr->m, buffer,
+ * counters); metrics.jsonl is cut back to the checkpoint's step.  -1 with ERR on failure. */
+int trn_ckpt_load(Trainer *tr, char *err, size_t errlen);
+
+/* Write and read the experience buffer (binary, little-endian, checked on read). */
+int trn_buffer_save(const Trainer *tr, const char *path, char *err, size_t errlen);
+int trn_buffer_load(Trainer *tr, const char *path, char *err, size_t errlen);
+
+/* The embedded arithmetic checkpoint (trn_blob.S), loaded as a model. */
+TfmModel *trn_default_model(char *err, size_t errlen);
+
+/* mkdir -p of one level; 0 when it exists. */
+int trn_mkdir(const char *path, char *err, size_t errlen);
+/* Writes TEXT to PATH through a temporary name. */
+int trn_write_atomic(const char *path, const char *text, char *err, size_t errlen);
+
+/* The learning rate of step T (1-based) of O's schedule. */
+double trn_lr_at(const TrnOpts *o, int64_t t);
+/* Encode item text with a leading <bos>; -1 with ERR. */
+int trn_encode(const Task *task, const char *text, int bos, int32_t **ids, char *err, size_t errlen);
+/* Evaluation on the first eval_prompts held-out items: accuracy, reward, mean response length. */
+int trn_eval(TfmModel *m, const Task *task, const TrnOpts *o, int64_t step, double *acc, double *reward,
+             double *len, char *err, size_t errlen);
+/* Progress line on stderr. */
+void trn_progress(int on, int64_t t, int64_t total, double elapsed, double done_at_start, const char *extra);
+
+#endif

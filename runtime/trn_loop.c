@@ -1,0 +1,525 @@
+/* trn_loop.c — the off-policy RL loop (`rein train`, standalone trainers).
+ *
+ * One process plays both explorer and trainer of algorithms.md §7.1, in an order that gives
+ * exactly the weights the real asynchronous system would: batch e must come from θ_{v(e)} with
+ * v(e) = rt_sched_version(e, n, k), which is never later than θ_{e-1}.  So whenever the trainer
+ * reaches version s (at the start, s = 0, and after each step), the explorer generates every
+ * batch e with v(e) == s and appends it to the FIFO buffer; train step t then consumes batch t.
+ * With sync_offset k the buffer holds up to k + n batches generated ahead.
+ *
+ * A train step: pack the batch's sequences (prompt + response, causal within each, no padding),
+ * forward to per-token logp and entropy of the response tokens, evaluate the compiled objective
+ * on the whole batch (rt_run, which splits it into micro-batches of whole groups with the
+ * objective's global normalizers), backward from its dlogp / dentropy — per micro-batch, when
+ * micro-batching, re-running that micro-batch's forward so only one micro-batch's activations
+ * live at a time — then clip and AdamW.  Metrics go to OUT/metrics.jsonl, one JSON line per step
+ * and per evaluation.
+ */
+#define _GNU_SOURCE
+#include "trn_internal.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rein/sched.h"
+#include "rt_util.h"
+
+void trn_rollout_free(TrnRollout *r) {
+  free(r->poff);
+  free(r->prompt);
+  free(r->roff);
+  free(r->resp);
+  free(r->old_logp);
+  free(r->reward);
+  free(r->acc);
+  free(r->trunc);
+  memset(r, 0, sizeof *r);
+}
+
+/* Item index of prompt i of explore step e in the training split: consecutive for a generator;
+ * for a dataset of N items, epoch by epoch, each epoch a seeded permutation. */
+static uint64_t train_index(const Trainer *tr, int64_t e, int i) {
+  uint64_t j = (uint64_t)(e - 1) * (uint64_t)tr->o.batch_prompts + (uint64_t)i;
+  uint64_t n = tr->task->count(tr->task, TASK_TRAIN);
+  if (!n) return j;
+  /* a permutation of [0, n) by cycle-walking a keyed bijection of the next power of two */
+  uint64_t epoch = j / n, x = j % n, mask = 1;
+  while (mask < n) mask <<= 1;
+  mask -= 1;
+  uint64_t key = rt_mix64(tr->o.seed ^ rt_mix64(epoch + 0x5eed));
+  do {
+    for (int r = 0; r < 4; r++) {
+      x = (x * 0x9e3779b97f4a7c15ull + (key >> (8 * r))) & mask;   /* odd multiplier: bijective mod 2^k */
+      x ^= (x >> 3) & mask;
+    }
+  } while (x >= n);
+  return x;
+}
+
+/* Explores batch E with the current weights: B prompts, G responses each. */
+static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
+  const TrnOpts *o = &tr->o;
+  int B = o->batch_prompts, G = o->group, nseq = B * G;
+  TrnRollout r = {0};
+  r.e = e;
+  r.version = rt_sched_version(e, o->sync_interval, o->sync_offset);
+  r.nseq = nseq, r.group = G;
+  r.poff = calloc((size_t)nseq + 1, sizeof(int));
+  TaskItem *items = calloc((size_t)B, sizeof *items);
+  size_t cap = 0;
+  int rc = 0;
+  for (int i = 0; i < B && !rc; i++) {
+    int32_t *ids = NULL;
+    int k = -1;
+    if (tr->task->item(tr->task, TASK_TRAIN, train_index(tr, e, i), &items[i], err, errlen) ||
+        (k = trn_encode(tr->task, items[i].prompt, 1, &ids, err, errlen)) < 0) {
+      rc = -1;
+      break;
+    }
+    if (k + o->max_new > tr->m->cfg.max_pos) {
+      snprintf(err, errlen, "prompt of %d tokens + max-new %d exceeds the model's %d positions", k, o->max_new,
+               tr->m->cfg.max_pos);
+      rc = -1;
+    }
+    for (int g = 0; g < G && !rc; g++) {
+      int s = i * G + g;
+      if ((size_t)r.poff[s] + (size_t)k > cap) {
+        cap = 2 * (cap + (size_t)k);
+        r.prompt = realloc(r.prompt, cap * sizeof(int32_t));
+      }
+      memcpy(r.prompt + r.poff[s], ids, (size_t)k * sizeof(int32_t));
+      r.poff[s + 1] = r.poff[s] + k;
+    }
+    free(ids);
+  }
+  TfmGenOut g = {0};
+  int32_t stop = TASK_EOS;
+  TfmSampling s = {o->temperature, o->top_p, o->top_k, o->max_new, 1, &stop,
+                   rt_mix64(o->seed ^ 0x6578706cull) ^ rt_mix64((uint64_t)e)};
+  double t0 = trn_now();
+  if (!rc && tfm_generate(tr->m, nseq, r.poff, r.prompt, &s, &g, err, errlen)) rc = -1;
+  r.gen_s = trn_now() - t0;
+  if (!rc) {
+    r.roff = calloc((size_t)nseq + 1, sizeof(int));
+    for (int q = 0; q < nseq; q++) r.roff[q + 1] = r.roff[q] + g.len[q];
+    int nt = r.roff[nseq];
+    r.resp = malloc((size_t)nt * sizeof(int32_t) + 1);
+    r.old_logp = malloc((size_t)nt * sizeof(float) + 1);
+    r.reward = malloc((size_t)nseq * sizeof(float));
+    r.acc = malloc((size_t)nseq * sizeof(float));
+    r.trunc = malloc((size_t)nseq);
+    for (int q = 0; q < nseq; q++) {
+      const int32_t *tk = g.tokens + (size_t)q * (size_t)g.max_new;
+      for (int j = 0; j < g.len[q]; j++) {
+        r.resp[r.roff[q] + j] = tk[j];
+        /* the behaviour log-prob: the policy's at temperature 1 (the rollout engine's report) */
+        r.old_logp[r.roff[q] + j] = (float)g.logp[(size_t)q * (size_t)g.max_new + (size_t)j];
+      }
+      char *text = task_tok_decode(&tr->task->tok, tk, g.len[q]);
+      TaskReward w = tr->task->reward(tr->task, &items[q / G], text);
+      free(text);
+      r.reward[q] = (float)w.reward;
+      r.acc[q] = (float)w.accuracy;
+      r.trunc[q] = !g.stopped[q];
+    }
+  }
+  tfm_genout_free(&g);
+  for (int i = 0; i < B; i++) task_item_free(&items[i]);
+  free(items);
+  if (rc) {
+    trn_rollout_free(&r);
+    return -1;
+  }
+  if (tr->nbuf == tr->capbuf) {
+    tr->capbuf = tr->capbuf ? 2 * tr->capbuf : 8;
+    tr->buf = realloc(tr->buf, (size_t)tr->capbuf * sizeof *tr->buf);
+  }
+  tr->buf[tr->nbuf++] = r;
+  return 0;
+}
+
+/* A packed training batch of rollout R: inputs prompt ++ response[:-1], targets the next token on
+ * response positions, -1 elsewhere; pos[i] the packed position of response token i. */
+typedef struct {
+  int *off;               /* (nseq+1) */
+  int32_t *tok, *tgt;     /* (N) */
+  int *pos;               /* (ntoks) */
+  int N;
+} Packed;
+
+static void pack(const TrnRollout *r, Packed *p) {
+  int nseq = r->nseq;
+  p->off = calloc((size_t)nseq + 1, sizeof(int));
+  for (int s = 0; s < nseq; s++)
+    p->off[s + 1] = p->off[s] + (r->poff[s + 1] - r->poff[s]) + (r->roff[s + 1] - r->roff[s]) - 1;
+  p->N = p->off[nseq];
+  p->tok = malloc((size_t)p->N * sizeof(int32_t));
+  p->tgt = malloc((size_t)p->N * sizeof(int32_t));
+  p->pos = malloc((size_t)r->roff[nseq] * sizeof(int) + 1);
+  for (int s = 0; s < nseq; s++) {
+    int P = r->poff[s + 1] - r->poff[s], L = r->roff[s + 1] - r->roff[s], o = p->off[s];
+    for (int i = 0; i < P + L - 1; i++) {
+      p->tok[o + i] = i < P ? r->prompt[r->poff[s] + i] : r->resp[r->roff[s] + i - P];
+      p->tgt[o + i] = i >= P - 1 ? r->resp[r->roff[s] + i - P + 1] : -1;
+    }
+    for (int j = 0; j < L; j++) p->pos[r->roff[s] + j] = o + P - 1 + j;
+  }
+}
+
+static void packed_free(Packed *p) {
+  free(p->off);
+  free(p->tok);
+  free(p->tgt);
+  free(p->pos);
+}
+
+/* The sub-batch of sequences [s0, s1) of P (offsets rebased into OFF). */
+static TfmBatch sub_batch(const Packed *p, int s0, int s1, int *off) {
+  for (int s = s0; s <= s1; s++) off[s - s0] = p->off[s] - p->off[s0];
+  return (TfmBatch){s1 - s0, off, p->tok + p->off[s0], p->tgt + p->off[s0]};
+}
+
+typedef struct {
+  double loss, *metrics, grad_norm, lr, entropy, kl, train_s, reward_mean, reward_std, acc, len, trunc;
+} StepStats;
+
+/* Train step tr->t + 1 on rollout R. */
+static int train_step(Trainer *tr, const TrnRollout *r, StepStats *st, char *err, size_t errlen) {
+  const TrnOpts *o = &tr->o;
+  const rein_objective *d = tr->d;
+  double t0 = trn_now();
+  Packed p;
+  pack(r, &p);
+  int nseq = r->nseq, G = r->group, ngroups = nseq / G, ntoks = r->roff[nseq];
+  int mg = o->micro_groups > 0 && o->micro_groups < ngroups ? o->micro_groups : ngroups;
+  tfm_f *lp = calloc((size_t)p.N, sizeof(tfm_f)), *en = calloc((size_t)p.N, sizeof(tfm_f));
+  tfm_f *dlp = calloc((size_t)p.N, sizeof(tfm_f)), *den = calloc((size_t)p.N, sizeof(tfm_f));
+  float *in_lp = malloc((size_t)ntoks * sizeof(float)), *in_en = malloc((size_t)ntoks * sizeof(float));
+  float *in_ref = NULL, *in_lag = malloc((size_t)nseq * sizeof(float)), *in_tr = malloc((size_t)nseq * sizeof(float));
+  int32_t *gs = malloc(((size_t)ngroups + 1) * sizeof(int32_t)), *sq = malloc(((size_t)nseq + 1) * sizeof(int32_t));
+  int *off = malloc(((size_t)nseq + 1) * sizeof(int));
+  TfmActs *acts = NULL;
+  int rc = 0;
+  /* forward: the whole batch keeping activations, or micro-batch by micro-batch without */
+  if (mg == ngroups) {
+    TfmBatch b = sub_batch(&p, 0, nseq, off);
+    rc = tfm_forward(tr->m, &b, lp, en, &acts, err, errlen);
+  } else {
+    for (int g0 = 0; g0 < ngroups && !rc; g0 += mg) {
+      int g1 = g0 + mg < ngroups ? g0 + mg : ngroups;
+      TfmBatch b = sub_batch(&p, g0 * G, g1 * G, off);
+      rc = tfm_forward(tr->m, &b, lp + p.off[g0 * G], en + p.off[g0 * G], NULL, err, errlen);
+    }
+  }
+  if (!rc && tr->ref) {
+    tfm_f *rl = calloc((size_t)p.N, sizeof(tfm_f)), *re = calloc((size_t)p.N, sizeof(tfm_f));
+    in_ref = malloc((size_t)ntoks * sizeof(float));
+    for (int g0 = 0; g0 < ngroups && !rc; g0 += mg) {
+      int g1 = g0 + mg < ngroups ? g0 + mg : ngroups;
+      TfmBatch b = sub_batch(&p, g0 * G, g1 * G, off);
+      rc = tfm_forward(tr->ref, &b, rl + p.off[g0 * G], re + p.off[g0 * G], NULL, err, errlen);
+    }
+    for (int i = 0; i < ntoks; i++) in_ref[i] = (float)rl[p.pos[i]];
+    free(rl);
+    free(re);
+  }
+  rt_result res = {0};
+  if (!rc) {
+    for (int i = 0; i < ntoks; i++) in_lp[i] = (float)lp[p.pos[i]], in_en[i] = (float)en[p.pos[i]];
+    float lag = (float)((tr->t + 1 - 1) - r->version);
+    for (int s = 0; s < nseq; s++) in_lag[s] = lag, in_tr[s] = r->trunc[s];
+    for (int g = 0; g <= ngroups; g++) gs[g] = g * G;
+    for (int s = 0; s <= nseq; s++) sq[s] = r->roff[s];
+    rt_batch b = {ngroups, nseq, ntoks, gs, sq, {0}, NULL, o->seed, (uint64_t)(tr->t + 1)};
+    b.in[REIN_IN_LOGP] = in_lp;
+    b.in[REIN_IN_ENTROPY] = in_en;
+    b.in[REIN_IN_OLD_LOGP] = r->old_logp;
+    b.in[REIN_IN_REF_LOGP] = in_ref;
+    b.in[REIN_IN_REWARD] = r->reward;
+    b.in[REIN_IN_TRUNCATED] = in_tr;
+    b.in[REIN_IN_LAG] = in_lag;
+    if (!rt_run(tr->x, &b, tr->params, o->micro_groups, &res, err, errlen)) rc = -1;
+    else if (!isfinite(res.loss)) {
+      snprintf(err, errlen, "step %lld: the loss is not finite (%g)", (long long)tr->t + 1, res.loss);
+      rc = -1;
+    }
+  }
+  if (!rc) {
+    st->loss = res.loss;
+    for (int k = 0; k < d->nmetrics; k++) st->metrics[k] = res.metrics[k];
+    for (int i = 0; i < ntoks; i++) dlp[p.pos[i]] = res.grad[0][i], den[p.pos[i]] = res.grad[1][i];
+    tfm_zero_grad(tr->m);
+    if (acts) {
+      tfm_backward(tr->m, acts, dlp, den);
+      acts = NULL;
+    } else {
+      for (int g0 = 0; g0 < ngroups && !rc; g0 += mg) {
+        int g1 = g0 + mg < ngroups ? g0 + mg : ngroups;
+        TfmBatch b = sub_batch(&p, g0 * G, g1 * G, off);
+        TfmActs *a = NULL;
+        rc = tfm_forward(tr->m, &b, lp + p.off[g0 * G], en + p.off[g0 * G], &a, err, errlen);
+        if (!rc) tfm_backward(tr->m, a, dlp + p.off[g0 * G], den + p.off[g0 * G]);
+      }
+    }
+  }
+  if (acts) tfm_acts_free(acts);
+  if (!rc) {
+    TfmAdamW opt = {trn_lr_at(o, tr->t + 1), o->beta1, o->beta2, o->adam_eps, o->weight_decay, o->max_grad_norm};
+    st->lr = opt.lr;
+    st->grad_norm = tfm_adamw_step(tr->m, &opt);
+    if (!isfinite(st->grad_norm)) {
+      snprintf(err, errlen, "step %lld: the gradient is not finite", (long long)tr->t + 1);
+      rc = -1;
+    }
+    /* token means: entropy, and KL(behaviour || policy) by the k3 estimator */
+    double se = 0, sk = 0;
+    for (int i = 0; i < ntoks; i++) {
+      double lr_ = (double)in_lp[i] - (double)r->old_logp[i];
+      se += in_en[i];
+      sk += exp(lr_) - lr_ - 1;
+    }
+    st->entropy = se / ntoks, st->kl = sk / ntoks;
+    double sr = 0, sr2 = 0, sa = 0, sl = 0, stc = 0;
+    for (int s = 0; s < nseq; s++) sr += r->reward[s], sa += r->acc[s], stc += r->trunc[s];
+    for (int s = 0; s < nseq; s++) sr2 += (r->reward[s] - sr / nseq) * (r->reward[s] - sr / nseq);
+    sl = ntoks;
+    st->reward_mean = sr / nseq, st->reward_std = sqrt(sr2 / nseq), st->acc = sa / nseq, st->len = sl / nseq;
+    st->trunc = stc / nseq;
+  }
+  st->train_s = trn_now() - t0;
+  free(lp), free(en), free(dlp), free(den), free(in_lp), free(in_en), free(in_ref), free(in_lag), free(in_tr);
+  free(gs), free(sq), free(off);
+  packed_free(&p);
+  return rc;
+}
+
+static void emit(Trainer *tr, json_t *j) {
+  char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+  fprintf(tr->metrics, "%s\n", s);
+  fflush(tr->metrics);
+  free(s);
+  json_decref(j);
+}
+
+static json_t *num(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+static int do_eval(Trainer *tr, double *acc_out, char *err, size_t errlen) {
+  double acc, rew, len, t0 = trn_now();
+  if (trn_eval(tr->m, tr->task, &tr->o, tr->t, &acc, &rew, &len, err, errlen)) return -1;
+  json_t *j = json_object();
+  json_object_set_new(j, "kind", json_string("eval"));
+  json_object_set_new(j, "step", json_integer(tr->t));
+  json_object_set_new(j, "time", json_real(trn_elapsed(tr)));
+  json_object_set_new(j, "eval_accuracy", num(acc));
+  json_object_set_new(j, "eval_reward", num(rew));
+  json_object_set_new(j, "eval_response_len", num(len));
+  json_object_set_new(j, "eval_s", json_real(trn_now() - t0));
+  emit(tr, j);
+  *acc_out = acc;
+  return 0;
+}
+
+/* Explores every batch whose policy version is the trainer's current one. */
+static int explore_ready(Trainer *tr, double *gen_s, long *gen_tok, char *err, size_t errlen) {
+  while (tr->next_e <= tr->o.steps && rt_sched_version(tr->next_e, tr->o.sync_interval, tr->o.sync_offset) <= tr->t) {
+    if (explore(tr, tr->next_e, err, errlen)) return -1;
+    *gen_s += tr->buf[tr->nbuf - 1].gen_s;
+    *gen_tok += tr->buf[tr->nbuf - 1].roff[tr->buf[tr->nbuf - 1].nseq];
+    tr->next_e++;
+  }
+  return 0;
+}
+
+/* The loop from tr->t to o.steps; the trainer is set up (fresh or resumed). */
+static int run_loop(Trainer *tr, char *err, size_t errlen) {
+  const TrnOpts *o = &tr->o;
+  int prog = o->progress < 0 ? isatty(2) : o->progress;
+  double *metrics = calloc((size_t)tr->d->nmetrics + 1, sizeof(double));
+  double eval_acc = NAN, gen_s = 0;
+  long gen_tok = 0;
+  int64_t t_start = tr->t;
+  int rc = 0;
+  if (tr->t == 0) rc = do_eval(tr, &eval_acc, err, errlen);
+  char line[256] = "";
+  while (!rc && tr->t < o->steps) {
+    if (explore_ready(tr, &gen_s, &gen_tok, err, errlen)) {
+      rc = -1;
+      break;
+    }
+    if (tr->nbuf == 0 || tr->buf[0].e != tr->t + 1) {
+      snprintf(err, errlen, "internal error: batch %lld is not in the buffer", (long long)tr->t + 1);
+      rc = -1;
+      break;
+    }
+    TrnRollout r = tr->buf[0];
+    memmove(tr->buf, tr->buf + 1, (size_t)(tr->nbuf - 1) * sizeof *tr->buf);
+    tr->nbuf--;
+    StepStats st = {0};
+    st.metrics = metrics;
+    rc = train_step(tr, &r, &st, err, errlen);
+    if (!rc) {
+      tr->t++;
+      json_t *j = json_object();
+      json_object_set_new(j, "kind", json_string("train"));
+      json_object_set_new(j, "step", json_integer(tr->t));
+      json_object_set_new(j, "time", json_real(trn_elapsed(tr)));
+      json_object_set_new(j, "loss", num(st.loss));
+      for (int k = 0; k < tr->d->nmetrics; k++) json_object_set_new(j, tr->d->metrics[k], num(metrics[k]));
+      json_object_set_new(j, "reward_mean", num(st.reward_mean));
+      json_object_set_new(j, "reward_std", num(st.reward_std));
+      json_object_set_new(j, "accuracy", num(st.acc));
+      json_object_set_new(j, "entropy", num(st.entropy));
+      json_object_set_new(j, "kl_behaviour", num(st.kl));
+      json_object_set_new(j, "lag", json_integer((tr->t - 1) - r.version));
+      json_object_set_new(j, "version", json_integer(r.version));
+      json_object_set_new(j, "response_len", num(st.len));
+      json_object_set_new(j, "truncated", num(st.trunc));
+      json_object_set_new(j, "grad_norm", num(st.grad_norm));
+      json_object_set_new(j, "lr", num(st.lr));
+      /* rollout speed over the batches explored since the last step (0 when none were) */
+      json_object_set_new(j, "rollout_tok_s", num(gen_s > 0 ? (double)gen_tok / gen_s : 0));
+      long ntrain = 0;
+      for (int s = 0; s < r.nseq; s++) ntrain += (r.poff[s + 1] - r.poff[s]) + (r.roff[s + 1] - r.roff[s]) - 1;
+      json_object_set_new(j, "train_tok_s", num((double)ntrain / st.train_s));
+      emit(tr, j);
+      gen_s = 0, gen_tok = 0;
+      if (o->eval_every > 0 && tr->t % o->eval_every == 0 && tr->t < o->steps) rc = do_eval(tr, &eval_acc, err, errlen);
+      if (!rc && tr->t == o->steps) rc = do_eval(tr, &eval_acc, err, errlen);
+      int stop = tr->t < o->steps && ((o->stop_at > 0 && tr->t >= o->stop_at) ||
+                                      (o->time_limit > 0 && trn_elapsed(tr) >= o->time_limit));
+      if (!rc && ((o->save_every > 0 && tr->t % o->save_every == 0) || tr->t == o->steps || stop))
+        rc = trn_ckpt_save(tr, err, errlen);
+      if (!rc && stop) {
+        if (prog) fputc('\n', stderr);
+        fprintf(stderr, "%s: stopped after step %lld of %d (%s); continue with --resume\n", tr->prog,
+                (long long)tr->t, o->steps, o->stop_at > 0 && tr->t >= o->stop_at ? "--stop-at" : "--time-limit");
+        trn_rollout_free(&r);
+        break;
+      }
+      snprintf(line, sizeof line, "reward %.3f acc %.3f eval %.3f", st.reward_mean, st.acc, eval_acc);
+      trn_progress(prog, tr->t, o->steps, trn_elapsed(tr), (double)t_start, line);
+    }
+    trn_rollout_free(&r);
+  }
+  if (prog) fputc('\n', stderr);
+  free(metrics);
+  return rc;
+}
+
+/* Objective params: descriptor defaults, then --set (each name must be a param). */
+static int set_params(Trainer *tr, char *err, size_t errlen) {
+  const rein_objective *d = tr->d;
+  tr->params = calloc((size_t)d->nparams + 1, sizeof(double));
+  for (int i = 0; i < d->nparams; i++) tr->params[i] = d->params[i].value;
+  for (int k = 0; k < tr->o.nset; k++) {
+    int found = 0;
+    for (int i = 0; i < d->nparams; i++)
+      if (!strcmp(d->params[i].name, tr->o.set_name[k])) tr->params[i] = tr->o.set_value[k], found = 1;
+    if (!found) {
+      int n = snprintf(err, errlen, "--set %s: objective '%s' has no param '%s' (params:", tr->o.set_name[k], d->name,
+                       tr->o.set_name[k]);
+      for (int i = 0; i < d->nparams && n > 0 && (size_t)n < errlen; i++)
+        n += snprintf(err + n, errlen - (size_t)n, " %s", d->params[i].name);
+      if (n > 0 && (size_t)n < errlen) snprintf(err + n, errlen - (size_t)n, "%s)", d->nparams ? "" : " none");
+      return -1;
+    }
+  }
+  if (d->nuinputs > 0) {
+    snprintf(err, errlen, "objective '%s' declares input '%s', which the trainer does not provide (it provides "
+                          "the built-in inputs only)", d->name, d->uinputs[0].name);
+    return -1;
+  }
+  return 0;
+}
+
+static Task *make_task(const TrnOpts *o, char *err, size_t errlen) {
+  if (!strcmp(o->task, "arith")) return task_arith_new(o->digits, o->ops, o->task_seed, err, errlen);
+  return task_gsm8k_new(o->train_data, o->eval_data[0] ? o->eval_data : NULL, o->format_term, err, errlen);
+}
+
+static TfmModel *load_policy(const TrnOpts *o, char *err, size_t errlen) {
+  return o->model[0] ? tfm_model_load(o->model, err, errlen) : trn_default_model(err, errlen);
+}
+
+/* The run directory: a fresh run refuses a directory that already holds one. */
+static int open_run_dir(Trainer *tr, char *err, size_t errlen) {
+  const TrnOpts *o = &tr->o;
+  char path[TRN_PATH + 64];
+  if (trn_mkdir(o->out, err, errlen)) return -1;
+  snprintf(path, sizeof path, "%s/metrics.jsonl", o->out);
+  if (!o->resume) {
+    char latest[TRN_PATH + 64];
+    snprintf(latest, sizeof latest, "%s/latest", o->out);
+    if (access(path, F_OK) == 0 || access(latest, F_OK) == 0) {
+      snprintf(err, errlen, "%s already holds a run (metrics.jsonl or latest): pass --resume to continue it, or "
+                            "choose another --out", o->out);
+      return -1;
+    }
+    char *cfg = trn_opts_json(o, TRN_CMD_TRAIN), cpath[TRN_PATH + 64];
+    snprintf(cpath, sizeof cpath, "%s/config.json", o->out);
+    int rc = trn_write_atomic(cpath, cfg, err, errlen);
+    free(cfg);
+    if (rc) return -1;
+  }
+  return 0;
+}
+
+static int open_metrics(Trainer *tr, char *err, size_t errlen) {
+  char path[TRN_PATH + 64];
+  snprintf(path, sizeof path, "%s/metrics.jsonl", tr->o.out);
+  tr->metrics = fopen(path, "a");
+  if (!tr->metrics) return snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno)), -1;
+  return 0;
+}
+
+int trn_main(const char *prog, rt_objective *obj, int argc, char **argv) {
+  Trainer tr = {0};
+  char err[2048] = "";
+  trn_opts_defaults(&tr.o, TRN_CMD_TRAIN);
+  int pr = trn_opts_parse(&tr.o, TRN_CMD_TRAIN, argc, argv, err, sizeof err);
+  if (pr == 1) {
+    trn_opts_usage(stdout, TRN_CMD_TRAIN, prog);
+    return 0;
+  }
+  if (pr < 0) {
+    fprintf(stderr, "%s: error: %s\n", prog, err);
+    return 2;
+  }
+  tr.prog = prog;
+  tr.obj = obj;
+  tr.d = rt_desc(obj);
+  tr.t0 = trn_now();
+  tr.next_e = 1;
+  int rc = set_params(&tr, err, sizeof err);
+  if (!rc && !(tr.task = make_task(&tr.o, err, sizeof err))) rc = -1;
+  if (!rc && !(tr.m = load_policy(&tr.o, err, sizeof err))) rc = -1;
+  if (!rc && tr.m->cfg.vocab < task_tok_vocab(&tr.task->tok)) {
+    snprintf(err, sizeof err, "the model's vocabulary (%d) is smaller than the task tokenizer's (%d)", tr.m->cfg.vocab,
+             task_tok_vocab(&tr.task->tok));
+    rc = -1;
+  }
+  if (!rc && (tr.d->inputs_used & (1u << REIN_IN_REF_LOGP)) && !(tr.ref = load_policy(&tr.o, err, sizeof err)))
+    rc = -1;
+  if (!rc && !(tr.x = rt_exec_new(obj, RT_CPU, tr.o.threads, err, sizeof err))) rc = -1;
+  if (!rc) rc = open_run_dir(&tr, err, sizeof err);
+  if (!rc && tr.o.resume) rc = trn_ckpt_load(&tr, err, sizeof err);
+  if (!rc) rc = open_metrics(&tr, err, sizeof err);
+  if (!rc && tr.o.resume && tr.t >= tr.o.steps)
+    fprintf(stderr, "%s: the run in %s is complete (%lld steps)\n", prog, tr.o.out, (long long)tr.t);
+  if (!rc) rc = run_loop(&tr, err, sizeof err);
+  if (rc) fprintf(stderr, "%s: error: %s\n", prog, err);
+  if (tr.metrics) fclose(tr.metrics);
+  for (int i = 0; i < tr.nbuf; i++) trn_rollout_free(&tr.buf[i]);
+  free(tr.buf);
+  free(tr.params);
+  if (tr.x) rt_exec_free(tr.x);
+  tfm_model_free(tr.m);
+  tfm_model_free(tr.ref);
+  task_free(tr.task);
+  return rc ? 1 : 0;
+}
