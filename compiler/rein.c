@@ -13,6 +13,12 @@
  *   rein eval FILE --batch B.json [--backend interp|cpu|gpu] [--set NAME=VALUE]...
  *        [--micro-groups K] [--threads N]
  *                             evaluate loss, metrics and gradients on a batch; JSON on stdout
+ *   rein model ...            the transformer executor (runtime/tfm_cli.c)
+ *   rein train FILE [OPTIONS] compile FILE in memory and run the trainer (runtime/trn_loop.c)
+ *   rein build FILE -o EXE    a standalone trainer: the objective and a main() linked with the
+ *                             runtime's static libraries (no LLVM)
+ *   rein sft [OPTIONS]        the supervised warm start (runtime/trn_sft.c)
+ *   rein plot RUN...          training curves as SVG (runtime/plot.c)
  *
  * Exit status: 0 success (warnings allowed), 1 errors in the input, 2 bad command line.
  */

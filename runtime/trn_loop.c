@@ -321,6 +321,10 @@ static int do_eval(Trainer *tr, double *acc_out, char *err, size_t errlen) {
   json_object_set_new(j, "eval_s", json_real(trn_now() - t0));
   emit(tr, j);
   *acc_out = acc;
+  /* without a terminal (a log file) the progress bar is replaced by one line per evaluation */
+  if (tr->o.progress < 0 && !isatty(2))
+    fprintf(stderr, "%s: step %lld/%d: held-out accuracy %.3f, reward %.3f (%.0f s)\n", tr->prog, (long long)tr->t,
+            tr->o.steps, acc, rew, trn_elapsed(tr));
   return 0;
 }
 

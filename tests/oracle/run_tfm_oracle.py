@@ -389,8 +389,10 @@ def check_step(ctx, name, cd, mdir, params, gen):
         label = f"[{name}] step/micro {k}"
         out, g, newp = run_tool_step(ctx, mdir, batch, f"{name}_micro{k}", label,
                                      flags0 + ["--micro", str(k)])
+        # float32 with another GEMM blocking: relative to the size of the log-probs (|logp| ~ log V)
         wl = max(maxdiff(out["logp"][i], out0["logp"][i]) for i in range(len(ref_le)))
-        R.check(f"{label}: logp equals the whole batch", wl <= 1e-5, f"{wl:.2e}")
+        scale = max(1.0, max(float(torch.as_tensor(out0["logp"][i]).abs().max()) for i in range(len(ref_le))))
+        R.check(f"{label}: logp equals the whole batch", wl <= 1e-5 * scale, f"{wl:.2e} (scale {scale:.1f})")
         worst, wname = 0.0, ""
         for n in g0:
             d = maxdiff(g[n], g0[n]) / max(1.0, float(g0[n].abs().max()))
