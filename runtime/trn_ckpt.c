@@ -11,8 +11,9 @@
  *
  * Sampling and the objective's randomness are counter-based (keyed by seed and step), so no
  * generator state is saved.  On resume the options that shape the computation must equal the
- * checkpoint's; only steps, eval/save cadence, keep, progress and threads may change (threads
- * changes results: a warning says so).
+ * checkpoint's; only the eval/save cadence, keep, stop-at, time-limit and threads may change
+ * (threads changes results: a warning says so).  `steps` may not: the explorer's schedule and the
+ * learning-rate schedule depend on it.
  */
 #define _GNU_SOURCE
 #include "trn_internal.h"
@@ -20,6 +21,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -81,12 +83,12 @@ static int rd(Rd *r, void *dst, size_t n, const char *field, char *err, size_t e
 static int offsets_ok(Rd *r, const int *o, int n, int min_step, const char *field, char *err, size_t errlen) {
   if (o[0] != 0) return snprintf(err, errlen, "%s: rollout %d: field '%s': does not start at 0", r->path, r->k, field), -1;
   for (int i = 0; i < n; i++)
-    if (o[i + 1] - o[i] < min_step || o[i + 1] > (int)((r->n - r->at) / 4 + 1))
+    if ((int64_t)o[i + 1] - o[i] < min_step || o[i + 1] > (int)((r->n - r->at) / 4 + 1))
       return snprintf(err, errlen, "%s: rollout %d: field '%s': bad offset at %d", r->path, r->k, field, i + 1), -1;
   return 0;
 }
 
-static int load_rollout(Rd *d, TrnRollout *r, int vocab, char *err, size_t errlen) {
+static int load_rollout(Rd *d, TrnRollout *r, int vocab, int max_pos, char *err, size_t errlen) {
   int32_t h[2];
   if (rd(d, &r->e, 8, "e", err, errlen) || rd(d, &r->version, 8, "version", err, errlen) ||
       rd(d, h, 8, "nseq", err, errlen))
@@ -126,9 +128,18 @@ static int load_rollout(Rd *d, TrnRollout *r, int vocab, char *err, size_t errle
       return snprintf(err, errlen, "%s: rollout %d: field 'old_logp': %g is not a log-probability", d->path, d->k,
                       r->old_logp[i]), -1;
   }
-  for (size_t i = 0; i < ns; i++)
-    if (r->reward[i] != r->reward[i] || r->trunc[i] > 1)
-      return snprintf(err, errlen, "%s: rollout %d: field 'reward': bad value", d->path, d->k), -1;
+  for (size_t i = 0; i < ns; i++) {
+    if (!isfinite(r->reward[i]))
+      return snprintf(err, errlen, "%s: rollout %d: field 'reward': %g is not finite", d->path, d->k, r->reward[i]), -1;
+    if (!(r->acc[i] >= 0 && r->acc[i] <= 1))
+      return snprintf(err, errlen, "%s: rollout %d: field 'acc': %g is not in [0, 1]", d->path, d->k, r->acc[i]), -1;
+    if (r->trunc[i] > 1)
+      return snprintf(err, errlen, "%s: rollout %d: field 'trunc': %d is not 0 or 1", d->path, d->k, r->trunc[i]), -1;
+    int len = (r->poff[i + 1] - r->poff[i]) + (r->roff[i + 1] - r->roff[i]);
+    if (len > max_pos)
+      return snprintf(err, errlen, "%s: rollout %d: field 'roff': sequence %zu has %d tokens, the model %d positions",
+                      d->path, d->k, i, len, max_pos), -1;
+  }
   return 0;
 }
 
@@ -160,10 +171,14 @@ int trn_buffer_load(Trainer *tr, const char *path, char *err, size_t errlen) {
   for (int i = 0; i < cnt && !rc; i++) {
     TrnRollout r = {0};
     d.k = i;
-    rc = load_rollout(&d, &r, tr->m->cfg.vocab, err, errlen);
-    if (!rc && (r.e != tr->t + 1 + i || r.nseq != tr->o.batch_prompts * tr->o.group || r.group != tr->o.group)) {
-      snprintf(err, errlen, "%s: rollout %d: field 'e': explore step %lld (%d sequences) does not follow step %lld", path,
-               i, (long long)r.e, r.nseq, (long long)tr->t);
+    rc = load_rollout(&d, &r, tr->m->cfg.vocab, tr->m->cfg.max_pos, err, errlen);
+    if (!rc && r.e != tr->t + 1 + i) {
+      snprintf(err, errlen, "%s: rollout %d: field 'e': explore step %lld does not follow train step %lld", path, i,
+               (long long)r.e, (long long)tr->t);
+      rc = -1;
+    } else if (!rc && (r.nseq != tr->o.batch_prompts * tr->o.group || r.group != tr->o.group)) {
+      snprintf(err, errlen, "%s: rollout %d: field 'nseq': %d sequences in groups of %d, the run has %d x %d", path, i,
+               r.nseq, r.group, tr->o.batch_prompts, tr->o.group);
       rc = -1;
     }
     if (rc) {
@@ -332,8 +347,14 @@ int trn_ckpt_load(Trainer *tr, char *err, size_t errlen) {
   /* state.json */
   snprintf(p, sizeof p, "%s/state.json", dir);
   json_error_t je;
+  if (access(p, F_OK) != 0)
+    return snprintf(err, errlen, "%s/latest names %s, which has no state.json (%s)", o->out, name, strerror(errno)), -1;
   json_t *s = json_load_file(p, JSON_REJECT_DUPLICATES, &je);
-  if (!s) return snprintf(err, errlen, "%s: %s", p, je.text), -1;
+  if (!s) return snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", p, je.line, je.column, je.text), -1;
+  if (!json_is_object(s)) {
+    json_decref(s);
+    return snprintf(err, errlen, "%s: expected a JSON object", p), -1;
+  }
   int rc = 0;
   json_t *step = json_object_get(s, "step"), *ne = json_object_get(s, "next_explore"), *tm = json_object_get(s, "time");
   json_t *opts = json_object_get(s, "options"), *fmt = json_object_get(s, "format");

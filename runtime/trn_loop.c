@@ -425,8 +425,9 @@ static int set_params(Trainer *tr, char *err, size_t errlen) {
     for (int i = 0; i < d->nparams; i++)
       if (!strcmp(d->params[i].name, tr->o.set_name[k])) tr->params[i] = tr->o.set_value[k], found = 1;
     if (!found) {
-      int n = snprintf(err, errlen, "--set %s: objective '%s' has no param '%s' (params:", tr->o.set_name[k], d->name,
-                       tr->o.set_name[k]);
+      int n = snprintf(err, errlen, "--set %s%s%s%s: objective '%s' has no param '%s' (params:", tr->o.set_name[k],
+                       tr->o.set_from[0] ? " (or " : "", tr->o.set_from, tr->o.set_from[0] ? ": field 'set')" : "",
+                       d->name, tr->o.set_name[k]);
       for (int i = 0; i < d->nparams && n > 0 && (size_t)n < errlen; i++)
         n += snprintf(err + n, errlen - (size_t)n, " %s", d->params[i].name);
       if (n > 0 && (size_t)n < errlen) snprintf(err + n, errlen - (size_t)n, "%s)", d->nparams ? "" : " none");
@@ -454,6 +455,12 @@ static TfmModel *load_policy(const TrnOpts *o, char *err, size_t errlen) {
 static int open_run_dir(Trainer *tr, char *err, size_t errlen) {
   const TrnOpts *o = &tr->o;
   char path[TRN_PATH + 64];
+  struct stat st;
+  if (o->resume) {   /* nothing to create: the run must be there */
+    if (stat(o->out, &st) || !S_ISDIR(st.st_mode))
+      return snprintf(err, errlen, "%s: no such run directory (nothing to resume)", o->out), -1;
+    return 0;
+  }
   if (trn_mkdir(o->out, err, errlen)) return -1;
   snprintf(path, sizeof path, "%s/metrics.jsonl", o->out);
   if (!o->resume) {

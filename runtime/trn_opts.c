@@ -207,6 +207,7 @@ static int load_config(TrnOpts *o, int cmd, const char *path, char *err, size_t 
           break;
         }
         if ((rc = add_set(o, pk, json_number_value(pv), where, err, errlen))) break;
+        snprintf(o->set_from, sizeof o->set_from, "%s", path);
       }
       continue;
     }
@@ -217,6 +218,16 @@ static int load_config(TrnOpts *o, int cmd, const char *path, char *err, size_t 
       break;
     }
     char text[TRN_PATH];
+    if (json_is_string(v) && strlen(json_string_value(v)) >= sizeof text) {
+      snprintf(err, errlen, "%s: value too long", where);
+      rc = -1;
+      break;
+    }
+    if (json_is_boolean(v) && p->kind != K_BOOL) {
+      snprintf(err, errlen, "%s: expected a %s, not a boolean", where, p->kind == K_STR ? "string" : "number");
+      rc = -1;
+      break;
+    }
     if (json_is_string(v)) snprintf(text, sizeof text, "%s", json_string_value(v));
     else if (json_is_integer(v)) snprintf(text, sizeof text, "%lld", (long long)json_integer_value(v));
     else if (json_is_real(v)) snprintf(text, sizeof text, "%.17g", json_real_value(v));

@@ -57,6 +57,7 @@ typedef struct {
   int nset;
   char set_name[TRN_MAX_SET][64];
   double set_value[TRN_MAX_SET];
+  char set_from[TRN_PATH];     /* the config file that set params ("" when none did) */
 } TrnOpts;
 
 enum { TRN_CMD_TRAIN = 1, TRN_CMD_SFT = 2 };
