@@ -396,6 +396,8 @@ static int run_loop(Trainer *tr, char *err, size_t errlen) {
       if (!rc && tr->t == o->steps) rc = do_eval(tr, &eval_acc, err, errlen);
       int stop = tr->t < o->steps && ((o->stop_at > 0 && tr->t >= o->stop_at) ||
                                       (o->time_limit > 0 && trn_elapsed(tr) >= o->time_limit));
+      /* a run that stops early is evaluated where it stops */
+      if (!rc && stop && !(o->eval_every > 0 && tr->t % o->eval_every == 0)) rc = do_eval(tr, &eval_acc, err, errlen);
       if (!rc && ((o->save_every > 0 && tr->t % o->save_every == 0) || tr->t == o->steps || stop))
         rc = trn_ckpt_save(tr, err, errlen);
       if (!rc && stop) {
