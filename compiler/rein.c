@@ -337,8 +337,10 @@ static bool apply_set(const IrGraph *g, const char *arg, double *params) {
   return true;
 }
 
-/* rein compile FILE -o NAME.so [--cpu CPU] */
-static int cmd_compile(int argc, char **argv) {
+/* rein compile FILE -o NAME.so [--cpu CPU], and rein build FILE -o TRAINER [--cpu CPU] (EXE):
+ * the objective as a shared object, or linked into a standalone trainer. */
+static int compile_cmd(int argc, char **argv, bool exe) {
+  const char *cmd = exe ? "rein build" : "rein compile", *what = exe ? "TRAINER" : "NAME.so";
   static const struct option opts[] = {{"output", required_argument, 0, 'o'},
                                        {"cpu", required_argument, 0, 'c'},
                                        {"help", no_argument, 0, 'h'},
@@ -355,11 +357,11 @@ static int cmd_compile(int argc, char **argv) {
     }
   }
   if (optind + 1 != argc) {
-    fprintf(stderr, "rein compile: error: expected exactly one objective file\n");
+    fprintf(stderr, "%s: error: expected exactly one objective file\n", cmd);
     return 2;
   }
   if (!out) {
-    fprintf(stderr, "rein compile: error: -o NAME.so is required\n");
+    fprintf(stderr, "%s: error: -o %s is required\n", cmd, what);
     return 2;
   }
   Diag d;
@@ -369,42 +371,7 @@ static int cmd_compile(int argc, char **argv) {
   Plan *p = NULL;
   IrGraph *g = load(argv[optind], &d, &u, &o, &p);
   int status = 1;
-  if (g && cg_compile(p, out, &co, stderr)) status = 0;
-  pl_free(p);
-  ir_free(g);
-  fe_free(&u);
-  return status;
-}
-
-/* rein build FILE -o TRAINER [--cpu CPU] */
-static int cmd_build(int argc, char **argv) {
-  static const struct option opts[] = {{"output", required_argument, 0, 'o'},
-                                       {"cpu", required_argument, 0, 'c'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
-  const char *out = NULL;
-  CgOptions co = {NULL, false, false};
-  int c;
-  while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
-    switch (c) {
-    case 'o': out = optarg; break;
-    case 'c': co.cpu = optarg; break;
-    case 'h': usage(stdout); return 0;
-    default: return 2;
-    }
-  }
-  if (optind + 1 != argc || !out) {
-    fprintf(stderr, "rein build: error: usage: rein build FILE.rein -o TRAINER [--cpu CPU]\n");
-    return 2;
-  }
-  Diag d;
-  diag_init(&d, stderr);
-  FeUnit u;
-  PipeOptions o = {NULL, stdout, false};
-  Plan *p = NULL;
-  IrGraph *g = load(argv[optind], &d, &u, &o, &p);
-  int status = 1;
-  if (g && cg_build_trainer(p, out, &co, stderr)) status = 0;
+  if (g && (exe ? cg_build_trainer(p, out, &co, stderr) : cg_compile(p, out, &co, stderr))) status = 0;
   pl_free(p);
   ir_free(g);
   fe_free(&u);
@@ -542,10 +509,10 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
   if (!strcmp(cmd, "emit")) return cmd_emit(argc - 1, argv + 1);
   if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
-  if (!strcmp(cmd, "compile")) return cmd_compile(argc - 1, argv + 1);
+  if (!strcmp(cmd, "compile")) return compile_cmd(argc - 1, argv + 1, false);
   if (!strcmp(cmd, "model")) return tfm_cli_main(argc - 1, argv + 1);
   if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
-  if (!strcmp(cmd, "build")) return cmd_build(argc - 1, argv + 1);
+  if (!strcmp(cmd, "build")) return compile_cmd(argc - 1, argv + 1, true);
   if (!strcmp(cmd, "sft")) return trn_sft_main(argc - 1, argv + 1);
   if (!strcmp(cmd, "plot")) return plot_main(argc - 1, argv + 1);
   fprintf(stderr, "rein: error: unknown command `%s` (try `rein --help`)\n", cmd);
