@@ -266,8 +266,7 @@ static char *config_json(const TfmConfig *c) {
   return s;
 }
 
-/* Write text to path through path.tmp.PID and rename. */
-static int write_atomic(const char *path, const char *text, char *err, size_t errlen) {
+int tfm_write_atomic(const char *path, const char *text, char *err, size_t errlen) {
   char tmp[4200];
   snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
   FILE *f = fopen(tmp, "wb");
@@ -280,6 +279,8 @@ static int write_atomic(const char *path, const char *text, char *err, size_t er
 }
 
 int tfm_commit_file(FILE *f, int bad, const char *tmp, const char *path, char *err, size_t errlen) {
+  bad |= fflush(f) != 0;
+  bad |= fsync(fileno(f)) != 0;   /* the data is on disk before the name points at it */
   bad |= fclose(f) != 0;
   if (bad || rename(tmp, path)) {
     snprintf(err, errlen, "%s: write failed (%s)", path, strerror(errno));
@@ -300,7 +301,7 @@ int tfm_model_save(const TfmModel *m, const char *dir, const char *config_text, 
   if (tfm_st_write(m, m->params, p, err, errlen)) return -1;
   snprintf(p, sizeof p, "%s/config.json", dir);
   char *gen = config_text ? NULL : config_json(&m->cfg);
-  int rc = write_atomic(p, config_text ? config_text : gen, err, errlen);
+  int rc = tfm_write_atomic(p, config_text ? config_text : gen, err, errlen);
   free(gen);
   return rc;
 }

@@ -52,14 +52,7 @@ int trn_buffer_save(const Trainer *tr, const char *path, char *err, size_t errle
     bad |= wr(f, r->reward, 4 * (size_t)r->nseq) | wr(f, r->acc, 4 * (size_t)r->nseq) | wr(f, r->trunc, (size_t)r->nseq);
     bad |= wr(f, &r->gen_s, 8);
   }
-  bad |= fflush(f) != 0;
-  bad |= fclose(f) != 0;
-  if (bad || rename(tmp, path)) {
-    snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
-    unlink(tmp);
-    return -1;
-  }
-  return 0;
+  return tfm_commit_file(f, bad, tmp, path, err, errlen);
 }
 
 typedef struct {
@@ -269,7 +262,7 @@ int trn_ckpt_save(Trainer *tr, char *err, size_t errlen) {
     char *text = json_dumps(s, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
     json_decref(s);
     snprintf(p, sizeof p, "%s/state.json", tmp);
-    rc = trn_write_atomic(p, text, err, errlen);
+    rc = tfm_write_atomic(p, text, err, errlen);
     free(text);
   }
   if (!rc) {
@@ -290,7 +283,7 @@ int trn_ckpt_save(Trainer *tr, char *err, size_t errlen) {
   snprintf(p, sizeof p, "%s/latest", o->out);
   char line[48];
   snprintf(line, sizeof line, "%s\n", name);
-  if (trn_write_atomic(p, line, err, errlen)) return -1;
+  if (tfm_write_atomic(p, line, err, errlen)) return -1;
   prune(o->out, o->keep);
   return 0;
 }
@@ -326,7 +319,7 @@ static int cut_metrics(const Trainer *tr, int64_t step, char *err, size_t errlen
   }
   free(line);
   fclose(f);
-  int rc = trn_write_atomic(path, keep, err, errlen);
+  int rc = tfm_write_atomic(path, keep, err, errlen);
   free(keep);
   return rc;
 }
@@ -382,7 +375,8 @@ int trn_ckpt_load(Trainer *tr, char *err, size_t errlen) {
       if (may_change(key)) continue;
       json_t *was = json_object_get(opts, key);
       if (!was || !json_equal(was, v)) {
-        char *a = was ? json_dumps(was, JSON_ENCODE_ANY) : strdup("(absent)"), *b = json_dumps(v, JSON_ENCODE_ANY);
+        size_t fl = JSON_ENCODE_ANY | JSON_REAL_PRECISION(15);   /* 3e-4, not 0.00029999999999999997 */
+        char *a = was ? json_dumps(was, fl) : strdup("(absent)"), *b = json_dumps(v, fl);
         snprintf(err, errlen, "%s: option '%s' was %s in the run, now %s: resume with the run's options", p, key, a, b);
         free(a);
         free(b);

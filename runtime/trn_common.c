@@ -129,27 +129,6 @@ int trn_mkdir(const char *path, char *err, size_t errlen) {
   return -1;
 }
 
-int trn_write_atomic(const char *path, const char *text, char *err, size_t errlen) {
-  size_t n = strlen(path) + 32;
-  char *tmp = malloc(n);
-  if (!tmp) abort();
-  snprintf(tmp, n, "%s.tmp.%d", path, (int)getpid());
-  FILE *f = fopen(tmp, "w");
-  int rc = -1;
-  if (!f) snprintf(err, errlen, "%s: cannot write: %s", tmp, strerror(errno));
-  else {
-    int bad = fputs(text, f) < 0;
-    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad) snprintf(err, errlen, "%s: write failed: %s", tmp, strerror(errno));
-    else if (rename(tmp, path)) snprintf(err, errlen, "%s: cannot rename into place: %s", path, strerror(errno));
-    else rc = 0;
-    if (rc) unlink(tmp);
-  }
-  free(tmp);
-  return rc;
-}
-
 /* The shipped checkpoint, linked in by trn_blob.S. */
 extern const char trn_blob_config[], trn_blob_config_end[];
 extern const char trn_blob_weights[], trn_blob_weights_end[];

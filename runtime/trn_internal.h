@@ -9,6 +9,7 @@
 #include "rein/task.h"
 #include "rein/tfm.h"
 #include "rein/train.h"
+#include "tfm_internal.h"   /* tfm_write_atomic, tfm_commit_file */
 
 /* One explored batch: batch_prompts groups of `group` responses, all from policy `version`. */
 typedef struct {
@@ -65,8 +66,6 @@ TfmModel *trn_default_model(char *err, size_t errlen);
 
 /* mkdir -p of one level; 0 when it exists. */
 int trn_mkdir(const char *path, char *err, size_t errlen);
-/* Writes TEXT to PATH through a temporary name. */
-int trn_write_atomic(const char *path, const char *text, char *err, size_t errlen);
 
 /* The learning rate of step T (1-based) of O's schedule. */
 double trn_lr_at(const TrnOpts *o, int64_t t);

@@ -475,7 +475,7 @@ static int open_run_dir(Trainer *tr, char *err, size_t errlen) {
     }
     char *cfg = trn_opts_json(o, TRN_CMD_TRAIN), cpath[TRN_PATH + 64];
     snprintf(cpath, sizeof cpath, "%s/config.json", o->out);
-    int rc = trn_write_atomic(cpath, cfg, err, errlen);
+    int rc = tfm_write_atomic(cpath, cfg, err, errlen);
     free(cfg);
     if (rc) return -1;
   }

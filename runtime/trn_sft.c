@@ -83,7 +83,6 @@ int trn_sft_main(int argc, char **argv) {
   }
   Task *task = sft_task(&o, err, sizeof err);
   TfmModel *m = NULL;
-  char *cfg_text = NULL;
   int rc = task ? 0 : -1;
   if (!rc && o.model[0]) {
     if (!(m = tfm_model_load(o.model, err, sizeof err))) rc = -1;
@@ -145,7 +144,7 @@ int trn_sft_main(int argc, char **argv) {
     }
   }
   if (prog) fputc('\n', stderr);
-  if (!rc && (trn_mkdir(o.out, err, sizeof err) || tfm_model_save(m, o.out, cfg_text, err, sizeof err))) rc = -1;
+  if (!rc && (trn_mkdir(o.out, err, sizeof err) || tfm_model_save(m, o.out, NULL, err, sizeof err))) rc = -1;
   if (rc) fprintf(stderr, "rein sft: error: %s\n", err);
   tfm_model_free(m);
   task_free(task);

@@ -471,7 +471,7 @@ def resume_cases(ctx):
         ["CK/state.json: option 'lr' was (absent) in the run"])
     res("other objective", None,
         ["CK/state.json: field 'objective': the run trains 'rec_oneside_nois', not 'rec_ring_nois'"], obj=OBJ2)
-    res("changed --lr", None, ["CK/state.json: option 'lr' was 0.0001 in the run, now 0.001"], extra=["--lr", "0.001"])
+    res("changed --lr", None, ["CK/state.json: option 'lr' was 0.0003 in the run, now 0.001"], extra=["--lr", "0.001"])
     res("changed --set", None, ["CK/state.json: option 'set'"], extra=["--set", "eps_low=0.3"])
     # buffer.bin
     res("buffer missing", remove("buffer.bin"), ["CK/buffer.bin: cannot open"])

@@ -164,8 +164,8 @@ def case_build(rein, work):
     z = os.path.join(work, "z")
     run([exe, "--config", conf, "--progress", "0", "--out", z])
     check(strip(records(z)) == strip(records(x)), "options from --config equal the command line's")
-    # the GSM8K task end to end: a tiny model over its 100-character vocabulary, two steps
-    g = {"model_type": "qwen2", "vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 1,
+    # the GSM8K task end to end: a tiny model over its 228-token vocabulary, two steps
+    g = {"model_type": "qwen2", "vocab_size": 228, "hidden_size": 32, "num_hidden_layers": 1,
          "num_attention_heads": 2, "num_key_value_heads": 1, "intermediate_size": 48,
          "max_position_embeddings": 1024, "tie_word_embeddings": True, "eos_token_id": 2}
     gcfg, gdir = os.path.join(work, "g.json"), os.path.join(work, "gmodel")
