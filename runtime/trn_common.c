@@ -119,6 +119,15 @@ void trn_progress(int on, int64_t t, int64_t total, double elapsed, double done_
 }
 
 int trn_mkdir(const char *path, char *err, size_t errlen) {
+  /* the parents first (mkdir -p); a failure there shows up below, on PATH itself */
+  char *p = strdup(path);
+  for (char *q = p + 1; *q; q++)
+    if (*q == '/') {
+      *q = 0;
+      mkdir(p, 0777);
+      *q = '/';
+    }
+  free(p);
   if (mkdir(path, 0777) == 0 || errno == EEXIST) {
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return 0;

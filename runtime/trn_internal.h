@@ -64,7 +64,7 @@ int trn_buffer_load(Trainer *tr, const char *path, char *err, size_t errlen);
 /* The embedded arithmetic checkpoint (trn_blob.S), loaded as a model. */
 TfmModel *trn_default_model(char *err, size_t errlen);
 
-/* mkdir -p of one level; 0 when it exists. */
+/* mkdir -p; 0 when the directory exists. */
 int trn_mkdir(const char *path, char *err, size_t errlen);
 
 /* The learning rate of step T (1-based) of O's schedule. */

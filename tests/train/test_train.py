@@ -71,7 +71,7 @@ def tiny_model(rein, work, name="tiny"):
 
 
 def case_e2e(rein, work):
-    out = os.path.join(work, "e2e")
+    out = os.path.join(work, "runs", "e2e")   # --out creates its parents, as in the README's main job
     obj = os.path.join(ROOT, "examples", "rec_ring_nois.rein")
     run([rein, "train", obj, "--steps", "200", "--batch-prompts", "16", "--lr", "5e-4", "--eval-every", "100",
          "--eval-prompts", "200", "--save-every", "0", "--threads", "2", "--progress", "0", "--out", out])
