@@ -31,6 +31,11 @@ double trn_lr_at(const TrnOpts *o, int64_t t) {
   return o->lr - (o->lr - o->lr_min) * f;
 }
 
+Task *trn_make_task(const TrnOpts *o, char *err, size_t errlen) {
+  if (!strcmp(o->task, "arith")) return task_arith_new(o->digits, o->ops, o->task_seed, err, errlen);
+  return task_gsm8k_new(o->train_data, o->eval_data[0] ? o->eval_data : NULL, o->format_term, err, errlen);
+}
+
 int trn_encode(const Task *task, const char *text, int bos, int32_t **ids, char *err, size_t errlen) {
   int cap = (int)strlen(text) + 2;
   *ids = malloc((size_t)cap * sizeof(int32_t));

@@ -69,6 +69,8 @@ int trn_mkdir(const char *path, char *err, size_t errlen);
 
 /* The learning rate of step T (1-based) of O's schedule. */
 double trn_lr_at(const TrnOpts *o, int64_t t);
+/* The task of O (--task and its options); NULL with ERR. */
+Task *trn_make_task(const TrnOpts *o, char *err, size_t errlen);
 /* Encode item text with a leading <bos>; -1 with ERR. */
 int trn_encode(const Task *task, const char *text, int bos, int32_t **ids, char *err, size_t errlen);
 /* Evaluation on the first eval_prompts held-out items: accuracy, reward, mean response length. */

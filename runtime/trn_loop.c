@@ -284,11 +284,11 @@ static int train_step(Trainer *tr, const TrnRollout *r, StepStats *st, char *err
       sk += exp(lr_) - lr_ - 1;
     }
     st->entropy = se / ntoks, st->kl = sk / ntoks;
-    double sr = 0, sr2 = 0, sa = 0, sl = 0, stc = 0;
+    double sr = 0, sr2 = 0, sa = 0, stc = 0;
     for (int s = 0; s < nseq; s++) sr += r->reward[s], sa += r->acc[s], stc += r->trunc[s];
     for (int s = 0; s < nseq; s++) sr2 += (r->reward[s] - sr / nseq) * (r->reward[s] - sr / nseq);
-    sl = ntoks;
-    st->reward_mean = sr / nseq, st->reward_std = sqrt(sr2 / nseq), st->acc = sa / nseq, st->len = sl / nseq;
+    st->reward_mean = sr / nseq, st->reward_std = sqrt(sr2 / nseq), st->acc = sa / nseq;
+    st->len = (double)ntoks / nseq;
     st->trunc = stc / nseq;
   }
   st->train_s = trn_now() - t0;
@@ -444,11 +444,6 @@ static int set_params(Trainer *tr, char *err, size_t errlen) {
   return 0;
 }
 
-static Task *make_task(const TrnOpts *o, char *err, size_t errlen) {
-  if (!strcmp(o->task, "arith")) return task_arith_new(o->digits, o->ops, o->task_seed, err, errlen);
-  return task_gsm8k_new(o->train_data, o->eval_data[0] ? o->eval_data : NULL, o->format_term, err, errlen);
-}
-
 static TfmModel *load_policy(const TrnOpts *o, char *err, size_t errlen) {
   return o->model[0] ? tfm_model_load(o->model, err, errlen) : trn_default_model(err, errlen);
 }
@@ -509,7 +504,7 @@ int trn_main(const char *prog, rt_objective *obj, int argc, char **argv) {
   tr.t0 = trn_now();
   tr.next_e = 1;
   int rc = set_params(&tr, err, sizeof err);
-  if (!rc && !(tr.task = make_task(&tr.o, err, sizeof err))) rc = -1;
+  if (!rc && !(tr.task = trn_make_task(&tr.o, err, sizeof err))) rc = -1;
   if (!rc && !(tr.m = load_policy(&tr.o, err, sizeof err))) rc = -1;
   if (!rc && tr.m->cfg.vocab < task_tok_vocab(&tr.task->tok)) {
     snprintf(err, sizeof err, "the model's vocabulary (%d) is smaller than the task tokenizer's (%d)", tr.m->cfg.vocab,

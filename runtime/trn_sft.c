@@ -63,11 +63,6 @@ static int sft_batch(const Task *task, const TrnOpts *o, int64_t t, TfmBatch *b,
   return 0;
 }
 
-static Task *sft_task(const TrnOpts *o, char *err, size_t errlen) {
-  if (!strcmp(o->task, "arith")) return task_arith_new(o->digits, o->ops, o->task_seed, err, errlen);
-  return task_gsm8k_new(o->train_data, o->eval_data[0] ? o->eval_data : NULL, o->format_term, err, errlen);
-}
-
 int trn_sft_main(int argc, char **argv) {
   TrnOpts o;
   char err[2048] = "";
@@ -81,7 +76,7 @@ int trn_sft_main(int argc, char **argv) {
     fprintf(stderr, "rein sft: error: %s\n", err);
     return 2;
   }
-  Task *task = sft_task(&o, err, sizeof err);
+  Task *task = trn_make_task(&o, err, sizeof err);
   TfmModel *m = NULL;
   int rc = task ? 0 : -1;
   if (!rc && o.model[0]) {
