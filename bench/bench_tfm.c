@@ -20,7 +20,7 @@
  *          the time per step, as a share of a 2-thread memcpy's bandwidth (read + write).
  */
 #include "rein/tfm.h"
-#include "../runtime/tfm_internal.h"
+#include "../runtime/tfm/tfm_internal.h"
 
 #include <omp.h>
 #include <stdio.h>

@@ -4,8 +4,8 @@
 #include <math.h>
 #include <string.h>
 
-#define X_INPUT(id, name, lv, ty, diff) [id] = {name, lv, ty, diff},
-const BiInput bi_inputs[IN_COUNT] = {REIN_INPUTS(X_INPUT)};
+#define X_INPUT(ID, name, lv, is_bool, diff) [IN_##ID] = {name, (Level)(lv), (is_bool) ? TY_BOOL : TY_FLOAT, diff},
+const BiInput bi_inputs[IN_COUNT] = {REIN_INPUT_LIST(X_INPUT)};
 #undef X_INPUT
 
 #define X_FUNC(id, name, arity) [id] = {name, arity},
@@ -90,18 +90,6 @@ double bi_apply_func(FuncId f, const double *x) {
   case FN_COUNT: break;
   }
   return NAN;
-}
-
-static uint64_t splitmix64(uint64_t x) {
-  uint64_t z = x + 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-double bi_uniform(uint64_t seed, uint64_t step, uint64_t group, uint64_t seq) {
-  uint64_t h = splitmix64(splitmix64(splitmix64(splitmix64(seed) ^ step) ^ group) ^ seq);
-  return (double)(h >> 40) * (1.0 / 16777216.0);
 }
 
 bool bi_fits_f32(double x) { return fabs(x) < 0x1.ffffffp+127; }

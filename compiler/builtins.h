@@ -11,22 +11,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "rein/objective.h"
+
 /* The four levels, finest first: a smaller value is finer. */
 typedef enum { LV_TOKEN, LV_SEQ, LV_GROUP, LV_BATCH, LV_COUNT } Level;
 
 typedef enum { TY_FLOAT, TY_BOOL, TY_ERROR } Type;
 
-/* X(ID, name, level, type, differentiable) — spec §2. */
-#define REIN_INPUTS(X)                             \
-  X(IN_LOGP, "logp", LV_TOKEN, TY_FLOAT, true)     \
-  X(IN_ENTROPY, "entropy", LV_TOKEN, TY_FLOAT, true) \
-  X(IN_OLD_LOGP, "old_logp", LV_TOKEN, TY_FLOAT, false) \
-  X(IN_REF_LOGP, "ref_logp", LV_TOKEN, TY_FLOAT, false) \
-  X(IN_POS, "pos", LV_TOKEN, TY_FLOAT, false)      \
-  X(IN_REWARD, "reward", LV_SEQ, TY_FLOAT, false)  \
-  X(IN_LEN, "len", LV_SEQ, TY_FLOAT, false)        \
-  X(IN_TRUNCATED, "truncated", LV_SEQ, TY_BOOL, false) \
-  X(IN_LAG, "lag", LV_SEQ, TY_FLOAT, false)
+/* The built-in inputs (spec §2) are the ABI's list, REIN_INPUT_LIST of rein/objective.h, so the
+ * language and the ABI cannot disagree: IN_X == REIN_IN_X. */
 
 /* X(ID, name, arity) — element-wise functions; where/sg/uniform have their own typing rules. */
 #define REIN_FUNCS(X)          \
@@ -80,7 +73,10 @@ typedef enum { TY_FLOAT, TY_BOOL, TY_ERROR } Type;
   X(OP_OR, "or", 'l')
 
 #define REIN_X_ENUM(id, ...) id,
-typedef enum { REIN_INPUTS(REIN_X_ENUM) IN_COUNT } InputId;
+#define REIN_X_INPUT_ENUM(ID, ...) IN_##ID,
+typedef enum { REIN_INPUT_LIST(REIN_X_INPUT_ENUM) IN_COUNT } InputId;
+#undef REIN_X_INPUT_ENUM
+_Static_assert((int)IN_COUNT == REIN_NUM_INPUTS && (int)LV_BATCH == REIN_BATCH, "the ABI's inputs and levels");
 typedef enum { REIN_FUNCS(REIN_X_ENUM) FN_COUNT } FuncId;
 typedef enum { REIN_REDUCTIONS(REIN_X_ENUM) RED_COUNT_ } RedId;
 typedef enum { REIN_OPS(REIN_X_ENUM) OP_COUNT } OpId;
@@ -112,9 +108,5 @@ double bi_apply_func(FuncId f, const double *x);
 /* True when X rounds to a finite float32 (|x| below FLT_MAX plus half an ulp at the top). */
 bool bi_fits_f32(double x);
 
-/* uniform(): the draw of sequence SEQ (index within its group) of group GROUP (index within the
- * batch) at training step STEP under SEED.  SplitMix64 chained over the four keys; the top 24 bits
- * give a multiple of 2^-24 in [0, 1), exact in float32 and float64 so every back end agrees. */
-double bi_uniform(uint64_t seed, uint64_t step, uint64_t group, uint64_t seq);
 
 #endif

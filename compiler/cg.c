@@ -26,10 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../runtime/include/rein/objective.h"
+#include "rein/objective.h"
 #include "rk_lib.h"
 
-_Static_assert(REIN_NUM_INPUTS == IN_COUNT, "the ABI lists the language's inputs");
 
 /* ---------------------------------------------------------------------------------------------
  * The layout: which values are stored, and where.
@@ -471,8 +470,6 @@ static void block_reduce(Cg *c, int i) {
 }
 
 /* ---- functions ---- */
-static const char *const entry_names[] = {"begin", "groups", "merge", "end"};
-enum { EN_BEGIN, EN_GROUPS, EN_MERGE, EN_END };
 
 /* Starts function NAME with params (ctx[, g0, g1]). */
 static void fn_begin(Cg *c, const char *name, bool range) {
@@ -708,14 +705,10 @@ static void set_pass(Cg *c, int k) {
   c->write_grads = c->ps && c->ps->stage == PL_MICRO;
 }
 
-static void fn_name(char *buf, size_t n, int k, int entry) {
-  snprintf(buf, n, "rein_p%d_%s", k, entry_names[entry]);
-}
-
 /* begin: batch-level values that need nothing of this pass's sweep, and rank[batch] & co. */
 static void emit_begin(Cg *c, int k) {
   char name[64];
-  fn_name(name, sizeof name, k, EN_BEGIN);
+  rein_entry_name(name, k, REIN_ENTRY_BEGIN);
   fn_begin(c, name, false);
   const PlPass *ps = c->ps;
   for (int j = 0; ps && j < ps->nnodes; j++) {
@@ -732,7 +725,7 @@ static void emit_begin(Cg *c, int k) {
 
 static void emit_groups(Cg *c, int k) {
   char name[64];
-  fn_name(name, sizeof name, k, EN_GROUPS);
+  rein_entry_name(name, k, REIN_ENTRY_GROUPS);
   fn_begin(c, name, true);
   LLVMValueRef g0 = LLVMGetParam(c->fn, 1), g1 = LLVMGetParam(c->fn, 2);
   if (!c->ps) { /* the synthetic pass: gradients that are prologue or data values */
@@ -783,7 +776,7 @@ static void emit_groups(Cg *c, int k) {
 /* merge: the records of groups g0..g1-1, in order, into the running states. */
 static void emit_merge(Cg *c, int k) {
   char name[64];
-  fn_name(name, sizeof name, k, EN_MERGE);
+  rein_entry_name(name, k, REIN_ENTRY_MERGE);
   fn_begin(c, name, true);
   Loop lp;
   LLVMValueRef gi = loop_begin(c, &lp, LLVMGetParam(c->fn, 1), LLVMGetParam(c->fn, 2), ci64(c, 1));
@@ -809,7 +802,7 @@ static LLVMValueRef state_of(Cg *c, int i) {
  * computed from them. */
 static void emit_end(Cg *c, int k) {
   char name[64];
-  fn_name(name, sizeof name, k, EN_END);
+  rein_entry_name(name, k, REIN_ENTRY_END);
   fn_begin(c, name, false);
   const Plan *p = c->l->p;
   for (int j = 0; c->ps && j < c->ps->nnodes; j++) {
@@ -828,7 +821,7 @@ static void emit_end(Cg *c, int k) {
 
 /* rein_finish: the reductions accumulated across micro-batches. */
 static void emit_finish(Cg *c) {
-  fn_begin(c, "rein_finish", false);
+  fn_begin(c, REIN_FINISH_NAME, false);
   for (int i = 0; i < c->g->nn; i++)
     if (c->l->red[i] >= 0 && c->l->p->partial[i])
       LLVMBuildStore(c->b, finish(c, &c->g->n[i], state_of(c, i)), store_addr(c, i, NULL));
@@ -837,7 +830,7 @@ static void emit_finish(Cg *c) {
 
 /* rein_outputs: out[0] = loss, out[1 + m] = metric m. */
 static void emit_outputs(Cg *c) {
-  fn_begin(c, "rein_outputs", false);
+  fn_begin(c, REIN_OUTPUTS_NAME, false);
   LLVMValueRef out = field(c, REIN_CTX_OUT, true);
   LLVMBuildStore(c->b, get(c, c->g->loss), gep(c, c->f64, out, ci64(c, 0)));
   for (int m = 0; m < c->g->nmetrics; m++)

@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../runtime/include/rein/objective.h"
+#include "rein/objective.h"
 #include "cg.h"
 
 extern char **environ;
@@ -81,15 +81,13 @@ static void add_descriptor(Desc *d, const CgLayout *l, char **ptx, int narchs) {
   LLVMTypeRef pass_t = LLVMStructTypeInContext(cx, ps_f, 8, 0);
   int np = cg_npasses(l);
   LLVMValueRef *sv = ir_xcalloc((size_t)np + 1, sizeof *sv);
-  static const char *const entries[4] = {"begin", "groups", "merge", "end"};
   for (int k = 0; k < np; k++) {
     int stage, loop, flags;
     cg_pass_info(l, k, &stage, &loop, &flags);
     LLVMValueRef f[8] = {i32c(d, stage), i32c(d, loop), i32c(d, flags), i32c(d, k)};
-    for (int e = 0; e < 4; e++) {
-      char name[64];
-      snprintf(name, sizeof name, "rein_p%d_%s", k, entries[e]);
-      f[4 + e] = fnref(d, name);
+    for (int e = 0; e < REIN_NUM_ENTRIES; e++) {
+      char name[32];
+      f[4 + e] = fnref(d, rein_entry_name(name, k, e));
     }
     sv[k] = LLVMConstStructInContext(cx, f, 8, 0);
   }
@@ -118,7 +116,7 @@ static void add_descriptor(Desc *d, const CgLayout *l, char **ptx, int narchs) {
       array(d, d->ptr, mv, g->nmetrics, ".rein.metrics"), array(d, pass_t, sv, np, ".rein.passes"),
       LLVMConstInt(d->i32, inputs, 0), LLVMConstInt(d->i32, flags, 0), i32c(d, l->narrays[LV_TOKEN]),
       i32c(d, l->narrays[LV_SEQ]), i32c(d, l->narrays[LV_GROUP]), i32c(d, l->narrays[LV_BATCH]), i32c(d, l->nred),
-      i32c(d, narchs), fnref(d, "rein_finish"), fnref(d, "rein_outputs"),
+      i32c(d, narchs), fnref(d, REIN_FINISH_NAME), fnref(d, REIN_OUTPUTS_NAME),
       array(d, d->ptr, archs, narchs, ".rein.archs"), array(d, d->ptr, ptxs, narchs, ".rein.ptx")};
   LLVMTypeRef ft[24];
   for (int k = 0; k < 24; k++) ft[k] = LLVMTypeOf(f[k]);

@@ -203,7 +203,7 @@ static double leaf_value(It *it, const IrNode *n, int e) {
   case IR_UINPUT: return b->uin[n->idx][e];
   case IR_UNIFORM: {
     int grp = b->seq_grp[e];
-    return bi_uniform(b->seed, b->step, (uint64_t)grp, (uint64_t)(e - b->grp_seq[grp]));
+    return rein_uniform(b->seed, b->step, (uint64_t)grp, (uint64_t)(e - b->grp_seq[grp]));
   }
   default: return NAN;
   }

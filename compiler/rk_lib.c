@@ -8,6 +8,7 @@
  * libm over millions of arguments): exp, log within 1 ulp; log1p, expm1, tanh, pow within a few.
  */
 #include "rk_lib.h"
+#include "rein/objective.h"
 
 #define INF __builtin_inf()
 #define NAN_ __builtin_nan("")
@@ -146,16 +147,8 @@ double rk_softplus(double x) {
   return x != x ? x : r;
 }
 
-static uint64_t splitmix(uint64_t x) {
-  uint64_t z = x + 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 double rk_uniform(uint64_t seed, uint64_t step, uint64_t group, uint64_t seq) {
-  uint64_t h = splitmix(splitmix(splitmix(splitmix(seed) ^ step) ^ group) ^ seq);
-  return (double)(h >> 40) * (1.0 / 16777216.0);
+  return rein_uniform(seed, step, group, seq);
 }
 
 void rk_acc(int op, double *st, double x, int keep) {

@@ -10,7 +10,7 @@
  * Usage: test_tfmNN WORKDIR (scratch directory for the checkpoint files).
  */
 #include "rein/tfm.h"
-#include "../../runtime/tfm_internal.h"
+#include "../../runtime/tfm/tfm_internal.h"
 
 #include <math.h>
 #include <stdio.h>

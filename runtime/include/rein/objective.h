@@ -33,6 +33,8 @@
 
 #include <stdint.h>
 
+#include "random.h"
+
 #define REIN_ABI_VERSION 1
 #define REIN_MAGIC 0x4e494552u /* "REIN" */
 #define REIN_SYMBOL "rein_objective"
@@ -40,11 +42,67 @@
 /* levels, finest first */
 enum { REIN_TOKEN = 0, REIN_SEQ = 1, REIN_GROUP = 2, REIN_BATCH = 3 };
 
-/* built-in inputs (language.md §2), in this order; pos and len are computed from the shape */
-enum {
-  REIN_IN_LOGP, REIN_IN_ENTROPY, REIN_IN_OLD_LOGP, REIN_IN_REF_LOGP, REIN_IN_POS,
-  REIN_IN_REWARD, REIN_IN_LEN, REIN_IN_TRUNCATED, REIN_IN_LAG, REIN_NUM_INPUTS
-};
+/* The built-in inputs (language.md §2), in ABI order: the compiler's language tables, the batch
+ * reader, the runtime and the trainer all expand this list.
+ * X(ID, spelling, level, is_bool, differentiable); pos and len are computed from the shape. */
+#define REIN_INPUT_LIST(X)                    \
+  X(LOGP, "logp", REIN_TOKEN, 0, 1)           \
+  X(ENTROPY, "entropy", REIN_TOKEN, 0, 1)     \
+  X(OLD_LOGP, "old_logp", REIN_TOKEN, 0, 0)   \
+  X(REF_LOGP, "ref_logp", REIN_TOKEN, 0, 0)   \
+  X(POS, "pos", REIN_TOKEN, 0, 0)             \
+  X(REWARD, "reward", REIN_SEQ, 0, 0)         \
+  X(LEN, "len", REIN_SEQ, 0, 0)               \
+  X(TRUNCATED, "truncated", REIN_SEQ, 1, 0)   \
+  X(LAG, "lag", REIN_SEQ, 0, 0)
+
+#define REIN_X_INPUT_ENUM(ID, name, level, is_bool, diff) REIN_IN_##ID,
+enum { REIN_INPUT_LIST(REIN_X_INPUT_ENUM) REIN_NUM_INPUTS };
+#undef REIN_X_INPUT_ENUM
+
+/* The spelling of input K (REIN_IN_*), or NULL. */
+static inline const char *rein_input_name(int k) {
+#define REIN_X_INPUT_NAME(ID, name, level, is_bool, diff) if (k == REIN_IN_##ID) return name;
+  REIN_INPUT_LIST(REIN_X_INPUT_NAME)
+#undef REIN_X_INPUT_NAME
+  return 0;
+}
+
+/* The entry points of a pass, in the order of rein_pass's pointers; X(ID, suffix). */
+#define REIN_ENTRY_LIST(X) X(BEGIN, "begin") X(GROUPS, "groups") X(MERGE, "merge") X(END, "end")
+#define REIN_X_ENTRY_ENUM(ID, suffix) REIN_ENTRY_##ID,
+enum { REIN_ENTRY_LIST(REIN_X_ENTRY_ENUM) REIN_NUM_ENTRIES };
+#undef REIN_X_ENTRY_ENUM
+/* The two entry points of the whole objective. */
+#define REIN_FINISH_NAME "rein_finish"
+#define REIN_OUTPUTS_NAME "rein_outputs"
+
+/* The symbol (and PTX kernel name) of entry ENTRY (REIN_ENTRY_*) of pass PASS: "rein_p<PASS>_<suffix>",
+ * written into BUF (at least 32 bytes).  Freestanding: no stdio. */
+static inline const char *rein_entry_name(char *buf, int pass, int entry) {
+  const char *suffix = "";
+#define REIN_X_ENTRY_NAME(ID, s) if (entry == REIN_ENTRY_##ID) suffix = s;
+  REIN_ENTRY_LIST(REIN_X_ENTRY_NAME)
+#undef REIN_X_ENTRY_NAME
+  char digits[12];
+  int n = 0, k = 0;
+  unsigned u = pass < 0 ? 0u : (unsigned)pass;
+  do digits[n++] = (char)('0' + u % 10); while ((u /= 10) && n < 11);
+  buf[k++] = 'r', buf[k++] = 'e', buf[k++] = 'i', buf[k++] = 'n', buf[k++] = '_', buf[k++] = 'p';
+  while (n) buf[k++] = digits[--n];
+  buf[k++] = '_';
+  while (*suffix) buf[k++] = *suffix++;
+  buf[k] = 0;
+  return buf;
+}
+
+/* uniform() of the language: the draw of sequence SEQ (its index within its group) of group GROUP
+ * in step STEP of a run seeded SEED, a multiple of 2^-24 in [0, 1).  The interpreter, the CPU code
+ * and the PTX kernels all call this function, so the draws agree bit for bit. */
+static inline double rein_uniform(uint64_t seed, uint64_t step, uint64_t group, uint64_t seq) {
+  uint64_t h = rein_mix64(rein_mix64(rein_mix64(rein_mix64(seed) ^ step) ^ group) ^ seq);
+  return (double)(h >> 40) * (1.0 / 16777216.0);
+}
 
 enum { REIN_STAGE_PROLOGUE = 1, REIN_STAGE_MICRO = 2, REIN_STAGE_FINAL = 3 };
 
@@ -110,8 +168,8 @@ typedef struct {
   int32_t stage;                   /* REIN_STAGE_* */
   int32_t loop;                    /* the finest level the sweep visits (REIN_BATCH: none) */
   int32_t flags;                   /* REIN_PASS_*: which entry points do work */
-  int32_t index;                   /* position in the plan; entry names are rein_pINDEX_<entry> */
-  rein_scalar_fn begin;
+  int32_t index;                   /* position in the plan; entry names: rein_entry_name */
+  rein_scalar_fn begin;            /* the entries in REIN_ENTRY_LIST order */
   rein_range_fn groups;
   rein_range_fn merge;
   rein_scalar_fn end;
@@ -131,8 +189,8 @@ typedef struct rein_objective {
   uint32_t flags;                  /* REIN_USES_UNIFORM, ... */
   int32_t ntok_arrays, nseq_arrays, ngrp_arrays, nslots;
   int32_t nreductions, nptx;
-  rein_scalar_fn finish;           /* entry rein_finish */
-  rein_scalar_fn outputs;          /* entry rein_outputs: writes ctx->out */
+  rein_scalar_fn finish;           /* entry REIN_FINISH_NAME */
+  rein_scalar_fn outputs;          /* entry REIN_OUTPUTS_NAME: writes ctx->out */
   const char *const *ptx_arch;     /* (nptx) "sm_80", "sm_90" */
   const char *const *ptx;          /* (nptx) PTX text with every entry point as a kernel */
 } rein_objective;

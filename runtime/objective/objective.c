@@ -40,7 +40,7 @@ static bool check_desc(const rein_objective *d, const char *path, char *err, siz
   if ((d->nparams && !d->params) || (d->nuinputs && !d->uinputs) || (d->nmetrics && !d->metrics) ||
       (d->npasses && !d->passes) || (d->nptx && (!d->ptx || !d->ptx_arch)))
     return FAIL("%s: descriptor has a NULL table", path);
-  if (!d->finish || !d->outputs) return FAIL("%s: descriptor lacks the entry point rein_finish or rein_outputs", path);
+  if (!d->finish || !d->outputs) return FAIL("%s: descriptor lacks the entry point " REIN_FINISH_NAME " or " REIN_OUTPUTS_NAME, path);
   for (int k = 0; k < d->npasses; k++) {
     const rein_pass *p = &d->passes[k];
     if (p->stage < REIN_STAGE_PROLOGUE || p->stage > REIN_STAGE_FINAL || p->loop < REIN_TOKEN || p->loop > REIN_BATCH)
@@ -290,8 +290,6 @@ static bool run_stage(rt_exec *x, int stage, int64_t g0, int64_t g1) {
   return true;
 }
 
-static const char *const input_names[REIN_NUM_INPUTS] = {"logp", "entropy", "old_logp", "ref_logp", "pos",
-                                                         "reward", "len", "truncated", "lag"};
 
 bool rt_run(rt_exec *x, const rt_batch *b, const double *params, int64_t micro_groups, rt_result *r, char *err,
             size_t errlen) {
@@ -301,7 +299,7 @@ bool rt_run(rt_exec *x, const rt_batch *b, const double *params, int64_t micro_g
                 (long long)b->nseqs, (long long)b->ntoks);
   for (int k = 0; k < REIN_NUM_INPUTS; k++)
     if ((d->inputs_used >> k & 1) && k != REIN_IN_POS && k != REIN_IN_LEN && !b->in[k])
-      return FAIL("batch: the objective reads `%s`, which the batch lacks", input_names[k]);
+      return FAIL("batch: the objective reads `%s`, which the batch lacks", rein_input_name(k));
   if (d->nuinputs && !b->uin) return FAIL("batch: the objective reads user inputs, which the batch lacks");
   for (int k = 0; k < d->nuinputs; k++)
     if (!b->uin[k]) return FAIL("batch: the objective reads `%s`, which the batch lacks", d->uinputs[k].name);

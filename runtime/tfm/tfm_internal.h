@@ -64,17 +64,7 @@ void tfm_add_bias(int N, int W, tfm_f *y, const tfm_f *b);
 /* db += column sums of dy (N,W), in row order per column. */
 void tfm_bias_bwd(int N, int W, const tfm_f *dy, tfm_f *db);
 
-#include "rt_util.h"
-
-/* The whole file at path as a NUL-terminated string (NULL + err when it cannot be read or is
- * larger than max bytes). */
-char *tfm_read_text(const char *path, size_t max, char *err, size_t errlen);
-
-/* Finish a file written to tmp: close f, then rename tmp to path, or remove tmp and report the
- * error when anything failed (bad: an earlier write failed).  Returns 0 or -1. */
-int tfm_commit_file(FILE *f, int bad, const char *tmp, const char *path, char *err, size_t errlen);
-/* Write text to path through path.tmp.PID (tfm_commit_file).  Returns 0 or -1 with err. */
-int tfm_write_atomic(const char *path, const char *text, char *err, size_t errlen);
+#include "rein/common.h"
 
 /* Log-softmax statistics of one row of logits z (V): returns lse; *ent = entropy. */
 double tfm_row_stats(const tfm_f *z, int V, double *ent);

@@ -284,11 +284,10 @@ rt_exec *rt_gpu_new(const rein_objective *d, char *err, size_t errlen) {
   }
   x->fn = calloc(4 * (size_t)d->npasses + 2, sizeof(CUfunction));
   if (!x->fn) abort();
-  static const char *const entries[4] = {"begin", "groups", "merge", "end"};
-  for (int k = 0; k < 4 * d->npasses + 2; k++) {
-    char name[64];
-    if (k < 4 * d->npasses) snprintf(name, sizeof name, "rein_p%d_%s", k / 4, entries[k % 4]);
-    else snprintf(name, sizeof name, "%s", k == 4 * d->npasses ? "rein_finish" : "rein_outputs");
+  for (int k = 0; k < REIN_NUM_ENTRIES * d->npasses + 2; k++) {
+    char buf[32];
+    const char *name = k < REIN_NUM_ENTRIES * d->npasses ? rein_entry_name(buf, k / REIN_NUM_ENTRIES, k % REIN_NUM_ENTRIES)
+                       : k == REIN_NUM_ENTRIES * d->npasses ? REIN_FINISH_NAME : REIN_OUTPUTS_NAME;
     if (!cu_ok(x, x->cu.cuModuleGetFunction(&x->fn[k], x->mod, name), name)) {
       gpu_free(&x->base);
       return NULL;

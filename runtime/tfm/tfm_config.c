@@ -218,43 +218,8 @@ done:
   return rc;
 }
 
-char *tfm_read_text(const char *path, size_t max, char *err, size_t errlen) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    snprintf(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
-    return NULL;
-  }
-  char *text = NULL;
-  size_t len = 0, cap = 0;
-  for (;;) {
-    if (len + 4096 + 1 > cap) {
-      cap = cap ? 2 * cap : 8192;
-      char *t = cap > max + 8192 ? NULL : realloc(text, cap);
-      if (!t) {
-        free(text);
-        fclose(f);
-        snprintf(err, errlen, "%s: larger than %zu bytes", path, max);
-        return NULL;
-      }
-      text = t;
-    }
-    size_t k = fread(text + len, 1, cap - len - 1, f);
-    len += k;
-    if (k == 0) break;
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (bad || len > max) {
-    free(text);
-    snprintf(err, errlen, "%s: %s", path, bad ? "read error" : "too large");
-    return NULL;
-  }
-  text[len] = 0;
-  return text;
-}
-
 int tfm_config_load(const char *path, TfmConfig *cfg, char *err, size_t errlen) {
-  char *text = tfm_read_text(path, 64u << 20, err, errlen);
+  char *text = rc_read_file(path, 64u << 20, NULL, err, errlen);
   if (!text) return -1;
   int rc = tfm_config_parse(text, path, cfg, err, errlen);
   free(text);

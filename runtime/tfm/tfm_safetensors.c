@@ -366,7 +366,7 @@ static int st_write_sets(const TfmModel *m, int nsets, const tfm_f *const *vals,
       bad |= fwrite(chunk, 4, k, f) != k;
     }
   }
-  return tfm_commit_file(f, bad, tmp, path, err, errlen);
+  return rc_commit_file(f, bad, tmp, path, err, errlen);
 }
 
 int tfm_st_write(const TfmModel *m, const tfm_f *values, const char *path, char *err,

@@ -12,15 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "rt_util.h"
+#include "rein/common.h"
 
-double trn_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-double trn_elapsed(const Trainer *tr) { return tr->time_before + (trn_now() - tr->t0); }
+double trn_elapsed(const Trainer *tr) { return tr->time_before + (rc_now() - tr->t0); }
 
 double trn_lr_at(const TrnOpts *o, int64_t t) {
   if (o->warmup > 0 && t <= o->warmup) return o->lr * (double)t / (double)o->warmup;
@@ -81,7 +75,7 @@ int trn_eval(TfmModel *m, const Task *task, const TrnOpts *o, int64_t step, doub
   TfmGenOut g = {0};
   int32_t stop = TASK_EOS;
   TfmSampling s = {o->eval_temperature, 1.0, 0, o->max_new, 1, &stop,
-                   rt_mix64(o->seed ^ 0x6576616cull) ^ rt_mix64((uint64_t)step)};
+                   rein_mix64(o->seed ^ 0x6576616cull) ^ rein_mix64((uint64_t)step)};
   if (!rc && tfm_generate(m, (int)n, off, prompt, &s, &g, err, errlen)) rc = -1;
   double sa = 0, sr = 0, sl = 0;
   for (uint64_t i = 0; i < n && !rc; i++) {
@@ -121,26 +115,6 @@ void trn_progress(int on, int64_t t, int64_t total, double elapsed, double done_
   fprintf(stderr, "\r%lld/%lld [%s] %3.0f%% %s<%s %s\033[K", (long long)t, (long long)total, bar, 100 * frac, el,
           done > 0 ? eta : "?", extra);
   fflush(stderr);
-}
-
-int trn_mkdir(const char *path, char *err, size_t errlen) {
-  /* the parents first (mkdir -p); a failure there shows up below, on PATH itself */
-  char *p = strdup(path);
-  for (char *q = p + 1; *q; q++)
-    if (*q == '/') {
-      *q = 0;
-      mkdir(p, 0777);
-      *q = '/';
-    }
-  free(p);
-  if (mkdir(path, 0777) == 0 || errno == EEXIST) {
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
-    snprintf(err, errlen, "%s: exists and is not a directory", path);
-    return -1;
-  }
-  snprintf(err, errlen, "%s: cannot create the directory: %s", path, strerror(errno));
-  return -1;
 }
 
 /* The shipped checkpoint, linked in by trn_blob.S. */

@@ -27,19 +27,7 @@
 #include <unistd.h>
 
 #include "rein/sched.h"
-#include "rt_util.h"
-
-void trn_rollout_free(TrnRollout *r) {
-  free(r->poff);
-  free(r->prompt);
-  free(r->roff);
-  free(r->resp);
-  free(r->old_logp);
-  free(r->reward);
-  free(r->acc);
-  free(r->trunc);
-  memset(r, 0, sizeof *r);
-}
+#include "rein/common.h"
 
 /* Item index of prompt i of explore step e in the training split: consecutive for a generator;
  * for a dataset of N items, epoch by epoch, each epoch a seeded permutation. */
@@ -51,7 +39,7 @@ static uint64_t train_index(const Trainer *tr, int64_t e, int i) {
   uint64_t epoch = j / n, x = j % n, mask = 1;
   while (mask < n) mask <<= 1;
   mask -= 1;
-  uint64_t key = rt_mix64(tr->o.seed ^ rt_mix64(epoch + 0x5eed));
+  uint64_t key = rein_mix64(tr->o.seed ^ rein_mix64(epoch + 0x5eed));
   do {
     for (int r = 0; r < 4; r++) {
       x = (x * 0x9e3779b97f4a7c15ull + (key >> (8 * r))) & mask;   /* odd multiplier: bijective mod 2^k */
@@ -100,10 +88,10 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
   TfmGenOut g = {0};
   int32_t stop = TASK_EOS;
   TfmSampling s = {o->temperature, o->top_p, o->top_k, o->max_new, 1, &stop,
-                   rt_mix64(o->seed ^ 0x6578706cull) ^ rt_mix64((uint64_t)e)};
-  double t0 = trn_now();
+                   rein_mix64(o->seed ^ 0x6578706cull) ^ rein_mix64((uint64_t)e)};
+  double t0 = rc_now();
   if (!rc && tfm_generate(tr->m, nseq, r.poff, r.prompt, &s, &g, err, errlen)) rc = -1;
-  r.gen_s = trn_now() - t0;
+  r.gen_s = rc_now() - t0;
   if (!rc) {
     r.roff = calloc((size_t)nseq + 1, sizeof(int));
     for (int q = 0; q < nseq; q++) r.roff[q + 1] = r.roff[q] + g.len[q];
@@ -192,7 +180,7 @@ typedef struct {
 static int train_step(Trainer *tr, const TrnRollout *r, StepStats *st, char *err, size_t errlen) {
   const TrnOpts *o = &tr->o;
   const rein_objective *d = tr->d;
-  double t0 = trn_now();
+  double t0 = rc_now();
   Packed p;
   pack(r, &p);
   int nseq = r->nseq, G = r->group, ngroups = nseq / G, ntoks = r->roff[nseq];
@@ -291,7 +279,7 @@ static int train_step(Trainer *tr, const TrnRollout *r, StepStats *st, char *err
     st->len = (double)ntoks / nseq;
     st->trunc = stc / nseq;
   }
-  st->train_s = trn_now() - t0;
+  st->train_s = rc_now() - t0;
   free(lp), free(en), free(dlp), free(den), free(in_lp), free(in_en), free(in_ref), free(in_lag), free(in_tr);
   free(gs), free(sq), free(off);
   packed_free(&p);
@@ -309,7 +297,7 @@ static void emit(Trainer *tr, json_t *j) {
 static json_t *num(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 
 static int do_eval(Trainer *tr, double *acc_out, char *err, size_t errlen) {
-  double acc, rew, len, t0 = trn_now();
+  double acc, rew, len, t0 = rc_now();
   if (trn_eval(tr->m, tr->task, &tr->o, tr->t, &acc, &rew, &len, err, errlen)) return -1;
   json_t *j = json_object();
   json_object_set_new(j, "kind", json_string("eval"));
@@ -318,7 +306,7 @@ static int do_eval(Trainer *tr, double *acc_out, char *err, size_t errlen) {
   json_object_set_new(j, "eval_accuracy", num(acc));
   json_object_set_new(j, "eval_reward", num(rew));
   json_object_set_new(j, "eval_response_len", num(len));
-  json_object_set_new(j, "eval_s", json_real(trn_now() - t0));
+  json_object_set_new(j, "eval_s", json_real(rc_now() - t0));
   emit(tr, j);
   *acc_out = acc;
   /* without a terminal (a log file) the progress bar is replaced by one line per evaluation */
@@ -458,7 +446,7 @@ static int open_run_dir(Trainer *tr, char *err, size_t errlen) {
       return snprintf(err, errlen, "%s: no such run directory (nothing to resume)", o->out), -1;
     return 0;
   }
-  if (trn_mkdir(o->out, err, errlen)) return -1;
+  if (rc_mkdir_p(o->out, err, errlen)) return -1;
   snprintf(path, sizeof path, "%s/metrics.jsonl", o->out);
   if (!o->resume) {
     char latest[TRN_PATH + 64];
@@ -470,7 +458,7 @@ static int open_run_dir(Trainer *tr, char *err, size_t errlen) {
     }
     char *cfg = trn_opts_json(o, TRN_CMD_TRAIN), cpath[TRN_PATH + 64];
     snprintf(cpath, sizeof cpath, "%s/config.json", o->out);
-    int rc = tfm_write_atomic(cpath, cfg, err, errlen);
+    int rc = rc_write_text(cpath, cfg, err, errlen);
     free(cfg);
     if (rc) return -1;
   }
@@ -501,7 +489,7 @@ int trn_main(const char *prog, rt_objective *obj, int argc, char **argv) {
   tr.prog = prog;
   tr.obj = obj;
   tr.d = rt_desc(obj);
-  tr.t0 = trn_now();
+  tr.t0 = rc_now();
   tr.next_e = 1;
   int rc = set_params(&tr, err, sizeof err);
   if (!rc && !(tr.task = trn_make_task(&tr.o, err, sizeof err))) rc = -1;

@@ -188,7 +188,7 @@ int tfm_cli_main(int argc, char **argv) {
       goto done;
     }
     TfmConfig cfg;
-    char *text = tfm_read_text(config, 64u << 20, err, sizeof err);
+    char *text = rc_read_file(config, 64u << 20, NULL, err, sizeof err);
     if (!text || tfm_config_parse(text, config, &cfg, err, sizeof err) || !(m = tfm_model_new(&cfg, err, sizeof err))) {
       fprintf(stderr, "rein model init: %s\n", err);
       free(text);

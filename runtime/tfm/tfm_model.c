@@ -133,11 +133,11 @@ void tfm_model_init(TfmModel *m, uint64_t seed) {
       for (size_t i = 0; i < T->n; i++) p[i] = is_bias ? 0 : 1;
       continue;
     }
-    uint64_t key = rt_mix64(seed ^ rt_mix64((uint64_t)t + 1));
+    uint64_t key = rein_mix64(seed ^ rein_mix64((uint64_t)t + 1));
     for (size_t i = 0; i < T->n; i++) {
       /* Box-Muller on two uniforms in (0, 1]. */
-      double u1 = ((rt_mix64(key + 2 * i) >> 11) + 1) * 0x1p-53;
-      double u2 = (rt_mix64(key + 2 * i + 1) >> 11) * 0x1p-53;
+      double u1 = ((rein_mix64(key + 2 * i) >> 11) + 1) * 0x1p-53;
+      double u2 = (rein_mix64(key + 2 * i + 1) >> 11) * 0x1p-53;
       p[i] = (tfm_f)(m->cfg.init_range * sqrt(-2 * log(u1)) * cos(2 * M_PI * u2));
     }
   }
@@ -266,30 +266,6 @@ static char *config_json(const TfmConfig *c) {
   return s;
 }
 
-int tfm_write_atomic(const char *path, const char *text, char *err, size_t errlen) {
-  char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "wb");
-  if (!f) {
-    snprintf(err, errlen, "%s: cannot write (%s)", tmp, strerror(errno));
-    return -1;
-  }
-  size_t n = strlen(text);
-  return tfm_commit_file(f, fwrite(text, 1, n, f) != n, tmp, path, err, errlen);
-}
-
-int tfm_commit_file(FILE *f, int bad, const char *tmp, const char *path, char *err, size_t errlen) {
-  bad |= fflush(f) != 0;
-  bad |= fsync(fileno(f)) != 0;   /* the data is on disk before the name points at it */
-  bad |= fclose(f) != 0;
-  if (bad || rename(tmp, path)) {
-    snprintf(err, errlen, "%s: write failed (%s)", path, strerror(errno));
-    unlink(tmp);
-    return -1;
-  }
-  return 0;
-}
-
 int tfm_model_save(const TfmModel *m, const char *dir, const char *config_text, char *err,
                    size_t errlen) {
   if (mkdir(dir, 0777) && errno != EEXIST) {
@@ -301,7 +277,7 @@ int tfm_model_save(const TfmModel *m, const char *dir, const char *config_text, 
   if (tfm_st_write(m, m->params, p, err, errlen)) return -1;
   snprintf(p, sizeof p, "%s/config.json", dir);
   char *gen = config_text ? NULL : config_json(&m->cfg);
-  int rc = tfm_write_atomic(p, config_text ? config_text : gen, err, errlen);
+  int rc = rc_write_text(p, config_text ? config_text : gen, err, errlen);
   free(gen);
   return rc;
 }

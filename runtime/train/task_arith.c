@@ -7,7 +7,7 @@
  * on.  The reward is exact match of the response with the answer.
  */
 #include "rein/task.h"
-#include "rt_util.h"
+#include "rein/common.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +29,7 @@ static long operand(uint64_t r, int digits) {
 }
 
 static int split_of(long a, char op, long b) {
-  return rt_mix64((uint64_t)a * 1000003u ^ (uint64_t)op * 7919u ^ rt_mix64((uint64_t)b)) % 10 == 0 ? TASK_EVAL : TASK_TRAIN;
+  return rein_mix64((uint64_t)a * 1000003u ^ (uint64_t)op * 7919u ^ rein_mix64((uint64_t)b)) % 10 == 0 ? TASK_EVAL : TASK_TRAIN;
 }
 
 static uint64_t arith_count(const Task *t, int split) {
@@ -41,9 +41,9 @@ static uint64_t arith_count(const Task *t, int split) {
 static int arith_item(const Task *t, int split, uint64_t index, TaskItem *out, char *err, size_t errlen) {
   const Arith *A = t->state;
   int nops = (int)strlen(A->ops);
-  uint64_t key = rt_mix64(rt_mix64(A->seed) ^ rt_mix64((uint64_t)split + 0x1234)) ^ rt_mix64(index);
+  uint64_t key = rein_mix64(rein_mix64(A->seed) ^ rein_mix64((uint64_t)split + 0x1234)) ^ rein_mix64(index);
   for (uint64_t attempt = 0; attempt < 100000; attempt++) {
-    uint64_t r0 = rt_mix64(key + 3 * attempt), r1 = rt_mix64(key + 3 * attempt + 1), r2 = rt_mix64(key + 3 * attempt + 2);
+    uint64_t r0 = rein_mix64(key + 3 * attempt), r1 = rein_mix64(key + 3 * attempt + 1), r2 = rein_mix64(key + 3 * attempt + 2);
     char op = A->ops[r0 % (uint64_t)nops];
     long a = operand(r1, A->digits), b = operand(r2, A->digits);
     if (split_of(a, op, b) != split) continue;

@@ -9,7 +9,7 @@
 #include "rein/task.h"
 #include "rein/tfm.h"
 #include "rein/train.h"
-#include "tfm_internal.h"   /* tfm_write_atomic, tfm_commit_file */
+#include "rein/common.h"
 
 /* One explored batch: batch_prompts groups of `group` responses, all from policy `version`. */
 typedef struct {
@@ -45,7 +45,6 @@ typedef struct {
   FILE *metrics;
 } Trainer;
 
-double trn_now(void);
 /* Seconds since the run started (across resumes). */
 double trn_elapsed(const Trainer *tr);
 
@@ -63,9 +62,6 @@ int trn_buffer_load(Trainer *tr, const char *path, char *err, size_t errlen);
 
 /* The embedded arithmetic checkpoint (trn_blob.S), loaded as a model. */
 TfmModel *trn_default_model(char *err, size_t errlen);
-
-/* mkdir -p; 0 when the directory exists. */
-int trn_mkdir(const char *path, char *err, size_t errlen);
 
 /* The learning rate of step T (1-based) of O's schedule. */
 double trn_lr_at(const TrnOpts *o, int64_t t);

@@ -101,8 +101,8 @@ static void step(const TfmModel *m, Cache *kc, int R, const int *seq, const int 
 }
 
 static double uniform(uint64_t seed, int s, int t) {
-  uint64_t key = rt_mix64(rt_mix64(seed) + (uint64_t)s);
-  return (rt_mix64(key ^ rt_mix64((uint64_t)t + 0x51ed27ull)) >> 11) * 0x1p-53;
+  uint64_t key = rein_mix64(rein_mix64(seed) + (uint64_t)s);
+  return (rein_mix64(key ^ rein_mix64((uint64_t)t + 0x51ed27ull)) >> 11) * 0x1p-53;
 }
 
 typedef struct {

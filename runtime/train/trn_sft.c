@@ -92,7 +92,7 @@ int trn_sft_main(int argc, char **argv) {
     rc = -1;
   }
   int prog = o.progress < 0 ? isatty(2) : o.progress;
-  double t0 = trn_now();
+  double t0 = rc_now();
   for (int64_t t = 0; !rc && t <= o.steps; t++) {
     if (t > 0) {
       TfmBatch b;
@@ -125,7 +125,7 @@ int trn_sft_main(int argc, char **argv) {
       free(lp), free(en), free(dl), free(de), free(off), free(tok), free(tgt);
       char line[64];
       snprintf(line, sizeof line, "loss %.4f", loss);
-      trn_progress(prog, t, o.steps, trn_now() - t0, 0, line);
+      trn_progress(prog, t, o.steps, rc_now() - t0, 0, line);
     }
     if (!rc && ((o.eval_every > 0 && t % o.eval_every == 0) || t == o.steps)) {
       double acc, rew, len;
@@ -133,13 +133,13 @@ int trn_sft_main(int argc, char **argv) {
       else {
         if (prog) fputc('\n', stderr);
         printf("{\"kind\":\"eval\",\"step\":%lld,\"time\":%.3f,\"eval_accuracy\":%.6g,\"eval_reward\":%.6g}\n",
-               (long long)t, trn_now() - t0, acc, rew);
+               (long long)t, rc_now() - t0, acc, rew);
         fflush(stdout);
       }
     }
   }
   if (prog) fputc('\n', stderr);
-  if (!rc && (trn_mkdir(o.out, err, sizeof err) || tfm_model_save(m, o.out, NULL, err, sizeof err))) rc = -1;
+  if (!rc && (rc_mkdir_p(o.out, err, sizeof err) || tfm_model_save(m, o.out, NULL, err, sizeof err))) rc = -1;
   if (rc) fprintf(stderr, "rein sft: error: %s\n", err);
   tfm_model_free(m);
   task_free(task);

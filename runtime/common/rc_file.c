@@ -1,0 +1,106 @@
+/* rc_file.c — files as the runtime writes and reads them (rein/common.h): bounded whole-file
+ * reads, atomic writes (nothing already on disk is lost: temporary name, fsync, rename), mkdir -p,
+ * and the monotonic clock. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rein/common.h"
+
+char *rc_read_file(const char *path, size_t max, size_t *lenp, char *err, size_t errlen) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    snprintf(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
+    return NULL;
+  }
+  char *text = NULL;
+  size_t len = 0, cap = 0;
+  for (;;) {
+    if (len + 4096 + 1 > cap) {
+      cap = cap ? 2 * cap : 8192;
+      char *t = cap > max + 8192 ? NULL : realloc(text, cap);
+      if (!t) {
+        free(text);
+        fclose(f);
+        snprintf(err, errlen, "%s: larger than %zu bytes", path, max);
+        return NULL;
+      }
+      text = t;
+    }
+    size_t k = fread(text + len, 1, cap - len - 1, f);
+    len += k;
+    if (k == 0) break;
+  }
+  int bad = ferror(f);
+  fclose(f);
+  if (bad || len > max) {
+    free(text);
+    snprintf(err, errlen, "%s: %s", path, bad ? "read error" : "too large");
+    return NULL;
+  }
+  text[len] = 0;
+  if (lenp) *lenp = len;
+  return text;
+}
+
+FILE *rc_open_tmp(const char *path, char *tmp, size_t tmplen, char *err, size_t errlen) {
+  if ((size_t)snprintf(tmp, tmplen, "%s.tmp.%ld", path, (long)getpid()) >= tmplen) {
+    snprintf(err, errlen, "%s: path too long", path);
+    return NULL;
+  }
+  FILE *f = fopen(tmp, "wb");
+  if (!f) snprintf(err, errlen, "%s: cannot write (%s)", tmp, strerror(errno));
+  return f;
+}
+
+int rc_commit_file(FILE *f, int bad, const char *tmp, const char *path, char *err, size_t errlen) {
+  bad |= fflush(f) != 0;
+  bad |= fsync(fileno(f)) != 0;   /* the data is on disk before the name points at it */
+  bad |= fclose(f) != 0;
+  if (bad || rename(tmp, path)) {
+    snprintf(err, errlen, "%s: write failed (%s)", path, strerror(errno));
+    unlink(tmp);
+    return -1;
+  }
+  return 0;
+}
+
+int rc_write_atomic(const char *path, const void *data, size_t n, char *err, size_t errlen) {
+  char tmp[4200];
+  FILE *f = rc_open_tmp(path, tmp, sizeof tmp, err, errlen);
+  if (!f) return -1;
+  return rc_commit_file(f, fwrite(data, 1, n, f) != n, tmp, path, err, errlen);
+}
+
+int rc_write_text(const char *path, const char *text, char *err, size_t errlen) {
+  return rc_write_atomic(path, text, strlen(text), err, errlen);
+}
+
+int rc_mkdir_p(const char *path, char *err, size_t errlen) {
+  /* the parents first; a failure there shows up below, on PATH itself */
+  char *p = rc_strdup(path);
+  for (char *q = p + 1; *q; q++)
+    if (*q == '/') {
+      *q = 0;
+      mkdir(p, 0777);
+      *q = '/';
+    }
+  free(p);
+  if (mkdir(path, 0777) == 0 || errno == EEXIST) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
+    snprintf(err, errlen, "%s: exists and is not a directory", path);
+    return -1;
+  }
+  snprintf(err, errlen, "%s: cannot create the directory: %s", path, strerror(errno));
+  return -1;
+}
+
+double rc_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

@@ -1,0 +1,55 @@
+/* rein/common.h — the runtime's common layer (library reincommon, runtime/common/): what every
+ * other runtime library needs and none of them owns.
+ *
+ *   files       whole-file reads with a size cap; atomic writes (temporary name, fsync, rename);
+ *               mkdir -p
+ *   memory      checked allocation: the one out-of-memory policy
+ *   time        a monotonic clock
+ *
+ * Error convention (the whole runtime's): a function that can fail returns -1 or NULL and writes
+ * one line into the caller's buffer (ERR, ERRLEN) that names the file and what is wrong; nothing
+ * here prints, except the out-of-memory policy below.
+ *
+ * Out-of-memory policy: allocations whose size is a small, fixed function of the program go
+ * through rc_malloc / rc_calloc / rc_realloc / rc_strdup, which print "rein: out of memory
+ * (N bytes)" and exit with status 3 when the allocator fails — there is nothing useful a caller
+ * could do instead.  Sizes that come from input (a batch, a model, options) are checked against
+ * limits before allocating, and reported through the caller's error buffer.
+ */
+#ifndef REIN_COMMON_H
+#define REIN_COMMON_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "random.h"
+
+/* --- memory */
+void *rc_malloc(size_t n);
+void *rc_calloc(size_t n, size_t size);
+void *rc_realloc(void *p, size_t n);
+char *rc_strdup(const char *s);
+/* The exit status of the out-of-memory policy. */
+#define RC_EXIT_OOM 3
+
+/* --- files */
+/* The whole file at PATH as a NUL-terminated string (its length in *LEN when LEN is not NULL);
+ * NULL with ERR when it cannot be read or is larger than MAX bytes. */
+char *rc_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);
+/* Finish a file written to TMP: flush, fsync and close F, then rename TMP to PATH; or remove TMP
+ * and report the error when anything failed (BAD: an earlier write failed).  0 or -1 with ERR. */
+int rc_commit_file(FILE *f, int bad, const char *tmp, const char *path, char *err, size_t errlen);
+/* Open PATH.tmp.PID for writing (its name in TMP, TMPLEN bytes); NULL with ERR. */
+FILE *rc_open_tmp(const char *path, char *tmp, size_t tmplen, char *err, size_t errlen);
+/* Write N bytes of DATA to PATH atomically (rc_open_tmp, rc_commit_file).  0 or -1 with ERR. */
+int rc_write_atomic(const char *path, const void *data, size_t n, char *err, size_t errlen);
+/* The same for the NUL-terminated TEXT. */
+int rc_write_text(const char *path, const char *text, char *err, size_t errlen);
+/* mkdir -p PATH; 0 when the directory exists afterwards, -1 with ERR. */
+int rc_mkdir_p(const char *path, char *err, size_t errlen);
+
+/* --- time */
+/* Seconds on a monotonic clock. */
+double rc_now(void);
+
+#endif
