@@ -36,7 +36,7 @@ static void step(const TfmModel *m, Cache *kc, int R, const int *seq, const int 
   int D = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim, I = c->hidden,
       qd = H * hd, kvd = KV * hd, per = H / KV;
   size_t need = (size_t)R * (3 * D + qd + 2 * kvd + qd + 2 * I + 1);
-  tfm_f *mem = malloc((need + 1) * sizeof(tfm_f));
+  tfm_f *mem = rc_malloc((need + 1) * sizeof(tfm_f));
   tfm_f *x = mem, *xn = x + (size_t)R * D, *q = xn + (size_t)R * D, *k = q + (size_t)R * qd,
         *v = k + (size_t)R * kvd, *ao = v + (size_t)R * kvd, *g = ao + (size_t)R * qd,
         *u = g + (size_t)R * I, *r = u + (size_t)R * I;
@@ -62,7 +62,7 @@ static void step(const TfmModel *m, Cache *kc, int R, const int *seq, const int 
     }
 #pragma omp parallel
     {
-      double *sc = malloc(((size_t)kc->maxlen + 1) * sizeof(double));
+      double *sc = rc_malloc(((size_t)kc->maxlen + 1) * sizeof(double));
 #pragma omp for schedule(dynamic, 4)
       for (int t = 0; t < R * H; t++) {
         int i = t / H, h = t % H, gk = h / per, L = pos[i] + 1;
@@ -209,15 +209,15 @@ int tfm_generate(TfmModel *m, int nseq, const int *off, const int32_t *prompt,
   }
   Cache kc = {nseq, maxp + s->max_new, c->n_kv_heads * c->head_dim, NULL, NULL};
   size_t csz = (size_t)c->n_layers * nseq * kc.maxlen * kc.kvd;
-  kc.K = malloc((csz + 1) * sizeof(tfm_f));
-  kc.V = malloc((csz + 1) * sizeof(tfm_f));
+  kc.K = rc_malloc((csz + 1) * sizeof(tfm_f));
+  kc.V = rc_malloc((csz + 1) * sizeof(tfm_f));
   int Np = off[nseq];
   int R = Np > nseq ? Np : nseq;
-  int *seq = malloc((size_t)R * sizeof(int)), *pos = malloc((size_t)R * sizeof(int)),
-      *rowof = malloc((size_t)nseq * sizeof(int));
-  int32_t *tok = malloc((size_t)R * sizeof(int32_t));
-  tfm_f *hid = malloc(((size_t)R * D + 1) * sizeof(tfm_f)), *hsel = malloc(((size_t)nseq * D + 1) * sizeof(tfm_f)),
-        *z = malloc(((size_t)nseq * V + 1) * sizeof(tfm_f));
+  int *seq = rc_malloc((size_t)R * sizeof(int)), *pos = rc_malloc((size_t)R * sizeof(int)),
+      *rowof = rc_malloc((size_t)nseq * sizeof(int));
+  int32_t *tok = rc_malloc((size_t)R * sizeof(int32_t));
+  tfm_f *hid = rc_malloc(((size_t)R * D + 1) * sizeof(tfm_f)), *hsel = rc_malloc(((size_t)nseq * D + 1) * sizeof(tfm_f)),
+        *z = rc_malloc(((size_t)nseq * V + 1) * sizeof(tfm_f));
   int rc = -1, *live = NULL;
   if (!kc.K || !kc.V || !hid || !z) {
     snprintf(err, errlen, "generate: out of memory for the KV cache");
@@ -226,12 +226,12 @@ int tfm_generate(TfmModel *m, int nseq, const int *off, const int32_t *prompt,
   size_t on = (size_t)nseq * s->max_new;
   out->nseq = nseq;
   out->max_new = s->max_new;
-  out->tokens = calloc(on, sizeof(int32_t));
-  out->logp = calloc(on, sizeof(tfm_f));
-  out->sample_logp = calloc(on, sizeof(tfm_f));
-  out->len = calloc((size_t)nseq, sizeof(int));
-  out->stopped = calloc((size_t)nseq, sizeof(int));
-  live = malloc((size_t)nseq * sizeof(int));
+  out->tokens = rc_calloc(on, sizeof(int32_t));
+  out->logp = rc_calloc(on, sizeof(tfm_f));
+  out->sample_logp = rc_calloc(on, sizeof(tfm_f));
+  out->len = rc_calloc((size_t)nseq, sizeof(int));
+  out->stopped = rc_calloc((size_t)nseq, sizeof(int));
+  live = rc_malloc((size_t)nseq * sizeof(int));
 
   /* Prefill: every prompt token is a row; the last one of each prompt samples. */
   for (int b = 0; b < nseq; b++)
@@ -252,7 +252,7 @@ int tfm_generate(TfmModel *m, int nseq, const int *off, const int32_t *prompt,
     tfm_gemm(0, 1, nlive, V, D, hsel, D, m->params + m->head, D, 0, z, V);
 #pragma omp parallel
     {
-      Cand *cand = malloc((size_t)V * sizeof(Cand));
+      Cand *cand = rc_malloc((size_t)V * sizeof(Cand));
 #pragma omp for schedule(static)
       for (int i = 0; i < nlive; i++) {
         int b = live[i];

@@ -36,9 +36,9 @@ void tfm_head_forward(const TfmModel *m, int N, const tfm_f *xf, const int32_t *
                       double *ent, tfm_f *logp, tfm_f *entropy) {
   int D = m->cfg.dim, V = m->cfg.vocab, C = chunk_rows(V);
   const tfm_f *W = m->params + m->head;
-  int *rows = malloc(((size_t)N + 1) * sizeof(int));
+  int *rows = rc_malloc(((size_t)N + 1) * sizeof(int));
   int M = target_rows(N, tgt, rows);
-  tfm_f *buf = malloc(((size_t)C * D + 1) * sizeof(tfm_f)), *z = malloc(((size_t)C * V + 1) * sizeof(tfm_f));
+  tfm_f *buf = rc_malloc(((size_t)C * D + 1) * sizeof(tfm_f)), *z = rc_malloc(((size_t)C * V + 1) * sizeof(tfm_f));
   for (int n = 0; n < N; n++) {
     logp[n] = entropy[n] = 0;
     lse[n] = ent[n] = 0;
@@ -67,10 +67,10 @@ void tfm_head_backward(TfmModel *m, int N, const tfm_f *xf, const int32_t *tgt, 
   int D = m->cfg.dim, V = m->cfg.vocab, C = chunk_rows(V);
   const tfm_f *W = m->params + m->head;
   tfm_f *dW = m->grads + m->head;
-  int *rows = malloc(((size_t)N + 1) * sizeof(int));
+  int *rows = rc_malloc(((size_t)N + 1) * sizeof(int));
   int M = target_rows(N, tgt, rows);
-  tfm_f *buf = malloc(((size_t)C * D + 1) * sizeof(tfm_f)), *z = malloc(((size_t)C * V + 1) * sizeof(tfm_f)),
-        *dbuf = malloc(((size_t)C * D + 1) * sizeof(tfm_f));
+  tfm_f *buf = rc_malloc(((size_t)C * D + 1) * sizeof(tfm_f)), *z = rc_malloc(((size_t)C * V + 1) * sizeof(tfm_f)),
+        *dbuf = rc_malloc(((size_t)C * D + 1) * sizeof(tfm_f));
   for (int r0 = 0; r0 < M; r0 += C) {
     int Cn = M - r0 < C ? M - r0 : C;
     gather(Cn, D, rows + r0, xf, buf);

@@ -20,9 +20,7 @@
 static size_t add_tensor(TfmModel *m, int *cap, const char *name, int64_t r, int64_t c) {
   if (m->ntensors == *cap) {
     *cap = *cap ? 2 * *cap : 64;
-    TfmTensor *t = realloc(m->tensors, (size_t)*cap * sizeof *m->tensors);
-    if (!t) abort(); /* the table is small: a few entries per layer */
-    m->tensors = t;
+    m->tensors = rc_realloc(m->tensors, (size_t)*cap * sizeof *m->tensors);
   }
   TfmTensor *t = &m->tensors[m->ntensors++];
   memset(t, 0, sizeof *t);
@@ -60,14 +58,14 @@ static void rope_freqs(const TfmConfig *c, double *inv) {
 }
 
 TfmModel *tfm_model_new(const TfmConfig *cfg, char *err, size_t errlen) {
-  TfmModel *m = calloc(1, sizeof *m);
+  TfmModel *m = rc_calloc(1, sizeof *m);
   m->cfg = *cfg;
   const TfmConfig *c = &m->cfg;
   int cap = 0;
   int64_t D = c->dim, qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
   char nm[80];
   m->embed = add_tensor(m, &cap, "model.embed_tokens.weight", c->vocab, D);
-  m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+  m->layers = rc_calloc((size_t)c->n_layers, sizeof *m->layers);
   if (!m->layers) {
     snprintf(err, errlen, "out of memory for %d layers", c->n_layers);
     tfm_model_free(m);
@@ -94,8 +92,8 @@ TfmModel *tfm_model_new(const TfmConfig *cfg, char *err, size_t errlen) {
   }
   m->norm = add_tensor(m, &cap, "model.norm.weight", D, 0);
   m->head = c->tie_embeddings ? m->embed : add_tensor(m, &cap, "lm_head.weight", c->vocab, D);
-  m->params = calloc(m->nparams, sizeof(tfm_f));
-  m->inv_freq = calloc((size_t)c->head_dim / 2 + 1, sizeof(double));
+  m->params = rc_calloc(m->nparams, sizeof(tfm_f));
+  m->inv_freq = rc_calloc((size_t)c->head_dim / 2 + 1, sizeof(double));
   if (!m->params || !m->inv_freq) {
     snprintf(err, errlen, "out of memory for %zu parameters", m->nparams);
     tfm_model_free(m);
@@ -203,7 +201,7 @@ TfmModel *tfm_model_load(const char *dir, char *err, size_t errlen) {
   if (tfm_config_load(p, &cfg, err, errlen)) return NULL;
   TfmModel *m = tfm_model_new(&cfg, err, errlen);
   if (!m) return NULL;
-  unsigned char *seen = calloc((size_t)m->ntensors, 1);
+  unsigned char *seen = rc_calloc((size_t)m->ntensors, 1);
   char idx[4096];
   snprintf(idx, sizeof idx, "%s/model.safetensors.index.json", dir);
   snprintf(p, sizeof p, "%s/model.safetensors", dir);

@@ -22,7 +22,7 @@ TfmAdamW tfm_adamw_defaults(void) {
 double tfm_grad_norm(const TfmModel *m) {
   if (!m->grads) return 0;
   size_t nb = (m->nparams + NORM_BLOCK - 1) / NORM_BLOCK;
-  double *part = calloc(nb + 1, sizeof(double));
+  double *part = rc_calloc(nb + 1, sizeof(double));
 #pragma omp parallel for schedule(static)
   for (size_t b = 0; b < nb; b++) {
     size_t i0 = b * NORM_BLOCK, i1 = i0 + NORM_BLOCK < m->nparams ? i0 + NORM_BLOCK : m->nparams;
@@ -38,7 +38,7 @@ double tfm_grad_norm(const TfmModel *m) {
 
 double tfm_adamw_step(TfmModel *m, const TfmAdamW *o) {
   if (!m->grads) tfm_zero_grad(m);
-  if (!m->opt) m->opt = calloc(2 * m->nparams, sizeof(tfm_f));
+  if (!m->opt) m->opt = rc_calloc(2 * m->nparams, sizeof(tfm_f));
   double norm = tfm_grad_norm(m);
   double scale = 1;
   if (o->max_grad_norm > 0 && isfinite(norm)) {

@@ -209,7 +209,7 @@ static int st_read_sets(TfmModel *m, const char *path, int nsets, tfm_f *const *
              path, (unsigned long long)hlen, (unsigned long long)size);
     goto done;
   }
-  hdr = malloc(hlen + 1);
+  hdr = rc_malloc(hlen + 1);
   if (read_at(fd, hdr, hlen, 8)) {
     snprintf(err, errlen, "%s: read error", path);
     goto done;
@@ -226,7 +226,7 @@ static int st_read_sets(TfmModel *m, const char *path, int nsets, tfm_f *const *
   json_t *e;
   /* First pass: every entry checked, and no two data ranges may overlap. */
   size_t nent = json_object_size(o), nr = 0;
-  ranges = malloc((nent + 1) * sizeof *ranges);
+  ranges = rc_malloc((nent + 1) * sizeof *ranges);
   json_object_foreach(o, name, e) {
     if (!strcmp(name, "__metadata__")) continue;
     int esize;
@@ -255,7 +255,7 @@ static int st_read_sets(TfmModel *m, const char *path, int nsets, tfm_f *const *
     seen[ti] = 1;
     const TfmTensor *t = &m->tensors[ti % m->ntensors];
     free(buf);
-    buf = malloc(end - b + 1);
+    buf = rc_malloc(end - b + 1);
     if (!buf || read_at(fd, buf, end - b, (off_t)(8 + hlen + b))) {
       snprintf(err, errlen, "%s: tensor '%s': read error", path, name);
       goto done;
@@ -301,9 +301,9 @@ int tfm_st_read(TfmModel *m, const char *path, unsigned char *seen, char *err, s
 static const char *const OPT_SFX[] = {".exp_avg", ".exp_avg_sq"};
 
 int tfm_opt_load(TfmModel *m, const char *path, char *err, size_t errlen) {
-  if (!m->opt) m->opt = calloc(2 * m->nparams, sizeof(tfm_f));
+  if (!m->opt) m->opt = rc_calloc(2 * m->nparams, sizeof(tfm_f));
   tfm_f *dst[] = {m->opt, m->opt + m->nparams};
-  unsigned char *seen = calloc(2 * (size_t)m->ntensors, 1);
+  unsigned char *seen = rc_calloc(2 * (size_t)m->ntensors, 1);
   long step = 0;
   int rc = st_read_sets(m, path, 2, dst, OPT_SFX, seen, &step, err, errlen);
   for (int i = 0; !rc && i < 2 * m->ntensors; i++)

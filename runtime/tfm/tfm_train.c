@@ -151,17 +151,17 @@ int tfm_forward(TfmModel *m, const TfmBatch *b, tfm_f *logp, tfm_f *entropy, Tfm
   const TfmConfig *c = &m->cfg;
   int N = b->offsets[b->nseq], D = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim,
       I = c->hidden, NL = c->n_layers, qd = H * hd, kvd = KV * hd;
-  TfmActs *a = calloc(1, sizeof *a);
+  TfmActs *a = rc_calloc(1, sizeof *a);
   a->N = N;
   a->nseq = b->nseq;
-  a->off = malloc((size_t)(b->nseq + 1) * sizeof(int));
+  a->off = rc_malloc((size_t)(b->nseq + 1) * sizeof(int));
   memcpy(a->off, b->offsets, (size_t)(b->nseq + 1) * sizeof(int));
-  a->tok = malloc((size_t)N * sizeof(int32_t) + 1);
-  a->tgt = malloc((size_t)N * sizeof(int32_t) + 1);
+  a->tok = rc_malloc((size_t)N * sizeof(int32_t) + 1);
+  a->tgt = rc_malloc((size_t)N * sizeof(int32_t) + 1);
   memcpy(a->tok, b->tokens, (size_t)N * sizeof(int32_t));
   memcpy(a->tgt, b->targets, (size_t)N * sizeof(int32_t));
-  a->pos = malloc((size_t)N * sizeof(int) + 1);
-  a->poff = malloc((size_t)(b->nseq + 1) * sizeof(size_t));
+  a->pos = rc_malloc((size_t)N * sizeof(int) + 1);
+  a->poff = rc_malloc((size_t)(b->nseq + 1) * sizeof(size_t));
   a->poff[0] = 0;
   for (int s = 0; s < b->nseq; s++) {
     size_t Ls = (size_t)(b->offsets[s + 1] - b->offsets[s]);
@@ -175,7 +175,7 @@ int tfm_forward(TfmModel *m, const TfmBatch *b, tfm_f *logp, tfm_f *entropy, Tfm
   if (!m->ws_busy) {
     if (m->ws_cap < total) {
       free(m->ws);
-      m->ws = malloc(total * sizeof(tfm_f));
+      m->ws = rc_malloc(total * sizeof(tfm_f));
       m->ws_cap = m->ws ? total : 0;
     }
     if (m->ws) {
@@ -184,11 +184,11 @@ int tfm_forward(TfmModel *m, const TfmBatch *b, tfm_f *logp, tfm_f *entropy, Tfm
       m->ws_busy = 1;
     }
   } else {
-    a->mem = malloc(total * sizeof(tfm_f));
+    a->mem = rc_malloc(total * sizeof(tfm_f));
   }
-  a->lse = malloc(((size_t)N + 1) * sizeof(double));
-  a->ent = malloc(((size_t)N + 1) * sizeof(double));
-  a->L = calloc((size_t)NL, sizeof *a->L);
+  a->lse = rc_malloc(((size_t)N + 1) * sizeof(double));
+  a->ent = rc_malloc(((size_t)N + 1) * sizeof(double));
+  a->L = rc_calloc((size_t)NL, sizeof *a->L);
   if (!a->mem || !a->lse || !a->ent || !a->L) {
     snprintf(err, errlen, "batch: out of memory for the activations of %d tokens", N);
     tfm_acts_free(a);
@@ -269,7 +269,7 @@ int tfm_forward(TfmModel *m, const TfmBatch *b, tfm_f *logp, tfm_f *entropy, Tfm
 }
 
 void tfm_zero_grad(TfmModel *m) {
-  if (!m->grads) m->grads = calloc(m->nparams, sizeof(tfm_f));
+  if (!m->grads) m->grads = rc_calloc(m->nparams, sizeof(tfm_f));
   else memset(m->grads, 0, m->nparams * sizeof(tfm_f));
 }
 
@@ -322,7 +322,7 @@ void tfm_backward(TfmModel *m, TfmActs *a, const tfm_f *dlogp, const tfm_f *dent
     tfm_gemm(0, 0, N, qd, D, dx, D, P(m, w->wo), qd, 0, dao, qd);
 #pragma omp parallel
     {
-      tfm_f *tmp = malloc(((size_t)Lmax * Lmax + 1) * sizeof(tfm_f));
+      tfm_f *tmp = rc_malloc(((size_t)Lmax * Lmax + 1) * sizeof(tfm_f));
 #pragma omp for schedule(dynamic, 1)
       for (int t = 0; t < a->nseq * KV; t++) {
         int s = t / KV, g = t % KV, o = a->off[s], Ls = a->off[s + 1] - o;

@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE
 #include "rein/plot.h"
+#include "rein/common.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -113,20 +114,6 @@ __attribute__((format(printf, 1, 2))) static void perr(const char *fmt, ...) {
   va_end(ap);
 }
 
-static void *xrealloc(void *p, size_t n) {
-  void *q = realloc(p, n ? n : 1);
-  if (!q) {
-    fputs("rein plot: error: out of memory\n", stderr);
-    exit(1);
-  }
-  return q;
-}
-
-static char *xstrdup(const char *s) {
-  size_t n = strlen(s) + 1;
-  return memcpy(xrealloc(NULL, n), s, n);
-}
-
 static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *xasprintf(const char *fmt, ...) {
   va_list ap;
@@ -134,7 +121,7 @@ static char *xasprintf(const char *fmt, ...) {
   int n = vsnprintf(NULL, 0, fmt, ap);
   va_end(ap);
   if (n < 0) n = 0;
-  char *s = xrealloc(NULL, (size_t)n + 1);
+  char *s = rc_realloc(NULL, (size_t)n + 1);
   va_start(ap, fmt);
   vsnprintf(s, (size_t)n + 1, fmt, ap);
   va_end(ap);
@@ -188,7 +175,7 @@ static size_t text_chars(const char *s) {
 /* A copy of line[0..len) in which the bare tokens NaN, Infinity and -Infinity outside strings
  * (Python's json writes them for non-finite floats) become null.  Caller frees. */
 static char *nan_to_null(const char *line, size_t len, size_t *outlen) {
-  char *o = xrealloc(NULL, 2 * len + 1);
+  char *o = rc_realloc(NULL, 2 * len + 1);
   size_t j = 0;
   bool in_str = false;
   for (size_t i = 0; i < len;) {
@@ -269,7 +256,7 @@ static bool add_record(const PlotCtx *c, PlotRun *r, json_t *o, long lineno) {
   }
   if (r->nrec == r->caprec) {
     r->caprec = r->caprec ? 2 * r->caprec : 256;
-    r->recs = xrealloc(r->recs, r->caprec * sizeof *r->recs);
+    r->recs = rc_realloc(r->recs, r->caprec * sizeof *r->recs);
   }
   size_t ri = r->nrec++;
   PlotRec *rec = &r->recs[ri];
@@ -287,7 +274,7 @@ static bool add_record(const PlotCtx *c, PlotRun *r, json_t *o, long lineno) {
     PlotRawVec *v = &r->raw[id];
     if (v->n == v->cap) {
       v->cap = v->cap ? 2 * v->cap : 64;
-      v->p = xrealloc(v->p, v->cap * sizeof *v->p);
+      v->p = rc_realloc(v->p, v->cap * sizeof *v->p);
     }
     v->p[v->n++] = (PlotRaw){rec->step, ri, json_number_value(val)};
   }
@@ -375,19 +362,19 @@ static int cmp_pt(const void *a, const void *b) {
  * x, skips non-finite values, and smooths train points with a trailing mean over c->smooth train
  * points (eval points are drawn as they are). */
 static void build_series(const PlotCtx *c, PlotRun *r) {
-  PlotKey *keys = xrealloc(NULL, r->nrec * sizeof *keys);
+  PlotKey *keys = rc_realloc(NULL, r->nrec * sizeof *keys);
   for (size_t i = 0; i < r->nrec; i++) keys[i] = (PlotKey){r->recs[i].kind, r->recs[i].step, i};
   qsort(keys, r->nrec, sizeof *keys, cmp_key); /* nrec >= 1 */
   for (size_t i = 0; i + 1 < r->nrec; i++)
     if (keys[i].kind == keys[i + 1].kind && keys[i].step == keys[i + 1].step)
       r->recs[keys[i].idx].dead = true;
   free(keys);
-  double *win = xrealloc(NULL, (size_t)c->smooth * sizeof *win);
+  double *win = rc_realloc(NULL, (size_t)c->smooth * sizeof *win);
   for (size_t m = 0; m < c->nmetrics; m++) {
     PlotRawVec *v = &r->raw[m];
     PlotSeries *s = &r->series[m];
     if (v->n > 1) qsort(v->p, v->n, sizeof *v->p, cmp_raw);
-    s->p = xrealloc(NULL, v->n * sizeof *s->p);
+    s->p = rc_realloc(NULL, v->n * sizeof *s->p);
     s->n = 0;
     for (size_t i = 0; i < v->n; i++) {
       const PlotRaw *q = &v->p[i];
@@ -433,7 +420,7 @@ static void build_series(const PlotCtx *c, PlotRun *r) {
  * without ".jsonl" — except for a file named metrics.jsonl, which is labelled by its directory
  * like the run it belongs to.  Caller frees. */
 static char *run_label(const char *arg, bool is_dir) {
-  char *p = xstrdup(arg);
+  char *p = rc_strdup(arg);
   size_t n = strlen(p);
   while (n > 1 && p[n - 1] == '/') p[--n] = 0;
   char *base = strrchr(p, '/');
@@ -444,7 +431,7 @@ static char *run_label(const char *arg, bool is_dir) {
       return run_label(".", true);
     }
     base[-1] = 0;
-    char *dir = xstrdup(p);
+    char *dir = rc_strdup(p);
     free(p);
     char *l = run_label(*dir ? dir : "/", true);
     free(dir);
@@ -455,7 +442,7 @@ static char *run_label(const char *arg, bool is_dir) {
     if (real) {
       char *b = strrchr(real, '/');
       if (b && b[1]) {
-        char *l = xstrdup(b + 1);
+        char *l = rc_strdup(b + 1);
         free(real);
         free(p);
         return l;
@@ -463,7 +450,7 @@ static char *run_label(const char *arg, bool is_dir) {
       free(real);
     }
   }
-  char *l = xstrdup(base);
+  char *l = rc_strdup(base);
   size_t ln = strlen(l);
   if (!is_dir && ln > 6 && !strcmp(l + ln - 6, ".jsonl")) l[ln - 6] = 0;
   free(p);
@@ -474,7 +461,7 @@ static char *run_label(const char *arg, bool is_dir) {
 static void dedup_labels(PlotCtx *c) {
   for (size_t i = 1; i < c->nruns; i++) {
     char *base = c->runs[i].label;
-    char *cand = xstrdup(base);
+    char *cand = rc_strdup(base);
     for (int k = 2;; k++) {
       bool clash = false;
       for (size_t j = 0; j < i && !clash; j++) clash = !strcmp(c->runs[j].label, cand);
@@ -708,7 +695,7 @@ static void write_panel(FILE *f, const PlotCtx *c, size_t m, double px, double p
 static void write_svg(FILE *f, const PlotCtx *c, const size_t *pm, size_t np) {
   size_t ncols = np > 1 ? 2 : 1, nrows = (np + ncols - 1) / ncols;
   double width = PAD + (double)ncols * (PANEL_W + PAD);
-  double *lx = xrealloc(NULL, c->nruns * sizeof *lx), *ly = xrealloc(NULL, c->nruns * sizeof *ly);
+  double *lx = rc_realloc(NULL, c->nruns * sizeof *lx), *ly = rc_realloc(NULL, c->nruns * sizeof *ly);
   int lrows = legend_layout(c, width - 2 * PAD, lx, ly);
   double top = PAD + (c->title ? TITLE_H : 0);
   double panels_y = top + lrows * LEGEND_ROW + 8;
@@ -837,7 +824,7 @@ int plot_main(int argc, char **argv) {
                                        {0, 0, 0, 0}};
   PlotCtx c = {.out = "plot.svg", .smooth = 1};
   const size_t ndefault = sizeof default_metrics / sizeof *default_metrics;
-  c.metrics = xrealloc(NULL, ((size_t)argc + ndefault) * sizeof *c.metrics);
+  c.metrics = rc_realloc(NULL, ((size_t)argc + ndefault) * sizeof *c.metrics);
   int rc = 2, opt;
   optind = 0; /* full getopt reset (glibc, musl): plot_main may run more than once in a process */
   while ((opt = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
@@ -887,7 +874,7 @@ int plot_main(int argc, char **argv) {
     for (size_t k = 0; k < ndefault; k++)
       c.metrics[c.nmetrics++] = default_metrics[k];
   c.nruns = (size_t)(argc - optind);
-  c.runs = xrealloc(NULL, c.nruns * sizeof *c.runs);
+  c.runs = rc_realloc(NULL, c.nruns * sizeof *c.runs);
   memset(c.runs, 0, c.nruns * sizeof *c.runs);
   for (size_t r = 0; r < c.nruns; r++) {
     const char *arg = argv[optind + (int)r];
@@ -895,11 +882,11 @@ int plot_main(int argc, char **argv) {
     bool is_dir = !stat(arg, &st) && S_ISDIR(st.st_mode);
     size_t n = strlen(arg);
     c.runs[r].path =
-        is_dir ? xasprintf("%s%smetrics.jsonl", arg, n && arg[n - 1] == '/' ? "" : "/") : xstrdup(arg);
+        is_dir ? xasprintf("%s%smetrics.jsonl", arg, n && arg[n - 1] == '/' ? "" : "/") : rc_strdup(arg);
     c.runs[r].label = run_label(arg, is_dir);
-    c.runs[r].raw = xrealloc(NULL, c.nmetrics * sizeof *c.runs[r].raw);
+    c.runs[r].raw = rc_realloc(NULL, c.nmetrics * sizeof *c.runs[r].raw);
     memset(c.runs[r].raw, 0, c.nmetrics * sizeof *c.runs[r].raw);
-    c.runs[r].series = xrealloc(NULL, c.nmetrics * sizeof *c.runs[r].series);
+    c.runs[r].series = rc_realloc(NULL, c.nmetrics * sizeof *c.runs[r].series);
     memset(c.runs[r].series, 0, c.nmetrics * sizeof *c.runs[r].series);
   }
   for (size_t r = 0; r < c.nruns; r++) {
@@ -907,7 +894,7 @@ int plot_main(int argc, char **argv) {
     build_series(&c, &c.runs[r]);
   }
   dedup_labels(&c);
-  size_t *pm = xrealloc(NULL, c.nmetrics * sizeof *pm), np = 0;
+  size_t *pm = rc_realloc(NULL, c.nmetrics * sizeof *pm), np = 0;
   for (size_t m = 0; m < c.nmetrics; m++) {
     bool any = false;
     for (size_t r = 0; r < c.nruns && !any; r++) any = c.runs[r].series[m].n > 0;

@@ -2,6 +2,7 @@
  * (exact match, the final number of a text, the R1 format test), usable by any task.
  */
 #include "rein/task.h"
+#include "rein/common.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -40,7 +41,7 @@ int task_tok_encode(const TaskTokenizer *t, const char *text, int bos, int32_t *
 }
 
 char *task_tok_decode(const TaskTokenizer *t, const int32_t *ids, int n) {
-  char *s = malloc((size_t)n + 1);
+  char *s = rc_malloc((size_t)n + 1);
   int k = 0;
   for (int i = 0; i < n && ids[i] != TASK_EOS; i++)
     if (ids[i] >= TASK_FIRST_CHAR && ids[i] < TASK_FIRST_CHAR + t->nchars) s[k++] = t->chars[ids[i] - TASK_FIRST_CHAR];

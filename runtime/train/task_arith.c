@@ -51,8 +51,8 @@ static int arith_item(const Task *t, int split, uint64_t index, TaskItem *out, c
     char p[64], s[32];
     snprintf(p, sizeof p, "%ld%c%ld=", a, op, b);
     snprintf(s, sizeof s, "%ld", c);
-    out->prompt = strdup(p);
-    out->answer = strdup(s);
+    out->prompt = rc_strdup(p);
+    out->answer = rc_strdup(s);
     return 0;
   }
   snprintf(err, errlen, "arith: no problem of split %d found", split);
@@ -76,8 +76,8 @@ Task *task_arith_new(int digits, const char *ops, uint64_t seed, char *err, size
     snprintf(err, errlen, "arith: operators must be a subset of \"+-*\" (got \"%s\")", ops);
     return NULL;
   }
-  Task *t = calloc(1, sizeof *t);
-  Arith *A = calloc(1, sizeof *A);
+  Task *t = rc_calloc(1, sizeof *t);
+  Arith *A = rc_calloc(1, sizeof *A);
   A->digits = digits;
   snprintf(A->ops, sizeof A->ops, "%s", ops);
   A->seed = seed;

@@ -10,6 +10,7 @@
  *   reward   = accuracy + format.
  */
 #include "rein/task.h"
+#include "rein/common.h"
 
 #include <jansson.h>
 #include <errno.h>
@@ -64,11 +65,11 @@ static int load_split(const char *path, Split *sp, char *err, size_t errlen) {
     } else {
       if (sp->n == ncap) {
         ncap = ncap ? 2 * ncap : 256;
-        sp->q = realloc(sp->q, ncap * sizeof *sp->q);
-        sp->a = realloc(sp->a, ncap * sizeof *sp->a);
+        sp->q = rc_realloc(sp->q, ncap * sizeof *sp->q);
+        sp->a = rc_realloc(sp->a, ncap * sizeof *sp->a);
       }
-      sp->q[sp->n] = strdup(json_string_value(q));
-      sp->a[sp->n] = strdup(num);
+      sp->q[sp->n] = rc_strdup(json_string_value(q));
+      sp->a[sp->n] = rc_strdup(num);
       sp->n++;
       json_decref(o);
       continue;
@@ -98,9 +99,9 @@ static int gsm_item(const Task *t, int split, uint64_t index, TaskItem *out, cha
   }
   const char *q = sp->q[index % sp->n];
   size_t n = strlen(q) + strlen(INSTRUCTION) + 2;
-  out->prompt = malloc(n);
+  out->prompt = rc_malloc(n);
   snprintf(out->prompt, n, "%s%s", q, g->format_term ? INSTRUCTION : "\n");
-  out->answer = strdup(sp->a[index % sp->n]);
+  out->answer = rc_strdup(sp->a[index % sp->n]);
   return 0;
 }
 
@@ -143,8 +144,8 @@ static void gsm_destroy(Task *t) {
 
 Task *task_gsm8k_new(const char *train_path, const char *eval_path, int format_term, char *err,
                      size_t errlen) {
-  Task *t = calloc(1, sizeof *t);
-  Gsm *g = calloc(1, sizeof *g);
+  Task *t = rc_calloc(1, sizeof *t);
+  Gsm *g = rc_calloc(1, sizeof *g);
   g->format_term = format_term;
   t->name = "gsm8k";
   t->count = gsm_count;

@@ -87,20 +87,20 @@ static int load_rollout(Rd *d, TrnRollout *r, int vocab, int max_pos, char *err,
                     h[0], h[1]), -1;
   r->nseq = h[0], r->group = h[1];
   size_t ns = (size_t)r->nseq;
-  r->poff = malloc(4 * (ns + 1));
-  r->roff = malloc(4 * (ns + 1));
+  r->poff = rc_malloc(4 * (ns + 1));
+  r->roff = rc_malloc(4 * (ns + 1));
   if (rd(d, r->poff, 4 * (ns + 1), "poff", err, errlen) || offsets_ok(d, r->poff, r->nseq, 1, "poff", err, errlen))
     return -1;
-  r->prompt = malloc(4 * (size_t)r->poff[ns] + 1);
+  r->prompt = rc_malloc(4 * (size_t)r->poff[ns] + 1);
   if (rd(d, r->prompt, 4 * (size_t)r->poff[ns], "prompt", err, errlen)) return -1;
   if (rd(d, r->roff, 4 * (ns + 1), "roff", err, errlen) || offsets_ok(d, r->roff, r->nseq, 1, "roff", err, errlen))
     return -1;
   size_t nt = (size_t)r->roff[ns];
-  r->resp = malloc(4 * nt + 1);
-  r->old_logp = malloc(4 * nt + 1);
-  r->reward = malloc(4 * ns);
-  r->acc = malloc(4 * ns);
-  r->trunc = malloc(ns);
+  r->resp = rc_malloc(4 * nt + 1);
+  r->old_logp = rc_malloc(4 * nt + 1);
+  r->reward = rc_malloc(4 * ns);
+  r->acc = rc_malloc(4 * ns);
+  r->trunc = rc_malloc(ns);
   if (rd(d, r->resp, 4 * nt, "resp", err, errlen) || rd(d, r->old_logp, 4 * nt, "old_logp", err, errlen) ||
       rd(d, r->reward, 4 * ns, "reward", err, errlen) || rd(d, r->acc, 4 * ns, "acc", err, errlen) ||
       rd(d, r->trunc, ns, "trunc", err, errlen) || rd(d, &r->gen_s, 8, "gen_s", err, errlen))
@@ -136,10 +136,10 @@ int trn_buffer_load(Trainer *tr, const char *path, char *err, size_t errlen) {
   FILE *f = fopen(path, "rb");
   if (!f) return snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno)), -1;
   size_t cap = 1 << 16, n = 0;
-  unsigned char *p = malloc(cap);
+  unsigned char *p = rc_malloc(cap);
   for (size_t k; (k = fread(p + n, 1, cap - n, f)) > 0;) {
     n += k;
-    if (n == cap) p = realloc(p, cap *= 2);
+    if (n == cap) p = rc_realloc(p, cap *= 2);
   }
   fclose(f);
   Rd d = {p, n, 0, path, 0};
@@ -176,7 +176,7 @@ int trn_buffer_load(Trainer *tr, const char *path, char *err, size_t errlen) {
     }
     if (tr->nbuf == tr->capbuf) {
       tr->capbuf = tr->capbuf ? 2 * tr->capbuf : 8;
-      tr->buf = realloc(tr->buf, (size_t)tr->capbuf * sizeof *tr->buf);
+      tr->buf = rc_realloc(tr->buf, (size_t)tr->capbuf * sizeof *tr->buf);
     }
     tr->buf[tr->nbuf++] = r;
   }

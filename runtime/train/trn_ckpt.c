@@ -58,8 +58,8 @@ static void prune(const char *out, int keep) {
   struct dirent *e;
   while ((e = readdir(d)))
     if (!strncmp(e->d_name, "ckpt-", 5) && strlen(e->d_name) == 11 && strspn(e->d_name + 5, "0123456789") == 6) {
-      if (n == cap) names = realloc(names, (size_t)(cap = cap ? 2 * cap : 16) * sizeof *names);
-      names[n++] = strdup(e->d_name);
+      if (n == cap) names = rc_realloc(names, (size_t)(cap = cap ? 2 * cap : 16) * sizeof *names);
+      names[n++] = rc_strdup(e->d_name);
     }
   closedir(d);
   if (n) qsort(names, (size_t)n, sizeof *names, cmp_str);
@@ -140,7 +140,7 @@ static int cut_metrics(const Trainer *tr, int64_t step, char *err, size_t errlen
   FILE *f = fopen(path, "r");
   if (!f) return 0;
   size_t cap = 4096, n = 0;
-  char *keep = malloc(cap), *line = NULL;
+  char *keep = rc_malloc(cap), *line = NULL;
   size_t lcap = 0;
   ssize_t len;
   keep[0] = 0;
@@ -150,7 +150,7 @@ static int cut_metrics(const Trainer *tr, int64_t step, char *err, size_t errlen
     int ok = s && json_is_integer(s) && json_integer_value(s) <= step && line[len - 1] == '\n';
     json_decref(j);
     if (!ok) continue;
-    if (n + (size_t)len + 1 > cap) keep = realloc(keep, cap = 2 * (n + (size_t)len + 1));
+    if (n + (size_t)len + 1 > cap) keep = rc_realloc(keep, cap = 2 * (n + (size_t)len + 1));
     memcpy(keep + n, line, (size_t)len + 1);
     n += (size_t)len;
   }
@@ -213,7 +213,7 @@ int trn_ckpt_load(Trainer *tr, char *err, size_t errlen) {
       json_t *was = json_object_get(opts, key);
       if (!was || !json_equal(was, v)) {
         size_t fl = JSON_ENCODE_ANY | JSON_REAL_PRECISION(15);   /* 3e-4, not 0.00029999999999999997 */
-        char *a = was ? json_dumps(was, fl) : strdup("(absent)"), *b = json_dumps(v, fl);
+        char *a = was ? json_dumps(was, fl) : rc_strdup("(absent)"), *b = json_dumps(v, fl);
         snprintf(err, errlen, "%s: option '%s' was %s in the run, now %s: resume with the run's options", p, key, a, b);
         free(a);
         free(b);
@@ -235,7 +235,7 @@ int trn_ckpt_load(Trainer *tr, char *err, size_t errlen) {
   json_decref(s);
   if (rc) return -1;
   /* the policy and the optimizer */
-  unsigned char *seen = calloc((size_t)tr->m->ntensors, 1);
+  unsigned char *seen = rc_calloc((size_t)tr->m->ntensors, 1);
   snprintf(p, sizeof p, "%s/model.safetensors", dir);
   rc = tfm_st_read(tr->m, p, seen, err, errlen);
   for (int i = 0; !rc && i < tr->m->ntensors; i++)

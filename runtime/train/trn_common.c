@@ -32,8 +32,7 @@ Task *trn_make_task(const TrnOpts *o, char *err, size_t errlen) {
 
 int trn_encode(const Task *task, const char *text, int bos, int32_t **ids, char *err, size_t errlen) {
   int cap = (int)strlen(text) + 2;
-  *ids = malloc((size_t)cap * sizeof(int32_t));
-  if (!*ids) abort();
+  *ids = rc_malloc((size_t)cap * sizeof(int32_t));
   int n = task_tok_encode(&task->tok, text, bos, *ids, cap, err, errlen);
   if (n < 0) {
     free(*ids);
@@ -51,8 +50,8 @@ int trn_eval(TfmModel *m, const Task *task, const TrnOpts *o, int64_t step, doub
     *acc = *reward = *len = NAN;   /* no held-out file */
     return 0;
   }
-  TaskItem *items = calloc(n, sizeof *items);
-  int *off = calloc(n + 1, sizeof *off);
+  TaskItem *items = rc_calloc(n, sizeof *items);
+  int *off = rc_calloc(n + 1, sizeof *off);
   int32_t *prompt = NULL;
   size_t cap = 0;
   int rc = 0;
@@ -66,7 +65,7 @@ int trn_eval(TfmModel *m, const Task *task, const TrnOpts *o, int64_t step, doub
     }
     if ((size_t)off[i] + (size_t)k > cap) {
       cap = 2 * (cap + (size_t)k);
-      prompt = realloc(prompt, cap * sizeof *prompt);
+      prompt = rc_realloc(prompt, cap * sizeof *prompt);
     }
     memcpy(prompt + off[i], ids, (size_t)k * sizeof *ids);
     off[i + 1] = off[i] + k;
