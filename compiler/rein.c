@@ -20,11 +20,16 @@
  *   rein sft [OPTIONS]        the supervised warm start (runtime/trn_sft.c)
  *   rein plot RUN...          training curves as SVG (runtime/plot.c)
  *
- * Exit status: 0 success (warnings allowed), 1 errors in the input, 2 bad command line.
+ * Every command that reads an objective goes through rein_load / rein_unload (FILE: .rein, .ir or
+ * std:NAME), and every command's options are a table (rein/opts.h; rein train's and rein sft's
+ * are the trainer's, trn_opts.c) that also makes its --help.  Conventions (docs/compiler.md,
+ * "Driver conventions"): errors are printed here, once, as "rein CMD: error: MESSAGE".
+ *
+ * Exit status: 0 success (warnings allowed), 1 errors in the input, 2 bad command line, 3 out of
+ * memory.
  */
 #include <errno.h>
 #include <float.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,9 +43,12 @@
 #include "frontend.h"
 #include "interp.h"
 #include "pipeline.h"
+#include "rein/common.h"
+#include "rein/opts.h"
 #include "rein/plot.h"
 #include "rein/runtime.h"
 #include "rein/train.h"
+#include "rein_paths.h"
 
 #ifndef REIN_VERSION
 #define REIN_VERSION "0.1.0"
@@ -73,77 +81,100 @@ static void usage(FILE *out) {
           "  sft [OPTIONS]        supervised warm start on the task's demonstrations\n"
           "  plot RUN... [-o OUT.svg]  training curves of runs as SVG\n"
           "\n"
+          "FILE may be std:NAME, the standard library's NAME.rein; `rein COMMAND --help` lists a\n"
+          "command's options.\n"
+          "\n"
           "options:\n"
           "  -h, --help           show this help\n"
           "  --version            print the version\n"
           "  --max-errors N       stop after N errors (default 20)\n");
 }
 
-/* S as a whole decimal number in [LO, HI]. */
-static bool parse_long(const char *s, long lo, long hi, long *out) {
-  char *end;
-  long v = strtol(s, &end, 10);
-  if (*s == 0 || *end != 0 || v < lo || v > hi) return false;
-  *out = v;
-  return true;
-}
+/* --- one load/plan/free sequence for every command that reads an objective */
 
-static int parse_max_errors(const char *s, int *out) {
-  long v;
-  if (!parse_long(s, 1, 100000, &v)) {
-    fprintf(stderr, "rein: error: --max-errors needs a number from 1 to 100000, not `%s`\n", s);
-    return 0;
-  }
-  *out = (int)v;
-  return 1;
-}
+/* An objective read by the driver: the front end's unit, the graph and the plan, and the
+ * diagnostics.  FILE is a .rein source, IR text (.ir), or std:NAME (the standard library's
+ * NAME.rein, rein_paths.h). */
+typedef struct {
+  Diag d;
+  FeUnit u;
+  IrGraph *g;
+  Plan *p;
+  char *std_path; /* the path std:NAME stands for */
+} Loaded;
 
-/* Loads FILE (.rein source, or .ir text) and runs the middle end.  On success returns the graph
- * (and the plan unless O->stop_before_grad); diagnostics go to D.  The caller frees U, G, P. */
-static IrGraph *load(const char *path, Diag *d, FeUnit *u, const PipeOptions *o, Plan **plan) {
-  memset(u, 0, sizeof *u);
+/* Reads FILE into L and runs the middle end with options O (NULL: the front end only, for
+ * --ast), making the plan when PLAN.  True when the file is good; diagnostics go to stderr (at
+ * most MAX_ERRORS errors).  rein_unload(L) frees it either way. */
+static bool rein_load(Loaded *l, const char *path, const PipeOptions *o, bool plan, int max_errors) {
+  memset(l, 0, sizeof *l);
+  diag_init(&l->d, stderr);
+  l->d.max_errors = max_errors;
+  if (!strncmp(path, "std:", 4)) path = l->std_path = rp_std_file(path + 4);
+  if (!o) return fe_check_file(&l->d, path, &l->u) && l->u.ok;
   size_t n = strlen(path);
   if (n > 3 && !strcmp(path + n - 3, ".ir")) {
-    u->file = diag_read_file(d, path);
-    if (!u->file) return NULL;
-    IrGraph *g = ir_parse(d, u->file);
-    if (!g) return NULL;
-    return pipe_run(NULL, g, d, o, plan);
+    l->u.file = diag_read_file(&l->d, path);
+    IrGraph *g = l->u.file ? ir_parse(&l->d, l->u.file) : NULL;
+    if (g) l->g = pipe_run(NULL, g, &l->d, o, plan ? &l->p : NULL);
+    return l->g != NULL;
   }
-  if (!fe_check_file(d, path, u)) return NULL;
-  d->file = u->file;
-  return pipe_run(&u->prog, NULL, d, o, plan);
+  if (!fe_check_file(&l->d, path, &l->u)) return false;
+  l->d.file = l->u.file;
+  l->g = pipe_run(&l->u.prog, NULL, &l->d, o, plan ? &l->p : NULL);
+  return l->g != NULL;
+}
+
+static void rein_unload(Loaded *l) {
+  pl_free(l->p);
+  ir_free(l->g);
+  fe_free(&l->u);
+  free(l->std_path);
+  memset(l, 0, sizeof *l);
+}
+
+/* --- the option tables' common parts */
+
+/* Parses ARGV's options with table T for command CMD ("rein check"), whose synopsis (for --help)
+ * is SYNOPSIS.  Returns the index of the first operand, or -1 with *STATUS set: 0 after --help,
+ * 2 for a usage error (the message printed). */
+static int rein_opts(const RcOpt *t, const char *cmd, const char *synopsis, int argc, char **argv,
+                     int *status) {
+  char err[512] = "";
+  int k = rc_opts_parse(t, argc, argv, 1, err, sizeof err);
+  if (k >= 0) return k;
+  if (k == RC_OPTS_HELP) {
+    printf("usage: %s %s\n\n", cmd, synopsis);
+    rc_opts_help(stdout, t);
+    printf("\nFILE may be std:NAME, the standard library's NAME.rein (%s).\n", rp_std_dir());
+    *status = 0;
+    return -1;
+  }
+  if (k == RC_OPTS_BAD) fprintf(stderr, "%s: error: %s\n", cmd, err);
+  *status = 2;
+  return -1;
 }
 
 /* rein check [--max-errors N] FILE... */
 static int cmd_check(int argc, char **argv) {
-  static const struct option opts[] = {{"max-errors", required_argument, 0, 'm'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
-  int max_errors = 20, c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    if (c == 'm' && parse_max_errors(optarg, &max_errors)) continue;
-    if (c == 'h') { usage(stdout); return 0; }
-    return 2;
-  }
-  if (optind >= argc) {
+  int max_errors = 20, status;
+  const RcOpt t[] = {
+      {.name = "max-errors", .kind = RC_OPT_INT, .dst = &max_errors, .lo = 1, .hi = 100000, .arg = "N",
+       .help = "stop after N errors (default 20)", .bad = "needs a number from 1 to 100000"},
+      RC_OPTS_END};
+  int k = rein_opts(t, "rein check", "[OPTIONS] FILE...", argc, argv, &status);
+  if (k < 0) return status;
+  if (k >= argc) {
     fprintf(stderr, "rein check: error: no input files\n");
     return 2;
   }
-  int status = 0;
-  for (int i = optind; i < argc; i++) {
-    Diag d;
-    diag_init(&d, stderr);
-    d.max_errors = max_errors;
-    FeUnit u;
+  status = 0;
+  for (int i = k; i < argc; i++) {
     /* the middle end too: it rejects programs that micro-batches could not run (spec §5) */
     PipeOptions o = {NULL, stdout, false};
-    Plan *p = NULL;
-    IrGraph *g = load(argv[i], &d, &u, &o, &p);
-    if (!g) status = 1;
-    pl_free(p);
-    ir_free(g);
-    fe_free(&u);
+    Loaded l;
+    if (!rein_load(&l, argv[i], &o, true, max_errors)) status = 1;
+    rein_unload(&l);
   }
   return status;
 }
@@ -175,95 +206,81 @@ static int emit_code(const Plan *p, const char *arch, const CgOptions *co) {
   return status;
 }
 
+/* --arch: sm_80 or sm_90 (into a const char *). */
+static int opt_arch(void *dst, const char *arg, char *err, size_t errlen) {
+  if (strcmp(arg, "sm_80") && strcmp(arg, "sm_90"))
+    return snprintf(err, errlen, "--arch must be sm_80 or sm_90, not `%s`", arg), -1;
+  *(const char **)dst = arg;
+  return 0;
+}
+
+/* -O0 (into a bool: no optimization). */
+static int opt_o0(void *dst, const char *arg, char *err, size_t errlen) {
+  if (strcmp(arg, "0"))
+    return snprintf(err, errlen, "only -O0 (no optimization) may be asked for, not -O%s", arg), -1;
+  *(bool *)dst = true;
+  return 0;
+}
+
+/* --dump-after: a pass of the pipeline (into a const char *). */
+static int opt_pass(void *dst, const char *arg, char *err, size_t errlen) {
+  if (!pipe_known_pass(arg)) {
+    int k = snprintf(err, errlen, "unknown pass `%s` for --dump-after (passes:", arg);
+    for (int i = 0; pipe_pass_names[i] && k > 0 && (size_t)k < errlen; i++)
+      k += snprintf(err + k, errlen - (size_t)k, " %s", pipe_pass_names[i]);
+    if (k > 0 && (size_t)k < errlen) snprintf(err + k, errlen - (size_t)k, ")");
+    return -1;
+  }
+  *(const char **)dst = arg;
+  return 0;
+}
+
 /* rein emit --ast|--ir|--grad|--plan|--llvm|--ptx [--dump-after=PASS] FILE */
 static int cmd_emit(int argc, char **argv) {
-  enum { EMIT_NONE, EMIT_AST, EMIT_IR, EMIT_GRAD, EMIT_PLAN, EMIT_LLVM, EMIT_PTX } what = EMIT_NONE;
+  enum { EMIT_NONE, EMIT_AST, EMIT_IR, EMIT_GRAD, EMIT_PLAN, EMIT_LLVM, EMIT_PTX };
+  int what = EMIT_NONE, status;
   const char *arch = "sm_80";
   CgOptions co = {NULL, false, false};
-  static const struct option opts[] = {{"ast", no_argument, 0, 'a'},
-                                       {"llvm", no_argument, 0, 'l'},
-                                       {"ptx", no_argument, 0, 'x'},
-                                       {"arch", required_argument, 0, 'r'},
-                                       {"cpu", required_argument, 0, 'c'},
-                                       {"ir", no_argument, 0, 'i'},
-                                       {"grad", no_argument, 0, 'g'},
-                                       {"plan", no_argument, 0, 'p'},
-                                       {"dump-after", required_argument, 0, 'd'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
   PipeOptions o = {NULL, stdout, false};
-  int c;
-  while ((c = getopt_long(argc, argv, "hO:", opts, NULL)) != -1) {
-    switch (c) {
-    case 'a': what = EMIT_AST; break;
-    case 'l': what = EMIT_LLVM; break;
-    case 'c': co.cpu = optarg; break;
-    case 'x': what = EMIT_PTX; break;
-    case 'r':
-      if (strcmp(optarg, "sm_80") && strcmp(optarg, "sm_90")) {
-        fprintf(stderr, "rein emit: error: --arch must be sm_80 or sm_90, not `%s`\n", optarg);
-        return 2;
-      }
-      arch = optarg;
-      break;
-    case 'O':
-      if (strcmp(optarg, "0")) {
-        fprintf(stderr, "rein emit: error: only -O0 (no optimization) may be asked for, not -O%s\n", optarg);
-        return 2;
-      }
-      co.no_opt = true;
-      break;
-    case 'i': what = EMIT_IR; break;
-    case 'g': what = EMIT_GRAD; break;
-    case 'p': what = EMIT_PLAN; break;
-    case 'd':
-      if (!pipe_known_pass(optarg)) {
-        fprintf(stderr, "rein emit: error: unknown pass `%s` for --dump-after (passes:", optarg);
-        for (int i = 0; pipe_pass_names[i]; i++) fprintf(stderr, " %s", pipe_pass_names[i]);
-        fprintf(stderr, ")\n");
-        return 2;
-      }
-      o.dump_after = optarg;
-      break;
-    case 'h': usage(stdout); return 0;
-    default: return 2;
-    }
-  }
+  const RcOpt t[] = {
+      {.name = "ast", .kind = RC_OPT_FLAG, .dst = &what, .value = EMIT_AST, .help = "the checked syntax tree"},
+      {.name = "ir", .kind = RC_OPT_FLAG, .dst = &what, .value = EMIT_IR, .help = "the graph IR (FILE: .rein, or IR text .ir)"},
+      {.name = "grad", .kind = RC_OPT_FLAG, .dst = &what, .value = EMIT_GRAD,
+       .help = "the IR with d loss/d logp and d loss/d entropy"},
+      {.name = "plan", .kind = RC_OPT_FLAG, .dst = &what, .value = EMIT_PLAN, .help = "the stages and fused passes"},
+      {.name = "llvm", .kind = RC_OPT_FLAG, .dst = &what, .value = EMIT_LLVM, .help = "the host LLVM IR of the kernels"},
+      {.name = "ptx", .kind = RC_OPT_FLAG, .dst = &what, .value = EMIT_PTX, .help = "the PTX of the GPU kernels"},
+      {.name = "arch", .kind = RC_OPT_FN, .dst = &arch, .fn = opt_arch, .arg = "A", .help = "--ptx for sm_80 (default) or sm_90"},
+      {.name = "cpu", .kind = RC_OPT_STR, .dst = &co.cpu, .arg = "CPU", .help = "--llvm for CPU (default: this machine's)"},
+      {.letter = 'O', .kind = RC_OPT_FN, .dst = &co.no_opt, .fn = opt_o0, .arg = "0", .help = "--llvm without optimization"},
+      {.name = "dump-after", .kind = RC_OPT_FN, .dst = &o.dump_after, .fn = opt_pass, .arg = "PASS",
+       .help = "also print the IR after PASS (lower, fold, cse, dce, grad, simplify)"},
+      RC_OPTS_END};
+  int k = rein_opts(t, "rein emit", "--ast|--ir|--grad|--plan|--llvm|--ptx [OPTIONS] FILE", argc, argv, &status);
+  if (k < 0) return status;
   if (what == EMIT_NONE && !o.dump_after) {
     fprintf(stderr, "rein emit: error: say what to emit (--ast, --ir, --grad, --plan, --llvm or --ptx)\n");
     return 2;
   }
-  if (optind + 1 != argc) {
+  if (k + 1 != argc) {
     fprintf(stderr, "rein emit: error: expected exactly one input file\n");
     return 2;
   }
-  if (o.dump_after && (what == EMIT_AST || what == EMIT_LLVM || what == EMIT_PTX || (what == EMIT_IR && (!strcmp(o.dump_after, "grad") ||
-                                                                  !strcmp(o.dump_after, "simplify"))))) {
+  if (o.dump_after && (what == EMIT_AST || what == EMIT_LLVM || what == EMIT_PTX ||
+                       (what == EMIT_IR && (!strcmp(o.dump_after, "grad") || !strcmp(o.dump_after, "simplify"))))) {
     fprintf(stderr, "rein emit: error: --dump-after=%s: %s stops before that pass\n", o.dump_after,
             what == EMIT_AST ? "--ast" : what == EMIT_IR ? "--ir" : "it");
     return 2;
   }
-  Diag d;
-  diag_init(&d, stderr);
-  FeUnit u;
-  int status = 1;
-  if (what == EMIT_AST) {
-    if (fe_check_file(&d, argv[optind], &u)) ast_print_program(stdout, &u.prog);
-    status = u.ok ? 0 : 1;
-  } else {
-    o.stop_before_grad = what == EMIT_IR;
-    Plan *p = NULL;
-    IrGraph *g = load(argv[optind], &d, &u, &o, what >= EMIT_PLAN ? &p : NULL);
-    if (g) {
-      if (what == EMIT_IR || what == EMIT_GRAD) ir_print(stdout, g);
-      if (what == EMIT_PLAN) pl_print(stdout, p);
-      status = 0;
-      if (what == EMIT_LLVM || what == EMIT_PTX) status = emit_code(p, what == EMIT_PTX ? arch : NULL, &co);
-    }
-    pl_free(p);
-    ir_free(g);
-  }
-  fe_free(&u);
+  Loaded l;
+  o.stop_before_grad = what == EMIT_IR;
+  bool ok = rein_load(&l, argv[k], what == EMIT_AST ? NULL : &o, what >= EMIT_PLAN, 20);
+  status = ok ? 0 : 1;
+  if (ok && what == EMIT_AST) ast_print_program(stdout, &l.u.prog);
+  if (ok && (what == EMIT_IR || what == EMIT_GRAD)) ir_print(stdout, l.g);
+  if (ok && what == EMIT_PLAN) pl_print(stdout, l.p);
+  if (ok && (what == EMIT_LLVM || what == EMIT_PTX)) status = emit_code(l.p, what == EMIT_PTX ? arch : NULL, &co);
+  rein_unload(&l);
   if (status == 0 && fflush(stdout) != 0) status = 1;
   return status;
 }
@@ -341,22 +358,17 @@ static bool apply_set(const IrGraph *g, const char *arg, double *params) {
  * the objective as a shared object, or linked into a standalone trainer. */
 static int compile_cmd(int argc, char **argv, bool exe) {
   const char *cmd = exe ? "rein build" : "rein compile", *what = exe ? "TRAINER" : "NAME.so";
-  static const struct option opts[] = {{"output", required_argument, 0, 'o'},
-                                       {"cpu", required_argument, 0, 'c'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
   const char *out = NULL;
   CgOptions co = {NULL, false, false};
-  int c;
-  while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
-    switch (c) {
-    case 'o': out = optarg; break;
-    case 'c': co.cpu = optarg; break;
-    case 'h': usage(stdout); return 0;
-    default: return 2;
-    }
-  }
-  if (optind + 1 != argc) {
+  int status;
+  const RcOpt t[] = {
+      {.name = "output", .letter = 'o', .kind = RC_OPT_STR, .dst = &out, .arg = what,
+       .help = exe ? "the trainer to write (required)" : "the shared object to write (required)"},
+      {.name = "cpu", .kind = RC_OPT_STR, .dst = &co.cpu, .arg = "CPU", .help = "native code for CPU (default: this machine's)"},
+      RC_OPTS_END};
+  int k = rein_opts(t, cmd, "FILE -o OUT [OPTIONS]", argc, argv, &status);
+  if (k < 0) return status;
+  if (k + 1 != argc) {
     fprintf(stderr, "%s: error: expected exactly one objective file\n", cmd);
     return 2;
   }
@@ -364,21 +376,18 @@ static int compile_cmd(int argc, char **argv, bool exe) {
     fprintf(stderr, "%s: error: -o %s is required\n", cmd, what);
     return 2;
   }
-  Diag d;
-  diag_init(&d, stderr);
-  FeUnit u;
   PipeOptions o = {NULL, stdout, false};
-  Plan *p = NULL;
-  IrGraph *g = load(argv[optind], &d, &u, &o, &p);
-  int status = 1;
-  if (g && (exe ? cg_build_trainer(p, out, &co, stderr) : cg_compile(p, out, &co, stderr))) status = 0;
-  pl_free(p);
-  ir_free(g);
-  fe_free(&u);
+  Loaded l;
+  status = 1;
+  if (rein_load(&l, argv[k], &o, true, 20) &&
+      (exe ? cg_build_trainer(l.p, out, &co, stderr) : cg_compile(l.p, out, &co, stderr)))
+    status = 0;
+  rein_unload(&l);
   return status;
 }
 
-/* rein train FILE [trainer options]: compile the objective in memory, then run the trainer. */
+/* rein train FILE [trainer options]: compile the objective in memory, then run the trainer (its
+ * options: trn_opts.c's table). */
 static int cmd_train(int argc, char **argv) {
   if (argc < 2 || argv[1][0] == '-') {
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
@@ -388,107 +397,101 @@ static int cmd_train(int argc, char **argv) {
     fprintf(stderr, "rein train: error: usage: rein train FILE.rein [OPTIONS] (rein train --help)\n");
     return 2;
   }
-  Diag d;
-  diag_init(&d, stderr);
-  FeUnit u;
   PipeOptions po = {NULL, stdout, false};
-  Plan *p = NULL;
-  IrGraph *g = load(argv[1], &d, &u, &po, &p);
+  Loaded l;
   int status = 1;
-  if (g) {
+  if (rein_load(&l, argv[1], &po, true, 20)) {
     CgOptions co = {NULL, false, true};   /* the trainer runs on the CPU: no PTX */
     char err[1024];
-    rt_objective *o = cg_compile_and_open(p, &co, err, sizeof err);
+    rt_objective *o = cg_compile_and_open(l.p, &co, err, sizeof err);
     if (!o) fprintf(stderr, "rein train: error: %s\n", err);
     else {
       status = trn_main("rein train", o, argc - 1, argv + 1);
       rt_close(o);
     }
   }
-  pl_free(p);
-  ir_free(g);
-  fe_free(&u);
+  rein_unload(&l);
+  return status;
+}
+
+/* --set NAME=VALUE, kept until the objective is read (a list of strings). */
+typedef struct {
+  const char **v;
+  int n;
+} SetList;
+
+static int opt_set(void *dst, const char *arg, char *err, size_t errlen) {
+  (void)err, (void)errlen;
+  SetList *l = dst;
+  l->v = rc_realloc(l->v, (size_t)(l->n + 1) * sizeof *l->v);
+  l->v[l->n++] = arg;
+  return 0;
+}
+
+/* Runs objective L on BATCH with BACKEND and prints the result; returns the exit status. */
+static int eval_loaded(const Loaded *l, const char *batch, const char *backend, const SetList *sets, int micro,
+                       int threads) {
+  const IrGraph *g = l->g;
+  double *params = rc_calloc((size_t)g->nparams + 1, sizeof(double));
+  for (int i = 0; i < g->nparams; i++) params[i] = g->params[i].value;
+  int status = 2;
+  bool ok = true;
+  for (int i = 0; ok && i < sets->n; i++) ok = apply_set(g, sets->v[i], params);
+  Batch *b = ok ? bt_read_json(batch, g, stderr) : NULL;
+  if (ok) status = 1;
+  if (b) {
+    ItResult r;
+    char err[1024];
+    CgOptions co = {NULL, false, strcmp(backend, "gpu") != 0}; /* PTX only for the GPU */
+    bool done = true;
+    if (!strcmp(backend, "interp")) it_eval(l->p, b, params, micro, &r);
+    else done = cg_eval(l->p, b, params, micro, !strcmp(backend, "gpu"), threads, &co, &r, err, sizeof err);
+    if (!done) fprintf(stderr, "rein eval: error: %s\n", err);
+    if (done) {
+      print_eval(stdout, g, b, &r);
+      it_result_free(&r);
+      status = fflush(stdout) == 0 ? 0 : 1;
+    }
+  }
+  bt_free(b);
+  free(params);
   return status;
 }
 
 /* rein eval FILE --batch BATCH.json [--backend interp] [--set NAME=VALUE]... [--micro-groups K] */
 static int cmd_eval(int argc, char **argv) {
-  static const struct option opts[] = {{"batch", required_argument, 0, 'b'},
-                                       {"backend", required_argument, 0, 'k'},
-                                       {"set", required_argument, 0, 's'},
-                                       {"micro-groups", required_argument, 0, 'm'},
-                                       {"threads", required_argument, 0, 't'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
   const char *batch = NULL, *backend = "interp";
-  const char **sets = calloc((size_t)argc + 1, sizeof(char *));
-  int nsets = 0, micro = 0, threads = 0, c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'b': batch = optarg; break;
-    case 'k': backend = optarg; break;
-    case 's': sets[nsets++] = optarg; break;
-    case 'm':
-    case 't': {
-      long v;
-      bool mg = c == 'm';
-      if (!parse_long(optarg, 1, mg ? 1000000000 : 1024, &v)) {
-        if (mg) fprintf(stderr, "rein eval: error: --micro-groups needs a positive number of groups, not `%s`\n", optarg);
-        else fprintf(stderr, "rein eval: error: --threads needs a number from 1 to 1024, not `%s`\n", optarg);
-        free(sets);
-        return 2;
-      }
-      *(mg ? &micro : &threads) = (int)v;
-      break;
-    }
-    case 'h': usage(stdout); free(sets); return 0;
-    default: free(sets); return 2;
-    }
+  SetList sets = {NULL, 0};
+  int micro = 0, threads = 0, status;
+  const RcOpt t[] = {
+      {.name = "batch", .kind = RC_OPT_STR, .dst = &batch, .arg = "B.json", .help = "the batch (required)"},
+      {.name = "backend", .kind = RC_OPT_STR, .dst = &backend, .arg = "B", .help = "interp (default), cpu or gpu"},
+      {.name = "set", .kind = RC_OPT_FN, .dst = &sets, .fn = opt_set, .arg = "NAME=VALUE",
+       .help = "a param's value (repeatable)"},
+      {.name = "micro-groups", .kind = RC_OPT_INT, .dst = &micro, .lo = 1, .hi = 1000000000, .arg = "K",
+       .help = "whole groups per micro-batch", .bad = "needs a positive number of groups"},
+      {.name = "threads", .kind = RC_OPT_INT, .dst = &threads, .lo = 1, .hi = 1024, .arg = "N",
+       .help = "CPU threads of the cpu backend", .bad = "needs a number from 1 to 1024"},
+      RC_OPTS_END};
+  int k = rein_opts(t, "rein eval", "FILE --batch B.json [OPTIONS]", argc, argv, &status);
+  if (k < 0) {
+    free(sets.v);
+    return status;
   }
-  int status = 2;
-  if (optind + 1 != argc) {
+  status = 2;
+  if (k + 1 != argc) {
     fprintf(stderr, "rein eval: error: expected exactly one objective file\n");
   } else if (!batch) {
     fprintf(stderr, "rein eval: error: --batch BATCH.json is required\n");
   } else if (strcmp(backend, "interp") && strcmp(backend, "cpu") && strcmp(backend, "gpu")) {
     fprintf(stderr, "rein eval: error: unknown backend `%s` (interp, cpu or gpu)\n", backend);
   } else {
-    status = 1;
-    Diag d;
-    diag_init(&d, stderr);
-    FeUnit u;
     PipeOptions o = {NULL, stdout, false};
-    Plan *p = NULL;
-    IrGraph *g = load(argv[optind], &d, &u, &o, &p);
-    double *params = g ? calloc((size_t)g->nparams + 1, sizeof(double)) : NULL;
-    bool ok = g != NULL;
-    for (int i = 0; ok && i < g->nparams; i++) params[i] = g->params[i].value;
-    for (int i = 0; ok && i < nsets; i++) ok = apply_set(g, sets[i], params);
-    if (!ok && g) status = 2;
-    Batch *b = ok ? bt_read_json(batch, g, stderr) : NULL;
-    if (b) {
-      ItResult r;
-      bool done = true;
-      if (!strcmp(backend, "interp")) it_eval(p, b, params, micro, &r);
-      else {
-        char err[1024];
-        CgOptions co = {NULL, false, strcmp(backend, "gpu") != 0}; /* PTX only for the GPU */
-        done = cg_eval(p, b, params, micro, !strcmp(backend, "gpu"), threads, &co, &r, err, sizeof err);
-        if (!done) fprintf(stderr, "rein eval: error: %s\n", err);
-      }
-      if (done) {
-        print_eval(stdout, g, b, &r);
-        it_result_free(&r);
-        status = fflush(stdout) == 0 ? 0 : 1;
-      }
-    }
-    bt_free(b);
-    free(params);
-    pl_free(p);
-    ir_free(g);
-    fe_free(&u);
+    Loaded l;
+    status = rein_load(&l, argv[k], &o, true, 20) ? eval_loaded(&l, batch, backend, &sets, micro, threads) : 1;
+    rein_unload(&l);
   }
-  free(sets);
+  free(sets.v);
   return status;
 }
 
