@@ -8,28 +8,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rein/common.h"
+
 #define X_OP(id, name, cls, nargs, diff) [id] = {name, cls, nargs, diff},
 const IrOpInfo ir_ops[IR_NOPS] = {IR_OPS(X_OP)};
 #undef X_OP
 
+/* The out-of-memory policy of the whole project (rein/common.h; docs/compiler.md, "Driver
+ * conventions"): say how much could not be had and exit with RC_EXIT_OOM.  The middle end keeps
+ * its own copy of the two allocators so that it links without the runtime (the fuzz harness). */
+static void *ir_oom(size_t n) {
+  fprintf(stderr, "rein: out of memory (%zu bytes)\n", n);
+  exit(RC_EXIT_OOM);
+}
+
 static void *xrealloc(void *p, size_t n) {
   void *q = realloc(p, n ? n : 1);
-  if (!q) {
-    fprintf(stderr, "rein: out of memory\n");
-    exit(3);
-  }
-  return q;
+  return q ? q : ir_oom(n);
 }
 
 const char *const ir_grad_names[IR_NGRADS] = {"logp", "entropy"};
 
 void *ir_xcalloc(size_t n, size_t sz) {
+  if (sz && n > (size_t)-1 / sz) return ir_oom((size_t)-1);
   void *p = calloc(n ? n : 1, sz ? sz : 1);
-  if (!p) {
-    fprintf(stderr, "rein: out of memory\n");
-    exit(3);
-  }
-  return p;
+  return p ? p : ir_oom(n * sz);
 }
 
 static char *xstrdup(const char *s) {

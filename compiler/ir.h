@@ -127,8 +127,9 @@ typedef struct {
 enum { IR_GRAD_LOGP, IR_GRAD_ENTROPY, IR_NGRADS };
 extern const char *const ir_grad_names[IR_NGRADS]; /* "logp", "entropy" */
 
-/* Zeroed allocation of N elements of SZ bytes (at least one byte); exits with a message when
- * memory runs out.  Shared by the middle end's files. */
+/* Zeroed allocation of N elements of SZ bytes (at least one byte); when memory runs out, the
+ * project's out-of-memory policy (rein/common.h): "rein: out of memory (N bytes)" and exit
+ * status 3.  Shared by the middle end's files. */
 void *ir_xcalloc(size_t n, size_t sz);
 
 typedef struct {

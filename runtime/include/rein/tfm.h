@@ -12,7 +12,8 @@
  *   - rollout: batched sampling with a KV cache, recording for every sampled token its log-prob
  *     under the policy (temperature 1) and under the distribution actually sampled from.
  *
- * This is the reference executor: a GPU executor is tested against it.  Arithmetic is float32
+ * It is the only executor (the GPU runs compiled objectives, rein/runtime.h, not the policy) and
+ * the reference the PyTorch oracle is compared with (tests/oracle).  Arithmetic is float32
  * (matrix products by OpenBLAS) with float64 accumulation of every reduction over the model
  * dimension or the vocabulary; compiled with TFM_F64 (library reintfm64) every value is float64,
  * which the finite-difference tests use.  Results are bit-identical for the same inputs, seed and
