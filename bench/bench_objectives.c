@@ -23,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cg.h"
+#include "cg_eval.h"
 #include "frontend.h"
 #include "pipeline.h"
 

@@ -1,7 +1,8 @@
 /* cg.h — the back ends: a plan becomes an LLVM module (cg.c), which is linked with the kernel
  * support library and optimized for the host CPU or NVPTX (cg_target.c), and packaged with its
  * descriptor and PTX as a shared object (cg_artifact.c).  The ABI is runtime/include/rein/
- * objective.h.
+ * objective.h.  Evaluating a plan on a batch (the interpreter, the runtime's executors) is
+ * cg_eval.h's, apart from the code generator's files.
  */
 #ifndef REIN_CG_H
 #define REIN_CG_H
@@ -10,6 +11,10 @@
 #include <stdio.h>
 
 #include "plan.h"
+/* Only the loader's declarations, which the code generator does not use: tests/unit/
+ * test_artifact.c still reaches rt_open through this header (to go once it includes
+ * rein/runtime.h itself).  Evaluation (batch.h, interp.h, rein/backend.h) is cg_eval.h's. */
+#include "rein/runtime.h"
 
 typedef enum { CG_CPU, CG_GPU } CgTarget;
 
@@ -63,21 +68,6 @@ bool cg_emit_object(LLVMModuleRef m, const CgOptions *o, const char *path, char 
 /* The GPU architectures every artifact carries. */
 extern const char *const cg_archs[];
 #define CG_NARCHS 2
-
-/* ---- cg_eval.c ---- */
-#include "batch.h"
-#include "interp.h"
-#include "rein/runtime.h"
-
-/* Compiles P to a temporary shared object and opens it (the file is removed at once). */
-rt_objective *cg_compile_and_open(const Plan *p, const CgOptions *co, char *err, size_t errlen);
-/* Runs loaded objective O (of graph G) on B like it_eval: float32 inputs, the CPU (THREADS; 0:
- * the default) or the GPU.  Fills R (it_result_free).  False with a message in ERR. */
-bool cg_run_loaded(rt_objective *o, const IrGraph *g, const Batch *b, const double *params, int micro, bool gpu,
-                   int threads, ItResult *r, char *err, size_t errlen);
-/* cg_compile_and_open, then cg_run_loaded. */
-bool cg_eval(const Plan *p, const Batch *b, const double *params, int micro, bool gpu, int threads,
-             const CgOptions *co, ItResult *r, char *err, size_t errlen);
 
 /* ---- cg_artifact.c ---- */
 /* Compiles plan P to the shared object OUT (written to a temporary name, then renamed).  Messages

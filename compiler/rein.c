@@ -39,6 +39,7 @@
 
 #include "batch.h"
 #include "cg.h"
+#include "cg_eval.h"
 #include "rein/tfm.h"
 #include "frontend.h"
 #include "interp.h"
@@ -443,9 +444,7 @@ static int eval_loaded(const Loaded *l, const char *batch, const char *backend, 
     ItResult r;
     char err[1024];
     CgOptions co = {NULL, false, strcmp(backend, "gpu") != 0}; /* PTX only for the GPU */
-    bool done = true;
-    if (!strcmp(backend, "interp")) it_eval(l->p, b, params, micro, &r);
-    else done = cg_eval(l->p, b, params, micro, !strcmp(backend, "gpu"), threads, &co, &r, err, sizeof err);
+    bool done = cg_eval(l->p, b, params, micro, backend, threads, &co, &r, err, sizeof err);
     if (!done) fprintf(stderr, "rein eval: error: %s\n", err);
     if (done) {
       print_eval(stdout, g, b, &r);

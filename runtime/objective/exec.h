@@ -1,5 +1,6 @@
-/* exec.h — the backend interface of the runtime (private): the step driver in objective.c calls
- * these; objective.c implements them for the CPU and exec_gpu.c for the GPU. */
+/* exec.h — the executors' interface (private): the step driver in objective.c (rt_begin,
+ * rt_micro, rt_end) calls these; objective.c implements them for the CPU and exec_gpu.c for the
+ * GPU.  The public backend interface over whole steps is rein/backend.h (backend.c). */
 #ifndef REIN_RT_EXEC_H
 #define REIN_RT_EXEC_H
 
@@ -16,6 +17,13 @@ struct rt_exec {
   const RtOps *ops;
   const rein_objective *d;
   int nthreads;
+  /* the step in progress (the driver's): its batch, the next group a micro-batch must start at
+   * (-1: no step begun), the gradients of rt_micro, and their float64 copy for rt_end */
+  rt_batch b;
+  int64_t next_g;
+  const float *grad[2];
+  double *grad64;
+  size_t cap64;
 };
 
 struct RtOps {
@@ -27,7 +35,12 @@ struct RtOps {
   bool (*scalar)(rt_exec *x, int pass, int entry);
   /* RT_GROUPS/RT_MERGE of pass PASS over groups [g0, g1) */
   bool (*range)(rt_exec *x, int pass, int entry, int64_t g0, int64_t g1);
-  /* loss, metrics and gradients into R (host memory) */
+  /* makes logp/entropy of tokens [t0, t1) of the batch visible to the passes (the GPU copies them) */
+  bool (*inputs)(rt_exec *x, int64_t t0, int64_t t1, char *err, size_t errlen);
+  /* makes the gradients of tokens [t0, t1) visible in host memory; GRAD: the two float32 arrays
+   * of the whole batch */
+  bool (*grads)(rt_exec *x, int64_t t0, int64_t t1, const float *grad[2], char *err, size_t errlen);
+  /* loss and metrics into R (host memory); the driver fills the gradients */
   bool (*fetch)(rt_exec *x, rt_result *r, char *err, size_t errlen);
   void (*free)(rt_exec *x);
 };

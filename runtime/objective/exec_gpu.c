@@ -5,8 +5,10 @@
  * CUDA 4), declared here so that building needs no CUDA headers.  No GPU, no driver, or a device
  * older than sm_80 gives a "no GPU: ..." message, never a crash.
  *
- * Buffers live on the device: the batch is copied once per step, a device copy of rein_ctx holds
- * the device pointers, and only the loss, metrics and gradients come back.  Groups kernels run
+ * Buffers live on the device: the batch is copied once per step (logp and entropy micro-batch by
+ * micro-batch, as the trainer computes them), a device copy of rein_ctx holds the device
+ * pointers, and only the loss, metrics and gradients come back (the gradients of each
+ * micro-batch after its passes).  Groups kernels run
  * one block per group (256 threads when the pass sweeps sequences or tokens, 32 otherwise);
  * begin/merge/end/finish/outputs run as one thread.
  */
@@ -17,6 +19,7 @@
 #include <string.h>
 
 #include "exec.h"
+#include "rein/common.h"
 
 typedef int CUresult;
 typedef int CUdevice;
@@ -71,6 +74,8 @@ typedef struct {
   double *out;
   float *grad;
   int64_t ntoks;
+  size_t in_off[REIN_NUM_INPUTS]; /* byte offset of each input in B_IN */
+  const float *in_host[REIN_NUM_INPUTS];
   char *err;
   size_t errlen;
 } GpuExec;
@@ -132,18 +137,20 @@ static bool gpu_prepare(rt_exec *xb, const rt_batch *b, const double *params, ch
   }
   ok = ok && dev_buf(x, B_IN, off);
   for (int k = 0; ok && k < REIN_NUM_INPUTS; k++) {
+    x->in_off[k] = offs[k];
+    x->in_host[k] = b->in[k];
     if (!b->in[k] || !(d->inputs_used >> k & 1)) continue;
+    c->in[k] = (const float *)(uintptr_t)(x->buf[B_IN] + offs[k]);
+    if (k == REIN_IN_LOGP || k == REIN_IN_ENTROPY) continue;   /* per micro-batch: gpu_inputs */
     size_t n = 4 * (level[k] ? ns : nt);
     ok = n == 0 || cu_ok(x, x->cu.cuMemcpyHtoD_v2(x->buf[B_IN] + offs[k], b->in[k], n), "cuMemcpyHtoD");
-    c->in[k] = (const float *)(uintptr_t)(x->buf[B_IN] + offs[k]);
   }
   /* user inputs: data, then the table of device pointers */
   size_t uoff = 0;
   for (int k = 0; k < d->nuinputs; k++) uoff += 4 * (d->uinputs[k].level == REIN_SEQ ? ns : nt);
   ok = ok && dev_buf(x, B_UIN_DATA, uoff) && dev_buf(x, B_UIN_PTRS, 8 * (size_t)d->nuinputs);
   uoff = 0;
-  CUdeviceptr *uptr = calloc((size_t)d->nuinputs + 1, sizeof *uptr);
-  if (!uptr) abort();
+  CUdeviceptr *uptr = rc_calloc((size_t)d->nuinputs + 1, sizeof *uptr);
   for (int k = 0; ok && k < d->nuinputs; k++) {
     size_t n = 4 * (d->uinputs[k].level == REIN_SEQ ? ns : nt);
     uptr[k] = x->buf[B_UIN_DATA] + uoff;
@@ -173,9 +180,8 @@ static bool gpu_prepare(rt_exec *xb, const rt_batch *b, const double *params, ch
   x->ntoks = b->ntoks;
   free(x->grad);
   free(x->out);
-  x->grad = calloc(2 * nt + 1, sizeof(float));
-  x->out = calloc(1 + (size_t)d->nmetrics, sizeof(double));
-  if (!x->grad || !x->out) abort();
+  x->grad = rc_calloc(2 * nt + 1, sizeof(float));
+  x->out = rc_calloc(1 + (size_t)d->nmetrics, sizeof(double));
   return upload(x, B_CTX, c, sizeof *c);
 }
 
@@ -210,26 +216,53 @@ static bool gpu_range(rt_exec *xb, int pass, int entry, int64_t g0, int64_t g1) 
   return true;
 }
 
+/* logp and entropy of tokens [t0, t1), when the objective reads them */
+static bool gpu_inputs(rt_exec *xb, int64_t t0, int64_t t1, char *err, size_t errlen) {
+  GpuExec *x = (GpuExec *)xb;
+  x->err = err, x->errlen = errlen;
+  static const int ks[2] = {REIN_IN_LOGP, REIN_IN_ENTROPY};
+  for (int j = 0; j < 2; j++) {
+    int k = ks[j];
+    if (!x->in_host[k] || !(xb->d->inputs_used >> k & 1) || t1 <= t0) continue;
+    if (!cu_ok(x, x->cu.cuMemcpyHtoD_v2(x->buf[B_IN] + x->in_off[k] + 4 * (size_t)t0, x->in_host[k] + t0,
+                                        4 * (size_t)(t1 - t0)), "cuMemcpyHtoD"))
+      return false;
+  }
+  return true;
+}
+
+/* the gradients of tokens [t0, t1) into the host copy */
+static bool gpu_grads(rt_exec *xb, int64_t t0, int64_t t1, const float *grad[2], char *err, size_t errlen) {
+  GpuExec *x = (GpuExec *)xb;
+  x->err = err, x->errlen = errlen;
+  size_t nt = (size_t)x->ntoks, n = 4 * (size_t)(t1 - t0);
+  if (!cu_ok(x, x->cu.cuCtxSynchronize(), "a kernel")) return false;
+  for (int k = 0; k < 2 && t1 > t0; k++)
+    if (!cu_ok(x, x->cu.cuMemcpyDtoH_v2(x->grad + k * nt + (size_t)t0, x->buf[B_GRAD] + 4 * (k * nt + (size_t)t0), n),
+               "cuMemcpyDtoH"))
+      return false;
+  grad[0] = x->grad;
+  grad[1] = x->grad + nt;
+  return true;
+}
+
 static bool gpu_fetch(rt_exec *xb, rt_result *r, char *err, size_t errlen) {
   GpuExec *x = (GpuExec *)xb;
   x->err = err, x->errlen = errlen;
   const rein_objective *d = xb->d;
   if (!cu_ok(x, x->cu.cuCtxSynchronize(), "a kernel") ||
-      !cu_ok(x, x->cu.cuMemcpyDtoH_v2(x->out, x->buf[B_OUT], 8 * (1 + (size_t)d->nmetrics)), "cuMemcpyDtoH") ||
-      (x->ntoks && !cu_ok(x, x->cu.cuMemcpyDtoH_v2(x->grad, x->buf[B_GRAD], 8 * (size_t)x->ntoks), "cuMemcpyDtoH")))
+      !cu_ok(x, x->cu.cuMemcpyDtoH_v2(x->out, x->buf[B_OUT], 8 * (1 + (size_t)d->nmetrics)), "cuMemcpyDtoH"))
     return false;
   r->loss = x->out[0];
   r->metrics = x->out + 1;
-  r->grad[0] = x->grad;
-  r->grad[1] = x->grad + x->ntoks;
   return true;
 }
 
-static const RtOps gpu_ops = {gpu_prepare, gpu_view, gpu_scalar, gpu_range, gpu_fetch, gpu_free};
+static const RtOps gpu_ops = {gpu_prepare, gpu_view, gpu_scalar, gpu_range, gpu_inputs, gpu_grads, gpu_fetch,
+                              gpu_free};
 
 rt_exec *rt_gpu_new(const rein_objective *d, char *err, size_t errlen) {
-  GpuExec *x = calloc(1, sizeof *x);
-  if (!x) abort();
+  GpuExec *x = rc_calloc(1, sizeof *x);
   x->base.ops = &gpu_ops;
   x->err = err, x->errlen = errlen;
   x->cu.dl = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
@@ -282,8 +315,7 @@ rt_exec *rt_gpu_new(const rein_objective *d, char *err, size_t errlen) {
     gpu_free(&x->base);
     return NULL;
   }
-  x->fn = calloc(4 * (size_t)d->npasses + 2, sizeof(CUfunction));
-  if (!x->fn) abort();
+  x->fn = rc_calloc(4 * (size_t)d->npasses + 2, sizeof(CUfunction));
   for (int k = 0; k < REIN_NUM_ENTRIES * d->npasses + 2; k++) {
     char buf[32];
     const char *name = k < REIN_NUM_ENTRIES * d->npasses ? rein_entry_name(buf, k / REIN_NUM_ENTRIES, k % REIN_NUM_ENTRIES)

@@ -2,10 +2,11 @@
  *
  * rt_open dlopens an artifact and checks its descriptor before anything else reads it: the
  * magic and ABI version first (they are the first two words in every version), then counts and
- * entry points.  rt_run drives one step through a small backend interface (RtOps): the CPU one
- * is in this file, the GPU one in exec_gpu.c.  The driver runs the stages in the order
- * rein/objective.h gives; each backend only knows how to prepare buffers, call an entry point
- * and fetch the results.
+ * entry points.  rt_begin, rt_micro and rt_end drive one step, stage by stage, through a small
+ * executor interface (RtOps, exec.h): the CPU one is in this file, the GPU one in exec_gpu.c.
+ * The driver runs the stages in the order rein/objective.h gives and checks that the caller's
+ * calls follow it; each executor only knows how to prepare buffers, call an entry point, move
+ * a micro-batch's inputs and gradients, and fetch the results.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "exec.h"
+#include "rein/common.h"
 
 struct rt_objective {
   void *dl;
@@ -86,8 +88,7 @@ static bool check_elf(const char *path, char *err, size_t errlen) {
 rt_objective *rt_open(const char *path, char *err, size_t errlen) {
   if (!check_elf(path, err, errlen)) return NULL;
   /* dlopen searches the library path for a bare name: make it a path */
-  char *p = malloc(strlen(path) + 3);
-  if (!p) abort();
+  char *p = rc_malloc(strlen(path) + 3);
   sprintf(p, "%s%s", strchr(path, '/') ? "" : "./", path);
   void *dl = dlopen(p, RTLD_NOW | RTLD_LOCAL);
   if (!dl) {
@@ -100,8 +101,7 @@ rt_objective *rt_open(const char *path, char *err, size_t errlen) {
   if (!d) {
     snprintf(err, errlen, "%s: not a Rein objective (no symbol `%s`)", path, REIN_SYMBOL);
   } else if (check_desc(d, path, err, errlen)) {
-    rt_objective *o = calloc(1, sizeof *o);
-    if (!o) abort();
+    rt_objective *o = rc_calloc(1, sizeof *o);
     o->dl = dl;
     o->d = d;
     o->path = p;
@@ -114,10 +114,9 @@ rt_objective *rt_open(const char *path, char *err, size_t errlen) {
 
 rt_objective *rt_wrap(const rein_objective *d, const char *name, char *err, size_t errlen) {
   if (!check_desc(d, name, err, errlen)) return NULL;
-  rt_objective *o = calloc(1, sizeof *o);
-  if (!o) abort();
+  rt_objective *o = rc_calloc(1, sizeof *o);
   o->d = d;
-  o->path = strdup(name);
+  o->path = rc_strdup(name);
   return o;
 }
 
@@ -148,8 +147,7 @@ static void *grow(void *p, size_t *cap, size_t n, size_t sz) {
   if (n == 0) n = 1;
   if (n > *cap) {
     free(p);
-    p = calloc(n, sz);
-    if (!p) abort();
+    p = rc_calloc(n, sz);
     *cap = n;
   }
   return p;
@@ -226,12 +224,24 @@ static bool cpu_range(rt_exec *xb, int pass, int entry, int64_t g0, int64_t g1) 
   return true;
 }
 
+/* the passes read the caller's arrays in place */
+static bool cpu_inputs(rt_exec *xb, int64_t t0, int64_t t1, char *err, size_t errlen) {
+  (void)xb, (void)t0, (void)t1, (void)err, (void)errlen;
+  return true;
+}
+
+static bool cpu_grads(rt_exec *xb, int64_t t0, int64_t t1, const float *grad[2], char *err, size_t errlen) {
+  CpuExec *x = (CpuExec *)xb;
+  grad[0] = x->ctx.grad[0];
+  grad[1] = x->ctx.grad[1];
+  (void)t0, (void)t1, (void)err, (void)errlen;
+  return true;
+}
+
 static bool cpu_fetch(rt_exec *xb, rt_result *r, char *err, size_t errlen) {
   CpuExec *x = (CpuExec *)xb;
   r->loss = x->out[0];
   r->metrics = x->out + 1;
-  r->grad[0] = x->ctx.grad[0];
-  r->grad[1] = x->ctx.grad[1];
   (void)err, (void)errlen;
   return true;
 }
@@ -248,26 +258,29 @@ static void cpu_free(rt_exec *xb) {
   free(x);
 }
 
-static const RtOps cpu_ops = {cpu_prepare, cpu_view, cpu_scalar, cpu_range, cpu_fetch, cpu_free};
+static const RtOps cpu_ops = {cpu_prepare, cpu_view, cpu_scalar, cpu_range, cpu_inputs, cpu_grads, cpu_fetch,
+                               cpu_free};
 
-rt_exec *rt_exec_new(rt_objective *o, rt_backend backend, int nthreads, char *err, size_t errlen) {
+rt_exec *rt_exec_new(rt_objective *o, rt_device device, int nthreads, char *err, size_t errlen) {
   rt_exec *x;
-  if (backend == RT_GPU) {
+  if (device == RT_GPU) {
     x = rt_gpu_new(o->d, err, errlen);
     if (!x) return NULL;
   } else {
-    CpuExec *cx = calloc(1, sizeof *cx);
-    if (!cx) abort();
+    CpuExec *cx = rc_calloc(1, sizeof *cx);
     cx->base.ops = &cpu_ops;
     x = &cx->base;
   }
   x->d = o->d;
   x->nthreads = nthreads;
+  x->next_g = -1;
   return x;
 }
 
 void rt_exec_free(rt_exec *x) {
-  if (x) x->ops->free(x);
+  if (!x) return;
+  free(x->grad64);
+  x->ops->free(x);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -290,10 +303,17 @@ static bool run_stage(rt_exec *x, int stage, int64_t g0, int64_t g1) {
   return true;
 }
 
+static bool failed(rt_exec *x, bool ok, char *err, size_t errlen) {
+  if (!ok) {
+    x->next_g = -1;
+    if (!err[0]) snprintf(err, errlen, "the %s backend failed", x->ops == &cpu_ops ? "CPU" : "GPU");
+  }
+  return ok;
+}
 
-bool rt_run(rt_exec *x, const rt_batch *b, const double *params, int64_t micro_groups, rt_result *r, char *err,
-            size_t errlen) {
+bool rt_begin(rt_exec *x, const rt_batch *b, const double *params, char *err, size_t errlen) {
   const rein_objective *d = x->d;
+  x->next_g = -1;
   if (b->ngroups < 1 || b->nseqs < b->ngroups || b->ntoks < 0 || !b->grp_seq || !b->seq_tok)
     return FAIL("batch: malformed shape (%lld groups, %lld sequences, %lld tokens)", (long long)b->ngroups,
                 (long long)b->nseqs, (long long)b->ntoks);
@@ -303,13 +323,57 @@ bool rt_run(rt_exec *x, const rt_batch *b, const double *params, int64_t micro_g
   if (d->nuinputs && !b->uin) return FAIL("batch: the objective reads user inputs, which the batch lacks");
   for (int k = 0; k < d->nuinputs; k++)
     if (!b->uin[k]) return FAIL("batch: the objective reads `%s`, which the batch lacks", d->uinputs[k].name);
-  if (!x->ops->prepare(x, b, params, err, errlen)) return false;
+  x->b = *b;
+  err[0] = 0;
+  bool ok = x->ops->prepare(x, b, params, err, errlen) && run_stage(x, REIN_STAGE_PROLOGUE, 0, b->ngroups);
+  if (ok) x->next_g = 0;
+  return failed(x, ok, err, errlen);
+}
+
+bool rt_micro(rt_exec *x, int64_t g0, int64_t g1, const float *grad[2], char *err, size_t errlen) {
+  if (x->next_g < 0) return FAIL("rt_micro: no step begun (rt_begin)");
+  if (g0 != x->next_g || g1 <= g0 || g1 > x->b.ngroups)
+    return FAIL("rt_micro: groups [%lld, %lld) do not follow the micro-batches so far (next group %lld of %lld)",
+                (long long)g0, (long long)g1, (long long)x->next_g, (long long)x->b.ngroups);
+  int64_t t0 = x->b.seq_tok[x->b.grp_seq[g0]], t1 = x->b.seq_tok[x->b.grp_seq[g1]];
+  err[0] = 0;
+  bool ok = x->ops->inputs(x, t0, t1, err, errlen) && run_stage(x, REIN_STAGE_MICRO, g0, g1) &&
+            x->ops->grads(x, t0, t1, x->grad, err, errlen);
+  if (ok) {
+    x->next_g = g1;
+    if (grad) grad[0] = x->grad[0], grad[1] = x->grad[1];
+  }
+  return failed(x, ok, err, errlen);
+}
+
+bool rt_end(rt_exec *x, rt_result *r, char *err, size_t errlen) {
+  if (x->next_g != x->b.ngroups)
+    return FAIL("rt_end: %s", x->next_g < 0 ? "no step begun (rt_begin)" : "some groups were in no micro-batch");
+  err[0] = 0;
+  int64_t ngroups = x->b.ngroups;
+  bool ok = x->ops->scalar(x, -1, RT_FINISH) && run_stage(x, REIN_STAGE_FINAL, 0, ngroups) &&
+            x->ops->scalar(x, -1, RT_OUTPUTS) && x->ops->fetch(x, r, err, errlen);
+  if (ok) {
+    size_t nt = (size_t)x->b.ntoks;
+    if (2 * nt + 1 > x->cap64) {
+      free(x->grad64);
+      x->cap64 = 2 * nt + 1;
+      x->grad64 = rc_malloc(x->cap64 * sizeof(double));
+    }
+    for (int k = 0; k < 2; k++)
+      for (size_t t = 0; t < nt; t++) x->grad64[k * nt + t] = x->grad[k][t];
+    r->grad[0] = x->grad64, r->grad[1] = x->grad64 + nt;
+    r->nmetrics = x->d->nmetrics, r->ntoks = x->b.ntoks;
+    x->next_g = -1;
+  }
+  return failed(x, ok, err, errlen);
+}
+
+bool rt_run(rt_exec *x, const rt_batch *b, const double *params, int64_t micro_groups, rt_result *r, char *err,
+            size_t errlen) {
+  if (!rt_begin(x, b, params, err, errlen)) return false;
   int64_t step = micro_groups > 0 ? micro_groups : b->ngroups;
-  bool ok = run_stage(x, REIN_STAGE_PROLOGUE, 0, b->ngroups);
-  for (int64_t g0 = 0; ok && g0 < b->ngroups; g0 += step)
-    ok = run_stage(x, REIN_STAGE_MICRO, g0, g0 + step < b->ngroups ? g0 + step : b->ngroups);
-  ok = ok && x->ops->scalar(x, -1, RT_FINISH) && run_stage(x, REIN_STAGE_FINAL, 0, b->ngroups) &&
-       x->ops->scalar(x, -1, RT_OUTPUTS) && x->ops->fetch(x, r, err, errlen);
-  if (!ok && !err[0]) snprintf(err, errlen, "the %s backend failed", x->ops == &cpu_ops ? "CPU" : "GPU");
-  return ok;
+  for (int64_t g0 = 0; g0 < b->ngroups; g0 += step)
+    if (!rt_micro(x, g0, g0 + step < b->ngroups ? g0 + step : b->ngroups, NULL, err, errlen)) return false;
+  return rt_end(x, r, err, errlen);
 }

@@ -8,11 +8,12 @@
  * With sync_offset k the buffer holds up to k + n batches generated ahead.
  *
  * A train step: pack the batch's sequences (prompt + response, causal within each, no padding),
- * forward to per-token logp and entropy of the response tokens, evaluate the compiled objective
- * on the whole batch (rt_run, which splits it into micro-batches of whole groups with the
- * objective's global normalizers), backward from its dlogp / dentropy — per micro-batch, when
- * micro-batching, re-running that micro-batch's forward so only one micro-batch's activations
- * live at a time — then clip and AdamW.  Metrics go to OUT/metrics.jsonl, one JSON line per step
+ * run the compiled objective's prologue on the whole batch (rt_begin), then for each micro-batch
+ * of whole groups: one forward to per-token logp and entropy of its response tokens (keeping its
+ * activations), the objective's micro-batch passes (rt_micro, whose global normalizers come from
+ * the prologue), the backward from its dlogp / dentropy — so one forward per micro-batch, and
+ * only one micro-batch's activations live at a time — then the objective's final stage (rt_end:
+ * loss and metrics), clip and AdamW.  Metrics go to OUT/metrics.jsonl, one JSON line per step
  * and per evaluation.
  */
 #define _GNU_SOURCE
@@ -176,7 +177,10 @@ typedef struct {
   double loss, *metrics, grad_norm, lr, entropy, kl, train_s, reward_mean, reward_std, acc, len, trunc;
 } StepStats;
 
-/* Train step tr->t + 1 on rollout R. */
+/* Train step tr->t + 1 on rollout R: the objective's prologue (rt_begin), then for each
+ * micro-batch of whole groups one forward keeping activations, the objective's micro-batch
+ * passes (rt_micro: the gradients of its tokens) and the backward, then the objective's final
+ * stage (rt_end: loss and metrics), clipping and AdamW. */
 static int train_step(Trainer *tr, const TrnRollout *r, StepStats *st, char *err, size_t errlen) {
   const TrnOpts *o = &tr->o;
   const rein_objective *d = tr->d;
@@ -185,28 +189,18 @@ static int train_step(Trainer *tr, const TrnRollout *r, StepStats *st, char *err
   pack(r, &p);
   int nseq = r->nseq, G = r->group, ngroups = nseq / G, ntoks = r->roff[nseq];
   int mg = o->micro_groups > 0 && o->micro_groups < ngroups ? o->micro_groups : ngroups;
-  tfm_f *lp = calloc((size_t)p.N, sizeof(tfm_f)), *en = calloc((size_t)p.N, sizeof(tfm_f));
-  tfm_f *dlp = calloc((size_t)p.N, sizeof(tfm_f)), *den = calloc((size_t)p.N, sizeof(tfm_f));
-  float *in_lp = malloc((size_t)ntoks * sizeof(float)), *in_en = malloc((size_t)ntoks * sizeof(float));
-  float *in_ref = NULL, *in_lag = malloc((size_t)nseq * sizeof(float)), *in_tr = malloc((size_t)nseq * sizeof(float));
-  int32_t *gs = malloc(((size_t)ngroups + 1) * sizeof(int32_t)), *sq = malloc(((size_t)nseq + 1) * sizeof(int32_t));
-  int *off = malloc(((size_t)nseq + 1) * sizeof(int));
-  TfmActs *acts = NULL;
+  tfm_f *lp = rc_calloc((size_t)p.N + 1, sizeof(tfm_f)), *en = rc_calloc((size_t)p.N + 1, sizeof(tfm_f));
+  tfm_f *dlp = rc_calloc((size_t)p.N + 1, sizeof(tfm_f)), *den = rc_calloc((size_t)p.N + 1, sizeof(tfm_f));
+  float *in_lp = rc_malloc((size_t)ntoks * sizeof(float) + 1), *in_en = rc_malloc((size_t)ntoks * sizeof(float) + 1);
+  float *in_ref = NULL, *in_lag = rc_malloc((size_t)nseq * sizeof(float)), *in_tr = rc_malloc((size_t)nseq * sizeof(float));
+  int32_t *gs = rc_malloc(((size_t)ngroups + 1) * sizeof(int32_t)), *sq = rc_malloc(((size_t)nseq + 1) * sizeof(int32_t));
+  int *off = rc_malloc(((size_t)nseq + 1) * sizeof(int));
   int rc = 0;
-  /* forward: the whole batch keeping activations, or micro-batch by micro-batch without */
-  if (mg == ngroups) {
-    TfmBatch b = sub_batch(&p, 0, nseq, off);
-    rc = tfm_forward(tr->m, &b, lp, en, &acts, err, errlen);
-  } else {
-    for (int g0 = 0; g0 < ngroups && !rc; g0 += mg) {
-      int g1 = g0 + mg < ngroups ? g0 + mg : ngroups;
-      TfmBatch b = sub_batch(&p, g0 * G, g1 * G, off);
-      rc = tfm_forward(tr->m, &b, lp + p.off[g0 * G], en + p.off[g0 * G], NULL, err, errlen);
-    }
-  }
-  if (!rc && tr->ref) {
-    tfm_f *rl = calloc((size_t)p.N, sizeof(tfm_f)), *re = calloc((size_t)p.N, sizeof(tfm_f));
-    in_ref = malloc((size_t)ntoks * sizeof(float));
+  /* the reference policy's logp, micro-batch by micro-batch without activations: the prologue
+   * may read it, so it is complete before rt_begin */
+  if (tr->ref) {
+    tfm_f *rl = rc_calloc((size_t)p.N + 1, sizeof(tfm_f)), *re = rc_calloc((size_t)p.N + 1, sizeof(tfm_f));
+    in_ref = rc_malloc((size_t)ntoks * sizeof(float) + 1);
     for (int g0 = 0; g0 < ngroups && !rc; g0 += mg) {
       int g1 = g0 + mg < ngroups ? g0 + mg : ngroups;
       TfmBatch b = sub_batch(&p, g0 * G, g1 * G, off);
@@ -216,47 +210,48 @@ static int train_step(Trainer *tr, const TrnRollout *r, StepStats *st, char *err
     free(rl);
     free(re);
   }
-  rt_result res = {0};
-  if (!rc) {
-    for (int i = 0; i < ntoks; i++) in_lp[i] = (float)lp[p.pos[i]], in_en[i] = (float)en[p.pos[i]];
-    float lag = (float)((tr->t + 1 - 1) - r->version);
-    for (int s = 0; s < nseq; s++) in_lag[s] = lag, in_tr[s] = r->trunc[s];
-    for (int g = 0; g <= ngroups; g++) gs[g] = g * G;
-    for (int s = 0; s <= nseq; s++) sq[s] = r->roff[s];
-    rt_batch b = {ngroups, nseq, ntoks, gs, sq, {0}, NULL, o->seed, (uint64_t)(tr->t + 1)};
-    b.in[REIN_IN_LOGP] = in_lp;
-    b.in[REIN_IN_ENTROPY] = in_en;
-    b.in[REIN_IN_OLD_LOGP] = r->old_logp;
-    b.in[REIN_IN_REF_LOGP] = in_ref;
-    b.in[REIN_IN_REWARD] = r->reward;
-    b.in[REIN_IN_TRUNCATED] = in_tr;
-    b.in[REIN_IN_LAG] = in_lag;
-    if (!rt_run(tr->x, &b, tr->params, o->micro_groups, &res, err, errlen)) rc = -1;
-    else if (!isfinite(res.loss)) {
-      snprintf(err, errlen, "step %lld: the loss is not finite (%g)", (long long)tr->t + 1, res.loss);
+  float lag = (float)((tr->t + 1 - 1) - r->version);
+  for (int s = 0; s < nseq; s++) in_lag[s] = lag, in_tr[s] = r->trunc[s];
+  for (int g = 0; g <= ngroups; g++) gs[g] = g * G;
+  for (int s = 0; s <= nseq; s++) sq[s] = r->roff[s];
+  rt_batch b = {.ngroups = ngroups, .nseqs = nseq, .ntoks = ntoks, .grp_seq = gs, .seq_tok = sq,
+                .seed = o->seed, .step = (uint64_t)(tr->t + 1)};
+  b.in[REIN_IN_LOGP] = in_lp;
+  b.in[REIN_IN_ENTROPY] = in_en;
+  b.in[REIN_IN_OLD_LOGP] = r->old_logp;
+  b.in[REIN_IN_REF_LOGP] = in_ref;
+  b.in[REIN_IN_REWARD] = r->reward;
+  b.in[REIN_IN_TRUNCATED] = in_tr;
+  b.in[REIN_IN_LAG] = in_lag;
+  if (!rc && !rt_begin(tr->x, &b, tr->params, err, errlen)) rc = -1;
+  if (!rc) tfm_zero_grad(tr->m);
+  /* one forward per micro-batch: its logp/entropy feed the objective, whose gradients of the
+   * micro-batch's tokens are complete after rt_micro (runtime.h), then the backward */
+  for (int g0 = 0; g0 < ngroups && !rc; g0 += mg) {
+    int g1 = g0 + mg < ngroups ? g0 + mg : ngroups;
+    TfmBatch tb = sub_batch(&p, g0 * G, g1 * G, off);
+    TfmActs *a = NULL;
+    const float *grad[2];
+    rc = tfm_forward(tr->m, &tb, lp + p.off[g0 * G], en + p.off[g0 * G], &a, err, errlen);
+    if (rc) break;
+    for (int i = sq[g0 * G]; i < sq[g1 * G]; i++) in_lp[i] = (float)lp[p.pos[i]], in_en[i] = (float)en[p.pos[i]];
+    if (!rt_micro(tr->x, g0, g1, grad, err, errlen)) {
+      tfm_acts_free(a);
       rc = -1;
+      break;
     }
+    for (int i = sq[g0 * G]; i < sq[g1 * G]; i++) dlp[p.pos[i]] = grad[0][i], den[p.pos[i]] = grad[1][i];
+    tfm_backward(tr->m, a, dlp + p.off[g0 * G], den + p.off[g0 * G]);
+  }
+  rt_result res = {0};
+  if (!rc && !rt_end(tr->x, &res, err, errlen)) rc = -1;
+  else if (!rc && !isfinite(res.loss)) {
+    snprintf(err, errlen, "step %lld: the loss is not finite (%g)", (long long)tr->t + 1, res.loss);
+    rc = -1;
   }
   if (!rc) {
     st->loss = res.loss;
     for (int k = 0; k < d->nmetrics; k++) st->metrics[k] = res.metrics[k];
-    for (int i = 0; i < ntoks; i++) dlp[p.pos[i]] = res.grad[0][i], den[p.pos[i]] = res.grad[1][i];
-    tfm_zero_grad(tr->m);
-    if (acts) {
-      tfm_backward(tr->m, acts, dlp, den);
-      acts = NULL;
-    } else {
-      for (int g0 = 0; g0 < ngroups && !rc; g0 += mg) {
-        int g1 = g0 + mg < ngroups ? g0 + mg : ngroups;
-        TfmBatch b = sub_batch(&p, g0 * G, g1 * G, off);
-        TfmActs *a = NULL;
-        rc = tfm_forward(tr->m, &b, lp + p.off[g0 * G], en + p.off[g0 * G], &a, err, errlen);
-        if (!rc) tfm_backward(tr->m, a, dlp + p.off[g0 * G], den + p.off[g0 * G]);
-      }
-    }
-  }
-  if (acts) tfm_acts_free(acts);
-  if (!rc) {
     TfmAdamW opt = {trn_lr_at(o, tr->t + 1), o->beta1, o->beta2, o->adam_eps, o->weight_decay, o->max_grad_norm};
     st->lr = opt.lr;
     st->grad_norm = tfm_adamw_step(tr->m, &opt);

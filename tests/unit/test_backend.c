@@ -1,14 +1,22 @@
-/* test_backend.c — the compiled CPU code against the reference interpreter.
+/* test_backend.c — every backend of rein/backend.h through one suite: the compiled code on the
+ * CPU (and the GPU) against the reference interpreter, and the runtime's staged step.
  *
  *   test_backend [--batches N] [--seed S] [--gpu] FILE.rein...
  *
  * For every program: compile it (rein compile's path, into a temporary shared object), then on N
  * seeded random ragged batches (empty sequences, one-sequence groups, every input the program
- * reads, values rounded to float32 so both sides see the same numbers) compare loss, metrics and
- * both gradients of the compiled code with the interpreter's: |a - b| <= 1e-5 |b| + 1e-9, and
- * non-finite values must agree exactly (NaN with NaN, the same infinity).  The compiled results
- * must also be bit-identical with 1 and 2 threads and with micro-batches of 1 and 2 groups (the
- * runtime's determinism promise), and the interpreter is run micro-batched the same way.
+ * reads, values rounded to float32 so every backend sees the same numbers) run each backend
+ * through the same prepare/run/fetch and compare loss, metrics and both gradients with the
+ * interpreter's: |a - b| <= 1e-5 |b| + 1e-9, and non-finite values must agree exactly (NaN with
+ * NaN, the same infinity).  The compiled results must also be bit-identical with 1 and 2 threads
+ * and with micro-batches of 1 and 2 groups (the runtime's determinism promise), and the
+ * interpreter is run micro-batched the same way.
+ *
+ * The staged step (rt_begin / rt_micro / rt_end) is checked against rt_run: logp and entropy of
+ * a micro-batch are written only just before its rt_micro (NaN until then), the gradients of its
+ * tokens must be final on return (bit-identical to the whole step's), and rt_end must give the
+ * whole step's result, for objectives with and without a final sweep (REIN_FINAL_SWEEP; the
+ * summary counts both kinds); calls out of order must fail with a message.
  * --gpu also runs the GPU executor (skipped with a note when there is no GPU).
  * Exit status 1 on any mismatch; every mismatch is printed with the program and batch seed.
  */
@@ -17,11 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cg.h"
+#include "cg_eval.h"
 #include "frontend.h"
 #include "pipeline.h"
 
-static int failures, checks, programs;
+static int failures, checks, programs, final_sweeps;
 
 static uint64_t rng;
 static double urand(void) {
@@ -67,28 +75,97 @@ static bool same_nonfinite(double a, double b) {
   return a == b;
 }
 
-static void compare(const char *file, uint64_t seed, const char *what, int idx, double got, double want) {
+static void fail(const char *file, uint64_t seed, const char *what) {
+  if (failures++ < 40) fprintf(stderr, "FAIL %s (batch seed %llu): %s\n", file, (unsigned long long)seed, what);
+}
+
+static void compare(const char *file, uint64_t seed, const char *who, const char *what, int idx, double got,
+                    double want) {
   checks++;
   bool ok = isfinite(got) && isfinite(want) ? fabs(got - want) <= 1e-5 * fabs(want) + 1e-9 : same_nonfinite(got, want);
   if (ok) return;
   if (failures++ < 40)
-    fprintf(stderr, "FAIL %s (batch seed %llu): %s[%d]: compiled %.17g, interpreter %.17g\n", file,
-            (unsigned long long)seed, what, idx, got, want);
+    fprintf(stderr, "FAIL %s (batch seed %llu): %s: %s[%d]: %.17g, interpreter %.17g\n", file,
+            (unsigned long long)seed, who, what, idx, got, want);
 }
 
-static void compare_results(const char *file, uint64_t seed, const IrGraph *g, const ItResult *a, const ItResult *b) {
-  compare(file, seed, "loss", 0, a->loss, b->loss);
-  for (int m = 0; m < g->nmetrics; m++) compare(file, seed, g->metrics[m].name, m, a->metrics[m], b->metrics[m]);
+static void compare_results(const char *file, uint64_t seed, const char *who, const IrGraph *g, const rt_result *a,
+                            const rt_result *b) {
+  compare(file, seed, who, "loss", 0, a->loss, b->loss);
+  for (int m = 0; m < g->nmetrics; m++) compare(file, seed, who, g->metrics[m].name, m, a->metrics[m], b->metrics[m]);
   for (int k = 0; k < IR_NGRADS; k++)
-    for (int t = 0; t < a->ntoks; t++) compare(file, seed, ir_grad_names[k], t, a->grad[k][t], b->grad[k][t]);
+    for (int t = 0; t < a->ntoks; t++) compare(file, seed, who, ir_grad_names[k], t, a->grad[k][t], b->grad[k][t]);
 }
 
-static bool identical(const ItResult *a, const ItResult *b, int nmetrics) {
+static bool identical(const rt_result *a, const rt_result *b, int nmetrics) {
+  if (a->ntoks != b->ntoks || a->nmetrics != b->nmetrics) return false;
   if (memcmp(&a->loss, &b->loss, sizeof(double))) return false;
   if (nmetrics && memcmp(a->metrics, b->metrics, sizeof(double) * (size_t)nmetrics)) return false;
   for (int k = 0; k < IR_NGRADS; k++)
     if (a->ntoks && memcmp(a->grad[k], b->grad[k], sizeof(double) * (size_t)a->ntoks)) return false;
   return true;
+}
+
+/* prepare, run, fetch on backend BE; false (with a failure) when any fails */
+static bool run_backend(rt_backend *be, const rt_batch *rb, const double *params, int micro, rt_result *r,
+                        const char *file) {
+  char err[1024] = "";
+  if (be->prepare(be, rb, params, err, sizeof err) && be->run(be, micro, err, sizeof err) &&
+      be->fetch(be, r, err, sizeof err))
+    return true;
+  fprintf(stderr, "FAIL %s: %s backend: %s\n", file, be->name, err);
+  failures++;
+  return false;
+}
+
+/* The staged step on X against WANT (rt_run's result), micro-batches of MICRO groups. */
+static void test_staged(rt_exec *x, const rt_batch *rb0, const double *params, int micro, const rt_result *want,
+                        const char *file, uint64_t seed) {
+  char err[1024] = "";
+  rt_batch rb = *rb0;
+  size_t nt = (size_t)rb.ntoks;
+  float *lp = malloc(nt * sizeof(float) + 4), *en = malloc(nt * sizeof(float) + 4);
+  for (size_t t = 0; t < nt; t++) lp[t] = en[t] = NAN; /* not given yet */
+  rb.in[REIN_IN_LOGP] = lp, rb.in[REIN_IN_ENTROPY] = en;
+  checks++;
+  if (!rt_begin(x, &rb, params, err, sizeof err)) {
+    fail(file, seed, err);
+    free(lp), free(en);
+    return;
+  }
+  for (int64_t g0 = 0; g0 < rb.ngroups; g0 += micro) {
+    int64_t g1 = g0 + micro < rb.ngroups ? g0 + micro : rb.ngroups;
+    int64_t t0 = rb.seq_tok[rb.grp_seq[g0]], t1 = rb.seq_tok[rb.grp_seq[g1]];
+    for (int64_t t = t0; t < t1; t++) lp[t] = rb0->in[REIN_IN_LOGP][t], en[t] = rb0->in[REIN_IN_ENTROPY][t];
+    const float *grad[2];
+    checks++;
+    if (!rt_micro(x, g0, g1, grad, err, sizeof err)) {
+      fail(file, seed, err);
+      free(lp), free(en);
+      return;
+    }
+    for (int k = 0; k < 2; k++)
+      for (int64_t t = t0; t < t1; t++)
+        if (memcmp(&(double){grad[k][t]}, &want->grad[k][t], sizeof(double))) {
+          fail(file, seed, "rt_micro: a gradient of the micro-batch differs from the whole step's");
+          k = 2;
+          break;
+        }
+    if (g1 < rb.ngroups) { /* out of order: a group skipped, or the end too early */
+      checks += 2;
+      if (rt_end(x, &(rt_result){0}, err, sizeof err)) fail(file, seed, "rt_end accepted a step with groups left");
+      if (g1 + 1 < rb.ngroups && rt_micro(x, g1 + 1, rb.ngroups, NULL, err, sizeof err))
+        fail(file, seed, "rt_micro accepted a micro-batch out of order");
+      if (!rt_begin(x, &rb, params, err, sizeof err)) break; /* a refused call ends the step: redo */
+      for (int64_t h = 0; h < g1; h += micro)
+        if (!rt_micro(x, h, h + micro < g1 ? h + micro : g1, NULL, err, sizeof err)) break;
+    }
+  }
+  rt_result r;
+  checks++;
+  if (!rt_end(x, &r, err, sizeof err)) fail(file, seed, err);
+  else if (!identical(&r, want, (int)want->nmetrics)) fail(file, seed, "rt_end: not the result of rt_run");
+  free(lp), free(en);
 }
 
 static void test_file(const char *file, int nbatches, uint64_t seed0, bool gpu) {
@@ -120,56 +197,56 @@ static void test_file(const char *file, int nbatches, uint64_t seed0, bool gpu) 
     failures++;
   }
   programs++;
+  if (o && (rt_desc(o)->flags & REIN_FINAL_SWEEP)) final_sweeps++;
   double *params = ir_xcalloc((size_t)g->nparams + 1, sizeof(double));
   for (int i = 0; i < g->nparams; i++) params[i] = g->params[i].value;
+  /* every backend through the same interface: the reference, and the variants */
+  rt_backend *interp = cg_interp_backend(p), *interp_m = cg_interp_backend(p);
+  rt_backend *cpu = o ? cg_backend_new("cpu", p, o, 1, err, sizeof err) : NULL;
+  rt_backend *cpu_v[2] = {o ? cg_backend_new("cpu", p, o, 1, err, sizeof err) : NULL,
+                          o ? cg_backend_new("cpu", p, o, 2, err, sizeof err) : NULL};
+  rt_backend *gpu_be = NULL;
+  if (o && gpu && !(gpu_be = cg_backend_new("gpu", p, o, 0, err, sizeof err))) {
+    if (strstr(err, "no GPU")) fprintf(stderr, "note: %s; GPU comparison skipped\n", err);
+    else fprintf(stderr, "FAIL %s: GPU: %s\n", file, err), failures++;
+  }
+  rt_exec *x = o ? rt_exec_new(o, RT_CPU, 2, err, sizeof err) : NULL;
   for (int bi = 0; o && bi < nbatches; bi++) {
     uint64_t seed = seed0 + (uint64_t)bi;
     Batch *b = random_batch(g, seed);
-    ItResult want, got, alt;
-    it_eval(p, b, params, 0, &want);
-    if (!cg_run_loaded(o, g, b, params, 0, false, 1, &got, err, sizeof err)) {
-      fprintf(stderr, "FAIL %s: %s\n", file, err);
-      failures++;
-      it_result_free(&want);
+    CgBatch cb;
+    cg_batch_make(&cb, g, b);
+    rt_result want, got, alt;
+    if (!run_backend(interp, &cb.rb, params, 0, &want, file) || !run_backend(cpu, &cb.rb, params, 0, &got, file)) {
+      cg_batch_free(&cb);
       bt_free(b);
       break;
     }
-    compare_results(file, seed, g, &got, &want);
+    compare_results(file, seed, "cpu", g, &got, &want);
     /* micro-batched interpreter against the compiled code */
-    ItResult wm;
-    it_eval(p, b, params, 1, &wm);
-    compare_results(file, seed, g, &got, &wm);
-    it_result_free(&wm);
+    if (run_backend(interp_m, &cb.rb, params, 1, &alt, file)) compare_results(file, seed, "interp micro 1", g, &got, &alt);
     /* determinism: threads and micro-batch sizes change nothing */
     static const int variants[][2] = {{0, 2}, {1, 1}, {2, 2}, {1, 2}};
     for (int v = 0; v < 4; v++) {
       checks++;
-      if (!cg_run_loaded(o, g, b, params, variants[v][0], false, variants[v][1], &alt, err, sizeof err)) {
-        fprintf(stderr, "FAIL %s: %s\n", file, err);
-        failures++;
-        continue;
-      }
+      if (!run_backend(cpu_v[variants[v][1] - 1], &cb.rb, params, variants[v][0], &alt, file)) continue;
       if (!identical(&alt, &got, g->nmetrics) && failures++ < 40)
         fprintf(stderr, "FAIL %s (batch seed %llu): micro-groups %d, %d threads: not bit-identical\n", file,
                 (unsigned long long)seed, variants[v][0], variants[v][1]);
-      it_result_free(&alt);
     }
-    if (gpu) {
-      if (cg_run_loaded(o, g, b, params, 0, true, 0, &alt, err, sizeof err)) {
-        compare_results(file, seed, g, &alt, &want);
-        it_result_free(&alt);
-      } else if (strstr(err, "no GPU")) {
-        fprintf(stderr, "note: %s; GPU comparison skipped\n", err);
-        gpu = false;
-      } else {
-        fprintf(stderr, "FAIL %s: GPU: %s\n", file, err);
-        failures++;
-      }
+    /* the staged step, micro-batches of 1 and 2 groups */
+    test_staged(x, &cb.rb, params, 1, &got, file, seed);
+    test_staged(x, &cb.rb, params, 2, &got, file, seed);
+    if (gpu_be && run_backend(gpu_be, &cb.rb, params, 0, &alt, file)) {
+      compare_results(file, seed, "gpu", g, &alt, &want);
+      if (run_backend(gpu_be, &cb.rb, params, 1, &alt, file)) compare_results(file, seed, "gpu micro 1", g, &alt, &want);
     }
-    it_result_free(&got);
-    it_result_free(&want);
+    cg_batch_free(&cb);
     bt_free(b);
   }
+  rt_exec_free(x);
+  rt_backend_free(interp), rt_backend_free(interp_m), rt_backend_free(cpu);
+  rt_backend_free(cpu_v[0]), rt_backend_free(cpu_v[1]), rt_backend_free(gpu_be);
   free(params);
   rt_close(o);
   pl_free(p);
@@ -196,6 +273,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   for (; i < argc; i++) test_file(argv[i], nbatches, seed, gpu);
-  printf("test_backend: %d programs, %d checks, %d failures\n", programs, checks, failures);
+  printf("test_backend: %d programs (%d with a final sweep), %d checks, %d failures\n", programs, final_sweeps, checks,
+         failures);
   return failures ? 1 : 0;
 }

@@ -1,11 +1,22 @@
 /* rein/runtime.h — loading a compiled objective and running it on a batch, on the CPU or the GPU
- * (runtime/objective.c, runtime/exec_cpu.c, runtime/exec_gpu.c).  No LLVM here: an artifact is
- * a shared object made by `rein compile`, opened with dlopen; the GPU is reached through the CUDA
- * driver API, with libcuda.so.1 opened at run time, so the same program runs (and says "no GPU")
- * on a machine without one.
+ * (runtime/objective/objective.c, exec_gpu.c).  No LLVM here: an artifact is a shared object made
+ * by `rein compile`, opened with dlopen; the GPU is reached through the CUDA driver API, with
+ * libcuda.so.1 opened at run time, so the same program runs (and says "no GPU") on a machine
+ * without one.
+ *
+ * A step runs in three calls that follow the stages of rein/objective.h, so that a trainer can
+ * interleave them with its own forward and backward passes:
+ *
+ *   rt_begin(x, b, params)   the prologue, over the whole batch (every input but logp/entropy)
+ *   rt_micro(x, g0, g1)      one micro-batch of whole groups: its logp/entropy are read, and on
+ *                            return the gradients of its tokens are complete
+ *   rt_end(x, r)             finishes the batch-level reductions, the final stage: loss, metrics
+ *
+ * rt_run is the whole step built on the three.  The backend interface of rein/backend.h runs
+ * every backend (the interpreter, the CPU and the GPU executors) through one prepare/run/fetch.
  *
  * Errors are returned as messages in a caller's buffer (ERR, ERRLEN); nothing here prints or
- * exits.
+ * exits (but allocation failure, which exits with a message through rc_malloc).
  */
 #ifndef REIN_RUNTIME_H
 #define REIN_RUNTIME_H
@@ -25,35 +36,66 @@ rt_objective *rt_wrap(const rein_objective *d, const char *name, char *err, size
 void rt_close(rt_objective *o);
 const rein_objective *rt_desc(const rt_objective *o);
 
-/* A batch in the ABI's layout (host memory). */
+/* A batch in the ABI's layout (host memory): the one batch type of every backend.
+ * in64/uin64 are optional float64 copies of the same inputs for a float64 backend (the
+ * interpreter; the executors ignore them): where one is NULL, the float32 values are used. */
 typedef struct {
   int64_t ngroups, nseqs, ntoks;
   const int32_t *grp_seq, *seq_tok;
   const float *in[REIN_NUM_INPUTS];
   const float *const *uin;
   uint64_t seed, step;
+  const double *in64[REIN_NUM_INPUTS];
+  const double *const *uin64;
 } rt_batch;
 
-typedef enum { RT_CPU, RT_GPU } rt_backend;
+typedef enum { RT_CPU, RT_GPU } rt_device;
 
-/* The result of one evaluation: loss, metrics and the two gradients (host memory, owned by the
- * executor, valid until the next run). */
+/* The result of one evaluation, the one result type of every backend: loss, metrics and the two
+ * gradients in float64 (an executor's float32 gradients widened).  Host memory owned by whoever
+ * filled it, valid until its next run. */
 typedef struct {
   double loss;
   const double *metrics;  /* (nmetrics) */
-  const float *grad[2];   /* (ntoks) d loss/d logp, d loss/d entropy */
+  const double *grad[2];  /* (ntoks) d loss/d logp, d loss/d entropy */
+  int64_t nmetrics, ntoks;
 } rt_result;
 
 typedef struct rt_exec rt_exec;
 
-/* An executor of O on BACKEND.  NTHREADS: CPU threads (0: OpenMP's default).  NULL with a message
- * when the backend is not available (for the GPU: "no GPU: ..."). */
-rt_exec *rt_exec_new(rt_objective *o, rt_backend backend, int nthreads, char *err, size_t errlen);
+/* An executor of O on DEVICE.  NTHREADS: CPU threads (0: OpenMP's default).  NULL with a message
+ * when the device is not available (for the GPU: "no GPU: ..."). */
+rt_exec *rt_exec_new(rt_objective *o, rt_device device, int nthreads, char *err, size_t errlen);
 void rt_exec_free(rt_exec *x);
 
-/* Runs a whole step on B with PARAMS (one per descriptor param): the prologue, the micro-batch
- * passes on micro-batches of MICRO_GROUPS whole groups (0: one micro-batch), the final stage.
- * False with a message on failure. */
+/* Starts a step on batch B with PARAMS (one per descriptor param) and runs the prologue.  B's
+ * arrays are read in place until rt_end (on the GPU they are copied here, logp and entropy in
+ * rt_micro): the caller keeps them alive and unchanged, except that the logp/entropy of a
+ * micro-batch's tokens may be written any time before its rt_micro.  False with a message on a
+ * malformed batch or a failure. */
+bool rt_begin(rt_exec *x, const rt_batch *b, const double *params, char *err, size_t errlen);
+
+/* Runs the micro-batch passes on groups [G0, G1) (0 <= G0 < G1 <= ngroups; micro-batches of one
+ * step must be disjoint, cover the batch and come in group order), reading logp/entropy of
+ * those groups' tokens from the batch.  On return GRAD[0], GRAD[1] (either may be NULL) point at
+ * d loss/d logp and d loss/d entropy of the whole batch, float32, indexed by token, owned by X;
+ * the entries of the tokens of groups [G0, G1) are final: no later stage changes them.
+ *
+ * This holds for every objective, including those whose flags have REIN_FINAL_SWEEP: the planner
+ * rejects a gradient that depends on a value of the final stage (plan.h), so every gradient is
+ * computed by micro passes.  What REIN_FINAL_SWEEP changes is the inputs: the final stage reads
+ * logp/entropy of the whole batch again, so the values given to every micro-batch must stay in
+ * the batch's arrays until rt_end (the trainer keeps the per-token floats of the whole batch,
+ * not the activations).  False with a message on failure. */
+bool rt_micro(rt_exec *x, int64_t g0, int64_t g1, const float *grad[2], char *err, size_t errlen);
+
+/* Ends the step: finishes the reductions accumulated over the micro-batches, runs the final
+ * stage and fills R (loss, metrics and both gradients of the whole batch, valid until the next
+ * rt_begin).  Every group must have been in one rt_micro.  False with a message on failure. */
+bool rt_end(rt_exec *x, rt_result *r, char *err, size_t errlen);
+
+/* The whole step: rt_begin, rt_micro on micro-batches of MICRO_GROUPS whole groups (0: one
+ * micro-batch), rt_end. */
 bool rt_run(rt_exec *x, const rt_batch *b, const double *params, int64_t micro_groups, rt_result *r,
             char *err, size_t errlen);
 
