@@ -30,6 +30,7 @@
  */
 #include "ad.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 typedef struct {
@@ -50,6 +51,11 @@ static void acc(Ad *A, int arg, int c, Level space) {
   if (arg < 0 || !A->diff[arg]) return;
   if (space < lv(A, arg)) c = ir_reduce(A->g, IR_SUM, c, -1, lv(A, arg), space, 0, A->rng);
   A->adj[arg] = A->adj[arg] < 0 ? c : E(A, IR_ADD, A->adj[arg], c, -1);
+}
+
+static _Noreturn void no_rule(IrOp op) {
+  fprintf(stderr, "rein: internal error: autodiff has no rule for `%s`\n", ir_ops[op].name);
+  abort();
 }
 
 static void elem_rule(Ad *A, int i, int g) {
@@ -109,7 +115,15 @@ static void elem_rule(Ad *A, int i, int g) {
     if (A->diff[y]) acc(A, y, E(A, IR_WHERE, x, g, C(A, 0)), s);
     if (A->diff[z]) acc(A, z, E(A, IR_WHERE, x, C(A, 0), g), s);
     break;
-  default: break; /* no derivative */
+  /* No derivative.  The sweep never gets here: ir_differentiable marks none of these (their
+   * `diff` is false in ops.h).  A differentiable op without a rule above would silently get a zero
+   * gradient, so it stops the compiler instead. */
+  case IR_NOT: case IR_SIGN: case IR_SG: case IR_LT: case IR_LE: case IR_GT: case IR_GE:
+  case IR_EQ: case IR_NE: case IR_AND: case IR_OR: case IR_DMUL:
+  REIN_LEAF_OPS(OPS_CASE)
+  REIN_RED_OPS(OPS_CASE)
+  case IR_NOPS:
+    no_rule(n.op);
   }
 }
 
@@ -149,7 +163,14 @@ static void reduce_rule(Ad *A, int i, int g) {
   case IR_LSE:
     c = keep_if(A, f, D(A, g, E(A, IR_EXP, E(A, IR_SUB, x, i, -1), -1, -1)));
     break;
-  default: return; /* count, rank, argmax/argmin: no derivative */
+  case IR_COUNT: /* no derivative: never reached, as in elem_rule */
+  case IR_RANK:
+  case IR_ARGMAX:
+  case IR_ARGMIN:
+  REIN_LEAF_OPS(OPS_CASE)
+  REIN_ELEM_OPS(OPS_CASE)
+  case IR_NOPS:
+    no_rule(n.op);
   }
   acc(A, x, c, s);
 }

@@ -2,8 +2,9 @@
  * and operators.
  *
  * Each table is an X-macro, so the enum, the printed name and the properties of an entry are
- * written once (spec §2 and §4).  Adding a built-in means adding one line here and its typing
- * rule in sema.c.
+ * written once (spec §2 and §4).  The functions and reductions are rows of the op tables of ops.h,
+ * which also give the IR ops: adding a built-in function means adding one row there (and, if its
+ * typing is not the default, a rule in sema.c).
  */
 #ifndef REIN_BUILTINS_H
 #define REIN_BUILTINS_H
@@ -11,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ops.h"
 #include "rein/objective.h"
 
 /* The four levels, finest first: a smaller value is finer. */
@@ -21,71 +23,61 @@ typedef enum { TY_FLOAT, TY_BOOL, TY_ERROR } Type;
 /* The built-in inputs (spec §2) are the ABI's list, REIN_INPUT_LIST of rein/objective.h, so the
  * language and the ABI cannot disagree: IN_X == REIN_IN_X. */
 
-/* X(ID, name, arity) — element-wise functions; where/sg/uniform have their own typing rules. */
-#define REIN_FUNCS(X)          \
-  X(FN_EXP, "exp", 1)          \
-  X(FN_LOG, "log", 1)          \
-  X(FN_LOG1P, "log1p", 1)      \
-  X(FN_EXPM1, "expm1", 1)      \
-  X(FN_SQRT, "sqrt", 1)        \
-  X(FN_ABS, "abs", 1)          \
-  X(FN_SIGN, "sign", 1)        \
-  X(FN_SIGMOID, "sigmoid", 1)  \
-  X(FN_SOFTPLUS, "softplus", 1) \
-  X(FN_TANH, "tanh", 1)        \
-  X(FN_MIN, "min", 2)          \
-  X(FN_MAX, "max", 2)          \
-  X(FN_CLAMP, "clamp", 3)      \
-  X(FN_POW, "pow", 2)          \
-  X(FN_WHERE, "where", 3)      \
-  X(FN_SG, "sg", 1)            \
-  X(FN_UNIFORM, "uniform", 0)
+/* The built-in functions are the element-wise ops of ops.h that have a language name (FN_ID for
+ * every element-wise op, so FN_ID and IR_ID come from one row; the others have no name and are not
+ * callable) and these two, which are not IR ops: clamp(x, lo, hi) is lowered to min(max(x, lo),
+ * hi), uniform() is the IR leaf of that name.  X(ID, name, arity, diff, IR op) */
+#define REIN_FUNCS_EXTRA(X)         \
+  X(CLAMP, "clamp", 3, true, IR_NOPS) \
+  X(UNIFORM, "uniform", 0, false, IR_UNIFORM)
 
-/* X(ID, name, min args, max args, takes ddof=) — reductions op[L](x [, filter]).
- * count takes a bool condition (or nothing); rank returns x's level, not L. */
-#define REIN_REDUCTIONS(X)                  \
-  X(RED_SUM, "sum", 1, 2, false)            \
-  X(RED_MEAN, "mean", 1, 2, false)          \
-  X(RED_MAX, "max", 1, 2, false)            \
-  X(RED_MIN, "min", 1, 2, false)            \
-  X(RED_STD, "std", 1, 2, true)             \
-  X(RED_VAR, "var", 1, 2, true)             \
-  X(RED_LOGSUMEXP, "logsumexp", 1, 2, false) \
-  X(RED_COUNT, "count", 0, 1, false)        \
-  X(RED_RANK, "rank", 1, 1, false)
+/* The reductions are the rows of REIN_RED_OPS in ops.h with a language name (RED_ID for every
+ * row).  count takes a bool condition (or nothing); rank returns x's level, not L. */
 
-/* X(ID, spelling, class) — class: 'u' unary, 'a' arithmetic, 'c' comparison, 'l' logical. */
-#define REIN_OPS(X)       \
-  X(OP_NEG, "-", 'u')     \
-  X(OP_NOT, "not", 'u')   \
-  X(OP_ADD, "+", 'a')     \
-  X(OP_SUB, "-", 'a')     \
-  X(OP_MUL, "*", 'a')     \
-  X(OP_DIV, "/", 'a')     \
-  X(OP_POW, "^", 'a')     \
-  X(OP_LT, "<", 'c')      \
-  X(OP_LE, "<=", 'c')     \
-  X(OP_GT, ">", 'c')      \
-  X(OP_GE, ">=", 'c')     \
-  X(OP_EQ, "==", 'c')     \
-  X(OP_NE, "!=", 'c')     \
-  X(OP_AND, "and", 'l')   \
-  X(OP_OR, "or", 'l')
+/* X(ID, spelling, class, IR op) — operators; class: 'u' unary, 'a' arithmetic, 'c' comparison,
+ * 'l' logical.  The IR op (ops.h) is the operator's meaning. */
+#define REIN_OPS(X)               \
+  X(OP_NEG, "-", 'u', IR_NEG)     \
+  X(OP_NOT, "not", 'u', IR_NOT)   \
+  X(OP_ADD, "+", 'a', IR_ADD)     \
+  X(OP_SUB, "-", 'a', IR_SUB)     \
+  X(OP_MUL, "*", 'a', IR_MUL)     \
+  X(OP_DIV, "/", 'a', IR_DIV)     \
+  X(OP_POW, "^", 'a', IR_POW)     \
+  X(OP_LT, "<", 'c', IR_LT)       \
+  X(OP_LE, "<=", 'c', IR_LE)      \
+  X(OP_GT, ">", 'c', IR_GT)       \
+  X(OP_GE, ">=", 'c', IR_GE)      \
+  X(OP_EQ, "==", 'c', IR_EQ)      \
+  X(OP_NE, "!=", 'c', IR_NE)      \
+  X(OP_AND, "and", 'l', IR_AND)   \
+  X(OP_OR, "or", 'l', IR_OR)
 
 #define REIN_X_ENUM(id, ...) id,
 #define REIN_X_INPUT_ENUM(ID, ...) IN_##ID,
 typedef enum { REIN_INPUT_LIST(REIN_X_INPUT_ENUM) IN_COUNT } InputId;
 #undef REIN_X_INPUT_ENUM
 _Static_assert((int)IN_COUNT == REIN_NUM_INPUTS && (int)LV_BATCH == REIN_BATCH, "the ABI's inputs and levels");
-typedef enum { REIN_FUNCS(REIN_X_ENUM) FN_COUNT } FuncId;
-typedef enum { REIN_REDUCTIONS(REIN_X_ENUM) RED_COUNT_ } RedId;
 typedef enum { REIN_OPS(REIN_X_ENUM) OP_COUNT } OpId;
 #undef REIN_X_ENUM
 
+/* The graph IR's ops (ops.h): the leaves, the element-wise ops, the reductions and sibling ops. */
+#define REIN_X_ENUM(ID, ...) IR_##ID,
+typedef enum { REIN_LEAF_OPS(REIN_X_ENUM) REIN_ELEM_OPS(REIN_X_ENUM) REIN_RED_OPS(REIN_X_ENUM) IR_NOPS } IrOp;
+#undef REIN_X_ENUM
+#define REIN_X_ENUM(ID, ...) FN_##ID,
+typedef enum { REIN_ELEM_OPS(REIN_X_ENUM) REIN_FUNCS_EXTRA(REIN_X_ENUM) FN_COUNT } FuncId;
+#undef REIN_X_ENUM
+#define REIN_X_ENUM(ID, ...) RED_##ID,
+typedef enum { REIN_RED_OPS(REIN_X_ENUM) RED_COUNT_ } RedId;
+#undef REIN_X_ENUM
+
+/* name: NULL for the element-wise ops that are not functions and the IR-only reductions (they are
+ * not callable); ir: the IR op it lowers to (IR_NOPS for clamp, which lowering expands). */
 typedef struct { const char *name; Level level; Type type; bool diff; } BiInput;
-typedef struct { const char *name; int arity; } BiFunc;
-typedef struct { const char *name; int min_args, max_args; bool ddof; } BiRed;
-typedef struct { const char *spelling; char cls; } BiOp;
+typedef struct { const char *name; int arity; bool diff; IrOp ir; } BiFunc;
+typedef struct { const char *name; int min_args, max_args; bool ddof; IrOp ir; } BiRed;
+typedef struct { const char *spelling; char cls; IrOp ir; } BiOp;
 
 extern const BiInput bi_inputs[IN_COUNT];
 extern const BiFunc bi_funcs[FN_COUNT];
@@ -98,10 +90,15 @@ extern const char *const bi_type_names[3];
 int bi_find_input(const char *name);
 int bi_find_func(const char *name);
 int bi_find_red(const char *name);
+/* The language's reductions as a list for messages: "sum, mean, ... and rank". */
+const char *bi_red_list(void);
 
-/* Scalar semantics in float64 (bools are 0/1).  bi_apply_func takes the arguments in X; it is
- * not defined for FN_UNIFORM.  min/max return the first argument on ties, clamp(x, lo, hi) is
+/* Scalar semantics in float64 (bools are 0/1), from the `value` column of ops.h: the one
+ * definition shared by sema's folding, the IR folder and the interpreter.  bi_eval_elem gives NaN
+ * for an op that is not element-wise.  bi_apply_func takes the arguments in X; it is not defined
+ * for FN_UNIFORM.  min/max return the first argument on ties, clamp(x, lo, hi) is
  * min(max(x, lo), hi). */
+double bi_eval_elem(IrOp op, double x, double y, double z);
 double bi_apply_op(OpId op, double a, double b);
 double bi_apply_func(FuncId f, const double *x);
 

@@ -189,8 +189,6 @@ static LLVMValueRef call(Cg *c, const char *name, LLVMTypeRef ret, LLVMValueRef 
   return LLVMBuildCall2(c->b, LLVMGlobalGetValueType(f), f, args, (unsigned)n, "");
 }
 
-static LLVMValueRef call1(Cg *c, const char *name, LLVMValueRef x) { return call(c, name, c->f64, &x, 1); }
-
 /* Loads ctx word K (once per function, in the entry block). */
 static LLVMValueRef field(Cg *c, int k, bool isptr) {
   if (!c->field[k]) {
@@ -336,6 +334,7 @@ static LLVMValueRef shape_count(Cg *c, const IrNode *n) {
 }
 
 static LLVMValueRef data_value(Cg *c, const IrNode *n) {
+  if (n->op == IR_COUNT) return shape_count(c, n); /* count[L]() with no filter: a shape */
   switch (n->op) {
   case IR_CONST: return cf(c, n->num);
   case IR_PARAM:
@@ -348,9 +347,11 @@ static LLVMValueRef data_value(Cg *c, const IrNode *n) {
                          LLVMBuildSub(c->b, c->ix[LV_SEQ], grp_seq(c, gi), "")};
     return call(c, "rk_uniform", c->f64, a, 4);
   }
-  case IR_COUNT: return shape_count(c, n);
-  default: return cf(c, 0); /* not data */
+  REIN_ELEM_OPS(OPS_CASE) /* not data (pl_is_data) */
+  REIN_RED_OPS(OPS_CASE)
+  case IR_NOPS: break;
   }
+  abort();
 }
 
 static LLVMValueRef get(Cg *c, int i) {
@@ -366,59 +367,51 @@ static LLVMValueRef fcmp(Cg *c, LLVMRealPredicate p, LLVMValueRef x, LLVMValueRe
 }
 static LLVMValueRef nz(Cg *c, LLVMValueRef x) { return fcmp(c, LLVMRealUNE, x, cf(c, 0)); }
 
-/* The element-wise op of node N on its argument values X (ir_eval_elem's semantics). */
+/* The element-wise op of node N on its argument values X (ir_eval_elem's semantics), as the `code`
+ * column of REIN_ELEM_OPS (ops.h) says: CALL(f) calls f, a routine of the kernel library or an
+ * LLVM intrinsic; W is the instruction sequence CG_W below. */
+#define CG_CALL(f) call(c, f, c->f64, x, ir_ops[n->op].nargs)
+#define CG_FNEG LLVMBuildFNeg(b, x[0], "")
+#define CG_NOT b2f(c, fcmp(c, LLVMRealOEQ, x[0], cf(c, 0)))
+#define CG_SIGN                                                                                 \
+  LLVMBuildSelect(b, fcmp(c, LLVMRealOGT, x[0], cf(c, 0)), cf(c, 1),                            \
+                  LLVMBuildSelect(b, fcmp(c, LLVMRealOLT, x[0], cf(c, 0)), cf(c, -1), cf(c, 0), ""), "")
+#define CG_ARG0 x[0]
+#define CG_FADD LLVMBuildFAdd(b, x[0], x[1], "")
+#define CG_FSUB LLVMBuildFSub(b, x[0], x[1], "")
+#define CG_FMUL LLVMBuildFMul(b, x[0], x[1], "")
+#define CG_FDIV LLVMBuildFDiv(b, x[0], x[1], "")
+#define CG_MIN LLVMBuildSelect(b, fcmp(c, LLVMRealOLT, x[1], x[0]), x[1], x[0], "")
+#define CG_MAX LLVMBuildSelect(b, fcmp(c, LLVMRealOGT, x[1], x[0]), x[1], x[0], "")
+#define CG_LT b2f(c, fcmp(c, LLVMRealOLT, x[0], x[1]))
+#define CG_LE b2f(c, fcmp(c, LLVMRealOLE, x[0], x[1]))
+#define CG_GT b2f(c, fcmp(c, LLVMRealOGT, x[0], x[1]))
+#define CG_GE b2f(c, fcmp(c, LLVMRealOGE, x[0], x[1]))
+#define CG_EQ b2f(c, fcmp(c, LLVMRealOEQ, x[0], x[1]))
+#define CG_NE b2f(c, fcmp(c, LLVMRealUNE, x[0], x[1]))
+#define CG_AND b2f(c, LLVMBuildAnd(b, nz(c, x[0]), nz(c, x[1]), ""))
+#define CG_OR b2f(c, LLVMBuildOr(b, nz(c, x[0]), nz(c, x[1]), ""))
+#define CG_DMUL LLVMBuildSelect(b, fcmp(c, LLVMRealOEQ, x[0], cf(c, 0)), cf(c, 0), LLVMBuildFMul(b, x[0], x[1], ""), "")
+#define CG_WHERE LLVMBuildSelect(b, nz(c, x[0]), x[1], x[2], "")
 static LLVMValueRef elem(Cg *c, const IrNode *n, LLVMValueRef *x) {
   LLVMBuilderRef b = c->b;
   switch (n->op) {
-  case IR_NEG: return LLVMBuildFNeg(b, x[0], "");
-  case IR_NOT: return b2f(c, fcmp(c, LLVMRealOEQ, x[0], cf(c, 0)));
-  case IR_EXP: return call1(c, "rk_exp", x[0]);
-  case IR_LOG: return call1(c, "rk_log", x[0]);
-  case IR_LOG1P: return call1(c, "rk_log1p", x[0]);
-  case IR_EXPM1: return call1(c, "rk_expm1", x[0]);
-  case IR_SQRT: return call1(c, "llvm.sqrt.f64", x[0]);
-  case IR_ABS: return call1(c, "llvm.fabs.f64", x[0]);
-  case IR_SIGN:
-    return LLVMBuildSelect(b, fcmp(c, LLVMRealOGT, x[0], cf(c, 0)), cf(c, 1),
-                           LLVMBuildSelect(b, fcmp(c, LLVMRealOLT, x[0], cf(c, 0)), cf(c, -1), cf(c, 0), ""), "");
-  case IR_SIGMOID: return call1(c, "rk_sigmoid", x[0]);
-  case IR_SOFTPLUS: return call1(c, "rk_softplus", x[0]);
-  case IR_TANH: return call1(c, "rk_tanh", x[0]);
-  case IR_SG: return x[0];
-  case IR_ADD: return LLVMBuildFAdd(b, x[0], x[1], "");
-  case IR_SUB: return LLVMBuildFSub(b, x[0], x[1], "");
-  case IR_MUL: return LLVMBuildFMul(b, x[0], x[1], "");
-  case IR_DIV: return LLVMBuildFDiv(b, x[0], x[1], "");
-  case IR_POW: return call(c, "rk_pow", c->f64, x, 2);
-  case IR_MIN: return LLVMBuildSelect(b, fcmp(c, LLVMRealOLT, x[1], x[0]), x[1], x[0], "");
-  case IR_MAX: return LLVMBuildSelect(b, fcmp(c, LLVMRealOGT, x[1], x[0]), x[1], x[0], "");
-  case IR_LT: return b2f(c, fcmp(c, LLVMRealOLT, x[0], x[1]));
-  case IR_LE: return b2f(c, fcmp(c, LLVMRealOLE, x[0], x[1]));
-  case IR_GT: return b2f(c, fcmp(c, LLVMRealOGT, x[0], x[1]));
-  case IR_GE: return b2f(c, fcmp(c, LLVMRealOGE, x[0], x[1]));
-  case IR_EQ: return b2f(c, fcmp(c, LLVMRealOEQ, x[0], x[1]));
-  case IR_NE: return b2f(c, fcmp(c, LLVMRealUNE, x[0], x[1]));
-  case IR_AND: return b2f(c, LLVMBuildAnd(b, nz(c, x[0]), nz(c, x[1]), ""));
-  case IR_OR: return b2f(c, LLVMBuildOr(b, nz(c, x[0]), nz(c, x[1]), ""));
-  case IR_DMUL:
-    return LLVMBuildSelect(b, fcmp(c, LLVMRealOEQ, x[0], cf(c, 0)), cf(c, 0), LLVMBuildFMul(b, x[0], x[1], ""), "");
-  case IR_WHERE: return LLVMBuildSelect(b, nz(c, x[0]), x[1], x[2], "");
-  default: return cf(c, 0);
+#define X_CG(ID, name, fn, nargs, diff, ty, value, code) \
+  case IR_##ID: return CG_##code;
+    REIN_ELEM_OPS(X_CG)
+#undef X_CG
+  REIN_LEAF_OPS(OPS_CASE) /* not element-wise */
+  REIN_RED_OPS(OPS_CASE)
+  case IR_NOPS: break;
   }
+  abort();
 }
 
-static int rk_op(IrOp op) {
-  switch (op) {
-  case IR_SUM: return RK_SUM;
-  case IR_MEAN: return RK_MEAN;
-  case IR_RMAX: return RK_MAX;
-  case IR_RMIN: return RK_MIN;
-  case IR_VAR: return RK_VAR;
-  case IR_STD: return RK_STD;
-  case IR_LSE: return RK_LSE;
-  default: return RK_COUNT;
-  }
-}
+/* The kernel library's reduction of each reduction op (the `state` column of REIN_RED_OPS). */
+#define X_RK(ID, name, fn, cls, lo, hi, ddof, diff, state) [IR_##ID] = state,
+static const int rk_ops[IR_NOPS] = {REIN_RED_OPS(X_RK)};
+#undef X_RK
+static int rk_op(IrOp op) { return rk_ops[op]; }
 
 static LLVMValueRef st_ptr(Cg *c, LLVMValueRef st, int k) { return gep(c, c->f64, st, ci64(c, k)); }
 

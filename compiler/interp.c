@@ -135,8 +135,14 @@ static double rfinish(IrOp op, int ddof, RState s) {
   case IR_LSE: /* a NaN element makes lse_s NaN, and the result NaN */
     if (s.n == 0) return -INFINITY;
     return isinf(s.lse_m) ? s.lse_m : s.lse_m + log(s.lse_s);
-  default: return NAN;
+  case IR_RANK: /* not reductions of a state */
+  case IR_ARGMAX:
+  case IR_ARGMIN:
+  REIN_LEAF_OPS(OPS_CASE)
+  REIN_ELEM_OPS(OPS_CASE)
+  case IR_NOPS: break;
   }
+  return NAN;
 }
 
 /* Gathers the (filtered) values of reduction node N over global elements [lo, hi) of its element
@@ -205,8 +211,11 @@ static double leaf_value(It *it, const IrNode *n, int e) {
     int grp = b->seq_grp[e];
     return rein_uniform(b->seed, b->step, (uint64_t)grp, (uint64_t)(e - b->grp_seq[grp]));
   }
-  default: return NAN;
+  REIN_ELEM_OPS(OPS_CASE) /* not leaves */
+  REIN_RED_OPS(OPS_CASE)
+  case IR_NOPS: break;
   }
+  return NAN;
 }
 
 /* Evaluates node I over view V (for a partial batch reduction: merges its state into acc). */

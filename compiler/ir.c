@@ -10,9 +10,14 @@
 
 #include "rein/common.h"
 
-#define X_OP(id, name, cls, nargs, diff) [id] = {name, cls, nargs, diff},
-const IrOpInfo ir_ops[IR_NOPS] = {IR_OPS(X_OP)};
-#undef X_OP
+#define X_LEAF(ID, name) [IR_##ID] = {name, 'l', 0, false, 0},
+#define X_ELEM(ID, name, fn, nargs, diff, ty, ...) [IR_##ID] = {name, 'e', nargs, diff, ty},
+/* slots a[0] (value) and a[1] (filter); a sibling op with at most one argument (rank) has no filter */
+#define X_RED(ID, name, fn, cls, lo, hi, ddof, diff, ...) [IR_##ID] = {name, cls, cls == 's' && hi == 1 ? 1 : 2, diff, 0},
+const IrOpInfo ir_ops[IR_NOPS] = {REIN_LEAF_OPS(X_LEAF) REIN_ELEM_OPS(X_ELEM) REIN_RED_OPS(X_RED)};
+#undef X_LEAF
+#undef X_ELEM
+#undef X_RED
 
 /* The out-of-memory policy of the whole project (rein/common.h; docs/compiler.md, "Driver
  * conventions"): say how much could not be had and exit with RC_EXIT_OOM.  The middle end keeps
@@ -118,15 +123,11 @@ int ir_const(IrGraph *g, double v, Type t, SrcRange rng) {
 
 /* The type an element-wise op gives, from its argument types. */
 static Type elem_type(const IrGraph *g, IrOp op, const int *a) {
-  switch (op) {
-  case IR_NOT: case IR_LT: case IR_LE: case IR_GT: case IR_GE: case IR_EQ: case IR_NE:
-  case IR_AND: case IR_OR:
-    return TY_BOOL;
-  case IR_SG: return g->n[a[0]].type;
-  case IR_WHERE:
-    return g->n[a[1]].type == TY_BOOL && g->n[a[2]].type == TY_BOOL ? TY_BOOL : TY_FLOAT;
-  default: return TY_FLOAT;
-  }
+  char ty = ir_ops[op].ty;
+  if (ty == 'c' || ty == 'l') return TY_BOOL;
+  if (ty == 's') return g->n[a[0]].type;
+  if (ty == 'w') return g->n[a[1]].type == TY_BOOL && g->n[a[2]].type == TY_BOOL ? TY_BOOL : TY_FLOAT;
+  return TY_FLOAT;
 }
 
 int ir_elem(IrGraph *g, IrOp op, int x, int y, int z, SrcRange rng) {
@@ -165,42 +166,7 @@ int ir_copy(IrGraph *g, const IrNode *n, const int *remap) {
   return ir_push(g, &m);
 }
 
-double ir_eval_elem(IrOp op, double x, double y, double z) {
-  double v[3] = {x, y, z};
-  switch (op) {
-  case IR_NEG: return bi_apply_op(OP_NEG, x, 0);
-  case IR_NOT: return bi_apply_op(OP_NOT, x, 0);
-  case IR_EXP: return bi_apply_func(FN_EXP, v);
-  case IR_LOG: return bi_apply_func(FN_LOG, v);
-  case IR_LOG1P: return bi_apply_func(FN_LOG1P, v);
-  case IR_EXPM1: return bi_apply_func(FN_EXPM1, v);
-  case IR_SQRT: return bi_apply_func(FN_SQRT, v);
-  case IR_ABS: return bi_apply_func(FN_ABS, v);
-  case IR_SIGN: return bi_apply_func(FN_SIGN, v);
-  case IR_SIGMOID: return bi_apply_func(FN_SIGMOID, v);
-  case IR_SOFTPLUS: return bi_apply_func(FN_SOFTPLUS, v);
-  case IR_TANH: return bi_apply_func(FN_TANH, v);
-  case IR_SG: return x;
-  case IR_ADD: return bi_apply_op(OP_ADD, x, y);
-  case IR_SUB: return bi_apply_op(OP_SUB, x, y);
-  case IR_MUL: return bi_apply_op(OP_MUL, x, y);
-  case IR_DIV: return bi_apply_op(OP_DIV, x, y);
-  case IR_POW: return bi_apply_op(OP_POW, x, y);
-  case IR_MIN: return bi_apply_func(FN_MIN, v);
-  case IR_MAX: return bi_apply_func(FN_MAX, v);
-  case IR_LT: return bi_apply_op(OP_LT, x, y);
-  case IR_LE: return bi_apply_op(OP_LE, x, y);
-  case IR_GT: return bi_apply_op(OP_GT, x, y);
-  case IR_GE: return bi_apply_op(OP_GE, x, y);
-  case IR_EQ: return bi_apply_op(OP_EQ, x, y);
-  case IR_NE: return bi_apply_op(OP_NE, x, y);
-  case IR_AND: return bi_apply_op(OP_AND, x, y);
-  case IR_OR: return bi_apply_op(OP_OR, x, y);
-  case IR_DMUL: return x == 0 ? 0.0 : x * y;
-  case IR_WHERE: return x != 0 ? y : z;
-  default: return NAN;
-  }
-}
+double ir_eval_elem(IrOp op, double x, double y, double z) { return bi_eval_elem(op, x, y, z); }
 
 IrGraph *ir_rebuild(IrGraph *g, IrMapFn map, void *ctx) {
   IrGraph *ng = ir_new(g->objective, g->desc);

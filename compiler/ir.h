@@ -6,9 +6,9 @@
  * sweep (autodiff).  Node i prints as %i.  Every node has a level (token < seq < group < batch)
  * and a type (float or bool); an argument of a coarser level than its consumer is broadcast.
  *
- * One X-macro table (IR_OPS) lists every op with its printed name, arity class and properties;
- * the enum, the name table, the property table, the printer, the text parser and the verifier
- * are all generated from or driven by it.  Adding an op: docs/compiler.md, "Adding an op".
+ * The op tables of ops.h list every op with its printed name, arity and properties; the enum, the
+ * name table, the property table, the printer, the text parser and the verifier are all generated
+ * from or driven by them.  Adding an op: docs/compiler.md, "Adding an op".
  *
  * Reductions (class 'r') have a target level `rlevel` and an element level `elev` (the level of
  * the elements summed over; the value x may be that level or coarser, the filter likewise).  Slot
@@ -29,67 +29,18 @@
 #include "builtins.h"
 #include "diag.h"
 
-/* X(ID, name, class, nargs, differentiable)
- *   class: 'l' leaf, 'e' element-wise, 'r' reduction, 's' sibling op (value per element)
- *   nargs: slots used (element-wise ops); reductions and sibling ops use a[0]=x, a[1]=filter
- *   differentiable: the op passes a derivative to (some of) its float arguments */
-#define IR_OPS(X)                         \
-  X(IR_CONST, "const", 'l', 0, false)     \
-  X(IR_INPUT, "input", 'l', 0, false)     \
-  X(IR_UINPUT, "uinput", 'l', 0, false)   \
-  X(IR_PARAM, "param", 'l', 0, false)     \
-  X(IR_UNIFORM, "uniform", 'l', 0, false) \
-  X(IR_NEG, "neg", 'e', 1, true)          \
-  X(IR_NOT, "not", 'e', 1, false)         \
-  X(IR_EXP, "exp", 'e', 1, true)          \
-  X(IR_LOG, "log", 'e', 1, true)          \
-  X(IR_LOG1P, "log1p", 'e', 1, true)      \
-  X(IR_EXPM1, "expm1", 'e', 1, true)      \
-  X(IR_SQRT, "sqrt", 'e', 1, true)        \
-  X(IR_ABS, "abs", 'e', 1, true)          \
-  X(IR_SIGN, "sign", 'e', 1, false)       \
-  X(IR_SIGMOID, "sigmoid", 'e', 1, true)  \
-  X(IR_SOFTPLUS, "softplus", 'e', 1, true) \
-  X(IR_TANH, "tanh", 'e', 1, true)        \
-  X(IR_SG, "sg", 'e', 1, false)           \
-  X(IR_ADD, "add", 'e', 2, true)          \
-  X(IR_SUB, "sub", 'e', 2, true)          \
-  X(IR_MUL, "mul", 'e', 2, true)          \
-  X(IR_DIV, "div", 'e', 2, true)          \
-  X(IR_POW, "pow", 'e', 2, true)          \
-  X(IR_MIN, "min", 'e', 2, true)          \
-  X(IR_MAX, "max", 'e', 2, true)          \
-  X(IR_LT, "lt", 'e', 2, false)           \
-  X(IR_LE, "le", 'e', 2, false)           \
-  X(IR_GT, "gt", 'e', 2, false)           \
-  X(IR_GE, "ge", 'e', 2, false)           \
-  X(IR_EQ, "eq", 'e', 2, false)           \
-  X(IR_NE, "ne", 'e', 2, false)           \
-  X(IR_AND, "and", 'e', 2, false)         \
-  X(IR_OR, "or", 'e', 2, false)           \
-  X(IR_DMUL, "dmul", 'e', 2, false)       \
-  X(IR_WHERE, "where", 'e', 3, true)      \
-  X(IR_SUM, "sum", 'r', 2, true)          \
-  X(IR_MEAN, "mean", 'r', 2, true)        \
-  X(IR_RMAX, "max", 'r', 2, true)         \
-  X(IR_RMIN, "min", 'r', 2, true)         \
-  X(IR_STD, "std", 'r', 2, true)          \
-  X(IR_VAR, "var", 'r', 2, true)          \
-  X(IR_LSE, "logsumexp", 'r', 2, true)    \
-  X(IR_COUNT, "count", 'r', 2, false)     \
-  X(IR_RANK, "rank", 's', 1, false)       \
-  X(IR_ARGMAX, "argmax", 's', 2, false)   \
-  X(IR_ARGMIN, "argmin", 's', 2, false)
-
-#define IR_X_ENUM(id, ...) id,
-typedef enum { IR_OPS(IR_X_ENUM) IR_NOPS } IrOp;
-#undef IR_X_ENUM
-
+/* The ops, their enum IrOp (builtins.h) and every fact about them that is data come from the op
+ * tables of ops.h; ir_ops gives those facts by op:
+ *   cls    'l' leaf, 'e' element-wise, 'r' reduction, 's' sibling op (value per element)
+ *   nargs  slots used (element-wise ops); reductions and sibling ops use a[0]=x, a[1]=filter
+ *   diff   the op passes a derivative to (some of) its float arguments
+ *   ty     element-wise ops: argument and result types (the `ty` column of REIN_ELEM_OPS) */
 typedef struct {
   const char *name;
   char cls;
   int nargs;
   bool diff;
+  char ty;
 } IrOpInfo;
 extern const IrOpInfo ir_ops[IR_NOPS];
 
@@ -170,8 +121,8 @@ int ir_reduce(IrGraph *g, IrOp op, int x, int f, Level rlevel, Level elev, int d
  * and type of an element-wise op recomputed from the new arguments.  Returns the new index. */
 int ir_copy(IrGraph *g, const IrNode *n, const int *remap);
 
-/* The value of element-wise op OP on scalar arguments (float64; bools are 0/1).  The one scalar
- * semantics shared by constant folding and the interpreter. */
+/* The value of element-wise op OP on scalar arguments (float64; bools are 0/1): bi_eval_elem, the
+ * one scalar semantics shared by constant folding and the interpreter. */
 double ir_eval_elem(IrOp op, double x, double y, double z);
 
 /* Number of argument slots node N uses and whether slot i may be -1. */

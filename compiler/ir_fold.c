@@ -32,31 +32,25 @@ static int fold_map(void *ctx, IrGraph *ng, const IrGraph *g, int i, const int *
     if (!is_const(ng, a[k], &v[k])) all = false;
   }
   if (all) return ir_const(ng, ir_eval_elem(n->op, v[0], v[1], v[2]), n->type, n->rng);
+  /* exact identities of a few ops (optional: an op needs none, so this is not a switch) */
   double c;
-  switch (n->op) {
-  case IR_MUL:
+  IrOp op = n->op;
+  if (op == IR_MUL) {
     if (is_const(ng, a[1], &c) && c == 1 && ng->n[a[0]].type == TY_FLOAT) return a[0];
     if (is_const(ng, a[0], &c) && c == 1 && ng->n[a[1]].type == TY_FLOAT) return a[1];
-    break;
-  case IR_DIV:
+  } else if (op == IR_DIV) {
     if (is_const(ng, a[1], &c) && c == 1 && ng->n[a[0]].type == TY_FLOAT) return a[0];
-    break;
-  case IR_NEG:
+  } else if (op == IR_NEG) {
     if (ng->n[a[0]].op == IR_NEG) return ng->n[a[0]].a[0];
-    break;
-  case IR_SG:
+  } else if (op == IR_SG) {
     if (ng->n[a[0]].op == IR_SG || !F->dep[n->a[0]]) return a[0];
-    break;
-  case IR_DMUL:
+  } else if (op == IR_DMUL) {
     if (is_const(ng, a[0], &c) && c == 0) return ir_const(ng, 0, TY_FLOAT, n->rng);
-    break;
-  case IR_WHERE:
+  } else if (op == IR_WHERE) {
     if (is_const(ng, a[0], &c)) {
       int b = c != 0 ? a[1] : a[2];
       if (ng->n[b].type == n->type) return b;
     }
-    break;
-  default: break;
   }
   return ir_elem(ng, n->op, a[0], a[1], a[2], n->rng);
 }

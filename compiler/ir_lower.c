@@ -3,7 +3,8 @@
  * Each let is lowered once (lets are shared, not copied, in the checked tree), inlined fn bodies
  * are lowered where they were inlined (CSE merges the copies), clamp(x, lo, hi) becomes
  * min(max(x, lo), hi) (the language defines it so), count[L](c) becomes a count whose filter is c,
- * and count[L]() a count over tokens (L = seq) or sequences (L = group or batch).  Every node
+ * and count[L]() a count over tokens (L = seq) or sequences (L = group or batch).  Operators,
+ * functions and reductions become the IR op their table row names (bi_ops, bi_funcs, bi_reds).  Every node
  * keeps the source range of the expression it came from, so later errors point at the program.
  */
 #include <stdlib.h>
@@ -17,63 +18,6 @@ typedef struct {
 } Lower;
 
 static int lower(Lower *L, const Expr *e);
-
-static IrOp op_of(OpId op) {
-  switch (op) {
-  case OP_NEG: return IR_NEG;
-  case OP_NOT: return IR_NOT;
-  case OP_ADD: return IR_ADD;
-  case OP_SUB: return IR_SUB;
-  case OP_MUL: return IR_MUL;
-  case OP_DIV: return IR_DIV;
-  case OP_POW: return IR_POW;
-  case OP_LT: return IR_LT;
-  case OP_LE: return IR_LE;
-  case OP_GT: return IR_GT;
-  case OP_GE: return IR_GE;
-  case OP_EQ: return IR_EQ;
-  case OP_NE: return IR_NE;
-  case OP_AND: return IR_AND;
-  case OP_OR: return IR_OR;
-  default: return IR_NOPS;
-  }
-}
-
-static IrOp func_of(FuncId f) {
-  switch (f) {
-  case FN_EXP: return IR_EXP;
-  case FN_LOG: return IR_LOG;
-  case FN_LOG1P: return IR_LOG1P;
-  case FN_EXPM1: return IR_EXPM1;
-  case FN_SQRT: return IR_SQRT;
-  case FN_ABS: return IR_ABS;
-  case FN_SIGN: return IR_SIGN;
-  case FN_SIGMOID: return IR_SIGMOID;
-  case FN_SOFTPLUS: return IR_SOFTPLUS;
-  case FN_TANH: return IR_TANH;
-  case FN_MIN: return IR_MIN;
-  case FN_MAX: return IR_MAX;
-  case FN_POW: return IR_POW;
-  case FN_WHERE: return IR_WHERE;
-  case FN_SG: return IR_SG;
-  default: return IR_NOPS;
-  }
-}
-
-static IrOp red_of(RedId r) {
-  switch (r) {
-  case RED_SUM: return IR_SUM;
-  case RED_MEAN: return IR_MEAN;
-  case RED_MAX: return IR_RMAX;
-  case RED_MIN: return IR_RMIN;
-  case RED_STD: return IR_STD;
-  case RED_VAR: return IR_VAR;
-  case RED_LOGSUMEXP: return IR_LSE;
-  case RED_COUNT: return IR_COUNT;
-  case RED_RANK: return IR_RANK;
-  default: return IR_NOPS;
-  }
-}
 
 static int leaf(IrGraph *g, IrOp op, int idx, Level lv, Type t, SrcRange rng) {
   IrNode n = {.op = op, .level = lv, .type = t, .a = {-1, -1, -1}, .idx = idx, .rng = rng};
@@ -89,7 +33,7 @@ static int lower_func(Lower *L, const Expr *e) {
     int m = ir_elem(g, IR_MAX, a[0], a[1], -1, e->rng);
     return ir_elem(g, IR_MIN, m, a[2], -1, e->rng);
   }
-  return ir_elem(g, func_of(e->id), a[0], a[1], a[2], e->rng);
+  return ir_elem(g, bi_funcs[e->id].ir, a[0], a[1], a[2], e->rng);
 }
 
 static int lower_reduce(Lower *L, const Expr *e) {
@@ -101,7 +45,7 @@ static int lower_reduce(Lower *L, const Expr *e) {
   }
   int xv = lower(L, x);
   int fv = f ? lower(L, f) : -1;
-  return ir_reduce(L->g, red_of(e->id), xv, fv, R, x->level, e->ddof, e->rng);
+  return ir_reduce(L->g, bi_reds[e->id].ir, xv, fv, R, x->level, e->ddof, e->rng);
 }
 
 static int lower(Lower *L, const Expr *e) {
@@ -119,15 +63,17 @@ static int lower(Lower *L, const Expr *e) {
     if (L->let_node[k] < 0) L->let_node[k] = lower(L, e->decl->checked);
     return L->let_node[k];
   }
-  case AST_UNARY: return ir_elem(g, op_of(e->id), lower(L, e->args[0]), -1, -1, e->rng);
+  case AST_UNARY: return ir_elem(g, bi_ops[e->id].ir, lower(L, e->args[0]), -1, -1, e->rng);
   case AST_BINARY: {
     int x = lower(L, e->args[0]);
     int y = lower(L, e->args[1]);
-    return ir_elem(g, op_of(e->id), x, y, -1, e->rng);
+    return ir_elem(g, bi_ops[e->id].ir, x, y, -1, e->rng);
   }
   case AST_FUNC: return lower_func(L, e);
   case AST_REDUCE: return lower_reduce(L, e);
-  default: break; /* raw or error nodes never reach lowering: sema rejected the program */
+  case AST_NAME: /* raw or error nodes never reach lowering: sema rejected the program */
+  case AST_CALL:
+  case AST_ERROR: break;
   }
   abort();
 }

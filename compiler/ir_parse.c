@@ -208,7 +208,10 @@ static bool node_line(Rd *r) {
       n.level = n.op == IR_PARAM ? LV_BATCH : g->uinputs[n.idx].level;
       break;
     }
-    default: n.level = LV_SEQ; break; /* uniform */
+    case IR_UNIFORM: n.level = LV_SEQ; break;
+    REIN_ELEM_OPS(OPS_CASE) /* not leaves */
+    REIN_RED_OPS(OPS_CASE)
+    case IR_NOPS: break;
     }
   } else if (cls == 'e') {
     for (int k = 0; k < ir_ops[op].nargs; k++) {

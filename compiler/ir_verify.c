@@ -29,9 +29,6 @@ static bool capture(FILE *out, const char *after, int node, const char *what) {
   return false;
 }
 
-static bool is_bool_op(IrOp op) { return op == IR_NOT || op == IR_AND || op == IR_OR; }
-static bool is_cmp(IrOp op) { return op >= IR_LT && op <= IR_NE; }
-
 static bool check_node_with(bool (*fail)(FILE *, const char *, int, const char *), const IrGraph *g,
                             int i, const char *after, FILE *out) {
   const IrNode *n = &g->n[i];
@@ -72,25 +69,28 @@ static bool check_node_with(bool (*fail)(FILE *, const char *, int, const char *
       if (n->level != LV_SEQ || n->type != TY_FLOAT)
         return fail(out, after, i, "uniform() must be a seq-level float");
       break;
-    default: break;
+    REIN_ELEM_OPS(OPS_CASE) /* not leaves */
+    REIN_RED_OPS(OPS_CASE)
+    case IR_NOPS: break;
     }
     return true;
   case 'e': {
+    char ty = ir_ops[n->op].ty; /* the types of ops.h's `ty` column */
     Level lv = LV_BATCH;
     for (int k = 0; k < ns; k++) {
       if (n->a[k] < 0) return fail(out, after, i, "missing argument");
       const IrNode *x = &g->n[n->a[k]];
       if (x->level < lv) lv = x->level;
-      bool want_bool = is_bool_op(n->op) || (n->op == IR_WHERE && k == 0);
+      bool want_bool = ty == 'l' || (ty == 'w' && k == 0);
       if (want_bool && x->type != TY_BOOL) return fail(out, after, i, "needs a bool argument");
-      if (n->op == IR_DMUL && k == 0 && x->type != TY_FLOAT)
+      if (ty == 'd' && k == 0 && x->type != TY_FLOAT)
         return fail(out, after, i, "dmul's adjoint operand must be a float");
     }
     if (n->level != lv) return fail(out, after, i, "level is not the finest argument level");
     Type t = TY_FLOAT;
-    if (is_bool_op(n->op) || is_cmp(n->op)) t = TY_BOOL;
-    else if (n->op == IR_SG) t = g->n[n->a[0]].type;
-    else if (n->op == IR_WHERE && g->n[n->a[1]].type == TY_BOOL && g->n[n->a[2]].type == TY_BOOL)
+    if (ty == 'l' || ty == 'c') t = TY_BOOL;
+    else if (ty == 's') t = g->n[n->a[0]].type;
+    else if (ty == 'w' && g->n[n->a[1]].type == TY_BOOL && g->n[n->a[2]].type == TY_BOOL)
       t = TY_BOOL;
     if (n->type != t) return fail(out, after, i, "wrong result type");
     return true;

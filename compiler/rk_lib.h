@@ -16,7 +16,10 @@
 
 #include <stdint.h>
 
-enum { RK_SUM, RK_MEAN, RK_MAX, RK_MIN, RK_VAR, RK_STD, RK_LSE, RK_COUNT };
+/* The reductions (the `state` column of REIN_RED_OPS in ops.h names one per IR reduction; RK_NONE
+ * for rank, argmax and argmin, which are not reductions of a state).  Compiled code passes these
+ * numbers to rk_acc, rk_merge, rk_finish and rk_block_reduce. */
+typedef enum { RK_SUM, RK_MEAN, RK_MAX, RK_MIN, RK_VAR, RK_STD, RK_LSE, RK_COUNT, RK_NONE } RkOp;
 
 double rk_exp(double x);
 double rk_log(double x);

@@ -257,7 +257,8 @@ static Expr *check_name(Sema *s, const Expr *raw) {
                  "expressions (compute the value in a let and use that)", name);
       diag_note(s->d, d->name_rng, "metric `%s` is defined here", name);
       return s->error;
-    default: break;
+    case DECL_OBJECTIVE: /* not referred to by name: on to the built-ins */
+    case DECL_LOSS: break;
     }
   }
   int in = bi_find_input(name);
@@ -442,8 +443,9 @@ static Expr *check_builtin_call(Sema *s, const Expr *raw, FuncId f) {
   if (any_error(v, n)) return s->error;
   Expr *e = make(s, AST_FUNC, f, raw->rng, v, n);
   e->type = TY_FLOAT;
-  switch (f) {
-  case FN_WHERE:
+  /* the default: a float with a derivative from any argument when the op has one (sign and sg
+   * have none) */
+  if (f == FN_WHERE) {
     if (v[0]->type != TY_BOOL) {
       diag_error(s->d, raw->args[0]->rng, "the condition of `where` must be a bool, but %s is a "
                  "float", describe(s, raw->args[0], b, sizeof b));
@@ -451,16 +453,11 @@ static Expr *check_builtin_call(Sema *s, const Expr *raw, FuncId f) {
     }
     if (v[1]->type == TY_BOOL && v[2]->type == TY_BOOL) e->type = TY_BOOL;
     e->diff = v[1]->diff || v[2]->diff;
-    break;
-  case FN_SG:
+  } else if (f == FN_SG) {
     e->type = v[0]->type;
-    break;
-  case FN_UNIFORM:
+  } else if (f == FN_UNIFORM) {
     e->level = LV_SEQ;
-    break;
-  case FN_SIGN: /* piecewise constant: zero derivative */
-    break;
-  default:
+  } else if (bi_funcs[f].diff) {
     for (int i = 0; i < n; i++) e->diff = e->diff || v[i]->diff;
   }
   return fold(s, e);
@@ -582,11 +579,10 @@ static Expr *check_call(Sema *s, const Expr *raw) {
   if (raw->has_level) {
     if (rid >= 0) return check_reduce(s, raw, rid);
     if (fid >= 0 || (user && user->kind == DECL_FN))
-      diag_error(s->d, raw->rng, "`%s` is not a reduction; `[%s]` applies only to sum, mean, max, "
-                 "min, std, var, logsumexp, count and rank", name, lvname(raw->level));
+      diag_error(s->d, raw->rng, "`%s` is not a reduction; `[%s]` applies only to %s", name,
+                 lvname(raw->level), bi_red_list());
     else
-      diag_error(s->d, raw->rng, "unknown reduction `%s`; the reductions are sum, mean, max, min, "
-                 "std, var, logsumexp, count and rank", name);
+      diag_error(s->d, raw->rng, "unknown reduction `%s`; the reductions are %s", name, bi_red_list());
     return s->error;
   }
   if (user && user->kind == DECL_FN) return check_fn_call(s, raw, user);
@@ -636,7 +632,13 @@ static Expr *check(Sema *s, const Expr *raw) {
   case AST_UNARY: e = check_unary(s, raw); break;
   case AST_BINARY: e = check_binary(s, raw); break;
   case AST_CALL: e = check_call(s, raw); break;
-  default: break;
+  case AST_INPUT: /* checked kinds: never in a raw tree */
+  case AST_USERINPUT:
+  case AST_PARAM:
+  case AST_LET:
+  case AST_FUNC:
+  case AST_REDUCE:
+  case AST_ERROR: break;
   }
   s->recursion--;
   return e;
