@@ -1,5 +1,6 @@
 /* trn_internal.h — what the trainer's files share: the experience buffer's rollouts, the trainer
- * state, and the checkpoint functions (trn_ckpt.c) the loop (trn_loop.c) calls.
+ * state, the train step (trn_loop.c; `rein sft` runs the same one), and the checkpoint functions
+ * (trn_ckpt.c) the loop calls.
  */
 #ifndef REIN_TRN_INTERNAL_H
 #define REIN_TRN_INTERNAL_H
@@ -44,6 +45,19 @@ typedef struct {
   double t0;               /* monotonic start of this process's part */
   FILE *metrics;
 } Trainer;
+
+/* What a train step reports (metrics: d->nmetrics values, the caller's array). */
+typedef struct {
+  double loss, *metrics, grad_norm, lr, entropy, kl, train_s, reward_mean, reward_std, acc, len, trunc;
+} TrnStepStats;
+
+/* Train step tr->t + 1 on rollout R (trn_loop.c), for `rein train` and `rein sft` alike: the
+ * objective's prologue on the whole batch (rt_begin), then for each micro-batch of
+ * tr->o.micro_groups whole groups (0: one) one forward keeping activations, the objective's
+ * micro-batch passes (rt_micro: the gradients of its tokens) and the backward, then its final
+ * stage (rt_end: loss and metrics), clipping and AdamW.  Uses tr->o, d, m, ref (when the
+ * objective reads ref_logp), x, params and t; does not advance t.  -1 with ERR on failure. */
+int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err, size_t errlen);
 
 /* Seconds since the run started (across resumes). */
 double trn_elapsed(const Trainer *tr);

@@ -173,15 +173,9 @@ static TfmBatch sub_batch(const Packed *p, int s0, int s1, int *off) {
   return (TfmBatch){s1 - s0, off, p->tok + p->off[s0], p->tgt + p->off[s0]};
 }
 
-typedef struct {
-  double loss, *metrics, grad_norm, lr, entropy, kl, train_s, reward_mean, reward_std, acc, len, trunc;
-} StepStats;
-
-/* Train step tr->t + 1 on rollout R: the objective's prologue (rt_begin), then for each
- * micro-batch of whole groups one forward keeping activations, the objective's micro-batch
- * passes (rt_micro: the gradients of its tokens) and the backward, then the objective's final
- * stage (rt_end: loss and metrics), clipping and AdamW. */
-static int train_step(Trainer *tr, const TrnRollout *r, StepStats *st, char *err, size_t errlen) {
+/* The train step (trn_internal.h): the objective's stages around one forward and one backward
+ * per micro-batch. */
+int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err, size_t errlen) {
   const TrnOpts *o = &tr->o;
   const rein_objective *d = tr->d;
   double t0 = rc_now();
@@ -346,9 +340,9 @@ static int run_loop(Trainer *tr, char *err, size_t errlen) {
     TrnRollout r = tr->buf[0];
     memmove(tr->buf, tr->buf + 1, (size_t)(tr->nbuf - 1) * sizeof *tr->buf);
     tr->nbuf--;
-    StepStats st = {0};
+    TrnStepStats st = {0};
     st.metrics = metrics;
-    rc = train_step(tr, &r, &st, err, errlen);
+    rc = trn_train_step(tr, &r, &st, err, errlen);
     if (!rc) {
       tr->t++;
       json_t *j = json_object();

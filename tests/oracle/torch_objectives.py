@@ -625,6 +625,11 @@ def obj_ppo_mis(P, p):
     return token_mean(Lw, P.mask), {"mis_frac": token_mean((~keep).to(DT), P.mask)}
 
 
+def obj_sft(P, p):
+    # supervised fine-tuning (rein sft): the token-mean of -log p over the batch
+    return -token_mean(P.logp, P.mask), {}
+
+
 # name -> (function, default params, metric names, file relative to the repository root).
 # Names starting with ex_ are the examples/ programs (compositions with extra metrics).
 REC_P = {"eps_low": 0.2, "eps_high": 0.2}
@@ -679,6 +684,7 @@ OBJECTIVES = {
     "ppo_tis": (obj_ppo_tis, dict(REC_P, cap=2.0), ["tis_frac"], "lang/std/ppo_tis.rein"),
     "ppo_mis": (obj_ppo_mis, dict(REC_P, lo=0.5, hi=5.0), ["mis_frac"],
                 "lang/std/ppo_mis.rein"),
+    "sft": (obj_sft, {}, [], "lang/std/sft.rein"),
     "ex_rec_ring_nois": (obj_rec_ring_nois, dict(RING_P), ["clip_frac", "ratio_mean"],
                          "examples/rec_ring_nois.rein"),
     "ex_gspo": (obj_gspo, dict(GSPO_P), ["seq_clip_frac", "long_frac", "mean_tokens"],

@@ -75,8 +75,14 @@ void trn_opts_usage(FILE *f, int cmd, const char *prog);
 /* `rein train` after compilation, and the standalone trainer: PROG names the program in
  * messages, O the objective (owned by the caller).  Returns the exit status. */
 int trn_main(const char *prog, rt_objective *o, int argc, char **argv);
-/* `rein sft [options]`; argv[0] is "sft".  Returns the exit status. */
+/* `rein sft [options]` with its loss written by hand; argv[0] is "sft".  Returns the exit status.
+ * Superseded by trn_sft_run (the same weights), to go once the driver calls that. */
 int trn_sft_main(int argc, char **argv);
+/* `rein sft [options]` as an ordinary objective: O (owned by the caller) is the compiled
+ * lang/std/sft.rein, or any objective that reads only logp and entropy; each demonstration is a
+ * one-sequence group through `rein train`'s packer and train step.  PROG names the program in
+ * messages; argv[0] is "sft".  Returns the exit status. */
+int trn_sft_run(const char *prog, rt_objective *o, int argc, char **argv);
 /* The entry point of a standalone trainer: `rein build` links the objective's descriptor and a
  * main() that calls this. */
 int trn_standalone_main(int argc, char **argv, const rein_objective *d);
