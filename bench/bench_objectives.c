@@ -74,7 +74,8 @@ static void make_data(Data *d, long ntoks, bool for_interp) {
       d->in[k][i] = (float)v;
     }
   }
-  rt_batch rb = {ngroups, nseq, ntoks, d->grp_seq, d->seq_tok, {0}, NULL, 1, 0};
+  rt_batch rb = {.ngroups = ngroups, .nseqs = nseq, .ntoks = ntoks, .grp_seq = d->grp_seq, .seq_tok = d->seq_tok,
+                 .seed = 1};
   for (int k = 0; k < IN_COUNT; k++) rb.in[k] = d->in[k];
   d->rb = rb;
   if (!for_interp) return;
