@@ -50,17 +50,16 @@ int bi_find_red(const char *name) {
 static const char *const red_names[] = {REIN_RED_OPS(X_NAME)};
 #undef X_NAME
 
-const char *bi_red_list(void) {
-  static char buf[256];
-  if (buf[0]) return buf;
+const char *bi_red_list(char *buf, size_t cap) {
   int n = (int)(sizeof red_names / sizeof *red_names), k = 0, last = -1;
   for (int i = 0; i < n; i++)
     if (red_names[i]) last = i;
   size_t len = 0;
-  for (int i = 0; i < n; i++) {
+  buf[0] = 0;
+  for (int i = 0; i < n && len < cap; i++) {
     if (!red_names[i]) continue;
     const char *sep = k++ == 0 ? "" : i == last ? " and " : ", ";
-    len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s", sep, red_names[i]);
+    len += (size_t)snprintf(buf + len, cap - len, "%s%s", sep, red_names[i]);
   }
   return buf;
 }

@@ -10,6 +10,7 @@
 #define REIN_BUILTINS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ops.h"
@@ -27,8 +28,8 @@ typedef enum { TY_FLOAT, TY_BOOL, TY_ERROR } Type;
  * every element-wise op, so FN_ID and IR_ID come from one row; the others have no name and are not
  * callable) and these two, which are not IR ops: clamp(x, lo, hi) is lowered to min(max(x, lo),
  * hi), uniform() is the IR leaf of that name.  X(ID, name, arity, diff, IR op) */
-#define REIN_FUNCS_EXTRA(X)         \
-  X(CLAMP, "clamp", 3, true, IR_NOPS) \
+#define REIN_FUNCS_EXTRA(X)           \
+  X(CLAMP, "clamp", 3, true, IR_NOPS)   \
   X(UNIFORM, "uniform", 0, false, IR_UNIFORM)
 
 /* The reductions are the rows of REIN_RED_OPS in ops.h with a language name (RED_ID for every
@@ -90,8 +91,9 @@ extern const char *const bi_type_names[3];
 int bi_find_input(const char *name);
 int bi_find_func(const char *name);
 int bi_find_red(const char *name);
-/* The language's reductions as a list for messages: "sum, mean, ... and rank". */
-const char *bi_red_list(void);
+/* The language's reductions as a list for messages, "sum, mean, ... and rank", in BUF (CAP
+ * bytes, truncated to fit); returns BUF. */
+const char *bi_red_list(char *buf, size_t cap);
 
 /* Scalar semantics in float64 (bools are 0/1), from the `value` column of ops.h: the one
  * definition shared by sema's folding, the IR folder and the interpreter.  bi_eval_elem gives NaN

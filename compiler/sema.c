@@ -578,11 +578,13 @@ static Expr *check_call(Sema *s, const Expr *raw) {
       }
   if (raw->has_level) {
     if (rid >= 0) return check_reduce(s, raw, rid);
+    char reds[256];
+    bi_red_list(reds, sizeof reds);
     if (fid >= 0 || (user && user->kind == DECL_FN))
       diag_error(s->d, raw->rng, "`%s` is not a reduction; `[%s]` applies only to %s", name,
-                 lvname(raw->level), bi_red_list());
+                 lvname(raw->level), reds);
     else
-      diag_error(s->d, raw->rng, "unknown reduction `%s`; the reductions are %s", name, bi_red_list());
+      diag_error(s->d, raw->rng, "unknown reduction `%s`; the reductions are %s", name, reds);
     return s->error;
   }
   if (user && user->kind == DECL_FN) return check_fn_call(s, raw, user);
