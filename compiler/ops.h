@@ -9,9 +9,10 @@
  * ir_parse.c), sema's lists of names in messages, the code generator's dispatch (cg.c).
  *
  * What is code stays code, in switches over IrOp with no `default:` label, so that -Wswitch lists
- * every place a new op must be handled: the derivative (ad.c) and, for a reduction, its state in
- * the interpreter (interp.c) and the kernel library (rk_lib.c).  Adding an op: docs/compiler.md,
- * "Adding an op".
+ * every place a new op must be handled: the derivative (ad.c) and, for a reduction, its value in
+ * the interpreter (interp.c).  A reduction's state in the kernel library (rk_lib.c) is a switch
+ * over the int that compiled code passes, which the compiler cannot check.  Adding an op:
+ * docs/compiler.md, "Adding an op".
  *
  * This header is macros only (no includes, no declarations), so any file may include it, the
  * freestanding rk_lib.c included; a column names things (RK_*, CG_*) only where a file expands it.
