@@ -11,6 +11,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include "rein/common.h"
 
 enum { DIAG_DEFAULT_MAX_ERRORS = 20 };
 
@@ -69,7 +72,7 @@ static void index_lines(SrcFile *f) {
   int n = 1;
   for (size_t i = 0; i < f->len; i++)
     if (f->text[i] == '\n') n++;
-  f->line_start = malloc(sizeof(size_t) * (size_t)n);
+  f->line_start = rc_malloc(sizeof(size_t) * (size_t)n);
   f->nlines = n;
   int k = 0;
   f->line_start[k++] = 0;
@@ -101,7 +104,7 @@ static bool check_text(Diag *d, const SrcFile *f) {
 SrcFile *diag_file_from_buffer(Diag *d, const char *path, const char *data, size_t len) {
   SrcFile *f = calloc(1, sizeof *f);
   f->path = strdup(path);
-  f->text = malloc(len + 1);
+  f->text = rc_malloc(len + 1);
   if (len) memcpy(f->text, data, len);
   f->text[len] = 0;
   f->len = len;
@@ -120,24 +123,40 @@ SrcFile *diag_read_file(Diag *d, const char *path) {
     d->nerrors++;
     return NULL;
   }
+  /* Sizes are checked before and while reading: an endless input (/dev/zero, a pipe) stops at
+   * the limit instead of growing without bound. */
+  struct stat st;
+  const char *why = NULL;
+  char size[64] = "";
+  if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) why = "is a directory";
+  else if (S_ISREG(st.st_mode) && st.st_size > DIAG_MAX_FILE_BYTES)
+    snprintf(size, sizeof size, "%lld bytes", (long long)st.st_size), why = "file too large";
   size_t cap = 4096, len = 0;
-  char *buf = malloc(cap);
-  for (;;) {
-    if (len == cap) buf = realloc(buf, cap *= 2);
+  char *buf = NULL;
+  bool bad = false;
+  int err = 0;
+  while (!why) {
+    if (!buf || len == cap) buf = rc_realloc(buf, buf ? (cap *= 2) : cap);
     size_t got = fread(buf + len, 1, cap - len, fp);
     len += got;
+    if (len > DIAG_MAX_FILE_BYTES) {
+      snprintf(size, sizeof size, "more than %d bytes", DIAG_MAX_FILE_BYTES);
+      why = "file too large";
+    }
     if (got == 0) break;
   }
-  bool bad = ferror(fp);
-  int err = errno;
+  bad = ferror(fp);
+  err = errno;
   fclose(fp);
-  if (bad) {
-    fprintf(d->out, "%s: error: cannot read: %s\n", path, strerror(err));
+  if (why && size[0]) fprintf(d->out, "%s: error: %s (%s; the limit is %d)\n", path, why, size, DIAG_MAX_FILE_BYTES);
+  else if (why) fprintf(d->out, "%s: error: %s\n", path, why);
+  else if (bad) fprintf(d->out, "%s: error: cannot read: %s\n", path, strerror(err));
+  if (why || bad) {
     d->nerrors++;
     free(buf);
     return NULL;
   }
-  SrcFile *f = diag_file_from_buffer(d, path, buf, len);
+  SrcFile *f = diag_file_from_buffer(d, path, buf ? buf : "", len);
   free(buf);
   return f;
 }

@@ -45,7 +45,11 @@ typedef struct {
   bool color;
 } Diag;
 
-/* Reads PATH into a SrcFile.  On failure prints "PATH: error: ..." to d->out and returns NULL.
+/* The largest source file read (16 MiB; a 1 MB program already has 11 000 statements). */
+enum { DIAG_MAX_FILE_BYTES = 16 << 20 };
+
+/* Reads PATH into a SrcFile.  A directory, or a file (or endless stream) of more than
+ * DIAG_MAX_FILE_BYTES, is an error.  On failure prints "PATH: error: ..." to d->out and returns NULL.
  * The text is checked before parsing: NUL bytes and invalid UTF-8 are reported with their line
  * and column, and the file is then rejected (returns NULL after the diagnostic). */
 SrcFile *diag_read_file(Diag *d, const char *path);

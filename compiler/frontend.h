@@ -9,7 +9,7 @@
 #include "ast.h"
 #include "diag.h"
 
-enum { FE_MAX_FILE_BYTES = 16 << 20 };
+enum { FE_MAX_FILE_BYTES = DIAG_MAX_FILE_BYTES };
 
 typedef struct {
   SrcFile *file;
