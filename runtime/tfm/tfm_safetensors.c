@@ -235,12 +235,31 @@ static int st_read_sets(TfmModel *m, const char *path, int nsets, tfm_f *const *
     if (ti == -1) goto done;
     if (end > b) ranges[nr++] = (Range){b, end, name};
   }
+  /* The format: the data offsets tile the data buffer exactly, with no overlap, gap or trailing
+   * byte, so a header length or an offset that is off by any amount cannot shift tensors. */
   qsort(ranges, nr, sizeof *ranges, range_cmp);
-  for (size_t i = 1; i < nr; i++)
-    if (ranges[i].b < ranges[i - 1].end) {
+  uint64_t at = 0;
+  for (size_t i = 0; i < nr; i++) {
+    if (ranges[i].b < at) {
       snprintf(err, errlen, "%s: tensor '%s': data overlaps tensor '%s'", path, ranges[i].name, ranges[i - 1].name);
       goto done;
     }
+    if (ranges[i].b > at) {
+      snprintf(err, errlen,
+               "%s: tensor '%s': data_offsets start at byte %llu, leaving %llu unused bytes before it "
+               "(tensors must tile the data buffer exactly)",
+               path, ranges[i].name, (unsigned long long)ranges[i].b, (unsigned long long)(ranges[i].b - at));
+      goto done;
+    }
+    at = ranges[i].end;
+  }
+  if (at != datasize) {
+    snprintf(err, errlen,
+             "%s: %llu bytes after the end of the last tensor's data (tensors must tile the data buffer "
+             "exactly: is the header length right?)",
+             path, (unsigned long long)(datasize - at));
+    goto done;
+  }
   json_object_foreach(o, name, e) {
     if (!strcmp(name, "__metadata__")) continue;
     int esize;

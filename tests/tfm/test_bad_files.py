@@ -633,6 +633,24 @@ def m_overlap(d):
     st.save(p_st(d))
 
 
+def m_hdr_len_one_short(d):
+    # the header ends in padding, so one byte less is still a JSON object: every tensor's data
+    # would start one byte early (issue 14, case 6)
+    st = SafeTensors.load(p_st(d))
+    hb = header_text(st.header_obj()).encode("utf-8")
+    hb += b" " * (8 - len(hb) % 8)
+    write_raw(p_st(d), hb, st.data, n=len(hb) - 1)
+
+
+def m_gap(d):
+    # 8 unused bytes before the first tensor, every offset shifted by 8: a gap in the data buffer
+    st = SafeTensors.load(p_st(d))
+    for e in st.entries.values():
+        e["data_offsets"] = [x + 8 for x in e["data_offsets"]]
+    st.data = b"\0" * 8 + st.data
+    st.save(p_st(d))
+
+
 def m_trailing_data(d):
     put_bytes(d, raw_bytes(d) + b"\0" * 64)
 
@@ -861,10 +879,14 @@ def cases():
     a(Case("st_missing_file", "model.safetensors does not exist (no index either)", remove(ST)))
     a(Case("st_is_directory", "model.safetensors is a directory", m_is_dir))
     a(Case("st_dangling_symlink", "model.safetensors is a dangling symlink", m_symlink_dangling))
-    # strict: safetensors rules that do not make the read unsafe
-    a(Case("st_overlap", "two norm tensors share one data range (strict)", m_overlap, strict=True,
+    # the data offsets tile the data buffer exactly: no overlap, gap or trailing byte
+    a(Case("st_overlap", "two norm tensors share one data range", m_overlap,
            names=[LN0, "model.layers.0.post_attention_layernorm.weight"]))
-    a(Case("st_trailing_data", "64 bytes after the last tensor's data (strict)", m_trailing_data, strict=True))
+    a(Case("st_trailing_data", "64 bytes after the last tensor's data", m_trailing_data, also=("tile",)))
+    a(Case("st_hdr_len_one_short", "header length one byte short, the JSON still whole (padding)",
+           m_hdr_len_one_short, also=("tile",)))
+    a(Case("st_gap", "8 unused bytes before the first tensor's data", m_gap, also=("tile",)))
+    # strict: safetensors rules that do not make the read unsafe
     a(Case("st_metadata_not_strings", "__metadata__ {\"format\": 5} (strict)", m_metadata({"format": 5}), strict=True))
     # --- shards --------------------------------------------------------------------------------
     a(Case("idx_missing_shard", "index names %s, which does not exist" % SHARD2, shard(drop_shard=SHARD2),
