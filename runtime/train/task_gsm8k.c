@@ -31,7 +31,22 @@ typedef struct {
 static const char *INSTRUCTION =
     "\nThink in <think> </think>, then give the final answer in <answer> </answer>.\n";
 
-static int load_split(const char *path, Split *sp, char *err, size_t errlen) {
+/* Loads the items of PATH into SP; every question must encode with TOK (checked here, so a bad
+ * line is reported as PATH:LINE when the run starts, not when it is first sampled). */
+static int encodes(const TaskTokenizer *tok, const char *text, const char *path, long lineno, char *err,
+                   size_t errlen) {
+  size_t n = strlen(text) + 2;
+  int32_t *ids = rc_malloc(n * sizeof *ids);
+  char why[256];
+  int k = task_tok_encode(tok, text, 1, ids, (int)(n < (size_t)1 << 30 ? n : (size_t)1 << 30), why, sizeof why);
+  free(ids);
+  if (k >= 0) return 1;
+  snprintf(err, errlen, "%s:%ld: field 'question': %s", path, lineno,
+           k == -1 ? why : "longer than the tokenizer takes");
+  return 0;
+}
+
+static int load_split(const char *path, const TaskTokenizer *tok, Split *sp, char *err, size_t errlen) {
   FILE *f = fopen(path, "rb");
   if (!f) {
     snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
@@ -62,6 +77,8 @@ static int load_split(const char *path, Split *sp, char *err, size_t errlen) {
       snprintf(err, errlen, "%s:%ld: field 'answer': missing or not a string", path, lineno);
     } else if (!strstr(json_string_value(a), "####") || task_last_number(json_string_value(a), num, sizeof num)) {
       snprintf(err, errlen, "%s:%ld: field 'answer': no final '#### N'", path, lineno);
+    } else if (!encodes(tok, json_string_value(q), path, lineno, err, errlen)) {
+      /* err says which character */
     } else {
       if (sp->n == ncap) {
         ncap = ncap ? 2 * ncap : 256;
@@ -162,8 +179,8 @@ Task *task_gsm8k_new(const char *train_path, const char *eval_path, int format_t
   for (int c = 128; c < 256 && k < 253; c++) chars[k++] = (char)c;
   chars[k] = 0;
   task_tok_init(&t->tok, chars);
-  if (load_split(train_path, &g->split[TASK_TRAIN], err, errlen) ||
-      (eval_path && load_split(eval_path, &g->split[TASK_EVAL], err, errlen))) {
+  if (load_split(train_path, &t->tok, &g->split[TASK_TRAIN], err, errlen) ||
+      (eval_path && load_split(eval_path, &t->tok, &g->split[TASK_EVAL], err, errlen))) {
     task_free(t);
     return NULL;
   }

@@ -135,7 +135,10 @@ static void check_gsm8k(const char *dir) {
       {"\n{\"answer\": \"#### 1\"}\n", ":2: field 'question'"},
       {"{\"question\": \"q\", \"answer\": 5}\n", ":1: field 'answer'"},
       {"{\"question\": \"q\", \"answer\": \"#### 1\"}\nnot json\n", ":2: not a JSON object"},
-      {"", ": no items"}};
+      {"", ": no items"},
+      /* a character outside the vocabulary is found on load, with the line (issue 14, case 10) */
+      {"{\"question\": \"q\", \"answer\": \"#### 1\"}\n{\"question\": \"carriage\\rreturn\", \"answer\": \"#### 2\"}\n",
+       ":2: field 'question': byte 0x0d (offset 8) is not in the vocabulary"}};
   for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++) {
     write_file(p, bad[i].text);
     t = task_gsm8k_new(p, NULL, 0, err, sizeof err);
