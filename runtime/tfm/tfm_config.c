@@ -47,6 +47,20 @@ static int get_int(json_t *o, const char *path, const char *key, long def, long 
   return 0;
 }
 
+/* A special token id V (field KEY): absent or null leaves *OUT alone; otherwise an integer in
+ * [0, VOCAB) — never truncated to fit. */
+static int get_token_id(const char *path, const char *key, json_t *v, int vocab, int *out, char *err,
+                        size_t errlen) {
+  if (!v || json_is_null(v)) return 0;
+  if (!json_is_integer(v)) return cfg_fail(err, errlen, path, key, "expected an integer or a list of integers");
+  json_int_t x = json_integer_value(v);
+  if (x < 0 || x >= vocab)
+    return cfg_fail(err, errlen, path, key, "token id %lld is outside the vocabulary (vocab_size %d)", (long long)x,
+                    vocab);
+  *out = (int)x;
+  return 0;
+}
+
 static int get_num(json_t *o, const char *path, const char *key, double def, double *out,
                    int positive, char *err, size_t errlen) {
   json_t *v = json_object_get(o, key);
@@ -108,7 +122,7 @@ static int get_rope_scaling(json_t *o, const char *path, TfmConfig *c, char *err
 int tfm_config_parse(const char *text, const char *path, TfmConfig *c, char *err, size_t errlen) {
   memset(c, 0, sizeof *c);
   json_error_t je;
-  json_t *o = json_loads(text, 0, &je);
+  json_t *o = json_loads(text, JSON_REJECT_DUPLICATES, &je);
   if (!o) return cfg_fail(err, errlen, path, NULL, "not valid JSON (line %d: %s)", je.line, je.text);
   int rc = -1;
   if (!json_is_object(o)) {
@@ -193,24 +207,21 @@ int tfm_config_parse(const char *text, const char *path, TfmConfig *c, char *err
   }
   if (get_rope_scaling(o, path, c, err, errlen)) goto done;
   c->bos = -1;
-  json_t *bos = json_object_get(o, "bos_token_id");
-  if (bos && json_is_integer(bos)) c->bos = (int)json_integer_value(bos);
+  if (get_token_id(path, "bos_token_id", json_object_get(o, "bos_token_id"), c->vocab, &c->bos, err, errlen))
+    goto done;
   json_t *eos = json_object_get(o, "eos_token_id");
-  if (eos && json_is_integer(eos)) {
-    c->eos[c->n_eos++] = (int)json_integer_value(eos);
-  } else if (eos && json_is_array(eos)) {
+  if (eos && json_is_array(eos)) {
     size_t i;
     json_t *e;
     json_array_foreach(eos, i, e) {
-      if (!json_is_integer(e)) {
-        cfg_fail(err, errlen, path, "eos_token_id", "expected integers");
-        goto done;
-      }
-      if (c->n_eos < TFM_MAX_EOS) c->eos[c->n_eos++] = (int)json_integer_value(e);
+      int id;
+      if (get_token_id(path, "eos_token_id", e, c->vocab, &id, err, errlen)) goto done;
+      if (id >= 0 && c->n_eos < TFM_MAX_EOS) c->eos[c->n_eos++] = id;
     }
-  } else if (eos && !json_is_null(eos)) {
-    cfg_fail(err, errlen, path, "eos_token_id", "expected an integer or a list of integers");
-    goto done;
+  } else {
+    int id = -1;
+    if (get_token_id(path, "eos_token_id", eos, c->vocab, &id, err, errlen)) goto done;
+    if (id >= 0) c->eos[c->n_eos++] = id;
   }
   rc = 0;
 done:

@@ -256,6 +256,11 @@ def config_problem(c):
     e = c.get("eos_token_id")
     if e is not None and type(e) is not int and not (isinstance(e, list) and all(type(x) is int for x in e)):
         return "'eos_token_id'"
+    for k in ("bos_token_id", "eos_token_id"):
+        ids = c.get(k)
+        for x in ids if isinstance(ids, list) else [ids]:
+            if x is not None and (type(x) is not int or not 0 <= x < V):
+                return "'%s'" % k
     return None
 
 
@@ -264,7 +269,11 @@ def strict_check(d, ignore=True):
     Used by --self-check to show each corruption is real.  ignore: skip the entries the loader
     ignores on purpose (rotary_emb.inv_freq; lm_head.weight in a tied model)."""
     try:
-        cfg = json.load(open(os.path.join(d, CFG)), object_pairs_hook=collections.OrderedDict)
+        def no_dup(kv):
+            if len(set(k for k, _ in kv)) != len(kv):
+                raise ValueError("duplicate key")
+            return collections.OrderedDict(kv)
+        cfg = json.load(open(os.path.join(d, CFG)), object_pairs_hook=no_dup)
     except (OSError, ValueError) as e:
         return "config: %s" % e
     bad = config_problem(cfg)
@@ -958,6 +967,14 @@ def cases():
     cc("cfg_rope_theta_string", "rope_theta \"10000\"", cfg_set(rope_theta="10000"), "rope_theta")
     cc("cfg_tie_string", "tie_word_embeddings \"false\"", cfg_set(tie_word_embeddings="false"), "tie_word_embeddings")
     cc("cfg_eos_string", "eos_token_id \"</s>\"", cfg_set(eos_token_id="</s>"), "eos_token_id")
+    # token ids are never truncated and lie in the vocabulary; duplicate keys are refused (issue 14, 11)
+    cc("cfg_eos_huge", "eos_token_id 10^15", cfg_set(eos_token_id=10 ** 15), "eos_token_id")
+    cc("cfg_eos_list_outside", "eos_token_id [2, 40] with vocab_size 40", cfg_set(eos_token_id=[2, 40]), "eos_token_id")
+    cc("cfg_bos_negative", "bos_token_id -1", cfg_set(bos_token_id=-1), "bos_token_id")
+    cc("cfg_bos_string", "bos_token_id \"<s>\"", cfg_set(bos_token_id="<s>"), "bos_token_id")
+    a(Case("cfg_duplicate_key", "config.json names vocab_size twice",
+           edit_config(lambda c: json.dumps(c, indent=2)[:-2] + ',\n  "vocab_size": 41\n}'), paths=(CFG,),
+           also=("duplicate",)))
     # config valid, but disagrees with the tensors: the error is about model.safetensors
     cc("cfgx_intermediate", "config intermediate_size 48, tensors have 32",
        cfg_set(intermediate_size=48), "re:model\\.layers\\.\\d+\\.mlp\\.\\w+_proj\\.weight", paths=(ST, CFG))
