@@ -13,6 +13,8 @@
  */
 #include "batch.h"
 
+#include "rein/common.h"
+
 #include <float.h>
 #include <jansson.h>
 #include <math.h>
@@ -176,9 +178,18 @@ static bool shapes(Rd *r, const IrGraph *g, json_t *groups, Batch *b, int **lens
   return true;
 }
 
-static bool read_tokens(Rd *r, const char *name, json_t *a, double *dst) {
-  for (size_t t = 0; t < json_array_size(a); t++)
+/* Reads token array A of field NAME (input K, or -1 for a user input).  Log-probabilities are at
+ * most 0 and entropies at least 0: a batch that breaks that is a mistake upstream (logits, or a
+ * sign), not data to train on. */
+static bool read_tokens(Rd *r, int k, const char *name, json_t *a, double *dst) {
+  for (size_t t = 0; t < json_array_size(a); t++) {
     if (!finite_f32(r, name, json_array_get(a, t), (int)t, &dst[t])) return false;
+    bool logp = k == IN_LOGP || k == IN_OLD_LOGP || k == IN_REF_LOGP;
+    if (logp && dst[t] > 0)
+      return fail(r, name, "entry %d (%.9g) is positive: a log-probability is at most 0", (int)t, dst[t]);
+    if (k == IN_ENTROPY && dst[t] < 0)
+      return fail(r, name, "entry %d (%.9g) is negative: an entropy is at least 0", (int)t, dst[t]);
+  }
   return true;
 }
 
@@ -202,7 +213,7 @@ static bool values(Rd *r, const IrGraph *g, json_t *groups, Batch *b, const bool
       json_t *v = json_object_get(sq, name);
       if (!v) return fail(r, name, "missing (the objective uses it)");
       if (bi_inputs[k].level == LV_TOKEN) {
-        if (!read_tokens(r, name, v, b->in[k] + b->seq_tok[s])) return false;
+        if (!read_tokens(r, k, name, v, b->in[k] + b->seq_tok[s])) return false;
       } else if (k == IN_TRUNCATED) {
         if (!json_is_boolean(v)) return fail(r, name, "expected true or false");
         b->in[k][s] = json_is_true(v);
@@ -218,7 +229,7 @@ static bool values(Rd *r, const IrGraph *g, json_t *groups, Batch *b, const bool
       if (!v) return fail(r, name, "missing from `inputs` (the objective declares `input %s %s`)",
                           bi_level_names[g->uinputs[k].level], name);
       if (g->uinputs[k].level == LV_TOKEN) {
-        if (!read_tokens(r, name, v, b->uin[k] + b->seq_tok[s])) return false;
+        if (!read_tokens(r, -1, name, v, b->uin[k] + b->seq_tok[s])) return false;
       } else if (!finite_f32(r, name, v, -1, &b->uin[k][s])) {
         return false;
       }
@@ -240,7 +251,16 @@ static bool values(Rd *r, const IrGraph *g, json_t *groups, Batch *b, const bool
 Batch *bt_read_json(const char *path, const IrGraph *g, FILE *err) {
   Rd r = {path, err, -1, -1};
   json_error_t je;
-  json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+  char why[4400];
+  size_t len;
+  char *text = rc_read_file(path, BT_MAX_FILE_BYTES, &len, why, sizeof why);
+  if (!text) {
+    size_t n = strlen(path);   /* rc_read_file says "PATH: what" */
+    fprintf(err, "%s: error: %s\n", path, !strncmp(why, path, n) && !strncmp(why + n, ": ", 2) ? why + n + 2 : why);
+    return NULL;
+  }
+  json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+  free(text);
   if (!root) {
     if (je.line > 0) fprintf(err, "%s:%d:%d: error: %s\n", path, je.line, je.column, je.text);
     else fprintf(err, "%s: error: %s\n", path, je.text);

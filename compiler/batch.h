@@ -26,6 +26,8 @@ typedef struct {
  * lengths, numbers must be finite float32 values, and no unknown field may appear.  Errors go to
  * ERR as "PATH: error: group G, sequence S, field `F`: ..." (indices 0-based).  NULL on error. */
 Batch *bt_read_json(const char *path, const IrGraph *g, FILE *err);
+/* The largest batch file read (an endless input stops here). */
+#define BT_MAX_FILE_BYTES ((size_t)1 << 30)
 void bt_free(Batch *b);
 
 /* Allocates a batch of NGROUPS groups, NSEQ[g] sequences in group g and LENS[s] tokens in

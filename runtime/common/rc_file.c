@@ -16,6 +16,12 @@ char *rc_read_file(const char *path, size_t max, size_t *lenp, char *err, size_t
     snprintf(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
     return NULL;
   }
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+    fclose(f);
+    snprintf(err, errlen, "%s: is a directory", path);
+    return NULL;
+  }
   char *text = NULL;
   size_t len = 0, cap = 0;
   for (;;) {
