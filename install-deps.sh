@@ -11,7 +11,7 @@ PKGS="
   flex bison
   llvm-19-dev llvm-19-tools clang-19 libclang-rt-19-dev libomp-19-dev
   python3 python3-torch python3-numpy
-  libjansson-dev pkg-config libopenblas-pthread-dev
+  libjansson-dev pkg-config libopenblas-pthread-dev libxxhash-dev
 "
 
 missing=""

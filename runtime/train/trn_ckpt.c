@@ -4,10 +4,14 @@
  *   config.json + model.safetensors   the policy (a model directory: `rein model`, --model)
  *   optim.safetensors                 AdamW's m, v and step count (F32, exact for float32)
  *   buffer.bin                        the explored batches not yet trained on (sync_offset)
- *   state.json                        step, next explore step, elapsed time, the run's options
+ *   state.json                        step, next explore step, elapsed time, the run's options,
+ *                                     and the size and XXH3-64 of each file above ("files")
  * It is written as OUT/.ckpt-NNNNNN.tmp.PID and renamed; then OUT/latest (the name of the newest
  * checkpoint) is replaced atomically; only then are checkpoints beyond --keep removed.  So a
- * crash at any point leaves the previous checkpoint and `latest` intact.
+ * crash at any point leaves the previous checkpoint and `latest` intact.  On resume every file is
+ * read and checked for structure first (so a damaged file gets the most precise message), then
+ * its checksum is compared with state.json's: a bit flip or a file copied from another checkpoint
+ * that still parses is refused rather than resumed from.
  *
  * Sampling and the objective's randomness are counter-based (keyed by seed and step), so no
  * generator state is saved.  On resume the options that shape the computation must equal the
@@ -30,6 +34,34 @@
 #define BAD(...) (snprintf(err, errlen, __VA_ARGS__), -1)
 
 /* ---- checkpoints --------------------------------------------------------------------------- */
+
+/* The format written: version 2 records each file's size and XXH3-64 in state.json ("files"),
+ * verified on resume; version 1 (no checksums) is still read, with a warning. */
+#define CKPT_FORMAT "rein-checkpoint-2"
+#define CKPT_FORMAT_V1 "rein-checkpoint-1"
+static const char *const ckpt_files[] = {"config.json", "model.safetensors", "optim.safetensors", "buffer.bin"};
+#define NCKPT_FILES (int)(sizeof ckpt_files / sizeof *ckpt_files)
+
+/* Checks every file of checkpoint DIR against FILES (state.json's "files", from STATE). */
+static int verify_files(const char *dir, const char *state, json_t *files, char *err, size_t errlen) {
+  for (int i = 0; i < NCKPT_FILES; i++) {
+    json_t *f = json_object_get(files, ckpt_files[i]);
+    json_t *bytes = json_object_get(f, "bytes"), *hx = json_object_get(f, "xxh3");
+    if (!json_is_integer(bytes) || !json_is_string(hx) || strlen(json_string_value(hx)) != 16)
+      return BAD("%s: field 'files.%s': expected {\"bytes\": N, \"xxh3\": \"16 hex digits\"}", state, ckpt_files[i]);
+    char p[TRN_PATH + 128];
+    snprintf(p, sizeof p, "%s/%s", dir, ckpt_files[i]);
+    uint64_t h, n;
+    if (rc_hash_file(p, &h, &n, err, errlen)) return -1;
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+    if (n != (uint64_t)json_integer_value(bytes) || strcmp(hex, json_string_value(hx)))
+      return BAD("%s: checksum mismatch: %llu bytes with XXH3 %s, but %s recorded %lld bytes with XXH3 %s when the "
+                 "checkpoint was written (the file was changed or replaced)",
+                 p, (unsigned long long)n, hex, state, (long long)json_integer_value(bytes), json_string_value(hx));
+  }
+  return 0;
+}
 
 /* Removes DIR and the files in it (checkpoints hold no subdirectories). */
 static void remove_dir(const char *dir) {
@@ -88,7 +120,7 @@ int trn_ckpt_save(Trainer *tr, char *err, size_t errlen) {
   if (!rc) rc = trn_buffer_save(tr, p, err, errlen);
   if (!rc) {
     json_t *s = json_object();
-    json_object_set_new(s, "format", json_string("rein-checkpoint-1"));
+    json_object_set_new(s, "format", json_string(CKPT_FORMAT));
     json_object_set_new(s, "objective", json_string(tr->d->name));
     json_object_set_new(s, "step", json_integer(tr->t));
     json_object_set_new(s, "next_explore", json_integer(tr->next_e));
@@ -96,10 +128,20 @@ int trn_ckpt_save(Trainer *tr, char *err, size_t errlen) {
     char *oj = trn_opts_json(o, TRN_CMD_TRAIN);
     json_object_set_new(s, "options", json_loads(oj, 0, NULL));
     free(oj);
+    json_t *files = json_object();
+    for (int i = 0; !rc && i < NCKPT_FILES; i++) {
+      uint64_t h, n;
+      snprintf(p, sizeof p, "%s/%s", tmp, ckpt_files[i]);
+      if ((rc = rc_hash_file(p, &h, &n, err, errlen))) break;
+      char hex[17];
+      snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+      json_object_set_new(files, ckpt_files[i], json_pack("{s:I,s:s}", "bytes", (json_int_t)n, "xxh3", hex));
+    }
+    json_object_set_new(s, "files", files);
     char *text = json_dumps(s, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
     json_decref(s);
     snprintf(p, sizeof p, "%s/state.json", tmp);
-    rc = rc_write_text(p, text, err, errlen);
+    if (!rc) rc = rc_write_text(p, text, err, errlen);
     free(text);
   }
   if (!rc) {
@@ -189,8 +231,12 @@ int trn_ckpt_load(Trainer *tr, char *err, size_t errlen) {
   json_t *step = json_object_get(s, "step"), *ne = json_object_get(s, "next_explore"), *tm = json_object_get(s, "time");
   json_t *opts = json_object_get(s, "options"), *fmt = json_object_get(s, "format");
   json_t *obj = json_object_get(s, "objective");
-  if (!json_is_string(fmt) || strcmp(json_string_value(fmt), "rein-checkpoint-1"))
-    rc = BAD("%s: field 'format': expected \"rein-checkpoint-1\"", p);
+  json_t *files = json_object_get(s, "files");
+  int v1 = json_is_string(fmt) && !strcmp(json_string_value(fmt), CKPT_FORMAT_V1);
+  if (!json_is_string(fmt) || (!v1 && strcmp(json_string_value(fmt), CKPT_FORMAT)))
+    rc = BAD("%s: field 'format': expected \"" CKPT_FORMAT "\" (or \"" CKPT_FORMAT_V1 "\")", p);
+  else if (!v1 && !json_is_object(files))
+    rc = BAD("%s: field 'files': expected the checkpoint's files with their checksums", p);
   else if (!json_is_integer(step) || json_integer_value(step) < 0)
     rc = BAD("%s: field 'step': expected a non-negative integer", p);
   else if (!json_is_integer(ne) || json_integer_value(ne) <= json_integer_value(step))
@@ -227,13 +273,21 @@ int trn_ckpt_load(Trainer *tr, char *err, size_t errlen) {
                       "uninterrupted run\n", tr->prog, (long long)json_integer_value(th));
     json_decref(cur);
   }
+  char state[TRN_PATH + 128];
+  snprintf(state, sizeof state, "%s", p);
+  json_t *sums = v1 ? NULL : json_incref(files);
+  if (!rc && v1)
+    fprintf(stderr, "%s: warning: %s: a checkpoint without checksums (written by an older rein)\n", tr->prog, p);
   if (!rc) {
     tr->t = json_integer_value(step);
     tr->next_e = json_integer_value(ne);
     tr->time_before = json_number_value(tm);
   }
   json_decref(s);
-  if (rc) return -1;
+  if (rc) {
+    json_decref(sums);
+    return -1;
+  }
   /* the policy and the optimizer */
   unsigned char *seen = rc_calloc((size_t)tr->m->ntensors, 1);
   snprintf(p, sizeof p, "%s/model.safetensors", dir);
@@ -251,6 +305,9 @@ int trn_ckpt_load(Trainer *tr, char *err, size_t errlen) {
   if (!rc && tr->nbuf != tr->next_e - 1 - tr->t)
     rc = BAD("%s: holds %d batches, state.json says %lld were explored ahead", p, tr->nbuf,
                   (long long)(tr->next_e - 1 - tr->t));
+  /* every file read and checked for structure; now their bytes are the ones written */
+  if (!rc && sums) rc = verify_files(dir, state, sums, err, errlen);
+  json_decref(sums);
   if (!rc) rc = cut_metrics(tr, tr->t, err, errlen);
   return rc;
 }

@@ -285,6 +285,18 @@ def append(name, data):
     return edit
 
 
+def flip_last_bit(name):
+    """Flips the lowest bit of the file's last byte: the data of the last tensor, or the end of the
+    buffer's last field, so the file still parses."""
+    def edit(ck):
+        p = os.path.join(ck, name)
+        with open(p, "rb") as f:
+            b = bytearray(f.read())
+        b[-1] ^= 1
+        write(p, bytes(b))
+    return edit
+
+
 def remove(name):
     return lambda ck: os.remove(os.path.join(ck, name))
 
@@ -461,7 +473,11 @@ def resume_cases(ctx):
     res("state step disagrees with the optimizer", state_edit(lambda s: s.update(step=1)),
         ["CK/optim.safetensors: field 'step': 2 optimizer steps, the checkpoint is of step 1"])
     res("state format wrong", state_edit(lambda s: s.update(format="rein-checkpoint-9")),
-        ["CK/state.json: field 'format': expected \"rein-checkpoint-1\""])
+        ["CK/state.json: field 'format': expected \"rein-checkpoint-2\" (or \"rein-checkpoint-1\")"])
+    res("state files missing", state_edit(lambda s: s.pop("files")),
+        ["CK/state.json: field 'files': expected the checkpoint's files with their checksums"])
+    res("state file checksum malformed", state_edit(lambda s: s["files"]["buffer.bin"].update(xxh3="zz")),
+        ["CK/state.json: field 'files.buffer.bin'"])
     res("state next_explore not above step", state_edit(lambda s: s.update(next_explore=2)),
         ["CK/state.json: field 'next_explore'"])
     res("state time negative", state_edit(lambda s: s.update(time=-1)), ["CK/state.json: field 'time'"])
@@ -507,6 +523,12 @@ def resume_cases(ctx):
     res("buffer extra rollout", buffer_edit(lambda rs: rs.append(dict(rs[0], e=4))),
         ["CK/buffer.bin: holds 2 batches, state.json says 1"])
     res("buffer no rollouts", buffer_edit(lambda rs: rs.clear()), ["CK/buffer.bin: holds 0 batches"])
+    # bytes that still parse but are not the ones written (issue 14, case 8): the checksums
+    res("model bit flip", flip_last_bit("model.safetensors"),
+        ["CK/model.safetensors: checksum mismatch", "the file was changed or replaced"])
+    res("buffer bit flip", flip_last_bit("buffer.bin"), ["CK/buffer.bin: checksum mismatch"])
+    res("config whitespace", append("config.json", b"\n"), ["CK/config.json: checksum mismatch"])
+    res("optim bit flip", flip_last_bit("optim.safetensors"), ["CK/optim.safetensors: checksum mismatch"])
     # the safetensors files
     res("model truncated", truncate("model.safetensors", -30000), ["CK/model.safetensors: tensor", "truncated"])
     res("model truncated in the header", truncate("model.safetensors", 100),

@@ -4,6 +4,7 @@
  *   files       whole-file reads with a size cap; atomic writes (temporary name, fsync, rename);
  *               mkdir -p
  *   memory      checked allocation: the one out-of-memory policy
+ *   checksums   XXH3-64 of a file (xxHash), for checkpoints
  *   time        a monotonic clock
  *
  * Error convention (the whole runtime's): a function that can fail returns -1 or NULL and writes
@@ -20,6 +21,7 @@
 #define REIN_COMMON_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "random.h"
@@ -47,6 +49,10 @@ int rc_write_atomic(const char *path, const void *data, size_t n, char *err, siz
 int rc_write_text(const char *path, const char *text, char *err, size_t errlen);
 /* mkdir -p PATH; 0 when the directory exists afterwards, -1 with ERR. */
 int rc_mkdir_p(const char *path, char *err, size_t errlen);
+
+/* --- checksums */
+/* The XXH3-64 hash and the size of the file at PATH.  0, or -1 with ERR. */
+int rc_hash_file(const char *path, uint64_t *hash, uint64_t *size, char *err, size_t errlen);
 
 /* --- time */
 /* Seconds on a monotonic clock. */
