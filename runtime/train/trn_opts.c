@@ -6,6 +6,7 @@
 #include "rein/train.h"
 
 #include <errno.h>
+#include <float.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -150,6 +151,8 @@ static int set_text(TrnOpts *o, const Opt *p, const char *v, const char *where, 
 static int add_set(TrnOpts *o, const char *name, double v, const char *where, char *err, size_t errlen) {
   if (!*name || strlen(name) >= sizeof o->set_name[0])
     return snprintf(err, errlen, "%s: bad parameter name '%s'", where, name), -1;
+  if (!(fabs(v) <= FLT_MAX))   /* the rule of `rein eval --set`: params reach float32 code */
+    return snprintf(err, errlen, "%s: %s=%g is not a finite float32 value", where, name, v), -1;
   for (int i = 0; i < o->nset; i++)
     if (!strcmp(o->set_name[i], name)) return o->set_value[i] = v, 0;
   if (o->nset == TRN_MAX_SET) return snprintf(err, errlen, "%s: more than %d parameters set", where, TRN_MAX_SET), -1;
@@ -258,6 +261,15 @@ static int validate(const TrnOpts *o, int cmd, char *err, size_t errlen) {
   if (strcmp(o->lr_schedule, "constant") && strcmp(o->lr_schedule, "cosine") && strcmp(o->lr_schedule, "linear"))
     return snprintf(err, errlen, "--lr-schedule '%s': expected constant, cosine or linear", o->lr_schedule), -1;
   if (!o->out[0]) return snprintf(err, errlen, "--out: empty path"), -1;
+  /* sizes of one step, before anything is allocated: token offsets are int */
+  if ((int64_t)o->batch_prompts * o->group > TRN_MAX_SEQS)
+    return snprintf(err, errlen, "--batch-prompts %d x --group %d = %lld sequences per step: the limit is %d",
+                    o->batch_prompts, o->group, (long long)o->batch_prompts * o->group, TRN_MAX_SEQS), -1;
+  if ((int64_t)o->batch_prompts * o->group * o->max_new > TRN_MAX_TOKENS)
+    return snprintf(err, errlen,
+                    "--batch-prompts %d x --group %d x --max-new %d = %lld response tokens per step: the limit is %d",
+                    o->batch_prompts, o->group, o->max_new, (long long)o->batch_prompts * o->group * o->max_new,
+                    TRN_MAX_TOKENS), -1;
   if (cmd == TRN_CMD_SFT && !o->model[0] && !o->model_config[0])
     return snprintf(err, errlen, "rein sft needs --model DIR or --model-config CONFIG.json"), -1;
   return 0;

@@ -393,6 +393,13 @@ def cli_cases(ctx):
     cli("lr out of range", ["--lr", "-1"], 2, ["--lr '-1'"])
     cli("lr overflow", ["--lr", "1e999"], 2, ["--lr '1e999'"])
     cli("integer with a fraction", ["--group", "2.5"], 2, ["--group '2.5': expected an integer in [1, 1024]"])
+    # sizes whose product is checked before anything is allocated (issue 14, case 3; this segfaulted)
+    cli("sequences per step", ["--batch-prompts", "1000000", "--group", "1024"], 2,
+        ["--batch-prompts 1000000 x --group 1024 = 1024000000 sequences per step: the limit is 1048576"])
+    cli("tokens per step", ["--batch-prompts", "1000", "--group", "1000", "--max-new", "10000"], 2,
+        ["response tokens per step: the limit is 1073741824"])
+    # the rule of `rein eval --set` (issue 14, case 11)
+    cli("set beyond float32", ["--set", "eps_low=1e300"], 2, ["--set: eps_low=1e+300 is not a finite float32 value"])
     cli("negative seed", ["--seed", "-1"], 2, ["--seed '-1': expected a non-negative integer"])
     cli("bad bool", ["--resume=maybe"], 2, ["--resume 'maybe': expected true or false"])
     cli("bad lr-schedule", ["--lr-schedule", "foo"], 2, ["--lr-schedule 'foo'"])

@@ -22,6 +22,10 @@
 
 #define TRN_MAX_SET 32
 #define TRN_PATH 1024
+/* The largest step: sequences (batch_prompts x group) and tokens (prompt and response) of one
+ * explored batch, checked before anything is allocated so offsets fit an int. */
+#define TRN_MAX_SEQS (1 << 20)
+#define TRN_MAX_TOKENS (1 << 30)
 
 typedef struct {
   /* policy */
