@@ -429,6 +429,32 @@ static int opt_set(void *dst, const char *arg, char *err, size_t errlen) {
   return 0;
 }
 
+/* True when the loss, every metric and every gradient entry of R are finite; otherwise says on
+ * stderr what is not (the JSON on stdout already shows the values, as "nan", "inf", "-inf"). */
+static bool eval_finite(const IrGraph *g, const Batch *b, const ItResult *r) {
+  int bad_metrics = 0, first_metric = -1;
+  for (int m = 0; m < g->nmetrics; m++)
+    if (!isfinite(r->metrics[m]) && bad_metrics++ == 0) first_metric = m;
+  long long bad_grad = 0;
+  int fk = -1, ft = -1;
+  for (int k = 0; k < IR_NGRADS; k++)
+    for (int t = 0; t < b->ntoks; t++)
+      if (!isfinite(r->grad[k][t]) && bad_grad++ == 0) fk = k, ft = t;
+  if (isfinite(r->loss) && !bad_metrics && !bad_grad) return true;
+  fprintf(stderr, "rein eval: error: the result is not finite:");
+  if (!isfinite(r->loss)) fprintf(stderr, " loss %g;", r->loss);
+  if (bad_metrics)
+    fprintf(stderr, " %d metric(s), the first `%s` = %g;", bad_metrics, g->metrics[first_metric].name,
+            r->metrics[first_metric]);
+  if (bad_grad) {
+    int s = b->tok_seq[ft], gi = b->seq_grp[s];
+    fprintf(stderr, " %lld gradient entries, the first d loss/d %s of group %d, sequence %d, token %d = %g;", bad_grad,
+            ir_grad_names[fk], gi, s - b->grp_seq[gi], ft - b->seq_tok[s], r->grad[fk][ft]);
+  }
+  fprintf(stderr, " exit status %d\n", RC_EXIT_NONFINITE);
+  return false;
+}
+
 /* Runs objective L on BATCH with BACKEND and prints the result; returns the exit status. */
 static int eval_loaded(const Loaded *l, const char *batch, const char *backend, const SetList *sets, int micro,
                        int threads) {
@@ -448,8 +474,9 @@ static int eval_loaded(const Loaded *l, const char *batch, const char *backend, 
     if (!done) fprintf(stderr, "rein eval: error: %s\n", err);
     if (done) {
       print_eval(stdout, g, b, &r);
-      it_result_free(&r);
       status = fflush(stdout) == 0 ? 0 : 1;
+      if (!status && !eval_finite(g, b, &r)) status = RC_EXIT_NONFINITE;
+      it_result_free(&r);
     }
   }
   bt_free(b);

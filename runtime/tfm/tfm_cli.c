@@ -95,10 +95,24 @@ static void print_json(json_t *o) {
   json_decref(o);
 }
 
-static json_t *reals(const tfm_f *v, int n) {
+/* V as a JSON array; a non-finite value (JSON has none, and jansson would drop it) is the string
+ * "nan", "inf" or "-inf", as in `rein eval`, and counted in *NONFINITE. */
+static json_t *reals(const tfm_f *v, int n, long *nonfinite) {
   json_t *a = json_array();
-  for (int i = 0; i < n; i++) json_array_append_new(a, json_real((double)v[i]));
+  for (int i = 0; i < n; i++) {
+    double x = (double)v[i];
+    if (isfinite(x)) json_array_append_new(a, json_real(x));
+    else json_array_append_new(a, json_string(isnan(x) ? "nan" : x > 0 ? "inf" : "-inf")), ++*nonfinite;
+  }
   return a;
+}
+
+/* The exit status of a command that printed its result with NONFINITE non-finite values. */
+static int finite_status(const char *cmd, long nonfinite) {
+  if (!nonfinite) return 0;
+  fprintf(stderr, "rein model %s: error: %ld printed values are not finite (printed as \"nan\"/\"inf\"); exit status %d\n",
+          cmd, nonfinite, RC_EXIT_NONFINITE);
+  return RC_EXIT_NONFINITE;
 }
 
 static json_t *ints(const int32_t *v, int n) {
@@ -185,13 +199,14 @@ static int cli_logprobs(TfmModel *m, const CliArgs *a) {
     fprintf(stderr, "rein model logprobs: %s\n", err);
   } else {
     json_t *seqs = json_array();
+    long bad = 0;
     for (int s = 0; s < nseqs; s++) {
       int o = off[s], L = t->lens[s];
       json_array_append_new(seqs, json_pack("{s:o,s:o,s:o}", "tokens", ints(t->v + o, L), "logp",
-                                            reals(lp + o, L - 1), "entropy", reals(en + o, L - 1)));
+                                            reals(lp + o, L - 1, &bad), "entropy", reals(en + o, L - 1, &bad)));
     }
     print_json(json_pack("{s:o}", "sequences", seqs));
-    rc = 0;
+    rc = finite_status("logprobs", bad);
   }
   free(off);
   free(tgt);
@@ -231,15 +246,17 @@ static int cli_generate(TfmModel *m, CliArgs *a) {
     fprintf(stderr, "rein model generate: %s\n", err);
   } else {
     json_t *seqs = json_array();
+    long bad = 0;
     for (int q = 0; q < n; q++) {
       size_t o = (size_t)q * go.max_new;
       json_array_append_new(seqs, json_pack("{s:o,s:o,s:o,s:o,s:b}", "prompt", ints(pr + off[q], off[q + 1] - off[q]),
-                                            "tokens", ints(go.tokens + o, go.len[q]), "logp", reals(go.logp + o, go.len[q]),
-                                            "sample_logp", reals(go.sample_logp + o, go.len[q]), "stopped", go.stopped[q]));
+                                            "tokens", ints(go.tokens + o, go.len[q]), "logp",
+                                            reals(go.logp + o, go.len[q], &bad), "sample_logp",
+                                            reals(go.sample_logp + o, go.len[q], &bad), "stopped", go.stopped[q]));
     }
     print_json(json_pack("{s:o}", "sequences", seqs));
     tfm_genout_free(&go);
-    rc = 0;
+    rc = finite_status("generate", bad);
   }
   free(off);
   free(pr);

@@ -1022,6 +1022,9 @@ def cases():
     a(Case("tok_space", "--tokens ' 1, 2' (strict)", None, tokens=" 1, 2", paths=None, also=("tokens",), strict=True))
     a(Case("tok_plus", "--tokens +1,2 (strict)", None, tokens="+1,2", paths=None, also=("tokens",), strict=True))
 
+    a(Case("nonfinite_weights", "model.norm.weight all NaN: logprobs/generate print \"nan\", exit 4",
+           run=run_nonfinite))
+
     # --- rein model init ---------------------------------------------------------------------------
     a(Case("init_no_temp_files", "init into a new dir, then again over it: only config.json and "
            "model.safetensors", run=run_init_clean))
@@ -1202,6 +1205,33 @@ def run_init_clean(ctx):
         names = sorted(os.listdir(d)) if os.path.isdir(d) else None
         if names != [CFG, ST]:
             why.append("after init into %s the dir holds %s (expected only %s, %s)" % (attempt, names, CFG, ST))
+    return why
+
+
+def run_nonfinite(ctx):
+    """NaN weights: logprobs and generate print the non-finite values explicitly ("nan") and exit 4
+    with a message, instead of an empty "logp":[] and exit 0 (issue 14, case 5)."""
+    d = os.path.join(ctx.work, "cases", "nonfinite_weights")
+    shutil.rmtree(d, ignore_errors=True)
+    shutil.copytree(ctx.bases["llama"], d, symlinks=True)
+    repack(set_tensor("model.norm.weight", data=lambda b: struct.pack("<f", float("nan")) * (len(b) // 4)))(d)
+    why = []
+    for sub, args in (("logprobs", logprobs_args(d, TOKENS)),
+                      ("generate", ["model", "generate", "--model", d, "--prompt-tokens", TOKENS, "--max-new", "3"])):
+        rc, out, err = run_cmd(ctx, args)
+        e = err.decode("utf-8", "replace")
+        if rc != 4:
+            why.append("%s: %s (expected exit 4)" % (sub, rc_text(rc)))
+        if "not finite" not in e:
+            why.append("%s: stderr does not say the values are not finite: %s" % (sub, show(err)))
+        try:
+            seqs = json.loads(out)["sequences"]
+            if not seqs or not all(len(s["logp"]) == len(s["tokens"]) - (1 if sub == "logprobs" else 0) for s in seqs):
+                why.append("%s: values were dropped from logp: %s" % (sub, out[:300]))
+            if not any(x == "nan" for s in seqs for x in s["logp"]):
+                why.append("%s: no \"nan\" printed: %s" % (sub, out[:300]))
+        except (ValueError, KeyError, TypeError) as x:
+            why.append("%s: stdout is not the expected JSON (%s): %s" % (sub, x, out[:300]))
     return why
 
 

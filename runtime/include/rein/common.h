@@ -31,8 +31,12 @@ void *rc_malloc(size_t n);
 void *rc_calloc(size_t n, size_t size);
 void *rc_realloc(void *p, size_t n);
 char *rc_strdup(const char *s);
-/* The exit status of the out-of-memory policy. */
+/* Exit statuses every command shares: 0 done, 1 an error in the input or the run, 2 a bad command
+ * line, RC_EXIT_OOM out of memory, RC_EXIT_NONFINITE a computation finished but its printed result
+ * holds NaN or an infinity (`rein eval`, `rein model logprobs|generate`: printed as "nan", "inf",
+ * "-inf", and said on stderr). */
 #define RC_EXIT_OOM 3
+#define RC_EXIT_NONFINITE 4
 
 /* --- files */
 /* The whole file at PATH as a NUL-terminated string (its length in *LEN when LEN is not NULL);
