@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "ir.h"
+#include "rein/common.h"
 
 typedef struct {
   IrGraph *g;
@@ -17,38 +18,40 @@ typedef struct {
   int *decl_slot;  /* by Decl.index: param or input table index */
 } Lower;
 
-static int lower(Lower *L, const Expr *e);
-
 static int leaf(IrGraph *g, IrOp op, int idx, Level lv, Type t, SrcRange rng) {
   IrNode n = {.op = op, .level = lv, .type = t, .a = {-1, -1, -1}, .idx = idx, .rng = rng};
   return ir_push(g, &n);
 }
 
-static int lower_func(Lower *L, const Expr *e) {
-  IrGraph *g = L->g;
-  if (e->id == FN_UNIFORM) return leaf(g, IR_UNIFORM, 0, LV_SEQ, TY_FLOAT, e->rng);
-  int a[3] = {-1, -1, -1};
-  for (int i = 0; i < e->nargs; i++) a[i] = lower(L, e->args[i]);
-  if (e->id == FN_CLAMP) {
-    int m = ir_elem(g, IR_MAX, a[0], a[1], -1, e->rng);
-    return ir_elem(g, IR_MIN, m, a[2], -1, e->rng);
+/* The subexpressions of E that lowering visits before E's own nodes, in evaluation order (at most
+ * three); for a let not yet lowered, its body. */
+static int children(const Lower *L, const Expr *e, const Expr *ch[3]) {
+  switch (e->kind) {
+  case AST_LET: ch[0] = e->decl->checked; return L->let_node[e->decl->index] < 0;
+  case AST_UNARY: ch[0] = e->args[0]; return 1;
+  case AST_BINARY: ch[0] = e->args[0], ch[1] = e->args[1]; return 2;
+  case AST_FUNC:
+    if (e->id == FN_UNIFORM) return 0;
+    for (int i = 0; i < e->nargs; i++) ch[i] = e->args[i];
+    return e->nargs;
+  case AST_REDUCE:
+    if (!e->args[0]) return 0;               /* count[L]() */
+    ch[0] = e->args[0], ch[1] = e->args[1];
+    return e->id == RED_COUNT || !e->args[1] ? 1 : 2;
+  case AST_NUM:
+  case AST_BOOL:
+  case AST_INPUT:
+  case AST_USERINPUT:
+  case AST_PARAM:
+  case AST_NAME:
+  case AST_CALL:
+  case AST_ERROR: return 0;
   }
-  return ir_elem(g, bi_funcs[e->id].ir, a[0], a[1], a[2], e->rng);
+  abort();
 }
 
-static int lower_reduce(Lower *L, const Expr *e) {
-  const Expr *x = e->args[0], *f = e->args[1];
-  Level R = e->red_level;
-  if (e->id == RED_COUNT) {
-    if (x) return ir_reduce(L->g, IR_COUNT, -1, lower(L, x), R, x->level, 0, e->rng);
-    return ir_reduce(L->g, IR_COUNT, -1, -1, R, R == LV_SEQ ? LV_TOKEN : LV_SEQ, 0, e->rng);
-  }
-  int xv = lower(L, x);
-  int fv = f ? lower(L, f) : -1;
-  return ir_reduce(L->g, bi_reds[e->id].ir, xv, fv, R, x->level, e->ddof, e->rng);
-}
-
-static int lower(Lower *L, const Expr *e) {
+/* E's own nodes, given the nodes V of its children (children()). */
+static int finish(Lower *L, const Expr *e, const int v[3]) {
   IrGraph *g = L->g;
   switch (e->kind) {
   case AST_NUM:
@@ -60,22 +63,67 @@ static int lower(Lower *L, const Expr *e) {
   case AST_PARAM: return leaf(g, IR_PARAM, L->decl_slot[e->decl->index], LV_BATCH, TY_FLOAT, e->rng);
   case AST_LET: {
     int k = e->decl->index;
-    if (L->let_node[k] < 0) L->let_node[k] = lower(L, e->decl->checked);
+    if (L->let_node[k] < 0) L->let_node[k] = v[0];
     return L->let_node[k];
   }
-  case AST_UNARY: return ir_elem(g, bi_ops[e->id].ir, lower(L, e->args[0]), -1, -1, e->rng);
-  case AST_BINARY: {
-    int x = lower(L, e->args[0]);
-    int y = lower(L, e->args[1]);
-    return ir_elem(g, bi_ops[e->id].ir, x, y, -1, e->rng);
+  case AST_UNARY: return ir_elem(g, bi_ops[e->id].ir, v[0], -1, -1, e->rng);
+  case AST_BINARY: return ir_elem(g, bi_ops[e->id].ir, v[0], v[1], -1, e->rng);
+  case AST_FUNC:
+    if (e->id == FN_UNIFORM) return leaf(g, IR_UNIFORM, 0, LV_SEQ, TY_FLOAT, e->rng);
+    if (e->id == FN_CLAMP) {
+      int m = ir_elem(g, IR_MAX, v[0], v[1], -1, e->rng);
+      return ir_elem(g, IR_MIN, m, v[2], -1, e->rng);
+    }
+    return ir_elem(g, bi_funcs[e->id].ir, e->nargs > 0 ? v[0] : -1, e->nargs > 1 ? v[1] : -1,
+                   e->nargs > 2 ? v[2] : -1, e->rng);
+  case AST_REDUCE: {
+    const Expr *x = e->args[0];
+    Level R = e->red_level;
+    if (e->id == RED_COUNT) {
+      if (x) return ir_reduce(g, IR_COUNT, -1, v[0], R, x->level, 0, e->rng);
+      return ir_reduce(g, IR_COUNT, -1, -1, R, R == LV_SEQ ? LV_TOKEN : LV_SEQ, 0, e->rng);
+    }
+    return ir_reduce(g, bi_reds[e->id].ir, v[0], e->args[1] ? v[1] : -1, R, x->level, e->ddof, e->rng);
   }
-  case AST_FUNC: return lower_func(L, e);
-  case AST_REDUCE: return lower_reduce(L, e);
   case AST_NAME: /* raw or error nodes never reach lowering: sema rejected the program */
   case AST_CALL:
   case AST_ERROR: break;
   }
   abort();
+}
+
+/* Lowers E: a post-order walk with an explicit stack, so a chain of 30 000 lets (each a reference
+ * to the one before, lowered at its first use) needs no C stack.  Nodes are pushed in the order of
+ * the natural recursion: each subexpression's nodes, left to right, then the node itself. */
+typedef struct {
+  const Expr *e;
+  int nch, done;
+  const Expr *ch[3];
+  int v[3];
+} LowerFrame;
+
+static int lower(Lower *L, const Expr *root) {
+  size_t cap = 64, n = 0;
+  LowerFrame *st = ir_xcalloc(cap, sizeof *st);
+  st[n++] = (LowerFrame){.e = root};
+  st[0].nch = children(L, root, st[0].ch);
+  int result = -1;
+  while (n) {
+    LowerFrame *f = &st[n - 1];
+    if (f->done < f->nch) {
+      if (n == cap) st = rc_realloc(st, (cap *= 2) * sizeof *st);
+      LowerFrame *c = &st[n++];
+      *c = (LowerFrame){.e = st[n - 2].ch[st[n - 2].done]};
+      c->nch = children(L, c->e, c->ch);
+      continue;
+    }
+    int r = finish(L, f->e, f->v);
+    n--;
+    if (n) st[n - 1].v[st[n - 1].done++] = r;
+    else result = r;
+  }
+  free(st);
+  return result;
 }
 
 IrGraph *ir_lower(const Program *prog) {
