@@ -2,8 +2,10 @@
  * reads, atomic writes (nothing already on disk is lost: temporary name, fsync, rename), mkdir -p,
  * and the monotonic clock. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,7 +73,56 @@ int rc_commit_file(FILE *f, int bad, const char *tmp, const char *path, char *er
     unlink(tmp);
     return -1;
   }
+  /* and the name is on disk: the directory entry survives a power loss */
+  char dir[4200];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash == dir) dir[1] = 0;
+  else if (slash) *slash = 0;
+  else snprintf(dir, sizeof dir, ".");
+  return rc_fsync_dir(dir, err, errlen);
+}
+
+int rc_fsync_dir(const char *dir, char *err, size_t errlen) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY);
+  if (fd < 0 || fsync(fd) != 0) {
+    snprintf(err, errlen, "%s: cannot sync the directory (%s)", dir, strerror(errno));
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  close(fd);
   return 0;
+}
+
+int rc_lock_dir(const char *dir, char *err, size_t errlen) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/lock", dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    snprintf(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
+    return -1;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    char pid[32] = "";
+    ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+    pid[n > 0 ? n : 0] = 0;
+    pid[strcspn(pid, "\n")] = 0;
+    close(fd);
+    if (e == EWOULDBLOCK)
+      snprintf(err, errlen, "%s is in use by another run (pid %s, holding %s): wait for it to end or stop it",
+               dir, pid[0] ? pid : "?", path);
+    else snprintf(err, errlen, "%s: cannot lock (%s)", path, strerror(e));
+    return -1;
+  }
+  char pid[32];
+  int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+    snprintf(err, errlen, "%s: cannot write (%s)", path, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 int rc_write_atomic(const char *path, const void *data, size_t n, char *err, size_t errlen) {

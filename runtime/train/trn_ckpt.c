@@ -106,6 +106,46 @@ static void prune(const char *out, int keep) {
   free(names);
 }
 
+/* True when NAME is a temporary of an interrupted save: .ckpt-NNNNNN.tmp.PID or .old.PID (a
+ * checkpoint directory), or FILE.tmp.PID (rc_write_atomic's temporaries). */
+static int stale_name(const char *name) {
+  const char *t = strstr(name, ".tmp."), *o = strstr(name, ".old.");
+  const char *k = t ? t : o;
+  if (!k || !k[5] || strspn(k + 5, "0123456789") != strlen(k + 5)) return 0;
+  return t || !strncmp(name, ".ckpt-", 6);
+}
+
+int trn_ckpt_any(const char *out) {
+  DIR *d = opendir(out);
+  if (!d) return 0;
+  struct dirent *e;
+  int any = 0;
+  while (!any && (e = readdir(d)))
+    any = !strncmp(e->d_name, "ckpt-", 5) && strlen(e->d_name) == 11 && strspn(e->d_name + 5, "0123456789") == 6;
+  closedir(d);
+  return any;
+}
+
+int trn_ckpt_clean(const char *out, char *err, size_t errlen) {
+  DIR *d = opendir(out);
+  if (!d) return 0;
+  struct dirent *e;
+  char p[TRN_PATH + 512];
+  int n = 0;
+  while ((e = readdir(d)))
+    if (stale_name(e->d_name)) {
+      snprintf(p, sizeof p, "%s/%s", out, e->d_name);
+      struct stat st;
+      if (lstat(p, &st)) continue;
+      if (S_ISDIR(st.st_mode)) remove_dir(p);
+      else unlink(p);
+      n++;
+    }
+  closedir(d);
+  if (n && rc_fsync_dir(out, err, errlen)) return -1;
+  return n;
+}
+
 int trn_ckpt_save(Trainer *tr, char *err, size_t errlen) {
   const TrnOpts *o = &tr->o;
   char name[32], dir[TRN_PATH + 64], tmp[TRN_PATH + 96], p[TRN_PATH + 128];
@@ -153,7 +193,10 @@ int trn_ckpt_save(Trainer *tr, char *err, size_t errlen) {
       snprintf(err, errlen, "%s: cannot rename the checkpoint into place: %s", dir, strerror(errno));
       if (had) rename(old, dir);
       rc = -1;
-    } else if (had) remove_dir(old);
+    } else {
+      if (had) remove_dir(old);
+      rc = rc_fsync_dir(o->out, err, errlen);   /* the checkpoint's name is on disk */
+    }
   }
   if (rc) {
     remove_dir(tmp);
@@ -208,6 +251,11 @@ int trn_ckpt_load(Trainer *tr, char *err, size_t errlen) {
   char p[TRN_PATH + 128], dir[TRN_PATH + 64];
   snprintf(p, sizeof p, "%s/latest", o->out);
   FILE *f = fopen(p, "r");
+  if (!f && trn_ckpt_any(o->out))
+    return snprintf(err, errlen,
+                    "%s: cannot open: %s (nothing to resume), yet %s holds checkpoints (ckpt-NNNNNN): write the name "
+                    "of the one to resume from into %s",
+                    p, strerror(errno), o->out, p), -1;
   if (!f) return snprintf(err, errlen, "%s: cannot open: %s (nothing to resume)", p, strerror(errno)), -1;
   char name[64] = "";
   int got = fgets(name, sizeof name, f) != NULL;

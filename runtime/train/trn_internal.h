@@ -44,6 +44,7 @@ typedef struct {
   double time_before;      /* seconds of the run before this process (resume) */
   double t0;               /* monotonic start of this process's part */
   FILE *metrics;
+  int lock_fd;             /* OUT/lock, held for the life of the run (-1: none) */
 } Trainer;
 
 /* What a train step reports (metrics: d->nmetrics values, the caller's array). */
@@ -66,6 +67,11 @@ double trn_elapsed(const Trainer *tr);
  * AdamW state, buffer, state.json) built under a temporary name and renamed, then OUT/latest
  * replaced atomically, then checkpoints beyond --keep removed.  -1 with ERR on failure. */
 int trn_ckpt_save(Trainer *tr, char *err, size_t errlen);
+/* Removes what interrupted saves left in OUT (.ckpt-*.tmp.PID and .old.PID directories, *.tmp.PID
+ * files); call with OUT locked.  The number removed, or -1 with ERR. */
+int trn_ckpt_clean(const char *out, char *err, size_t errlen);
+/* True when OUT holds a checkpoint directory (ckpt-NNNNNN). */
+int trn_ckpt_any(const char *out);
 /* Restores the state of OUT/latest into TR (model weights and AdamW state into tr->m, buffer,
  * counters); metrics.jsonl is cut back to the checkpoint's step.  -1 with ERR on failure. */
 int trn_ckpt_load(Trainer *tr, char *err, size_t errlen);

@@ -426,32 +426,47 @@ static TfmModel *load_policy(const TrnOpts *o, char *err, size_t errlen) {
 }
 
 /* The run directory: a fresh run refuses a directory that already holds one. */
+/* Opens OUT for the run: creates it (fresh run) or checks it is there (--resume), takes its lock
+ * for the life of the run, removes what interrupted saves left, and writes config.json for a fresh
+ * run.  A --resume of a run killed before its first checkpoint starts it again from step 0. */
 static int open_run_dir(Trainer *tr, char *err, size_t errlen) {
-  const TrnOpts *o = &tr->o;
-  char path[TRN_PATH + 64];
+  TrnOpts *o = &tr->o;
+  char path[TRN_PATH + 64], latest[TRN_PATH + 64];
   struct stat st;
   if (o->resume) {   /* nothing to create: the run must be there */
     if (stat(o->out, &st) || !S_ISDIR(st.st_mode))
       return snprintf(err, errlen, "%s: no such run directory (nothing to resume)", o->out), -1;
+  } else if (rc_mkdir_p(o->out, err, errlen)) {
+    return -1;
+  }
+  if ((tr->lock_fd = rc_lock_dir(o->out, err, errlen)) < 0) return -1;
+  int stale = trn_ckpt_clean(o->out, err, errlen);
+  if (stale < 0) return -1;
+  if (stale)
+    fprintf(stderr, "%s: removed %d temporaries of an interrupted save from %s\n", tr->prog, stale, o->out);
+  snprintf(path, sizeof path, "%s/metrics.jsonl", o->out);
+  snprintf(latest, sizeof latest, "%s/latest", o->out);
+  int has_metrics = access(path, F_OK) == 0, has_latest = access(latest, F_OK) == 0;
+  if (o->resume && !has_latest && has_metrics && !trn_ckpt_any(o->out)) {
+    /* killed before its first checkpoint: there is no state to continue, so start again */
+    fprintf(stderr, "%s: %s has no checkpoint yet (the run stopped before its first save): starting it again "
+                    "from step 0\n", tr->prog, o->out);
+    if (unlink(path)) return snprintf(err, errlen, "%s: cannot remove: %s", path, strerror(errno)), -1;
+    o->resume = 0;
+    has_metrics = 0;
+  } else if (o->resume) {
     return 0;
   }
-  if (rc_mkdir_p(o->out, err, errlen)) return -1;
-  snprintf(path, sizeof path, "%s/metrics.jsonl", o->out);
-  if (!o->resume) {
-    char latest[TRN_PATH + 64];
-    snprintf(latest, sizeof latest, "%s/latest", o->out);
-    if (access(path, F_OK) == 0 || access(latest, F_OK) == 0) {
-      snprintf(err, errlen, "%s already holds a run (metrics.jsonl or latest): pass --resume to continue it, or "
-                            "choose another --out", o->out);
-      return -1;
-    }
-    char *cfg = trn_opts_json(o, TRN_CMD_TRAIN), cpath[TRN_PATH + 64];
-    snprintf(cpath, sizeof cpath, "%s/config.json", o->out);
-    int rc = rc_write_text(cpath, cfg, err, errlen);
-    free(cfg);
-    if (rc) return -1;
+  if (has_metrics || has_latest) {
+    snprintf(err, errlen, "%s already holds a run (metrics.jsonl or latest): pass --resume to continue it, or "
+                          "choose another --out", o->out);
+    return -1;
   }
-  return 0;
+  char *cfg = trn_opts_json(o, TRN_CMD_TRAIN), cpath[TRN_PATH + 64];
+  snprintf(cpath, sizeof cpath, "%s/config.json", o->out);
+  int rc = rc_write_text(cpath, cfg, err, errlen);
+  free(cfg);
+  return rc;
 }
 
 static int open_metrics(Trainer *tr, char *err, size_t errlen) {
@@ -463,7 +478,7 @@ static int open_metrics(Trainer *tr, char *err, size_t errlen) {
 }
 
 int trn_main(const char *prog, rt_objective *obj, int argc, char **argv) {
-  Trainer tr = {0};
+  Trainer tr = {.lock_fd = -1};
   char err[2048] = "";
   trn_opts_defaults(&tr.o, TRN_CMD_TRAIN);
   int pr = trn_opts_parse(&tr.o, TRN_CMD_TRAIN, argc, argv, err, sizeof err);
@@ -499,6 +514,7 @@ int trn_main(const char *prog, rt_objective *obj, int argc, char **argv) {
   if (!rc) rc = run_loop(&tr, err, sizeof err);
   if (rc) fprintf(stderr, "%s: error: %s\n", prog, err);
   if (tr.metrics) fclose(tr.metrics);
+  if (tr.lock_fd >= 0) close(tr.lock_fd);
   for (int i = 0; i < tr.nbuf; i++) trn_rollout_free(&tr.buf[i]);
   free(tr.buf);
   free(tr.params);

@@ -115,7 +115,8 @@ def must(cmd, what):
 
 
 def snapshot(top):
-    """{relative path: sha256} of every file under TOP (None when TOP does not exist)."""
+    """{relative path: sha256} of every file under TOP (None when TOP does not exist).  A run
+    directory's `lock` is left out: taking the lock writes the pid of its holder into it."""
     if not os.path.exists(top):
         return None
     h = {}
@@ -123,6 +124,8 @@ def snapshot(top):
         dirs.sort()
         for f in sorted(files):
             p = os.path.join(d, f)
+            if f == "lock" and d == top:
+                continue
             with open(p, "rb") as fh:
                 h[os.path.relpath(p, top)] = hashlib.sha256(fh.read()).hexdigest()
         for s in dirs:   # empty directories count too

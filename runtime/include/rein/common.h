@@ -1,8 +1,8 @@
 /* rein/common.h — the runtime's common layer (library reincommon, runtime/common/): what every
  * other runtime library needs and none of them owns.
  *
- *   files       whole-file reads with a size cap; atomic writes (temporary name, fsync, rename);
- *               mkdir -p
+ *   files       whole-file reads with a size cap; atomic writes (temporary name, fsync, rename,
+ *               fsync of the directory); mkdir -p; an exclusive lock on a run directory
  *   memory      checked allocation: the one out-of-memory policy
  *   checksums   XXH3-64 of a file (xxHash), for checkpoints
  *   time        a monotonic clock
@@ -51,6 +51,12 @@ FILE *rc_open_tmp(const char *path, char *tmp, size_t tmplen, char *err, size_t 
 int rc_write_atomic(const char *path, const void *data, size_t n, char *err, size_t errlen);
 /* The same for the NUL-terminated TEXT. */
 int rc_write_text(const char *path, const char *text, char *err, size_t errlen);
+/* fsync the directory DIR, so a rename or removal inside it is on disk.  0 or -1 with ERR. */
+int rc_fsync_dir(const char *dir, char *err, size_t errlen);
+/* Takes an exclusive lock (flock) on DIR/lock for the life of the process, writing the pid into
+ * it; returns the open descriptor (keep it open; closing it releases the lock).  -1 with ERR naming
+ * the holder's pid when another process holds it.  The lock dies with its process (even kill -9). */
+int rc_lock_dir(const char *dir, char *err, size_t errlen);
 /* mkdir -p PATH; 0 when the directory exists afterwards, -1 with ERR. */
 int rc_mkdir_p(const char *path, char *err, size_t errlen);
 
