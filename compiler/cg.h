@@ -11,10 +11,7 @@
 #include <stdio.h>
 
 #include "plan.h"
-/* Only the loader's declarations, which the code generator does not use: tests/unit/
- * test_artifact.c still reaches rt_open through this header (to go once it includes
- * rein/runtime.h itself).  Evaluation (batch.h, interp.h, rein/backend.h) is cg_eval.h's. */
-#include "rein/runtime.h"
+/* Evaluation (batch.h, interp.h, rein/backend.h, the loader) is cg_eval.h's. */
 
 typedef enum { CG_CPU, CG_GPU } CgTarget;
 

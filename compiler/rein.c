@@ -415,6 +415,26 @@ static int cmd_train(int argc, char **argv) {
   return status;
 }
 
+/* rein sft [trainer options]: the standard library's sft objective (lang/std/sft.rein), compiled
+ * in memory, through the trainer's packer and step (trn_sft_run). */
+static int cmd_sft(int argc, char **argv) {
+  PipeOptions po = {NULL, stdout, false};
+  Loaded l;
+  int status = 1;
+  if (rein_load(&l, "std:sft", &po, true, 20)) {
+    CgOptions co = {NULL, false, true};   /* the trainer runs on the CPU: no PTX */
+    char err[1024];
+    rt_objective *o = cg_compile_and_open(l.p, &co, err, sizeof err);
+    if (!o) fprintf(stderr, "rein sft: error: %s\n", err);
+    else {
+      status = trn_sft_run("rein sft", o, argc, argv);
+      rt_close(o);
+    }
+  }
+  rein_unload(&l);
+  return status;
+}
+
 /* --set NAME=VALUE, kept until the objective is read (a list of strings). */
 typedef struct {
   const char **v;
@@ -542,7 +562,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "model")) return tfm_cli_main(argc - 1, argv + 1);
   if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
   if (!strcmp(cmd, "build")) return compile_cmd(argc - 1, argv + 1, true);
-  if (!strcmp(cmd, "sft")) return trn_sft_main(argc - 1, argv + 1);
+  if (!strcmp(cmd, "sft")) return cmd_sft(argc - 1, argv + 1);
   if (!strcmp(cmd, "plot")) return plot_main(argc - 1, argv + 1);
   fprintf(stderr, "rein: error: unknown command `%s` (try `rein --help`)\n", cmd);
   return 2;

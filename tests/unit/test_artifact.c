@@ -13,6 +13,7 @@
 #include "cg.h"
 #include "frontend.h"
 #include "pipeline.h"
+#include "rein/runtime.h"
 
 static int failures;
 

@@ -5,7 +5,7 @@
  *                explore (G responses per prompt) -> experience buffer -> train steps, with
  *                sync_interval / sync_offset as in algorithms.md §7.1 (sched.h), micro-batches
  *                of whole groups, periodic evaluation, atomic checkpoints, --resume;
- *   trn_sft_main `rein sft [options]`: next-token training on the task's demonstrations.
+ *   trn_sft_run  `rein sft [options]`: next-token training on the task's demonstrations.
  *
  * Options come from a JSON config file (--config FILE) and the command line (which wins); every
  * option has one name used in both places (docs/trainer.md lists them).  A run directory holds
@@ -79,9 +79,6 @@ void trn_opts_usage(FILE *f, int cmd, const char *prog);
 /* `rein train` after compilation, and the standalone trainer: PROG names the program in
  * messages, O the objective (owned by the caller).  Returns the exit status. */
 int trn_main(const char *prog, rt_objective *o, int argc, char **argv);
-/* `rein sft [options]` with its loss written by hand; argv[0] is "sft".  Returns the exit status.
- * Superseded by trn_sft_run (the same weights), to go once the driver calls that. */
-int trn_sft_main(int argc, char **argv);
 /* `rein sft [options]` as an ordinary objective: O (owned by the caller) is the compiled
  * lang/std/sft.rein, or any objective that reads only logp and entropy; each demonstration is a
  * one-sequence group through `rein train`'s packer and train step.  PROG names the program in
