@@ -25,9 +25,9 @@
 #include "rein/plot.h"
 #include "plot_internal.h"
 #include "rein/common.h"
+#include "rein/opts.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
@@ -47,15 +47,38 @@ static void usage(FILE *f) {
         "\n"
         "Draws the training curves of the runs as one SVG file (default plot.svg).  RUN is a run\n"
         "directory holding metrics.jsonl, or a .jsonl file.\n"
-        "\n"
-        "  -o, --output OUT.svg  where to write (replaced whole, through a temporary file)\n"
-        "  --metric NAME         a panel for NAME (repeatable; default: those of reward_mean,\n"
-        "                        eval_accuracy, accuracy, loss, entropy, kl_behaviour, clip_frac,\n"
-        "                        response_len, lag that some run has)\n"
-        "  --x step|time         the x axis: the step (default), or seconds since the run started\n"
-        "  --smooth W            trailing mean over W points of train curves (default 1: none)\n"
-        "  --title T             a title above the legend\n",
+        "\n",
         f);
+}
+
+/* --metric NAME: one more panel (a repeat is ignored). */
+static int opt_metric(void *dst, const char *arg, char *err, size_t errlen) {
+  (void)err, (void)errlen;
+  PlotCtx *c = dst;
+  bool dup = false;
+  for (size_t k = 0; k < c->nmetrics; k++) dup |= !strcmp(c->metrics[k], arg);
+  if (!dup) c->metrics[c->nmetrics++] = arg;
+  c->explicit_metrics = true;
+  return 0;
+}
+
+/* --x step|time */
+static int opt_x(void *dst, const char *arg, char *err, size_t errlen) {
+  if (strcmp(arg, "step") && strcmp(arg, "time"))
+    return snprintf(err, errlen, "--x: expected 'step' or 'time', got '%s'", arg), -1;
+  *(bool *)dst = !strcmp(arg, "time");
+  return 0;
+}
+
+/* --smooth W */
+static int opt_smooth(void *dst, const char *arg, char *err, size_t errlen) {
+  char *end;
+  errno = 0;
+  long w = strtol(arg, &end, 10);
+  if (errno || end == arg || *end || w < 1 || w > 1000000)
+    return snprintf(err, errlen, "--smooth: expected a whole number of points from 1 to 1000000, got '%s'", arg), -1;
+  *(long *)dst = w;
+  return 0;
 }
 
 static void free_ctx(PlotCtx *c) {
@@ -73,55 +96,39 @@ static void free_ctx(PlotCtx *c) {
   free(c->metrics);
 }
 
-enum { O_METRIC = 256, O_X, O_SMOOTH, O_TITLE };
-
 int plot_main(int argc, char **argv) {
-  static const struct option opts[] = {{"output", required_argument, 0, 'o'},
-                                       {"metric", required_argument, 0, O_METRIC},
-                                       {"x", required_argument, 0, O_X},
-                                       {"smooth", required_argument, 0, O_SMOOTH},
-                                       {"title", required_argument, 0, O_TITLE},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
   PlotCtx c = {.out = "plot.svg", .smooth = 1};
   const size_t ndefault = plot_ndefault_metrics;
   c.metrics = rc_realloc(NULL, ((size_t)argc + ndefault) * sizeof *c.metrics);
-  int rc = 2, opt;
-  optind = 0; /* full getopt reset (glibc, musl): plot_main may run more than once in a process */
-  while ((opt = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
-    switch (opt) {
-    case 'o': c.out = optarg; break;
-    case O_METRIC: {
-      bool dup = false;
-      for (size_t k = 0; k < c.nmetrics; k++) dup |= !strcmp(c.metrics[k], optarg);
-      if (!dup) c.metrics[c.nmetrics++] = optarg;
-      c.explicit_metrics = true;
-      break;
-    }
-    case O_X:
-      if (strcmp(optarg, "step") && strcmp(optarg, "time")) {
-        plot_error("--x: expected 'step' or 'time', got '%s'", optarg);
-        goto done;
-      }
-      c.x_time = !strcmp(optarg, "time");
-      break;
-    case O_SMOOTH: {
-      char *end;
-      errno = 0;
-      long w = strtol(optarg, &end, 10);
-      if (errno || end == optarg || *end || w < 1 || w > 1000000) {
-        plot_error("--smooth: expected a whole number of points from 1 to 1000000, got '%s'", optarg);
-        goto done;
-      }
-      c.smooth = w;
-      break;
-    }
-    case O_TITLE: c.title = optarg; break;
-    case 'h': usage(stdout); rc = 0; goto done;
-    default: usage(stderr); goto done;
-    }
+  const RcOpt t[] = {
+      {.name = "output", .letter = 'o', .kind = RC_OPT_STR, .dst = &c.out, .arg = "OUT.svg",
+       .help = "where to write (replaced whole, through a temporary file)"},
+      {.name = "metric", .kind = RC_OPT_FN, .dst = &c, .fn = opt_metric, .arg = "NAME",
+       .help = "a panel for NAME (repeatable; default: the common metrics some run has)"},
+      {.name = "x", .kind = RC_OPT_FN, .dst = &c.x_time, .fn = opt_x, .arg = "step|time",
+       .help = "the x axis: the step (default), or seconds since the run started"},
+      {.name = "smooth", .kind = RC_OPT_FN, .dst = &c.smooth, .fn = opt_smooth, .arg = "W",
+       .help = "trailing mean over W points of train curves (default 1: none)"},
+      {.name = "title", .kind = RC_OPT_STR, .dst = &c.title, .arg = "T", .help = "a title above the legend"},
+      RC_OPTS_END};
+  int rc = 2;
+  char err[512];
+  int first = rc_opts_parse(t, argc, argv, 1, err, sizeof err);
+  if (first == RC_OPTS_HELP) {
+    usage(stdout);
+    rc_opts_help(stdout, t);
+    rc = 0;
+    goto done;
   }
-  if (optind >= argc) {
+  if (first == RC_OPTS_USAGE) {
+    usage(stderr);
+    goto done;
+  }
+  if (first == RC_OPTS_BAD) {
+    plot_error("%s", err);
+    goto done;
+  }
+  if (first >= argc) {
     plot_error("no runs given");
     usage(stderr);
     goto done;
@@ -134,11 +141,11 @@ int plot_main(int argc, char **argv) {
   if (!c.explicit_metrics)
     for (size_t k = 0; k < ndefault; k++)
       c.metrics[c.nmetrics++] = plot_default_metrics[k];
-  c.nruns = (size_t)(argc - optind);
+  c.nruns = (size_t)(argc - first);
   c.runs = rc_realloc(NULL, c.nruns * sizeof *c.runs);
   memset(c.runs, 0, c.nruns * sizeof *c.runs);
   for (size_t r = 0; r < c.nruns; r++) {
-    const char *arg = argv[optind + (int)r];
+    const char *arg = argv[first + (int)r];
     struct stat st;
     bool is_dir = !stat(arg, &st) && S_ISDIR(st.st_mode);
     size_t n = strlen(arg);
