@@ -5,6 +5,7 @@
  * compare it line by line.
  */
 #include "ast.h"
+#include "rein/common.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +21,7 @@ void *ast_alloc(Arena *a, size_t n) {
   n = (n + 15) & ~(size_t)15;
   if (!a->head || a->head->used + n > a->head->cap) {
     size_t cap = n > 65536 ? n : 65536;
-    ArenaBlock *b = malloc(sizeof *b + cap);
-    if (!b) {
-      fprintf(stderr, "rein: out of memory\n");
-      exit(70);
-    }
+    ArenaBlock *b = rc_malloc(sizeof *b + cap);
     b->next = a->head;
     b->used = 0;
     b->cap = cap;

@@ -214,8 +214,7 @@ static bool build(const Plan *p, const char *out, const CgOptions *o, FILE *err,
   }
   /* temporaries next to OUT, so the rename cannot cross file systems */
   size_t n = strlen(out) + 32;
-  char *obj = malloc(n), *tmp = malloc(n);
-  if (!obj || !tmp) abort();
+  char *obj = rc_malloc(n), *tmp = rc_malloc(n);
   snprintf(obj, n, "%s.%d.o", out, (int)getpid());
   snprintf(tmp, n, "%s.%d.tmp", out, (int)getpid());
   if (ok) ok = cg_emit_object(m, o, obj, msg, sizeof msg);

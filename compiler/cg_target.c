@@ -19,6 +19,7 @@
 
 #include "cg.h"
 #include "cg_cpus.h"
+#include "rein/common.h"
 
 const char *const cg_archs[] = {"sm_80", "sm_90", NULL};
 
@@ -42,9 +43,8 @@ static void init_targets(void) {
 
 /* A malloc'd copy of LLVM string S (disposed), or of DFLT when S is NULL. */
 static char *llvm_str(char *s, const char *dflt) {
-  char *r = strdup(s ? s : dflt);
+  char *r = rc_strdup(s ? s : dflt);
   if (s) LLVMDisposeMessage(s);
-  if (!r) abort();
   return r;
 }
 
@@ -67,8 +67,8 @@ static LLVMTargetMachineRef machine(CgTarget t, const char *arch, const CgOption
   }
   char *cpu, *features;
   if (t == CG_GPU) {
-    cpu = strdup(arch);
-    features = strdup("+ptx78");
+    cpu = rc_strdup(arch);
+    features = rc_strdup("+ptx78");
   } else if (o && o->cpu && strcmp(o->cpu, "native")) {
     if (!cg_cpu_known(o->cpu)) {
       snprintf(err, errlen,
@@ -78,8 +78,8 @@ static LLVMTargetMachineRef machine(CgTarget t, const char *arch, const CgOption
       free(triple);
       return NULL;
     }
-    cpu = strdup(o->cpu);
-    features = strdup("");
+    cpu = rc_strdup(o->cpu);
+    features = rc_strdup("");
   } else {
     cpu = llvm_str(LLVMGetHostCPUName(), "");
     features = llvm_str(LLVMGetHostCPUFeatures(), "");
@@ -227,8 +227,7 @@ char *cg_emit_ptx(LLVMModuleRef m, const char *arch, char *err, size_t errlen) {
     LLVMDisposeMessage(msg);
   } else {
     size_t n = LLVMGetBufferSize(buf);
-    ptx = malloc(n + 1);
-    if (!ptx) abort();
+    ptx = rc_malloc(n + 1);
     memcpy(ptx, LLVMGetBufferStart(buf), n);
     ptx[n] = 0;
     LLVMDisposeMemoryBuffer(buf);

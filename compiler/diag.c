@@ -102,8 +102,8 @@ static bool check_text(Diag *d, const SrcFile *f) {
 }
 
 SrcFile *diag_file_from_buffer(Diag *d, const char *path, const char *data, size_t len) {
-  SrcFile *f = calloc(1, sizeof *f);
-  f->path = strdup(path);
+  SrcFile *f = rc_calloc(1, sizeof *f);
+  f->path = rc_strdup(path);
   f->text = rc_malloc(len + 1);
   if (len) memcpy(f->text, data, len);
   f->text[len] = 0;

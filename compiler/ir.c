@@ -20,25 +20,12 @@ const IrOpInfo ir_ops[IR_NOPS] = {REIN_LEAF_OPS(X_LEAF) REIN_ELEM_OPS(X_ELEM) RE
 #undef X_RED
 
 /* The out-of-memory policy of the whole project (rein/common.h; docs/compiler.md, "Driver
- * conventions"): say how much could not be had and exit with RC_EXIT_OOM.  The middle end keeps
- * its own copy of the two allocators so that it links without the runtime (the fuzz harness). */
-static void *ir_oom(size_t n) {
-  fprintf(stderr, "rein: out of memory (%zu bytes)\n", n);
-  exit(RC_EXIT_OOM);
-}
-
-static void *xrealloc(void *p, size_t n) {
-  void *q = realloc(p, n ? n : 1);
-  return q ? q : ir_oom(n);
-}
+ * conventions"): the common layer's checked allocators. */
+static void *xrealloc(void *p, size_t n) { return rc_realloc(p, n); }
 
 const char *const ir_grad_names[IR_NGRADS] = {"logp", "entropy"};
 
-void *ir_xcalloc(size_t n, size_t sz) {
-  if (sz && n > (size_t)-1 / sz) return ir_oom((size_t)-1);
-  void *p = calloc(n ? n : 1, sz ? sz : 1);
-  return p ? p : ir_oom(n * sz);
-}
+void *ir_xcalloc(size_t n, size_t sz) { return rc_calloc(n, sz); }
 
 static char *xstrdup(const char *s) {
   if (!s) return NULL;

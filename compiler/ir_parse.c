@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "ir.h"
+#include "rein/common.h"
 
 typedef struct {
   Diag *d;
@@ -362,8 +363,7 @@ static bool objective_line(Rd *r) {
   skip_ws(r);
   if (r->p < r->line_end && *r->p == '"') {
     const char *s = ++r->p;
-    desc = malloc((size_t)(r->line_end - s) + 1);
-    if (!desc) abort();
+    desc = rc_malloc((size_t)(r->line_end - s) + 1);
     size_t k = 0;
     while (r->p < r->line_end && *r->p != '"') {
       if (*r->p == '\\' && r->p + 1 < r->line_end) r->p++;

@@ -13,6 +13,7 @@
  * advantage) and a single token pass that computes the loss partial and the gradient.
  */
 #include "plan.h"
+#include "rein/common.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -68,8 +69,7 @@ static void make_passes(Plan *P, PlStage S, const bool *member) {
       ps.nodes[ps.nnodes++] = i;
       if (use_level(&g->n[i]) < ps.loop) ps.loop = use_level(&g->n[i]);
     }
-    P->passes = realloc(P->passes, sizeof *P->passes * (size_t)(P->npasses + 1));
-    if (!P->passes) abort();
+    P->passes = rc_realloc(P->passes, sizeof *P->passes * (size_t)(P->npasses + 1));
     P->passes[P->npasses++] = ps;
   }
   free(pass);

@@ -13,6 +13,7 @@
  * AST_ERROR and silences everything built on it, so one mistake gives one message.
  */
 #include "sema.h"
+#include "rein/common.h"
 
 #include <float.h>
 #include <math.h>
@@ -47,7 +48,7 @@ static Decl *tab_get(const SymTab *t, const char *key) {
 
 static void tab_put(SymTab *t, const char *key, Decl *val) {
   if (2 * (t->n + 1) > t->cap) {
-    SymTab big = {calloc(t->cap ? t->cap * 2 : 64, sizeof(Slot)), t->cap ? t->cap * 2 : 64, 0};
+    SymTab big = {rc_calloc(t->cap ? t->cap * 2 : 64, sizeof(Slot)), t->cap ? t->cap * 2 : 64, 0};
     for (size_t i = 0; i < t->cap; i++)
       if (t->slots[i].key) tab_put(&big, t->slots[i].key, t->slots[i].val);
     free(t->slots);
