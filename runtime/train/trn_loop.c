@@ -58,8 +58,8 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
   r.e = e;
   r.version = rt_sched_version(e, o->sync_interval, o->sync_offset);
   r.nseq = nseq, r.group = G;
-  r.poff = calloc((size_t)nseq + 1, sizeof(int));
-  TaskItem *items = calloc((size_t)B, sizeof *items);
+  r.poff = rc_calloc((size_t)nseq + 1, sizeof(int));
+  TaskItem *items = rc_calloc((size_t)B, sizeof *items);
   size_t cap = 0;
   int rc = 0;
   for (int i = 0; i < B && !rc; i++) {
@@ -75,11 +75,17 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
                tr->m->cfg.max_pos);
       rc = -1;
     }
+    /* the packed batch holds every prompt and every response: checked before the offsets grow */
+    if (!rc && (int64_t)r.poff[i * G] + (int64_t)G * k + (int64_t)nseq * o->max_new > TRN_MAX_TOKENS) {
+      snprintf(err, errlen, "explore step %lld: the batch's prompts and responses exceed %d tokens (--batch-prompts "
+               "x --group x (prompt + --max-new)): lower one of them", (long long)e, TRN_MAX_TOKENS);
+      rc = -1;
+    }
     for (int g = 0; g < G && !rc; g++) {
       int s = i * G + g;
       if ((size_t)r.poff[s] + (size_t)k > cap) {
         cap = 2 * (cap + (size_t)k);
-        r.prompt = realloc(r.prompt, cap * sizeof(int32_t));
+        r.prompt = rc_realloc(r.prompt, cap * sizeof(int32_t));
       }
       memcpy(r.prompt + r.poff[s], ids, (size_t)k * sizeof(int32_t));
       r.poff[s + 1] = r.poff[s] + k;
@@ -94,14 +100,14 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
   if (!rc && tfm_generate(tr->m, nseq, r.poff, r.prompt, &s, &g, err, errlen)) rc = -1;
   r.gen_s = rc_now() - t0;
   if (!rc) {
-    r.roff = calloc((size_t)nseq + 1, sizeof(int));
+    r.roff = rc_calloc((size_t)nseq + 1, sizeof(int));
     for (int q = 0; q < nseq; q++) r.roff[q + 1] = r.roff[q] + g.len[q];
     int nt = r.roff[nseq];
-    r.resp = malloc((size_t)nt * sizeof(int32_t) + 1);
-    r.old_logp = malloc((size_t)nt * sizeof(float) + 1);
-    r.reward = malloc((size_t)nseq * sizeof(float));
-    r.acc = malloc((size_t)nseq * sizeof(float));
-    r.trunc = malloc((size_t)nseq);
+    r.resp = rc_malloc((size_t)nt * sizeof(int32_t) + 1);
+    r.old_logp = rc_malloc((size_t)nt * sizeof(float) + 1);
+    r.reward = rc_malloc((size_t)nseq * sizeof(float));
+    r.acc = rc_malloc((size_t)nseq * sizeof(float));
+    r.trunc = rc_malloc((size_t)nseq);
     for (int q = 0; q < nseq; q++) {
       const int32_t *tk = g.tokens + (size_t)q * (size_t)g.max_new;
       for (int j = 0; j < g.len[q]; j++) {
@@ -126,7 +132,7 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
   }
   if (tr->nbuf == tr->capbuf) {
     tr->capbuf = tr->capbuf ? 2 * tr->capbuf : 8;
-    tr->buf = realloc(tr->buf, (size_t)tr->capbuf * sizeof *tr->buf);
+    tr->buf = rc_realloc(tr->buf, (size_t)tr->capbuf * sizeof *tr->buf);
   }
   tr->buf[tr->nbuf++] = r;
   return 0;
@@ -143,13 +149,13 @@ typedef struct {
 
 static void pack(const TrnRollout *r, Packed *p) {
   int nseq = r->nseq;
-  p->off = calloc((size_t)nseq + 1, sizeof(int));
+  p->off = rc_calloc((size_t)nseq + 1, sizeof(int));
   for (int s = 0; s < nseq; s++)
     p->off[s + 1] = p->off[s] + (r->poff[s + 1] - r->poff[s]) + (r->roff[s + 1] - r->roff[s]) - 1;
   p->N = p->off[nseq];
-  p->tok = malloc((size_t)p->N * sizeof(int32_t));
-  p->tgt = malloc((size_t)p->N * sizeof(int32_t));
-  p->pos = malloc((size_t)r->roff[nseq] * sizeof(int) + 1);
+  p->tok = rc_malloc((size_t)p->N * sizeof(int32_t));
+  p->tgt = rc_malloc((size_t)p->N * sizeof(int32_t));
+  p->pos = rc_malloc((size_t)r->roff[nseq] * sizeof(int) + 1);
   for (int s = 0; s < nseq; s++) {
     int P = r->poff[s + 1] - r->poff[s], L = r->roff[s + 1] - r->roff[s], o = p->off[s];
     for (int i = 0; i < P + L - 1; i++) {
@@ -320,7 +326,7 @@ static int explore_ready(Trainer *tr, double *gen_s, long *gen_tok, char *err, s
 static int run_loop(Trainer *tr, char *err, size_t errlen) {
   const TrnOpts *o = &tr->o;
   int prog = o->progress < 0 ? isatty(2) : o->progress;
-  double *metrics = calloc((size_t)tr->d->nmetrics + 1, sizeof(double));
+  double *metrics = rc_calloc((size_t)tr->d->nmetrics + 1, sizeof(double));
   double eval_acc = NAN, gen_s = 0;
   long gen_tok = 0;
   int64_t t_start = tr->t;
@@ -397,7 +403,7 @@ static int run_loop(Trainer *tr, char *err, size_t errlen) {
 /* Objective params: descriptor defaults, then --set (each name must be a param). */
 static int set_params(Trainer *tr, char *err, size_t errlen) {
   const rein_objective *d = tr->d;
-  tr->params = calloc((size_t)d->nparams + 1, sizeof(double));
+  tr->params = rc_calloc((size_t)d->nparams + 1, sizeof(double));
   for (int i = 0; i < d->nparams; i++) tr->params[i] = d->params[i].value;
   for (int k = 0; k < tr->o.nset; k++) {
     int found = 0;
