@@ -83,6 +83,20 @@ int rc_commit_file(FILE *f, int bad, const char *tmp, const char *path, char *er
   return rc_fsync_dir(dir, err, errlen);
 }
 
+long rc_read_line(FILE *f, char **buf, size_t *cap, size_t max) {
+  size_t n = 0;
+  int ch;
+  while ((ch = getc(f)) != EOF) {
+    if (n + 2 > *cap) *buf = rc_realloc(*buf, *cap = *cap ? 2 * *cap : 256);
+    (*buf)[n++] = (char)ch;
+    if (ch == '\n') break;
+    if (n > max) return -2;
+  }
+  if (!n) return -1;
+  (*buf)[n] = 0;
+  return (long)n;
+}
+
 int rc_fsync_dir(const char *dir, char *err, size_t errlen) {
   int fd = open(dir, O_RDONLY | O_DIRECTORY);
   if (fd < 0 || fsync(fd) != 0) {

@@ -152,7 +152,11 @@ static int file_exists(const char *p) {
 static int load_shards(TfmModel *m, const char *dir, const char *index, unsigned char *seen,
                        char *err, size_t errlen) {
   json_error_t je;
-  json_t *o = json_load_file(index, 0, &je);
+  size_t len;
+  char *text = rc_read_file(index, 64u << 20, &len, err, errlen);
+  if (!text) return -1;
+  json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+  free(text);
   if (!o) {
     snprintf(err, errlen, "%s: not valid JSON (line %d: %s)", index, je.line, je.text);
     return -1;

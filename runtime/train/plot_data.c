@@ -211,12 +211,17 @@ bool plot_read_run(const PlotCtx *c, PlotRun *r) {
   }
   char *line = NULL;
   size_t cap = 0;
-  ssize_t len;
+  long len;
   long lineno = 0;
   bool ok = true;
   errno = 0;
-  while (ok && (len = getline(&line, &cap, f)) != -1) {
+  while (ok && (len = rc_read_line(f, &line, &cap, 64u << 20)) != -1) {
     lineno++;
+    if (len == -2) {
+      plot_error("%s:%ld: a line longer than 64 MiB", r->path, lineno);
+      ok = false;
+      break;
+    }
     bool complete = len > 0 && line[len - 1] == '\n';
     size_t n = (size_t)len;
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;

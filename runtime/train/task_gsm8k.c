@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The longest dataset line read (a GSM8K item is about 1 KB). */
+#define TASK_MAX_LINE (16 << 20)
+
 typedef struct {
   char **q, **a;  /* question, canonical reference number */
   uint64_t n;
@@ -54,12 +57,16 @@ static int load_split(const char *path, const TaskTokenizer *tok, Split *sp, cha
   }
   char *line = NULL;
   size_t cap = 0;
-  ssize_t len;
+  long len;
   long lineno = 0;
   uint64_t ncap = 0;
   int rc = -1;
-  while ((len = getline(&line, &cap, f)) >= 0) {
+  while ((len = rc_read_line(f, &line, &cap, TASK_MAX_LINE)) >= 0 || len == -2) {
     lineno++;
+    if (len == -2) {
+      snprintf(err, errlen, "%s:%ld: longer than %d bytes", path, lineno, TASK_MAX_LINE);
+      goto done;
+    }
     while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
     if (!len) continue;
     json_error_t je;

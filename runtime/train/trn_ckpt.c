@@ -227,9 +227,15 @@ static int cut_metrics(const Trainer *tr, int64_t step, char *err, size_t errlen
   size_t cap = 4096, n = 0;
   char *keep = rc_malloc(cap), *line = NULL;
   size_t lcap = 0;
-  ssize_t len;
+  long len;
   keep[0] = 0;
-  while ((len = getline(&line, &lcap, f)) > 0) {
+  while ((len = rc_read_line(f, &line, &lcap, 64u << 20)) > 0 || len == -2) {
+    if (len == -2) {   /* not a line the trainer wrote: it cannot be kept */
+      free(line);
+      free(keep);
+      fclose(f);
+      return snprintf(err, errlen, "%s: a line longer than 64 MiB", path), -1;
+    }
     json_t *j = json_loads(line, 0, NULL);
     json_t *s = j ? json_object_get(j, "step") : NULL;
     int ok = s && json_is_integer(s) && json_integer_value(s) <= step && line[len - 1] == '\n';
@@ -269,7 +275,11 @@ int trn_ckpt_load(Trainer *tr, char *err, size_t errlen) {
   json_error_t je;
   if (access(p, F_OK) != 0)
     return snprintf(err, errlen, "%s/latest names %s, which has no state.json (%s)", o->out, name, strerror(errno)), -1;
-  json_t *s = json_load_file(p, JSON_REJECT_DUPLICATES, &je);
+  size_t slen;
+  char *stext = rc_read_file(p, 64u << 20, &slen, err, errlen);
+  if (!stext) return -1;
+  json_t *s = json_loadb(stext, slen, JSON_REJECT_DUPLICATES, &je);
+  free(stext);
   if (!s) return snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", p, je.line, je.column, je.text), -1;
   if (!json_is_object(s)) {
     json_decref(s);

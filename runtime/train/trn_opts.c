@@ -4,6 +4,7 @@
  * the JSON dump kept in a run directory.  The command line wins over the file.
  */
 #include "rein/train.h"
+#include "rein/common.h"
 
 #include <errno.h>
 #include <float.h>
@@ -179,12 +180,13 @@ static int parse_set(TrnOpts *o, const char *arg, char *err, size_t errlen) {
 /* The JSON config file PATH: an object whose keys are option names (and "set"). */
 static int load_config(TrnOpts *o, int cmd, const char *path, char *err, size_t errlen) {
   json_error_t je;
-  json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-  if (!root) {
-    if (je.line < 0 || !strncmp(je.text, "unable to open", 14))
-      return snprintf(err, errlen, "%s: cannot read the config file: %s", path, je.text), -1;
-    return snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", path, je.line, je.column, je.text), -1;
-  }
+  char why[TRN_PATH + 256];
+  size_t len;
+  char *text = rc_read_file(path, 16u << 20, &len, why, sizeof why);
+  if (!text) return snprintf(err, errlen, "%s: cannot read the config file: %s", path, why), -1;
+  json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+  free(text);
+  if (!root) return snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", path, je.line, je.column, je.text), -1;
   int rc = 0;
   if (!json_is_object(root)) {
     snprintf(err, errlen, "%s: the config must be a JSON object", path);

@@ -273,6 +273,7 @@ def main():
              ["rein plot: error: no run has metric 'bogus'"]),
             ("empty file", ["runA", "empty"], ["empty/metrics.jsonl: no records"]),
             ("blank lines only", ["blank"], ["blank/metrics.jsonl: no records"]),
+            ("an endless file", ["runA", "/dev/zero"], ["/dev/zero:1: a line longer than 64 MiB"]),
         ]
         for what, args, needles in cases:
             rc, out, err = run(binary, args + ["-o", "keep.svg"], tmp)

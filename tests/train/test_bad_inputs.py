@@ -401,6 +401,10 @@ def cli_cases(ctx):
         ["--batch-prompts 1000000 x --group 1024 = 1024000000 sequences per step: the limit is 1048576"])
     cli("tokens per step", ["--batch-prompts", "1000", "--group", "1000", "--max-new", "10000"], 2,
         ["response tokens per step: the limit is 1073741824"])
+    # endless inputs stop at a limit (issue 14, case 4)
+    cli("config is endless", ["--config", "/dev/zero"], 2, ["/dev/zero: cannot read the config file", "larger than"])
+    cli("dataset is endless", ["--task", "gsm8k", "--train-data", "/dev/zero"], 1,
+        ["/dev/zero:1: longer than 16777216 bytes"])
     # the rule of `rein eval --set` (issue 14, case 11)
     cli("set beyond float32", ["--set", "eps_low=1e300"], 2, ["--set: eps_low=1e+300 is not a finite float32 value"])
     cli("negative seed", ["--seed", "-1"], 2, ["--seed '-1': expected a non-negative integer"])

@@ -51,6 +51,10 @@ FILE *rc_open_tmp(const char *path, char *tmp, size_t tmplen, char *err, size_t 
 int rc_write_atomic(const char *path, const void *data, size_t n, char *err, size_t errlen);
 /* The same for the NUL-terminated TEXT. */
 int rc_write_text(const char *path, const char *text, char *err, size_t errlen);
+/* Reads one line of F into *BUF (grown as needed; *CAP its size), with its newline, NUL-terminated,
+ * like getline; its length, -1 at the end of the file, or -2 when the line is longer than MAX bytes
+ * (nothing more of it is read: an endless line such as /dev/zero's stops there). */
+long rc_read_line(FILE *f, char **buf, size_t *cap, size_t max);
 /* fsync the directory DIR, so a rename or removal inside it is on disk.  0 or -1 with ERR. */
 int rc_fsync_dir(const char *dir, char *err, size_t errlen);
 /* Takes an exclusive lock (flock) on DIR/lock for the life of the process, writing the pid into
