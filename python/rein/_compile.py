@@ -33,6 +33,19 @@ def find_rein():
                     "compiled .so instead)")
 
 
+def _child_env():
+    """The environment of `rein`: this one, less a preloaded shared ASan runtime (a Python process
+    that loads a REIN_SANITIZE build of librein_runtime.so preloads it; a sanitized `rein` carries
+    its own, static, and refuses to start with both)."""
+    env = dict(os.environ)
+    pre = [p for p in env.get("LD_PRELOAD", "").replace(":", " ").split() if "libclang_rt.asan" not in p]
+    if pre:
+        env["LD_PRELOAD"] = " ".join(pre)
+    else:
+        env.pop("LD_PRELOAD", None)
+    return env
+
+
 def cache_dir():
     d = os.environ.get("REIN_CACHE")
     if not d:
@@ -65,7 +78,7 @@ def compile_objective(source, cpu=None):
         return out
     tmp = os.path.join(d, ".%s-%d.tmp.so" % (stem, os.getpid()))
     cmd = [rein, "compile", source, "-o", tmp] + (["--cpu", cpu] if cpu else [])
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=_child_env())
     if p.returncode != 0:
         if os.path.exists(tmp):
             os.unlink(tmp)
