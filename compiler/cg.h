@@ -15,6 +15,7 @@
 
 typedef enum { CG_CPU, CG_GPU } CgTarget;
 
+/* ---- cg_layout.c ---- */
 /* Where every value lives between passes: the "memory plan" of the objective. */
 typedef struct {
   const Plan *p;
@@ -38,6 +39,7 @@ int cg_npasses(const CgLayout *l);
 /* Stage, loop level and REIN_PASS_* flags of artifact pass K. */
 void cg_pass_info(const CgLayout *l, int k, int *stage, int *loop, int *flags);
 
+/* ---- cg.c (with cg_value.c) ---- */
 /* Builds the module of the objective for target T in context CX: every entry point named in
  * rein/objective.h, calling rk_* routines that cg_link_support provides. */
 LLVMModuleRef cg_module(LLVMContextRef cx, const CgLayout *l, CgTarget t);

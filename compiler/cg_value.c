@@ -1,0 +1,256 @@
+/* cg_value.c — the code of one value at the current element of a sweep: what cg.c's loop nests
+ * and entry points call for each node.
+ *
+ * Reads of the context (ctx words, the index arrays that bound groups and sequences), leaves
+ * (constants, params, inputs as float32 widened to float64, uniform draws, counts that are
+ * shapes), loads of values an earlier pass stored, the element-wise ops as the `code` column of
+ * REIN_ELEM_OPS (ops.h) says (the instruction sequences CG_W below, intrinsics and the kernel
+ * library's routines), and the reduction states: started, fed one element, finished, merged
+ * across a GPU block.  Everything is emitted at the builder's current position from the indices
+ * in c->ix; where the loops are and which thread stores is cg.c's business, so nothing here
+ * calls back into it.
+ */
+#include "cg_internal.h"
+
+#include <stdlib.h>
+
+#include "rk_lib.h"
+
+/* ---- declarations and calls; the context ---- */
+
+LLVMValueRef cg_fn_decl(Cg *c, const char *name, LLVMTypeRef ret, LLVMTypeRef *args, int n) {
+  LLVMValueRef f = LLVMGetNamedFunction(c->m, name);
+  if (!f) f = LLVMAddFunction(c->m, name, LLVMFunctionType(ret, args, (unsigned)n, 0));
+  return f;
+}
+
+LLVMValueRef cg_call(Cg *c, const char *name, LLVMTypeRef ret, LLVMValueRef *args, int n) {
+  LLVMTypeRef at[6];
+  for (int k = 0; k < n; k++) at[k] = LLVMTypeOf(args[k]);
+  LLVMValueRef f = cg_fn_decl(c, name, ret, at, n);
+  return LLVMBuildCall2(c->b, LLVMGlobalGetValueType(f), f, args, (unsigned)n, "");
+}
+
+/* Loads ctx word K (once per function, in the entry block). */
+LLVMValueRef cg_field(Cg *c, int k, bool isptr) {
+  if (!c->field[k]) {
+    LLVMValueRef ix = ci64(c, k);
+    LLVMValueRef a = LLVMBuildGEP2(c->eb, c->i64, c->ctx, &ix, 1, "");
+    c->field[k] = LLVMBuildLoad2(c->eb, isptr ? c->ptr : c->i64, a, "");
+  }
+  return c->field[k];
+}
+
+static LLVMValueRef load_i32_as_i64(Cg *c, LLVMValueRef base, LLVMValueRef i) {
+  return LLVMBuildSExt(c->b, LLVMBuildLoad2(c->b, c->i32, gep(c, c->i32, base, i), ""), c->i64, "");
+}
+
+/* first sequence of group G, first token of sequence S */
+LLVMValueRef cg_grp_seq(Cg *c, LLVMValueRef gi) { return load_i32_as_i64(c, cg_field(c, REIN_CTX_GRP_SEQ, true), gi); }
+LLVMValueRef cg_seq_tok(Cg *c, LLVMValueRef s) { return load_i32_as_i64(c, cg_field(c, REIN_CTX_SEQ_TOK, true), s); }
+
+/* The range [*lo, *hi) of elements of level E inside the current element of level R (R = batch:
+ * the current view, groups g0..g1 of ctx). */
+void cg_span(Cg *c, Level R, Level E, LLVMValueRef *lo, LLVMValueRef *hi) {
+  LLVMValueRef r0, r1;
+  if (R == LV_BATCH) {
+    r0 = cg_field(c, REIN_CTX_G0, false);
+    r1 = cg_field(c, REIN_CTX_G1, false);
+  } else {
+    r0 = c->ix[R];
+    r1 = add1(c, r0);
+  }
+  if (R >= LV_GROUP && E <= LV_SEQ) r0 = cg_grp_seq(c, r0), r1 = cg_grp_seq(c, r1);
+  if (R >= LV_SEQ && E == LV_TOKEN) r0 = cg_seq_tok(c, r0), r1 = cg_seq_tok(c, r1);
+  *lo = r0;
+  *hi = r1;
+}
+
+static LLVMValueRef to_f64(Cg *c, LLVMValueRef i64v) { return LLVMBuildSIToFP(c->b, i64v, c->f64, ""); }
+
+/* ---- leaves and stored values ---- */
+
+LLVMValueRef cg_store_addr(Cg *c, int i, LLVMValueRef *elt_index) {
+  const IrNode *n = &c->g->n[i];
+  Level L = n->level;
+  int arr = c->l->store[i];
+  if (L == LV_BATCH) return gep(c, c->f64, cg_field(c, REIN_CTX_SLOTS, true), ci64(c, arr));
+  static const int base_field[3] = {REIN_CTX_TOK_STORE, REIN_CTX_SEQ_STORE, REIN_CTX_GRP_STORE};
+  static const int count_field[3] = {REIN_CTX_NTOKS, REIN_CTX_NSEQS, REIN_CTX_NGROUPS};
+  LLVMValueRef off = LLVMBuildMul(c->b, ci64(c, arr), cg_field(c, count_field[L], false), "");
+  off = LLVMBuildAdd(c->b, off, elt_index ? *elt_index : c->ix[L], "");
+  return gep(c, c->f64, cg_field(c, base_field[L], true), off);
+}
+
+static LLVMValueRef input_value(Cg *c, const IrNode *n) {
+  LLVMValueRef base, e;
+  Level L;
+  if (n->op == IR_INPUT) {
+    if (n->idx == IN_POS)
+      return to_f64(c, LLVMBuildSub(c->b, c->ix[LV_TOKEN], cg_seq_tok(c, c->ix[LV_SEQ]), ""));
+    if (n->idx == IN_LEN) {
+      LLVMValueRef s = c->ix[LV_SEQ];
+      return to_f64(c, LLVMBuildSub(c->b, cg_seq_tok(c, add1(c, s)), cg_seq_tok(c, s), ""));
+    }
+    base = cg_field(c, REIN_CTX_IN + n->idx, true);
+    L = bi_inputs[n->idx].level;
+  } else {
+    LLVMValueRef uin = cg_field(c, REIN_CTX_UIN, true);
+    base = LLVMBuildLoad2(c->b, c->ptr, gep(c, c->ptr, uin, ci64(c, n->idx)), "");
+    L = c->g->uinputs[n->idx].level;
+  }
+  e = c->ix[L];
+  return LLVMBuildFPExt(c->b, LLVMBuildLoad2(c->b, c->f32, gep(c, c->f32, base, e), ""), c->f64, "");
+}
+
+/* count[R]() without a filter: the number of ELEV elements in the current R element. */
+static LLVMValueRef shape_count(Cg *c, const IrNode *n) {
+  if (n->rlevel == LV_BATCH) {
+    static const int f[3] = {REIN_CTX_NTOKS, REIN_CTX_NSEQS, REIN_CTX_NGROUPS};
+    return to_f64(c, cg_field(c, f[n->elev], false));
+  }
+  LLVMValueRef lo, hi;
+  cg_span(c, n->rlevel, n->elev, &lo, &hi);
+  return to_f64(c, LLVMBuildSub(c->b, hi, lo, ""));
+}
+
+static LLVMValueRef data_value(Cg *c, const IrNode *n) {
+  if (n->op == IR_COUNT) return shape_count(c, n); /* count[L]() with no filter: a shape */
+  switch (n->op) {
+  case IR_CONST: return cf(c, n->num);
+  case IR_PARAM:
+    return LLVMBuildLoad2(c->b, c->f64, gep(c, c->f64, cg_field(c, REIN_CTX_PARAMS, true), ci64(c, n->idx)), "");
+  case IR_INPUT:
+  case IR_UINPUT: return input_value(c, n);
+  case IR_UNIFORM: {
+    LLVMValueRef gi = c->ix[LV_GROUP];
+    LLVMValueRef a[4] = {cg_field(c, REIN_CTX_SEED, false), cg_field(c, REIN_CTX_STEP, false), gi,
+                         LLVMBuildSub(c->b, c->ix[LV_SEQ], cg_grp_seq(c, gi), "")};
+    return cg_call(c, "rk_uniform", c->f64, a, 4);
+  }
+  REIN_ELEM_OPS(OPS_CASE) /* not data (pl_is_data) */
+  REIN_RED_OPS(OPS_CASE)
+  case IR_NOPS: break;
+  }
+  abort();
+}
+
+LLVMValueRef cg_get(Cg *c, int i) {
+  if (c->val[i]) return c->val[i];
+  const IrNode *n = &c->g->n[i];
+  if (pl_is_data(n)) return data_value(c, n);
+  return LLVMBuildLoad2(c->b, c->f64, cg_store_addr(c, i, NULL), "");
+}
+
+/* ---- element-wise ops ---- */
+
+/* The element-wise op of node N on its argument values X (ir_eval_elem's semantics), as the `code`
+ * column of REIN_ELEM_OPS (ops.h) says: CALL(f) calls f, a routine of the kernel library or an
+ * LLVM intrinsic; W is the instruction sequence CG_W below. */
+#define CG_CALL(f) cg_call(c, f, c->f64, x, ir_ops[n->op].nargs)
+#define CG_FNEG LLVMBuildFNeg(b, x[0], "")
+#define CG_NOT b2f(c, fcmp(c, LLVMRealOEQ, x[0], cf(c, 0)))
+#define CG_SIGN                                                                                 \
+  LLVMBuildSelect(b, fcmp(c, LLVMRealOGT, x[0], cf(c, 0)), cf(c, 1),                            \
+                  LLVMBuildSelect(b, fcmp(c, LLVMRealOLT, x[0], cf(c, 0)), cf(c, -1), cf(c, 0), ""), "")
+#define CG_ARG0 x[0]
+#define CG_FADD LLVMBuildFAdd(b, x[0], x[1], "")
+#define CG_FSUB LLVMBuildFSub(b, x[0], x[1], "")
+#define CG_FMUL LLVMBuildFMul(b, x[0], x[1], "")
+#define CG_FDIV LLVMBuildFDiv(b, x[0], x[1], "")
+#define CG_MIN LLVMBuildSelect(b, fcmp(c, LLVMRealOLT, x[1], x[0]), x[1], x[0], "")
+#define CG_MAX LLVMBuildSelect(b, fcmp(c, LLVMRealOGT, x[1], x[0]), x[1], x[0], "")
+#define CG_LT b2f(c, fcmp(c, LLVMRealOLT, x[0], x[1]))
+#define CG_LE b2f(c, fcmp(c, LLVMRealOLE, x[0], x[1]))
+#define CG_GT b2f(c, fcmp(c, LLVMRealOGT, x[0], x[1]))
+#define CG_GE b2f(c, fcmp(c, LLVMRealOGE, x[0], x[1]))
+#define CG_EQ b2f(c, fcmp(c, LLVMRealOEQ, x[0], x[1]))
+#define CG_NE b2f(c, fcmp(c, LLVMRealUNE, x[0], x[1]))
+#define CG_AND b2f(c, LLVMBuildAnd(b, nz(c, x[0]), nz(c, x[1]), ""))
+#define CG_OR b2f(c, LLVMBuildOr(b, nz(c, x[0]), nz(c, x[1]), ""))
+#define CG_DMUL LLVMBuildSelect(b, fcmp(c, LLVMRealOEQ, x[0], cf(c, 0)), cf(c, 0), LLVMBuildFMul(b, x[0], x[1], ""), "")
+#define CG_WHERE LLVMBuildSelect(b, nz(c, x[0]), x[1], x[2], "")
+static LLVMValueRef elem(Cg *c, const IrNode *n, LLVMValueRef *x) {
+  LLVMBuilderRef b = c->b;
+  switch (n->op) {
+#define X_CG(ID, name, fn, nargs, diff, ty, value, code) \
+  case IR_##ID: return CG_##code;
+    REIN_ELEM_OPS(X_CG)
+#undef X_CG
+  REIN_LEAF_OPS(OPS_CASE) /* not element-wise */
+  REIN_RED_OPS(OPS_CASE)
+  case IR_NOPS: break;
+  }
+  abort();
+}
+
+/* ---- reduction states ---- */
+
+/* The kernel library's reduction of each reduction op (the `state` column of REIN_RED_OPS). */
+#define X_RK(ID, name, fn, cls, lo, hi, ddof, diff, state) [IR_##ID] = state,
+static const int rk_ops[IR_NOPS] = {REIN_RED_OPS(X_RK)};
+#undef X_RK
+int cg_rk_op(IrOp op) { return rk_ops[op]; }
+
+static LLVMValueRef st_ptr(Cg *c, LLVMValueRef st, int k) { return gep(c, c->f64, st, ci64(c, k)); }
+
+void cg_st_zero(Cg *c, LLVMValueRef st) {
+  for (int k = 0; k < 3; k++) LLVMBuildStore(c->b, cf(c, 0), st_ptr(c, st, k));
+}
+
+void cg_st_copy(Cg *c, LLVMValueRef dst, LLVMValueRef src) {
+  for (int k = 0; k < 3; k++)
+    LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->f64, st_ptr(c, src, k), ""), st_ptr(c, dst, k));
+}
+
+static LLVMValueRef reassoc_fadd(Cg *c, LLVMValueRef x, LLVMValueRef y) {
+  LLVMValueRef v = LLVMBuildFAdd(c->b, x, y, "");
+  LLVMSetFastMathFlags(v, LLVMFastMathAllowReassoc);
+  return v;
+}
+
+/* Feeds the current element into reduction I's state. */
+void cg_accumulate(Cg *c, int i) {
+  const IrNode *n = &c->g->n[i];
+  LLVMValueRef st = c->acc[i];
+  LLVMValueRef keep = n->a[1] >= 0 ? nz(c, cg_get(c, n->a[1])) : LLVMConstInt(c->i1, 1, 0);
+  LLVMValueRef x = n->a[0] >= 0 ? cg_get(c, n->a[0]) : cf(c, 1);
+  int op = cg_rk_op(n->op);
+  if (op == RK_SUM || op == RK_MEAN || op == RK_COUNT) {
+    LLVMValueRef p0 = st_ptr(c, st, 0);
+    LLVMValueRef cnt = LLVMBuildLoad2(c->b, c->f64, p0, "");
+    LLVMBuildStore(c->b, reassoc_fadd(c, cnt, b2f(c, keep)), p0);
+    if (op != RK_COUNT) {
+      LLVMValueRef p1 = st_ptr(c, st, 1);
+      LLVMValueRef s = LLVMBuildLoad2(c->b, c->f64, p1, "");
+      LLVMBuildStore(c->b, reassoc_fadd(c, s, LLVMBuildSelect(c->b, keep, x, cf(c, 0), "")), p1);
+    }
+    return;
+  }
+  LLVMValueRef a[4] = {ci32(c, op), st, x, LLVMBuildZExt(c->b, keep, c->i32, "")};
+  cg_call(c, "rk_acc", LLVMVoidTypeInContext(c->cx), a, 4);
+}
+
+LLVMValueRef cg_finish(Cg *c, const IrNode *n, LLVMValueRef st) {
+  LLVMValueRef a[3] = {ci32(c, cg_rk_op(n->op)), ci32(c, n->ddof), st};
+  return cg_call(c, "rk_finish", c->f64, a, 3);
+}
+
+void cg_block_reduce(Cg *c, int i) {
+  LLVMValueRef a[2] = {ci32(c, cg_rk_op(c->g->n[i].op)), c->acc[i]};
+  cg_call(c, "rk_block_reduce", LLVMVoidTypeInContext(c->cx), a, 2);
+}
+
+/* an alloca [3 x double] in the entry block */
+LLVMValueRef cg_new_state(Cg *c) {
+  return LLVMBuildAlloca(c->eb, LLVMArrayType(c->f64, 3), "st");
+}
+
+/* ---- the dispatch ---- */
+
+void cg_compute(Cg *c, int i) {
+  const IrNode *n = &c->g->n[i];
+  LLVMValueRef x[3] = {NULL, NULL, NULL};
+  for (int k = 0; k < ir_ops[n->op].nargs; k++) x[k] = cg_get(c, n->a[k]);
+  c->val[i] = elem(c, n, x);
+}
