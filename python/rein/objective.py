@@ -17,6 +17,7 @@ kernel's d loss/d logp (and d loss/d entropy) to the graph that produced logp (a
 """
 
 import ctypes
+import math
 
 import numpy as np
 import torch
@@ -172,6 +173,12 @@ def _checked32(v, name, layout, t0=0, s0=0, level=L.TOKEN):
     """V (1-D, any real dtype, any device) as float32 on the host, finite, with the sign checks of
     log-probabilities and entropies.  ValueError naming the first bad value's position."""
     a = v.detach().to("cpu", torch.float32).contiguous()
+    if a.numel() == 0:
+        return a
+    # the fast path: one sum (NaN and infinities make it non-finite) and one max or min
+    if math.isfinite(float(a.sum(dtype=torch.float64))) and (
+            (name not in _LOGPROBS or float(a.max()) <= 0) and (name != "entropy" or float(a.min()) >= 0)):
+        return a
     bad = ~torch.isfinite(a)
     why = "NaN or infinite"
     if not bool(bad.any()):
@@ -207,7 +214,7 @@ class _Inject(torch.autograd.Function):
 def _inject(value, g_logp, g_ent, logp_tok, ent_tok, out_dtype, device):
     v = torch.tensor(value, dtype=out_dtype, device=device)
     gl = g_logp.to(device=logp_tok.device, dtype=logp_tok.dtype)
-    if ent_tok is not None:
+    if ent_tok is not None and g_ent is not None:
         ge = g_ent.to(device=ent_tok.device, dtype=ent_tok.dtype)
     else:
         ge = torch.zeros(0)
@@ -248,10 +255,10 @@ class _Batch:
             if name == "truncated" or v.dtype == torch.bool:
                 v = v.to(torch.float32)
             a = _checked32(v, name, lay, level=level)
-            b = torch.zeros(max(a.numel(), 1), dtype=torch.float32)
-            b[:a.numel()] = a
-            self.keep.append(b)
-            return _fptr(b)
+            if a.numel() == 0:  # never a NULL pointer
+                a = torch.zeros(1, dtype=torch.float32)
+            self.keep.append(a)
+            return _fptr(a)
 
         for name, x in inputs.items():
             if x is None or name not in L.INPUT_INDEX:
@@ -276,10 +283,11 @@ def _u64(v, name):
     return v
 
 
-def _as_array(p, n):
-    if n == 0:
-        return torch.zeros(0, dtype=torch.float64)
-    return torch.from_numpy(np.ctypeslib.as_array(p, shape=(n,)).astype(np.float64))
+def _as_array(p, t0, t1):
+    """A float32 copy of entries [t0, t1) of the runtime's array P."""
+    if t1 <= t0:
+        return torch.zeros(0, dtype=torch.float32)
+    return torch.from_numpy(np.ctypeslib.as_array(p, shape=(t1,))[t0:t1].copy())
 
 
 class Objective:
@@ -379,8 +387,9 @@ class Objective:
         loss.backward() delivers d loss/d logp (and d loss/d entropy) into their graphs."""
         lay = self._layout(logp, mask, offsets, group)
         with self.step(layout=lay, seed=seed, step=step, **inputs) as s:
-            loss_mb = s.micro(logp, entropy, groups=(0, lay.G))
-        return _inject(s.loss, s._g_logp_all, s._g_ent_all, *s._last_tok, loss_mb.dtype, loss_mb.device), s.metrics
+            s.micro(logp, entropy, groups=(0, lay.G), _whole=True)
+        dtype = torch.float64 if logp.dtype == torch.float64 else torch.float32
+        return _inject(s.loss, *s._grads, dtype, logp.device), s.metrics
 
     def step(self, *, mask=None, offsets=None, group=None, seed=0, step=0, layout=None, device=None, **inputs):
         """The staged step over a whole batch (every input but logp/entropy): a context manager.
@@ -430,8 +439,6 @@ class Step:
         self.ngroups = self.layout.G
         self.loss, self.metrics = None, None
         self._next = None
-        self._g_logp_all = torch.zeros(self.layout.N, dtype=torch.float64)
-        self._g_ent_all = torch.zeros(self.layout.N, dtype=torch.float64)
 
     def __enter__(self):
         if self.obj._busy:
@@ -500,7 +507,7 @@ class Step:
             raise ValueError("micro(): groups [%d, %d) are not a range of the batch's %d groups" % (a, b, lay.G))
         return a, b
 
-    def micro(self, logp, entropy=None, *, groups=None):
+    def micro(self, logp, entropy=None, *, groups=None, _whole=False):
         if self._next is None:
             raise ReinError("micro(): no step open (use it inside `with obj.step(...) as s:`)")
         if self._next >= self.ngroups:
@@ -525,12 +532,13 @@ class Step:
         grads = (L.c_float_p * 2)()
         L.call(L.lib.rt_micro, obj._executor(self.gpu), g0, g1, grads)
         self._next = g1
-        gl = _as_array(grads[0], lay.N)[t0:t1]
-        ge = _as_array(grads[1], lay.N)[t0:t1]
-        self._g_logp_all[t0:t1], self._g_ent_all[t0:t1] = gl, ge
-        value = float((gl * self.b.logp[t0:t1].double()).sum())
+        gl = _as_array(grads[0], t0, t1)
+        ge = _as_array(grads[1], t0, t1) if ent_tok is not None else None
+        self._grads = (gl, ge, logp_tok, ent_tok)
+        if _whole:  # Objective.__call__ injects the loss itself
+            return None
+        value = float((gl.double() * self.b.logp[t0:t1].double()).sum())
         if ent_tok is not None:
-            value += float((ge * self.b.entropy[t0:t1].double()).sum())
-        self._last_tok = (logp_tok, ent_tok)
+            value += float((ge.double() * self.b.entropy[t0:t1].double()).sum())
         dtype = torch.float64 if logp.dtype == torch.float64 else torch.float32
         return _inject(value, gl, ge, logp_tok, ent_tok, dtype, logp.device)
