@@ -367,7 +367,7 @@ class Objective:
             pass
 
     def __repr__(self):
-        return "rein.Objective(%r, %s)" % (self.name, ", ".join("%s=%g" % kv for kv in self.params.items()))
+        return "rein.Objective(%s)" % ", ".join([repr(self.name)] + ["%s=%g" % kv for kv in self.params.items()])
 
     def _layout(self, logp, mask, offsets, group):
         logp = _tensor(logp, "logp")
