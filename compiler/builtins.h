@@ -4,7 +4,7 @@
  * Each table is an X-macro, so the enum, the printed name and the properties of an entry are
  * written once (spec §2 and §4).  The functions and reductions are rows of the op tables of ops.h,
  * which also give the IR ops: adding a built-in function means adding one row there (and, if its
- * typing is not the default, a rule in sema.c).
+ * typing is not the default, a rule in sema_expr.c).
  */
 #ifndef REIN_BUILTINS_H
 #define REIN_BUILTINS_H

@@ -2,11 +2,11 @@
  * reduction).  A row carries every fact about its op that is data: the IR's printed name, the
  * language's spelling, the arity, whether it has a derivative, the result type, the float64 value
  * (the one scalar semantics of constant folding and the interpreter), how the code generator
- * computes it (a routine of the kernel library rk_lib.c or an instruction sequence of cg.c) and,
+ * computes it (a routine of the kernel library rk_lib.c or an instruction sequence of cg_value.c) and,
  * for a reduction, the kernel library's state.  Everything else is generated from the rows: the
  * IR enum (ir.h), the language's function and reduction enums and lookups (builtins.h), the
  * interpreter's and the folder's scalar semantics (builtins.c), the printer and parser (ir.c,
- * ir_parse.c), sema's lists of names in messages, the code generator's dispatch (cg.c).
+ * ir_parse.c), sema's lists of names in messages, the code generator's dispatch (cg_value.c).
  *
  * What is code stays code, in switches over IrOp with no `default:` label, so that -Wswitch lists
  * every place a new op must be handled: the derivative (ad.c) and, for a reduction, its value in
@@ -40,7 +40,7 @@
  *          bool if a and b are, else float, 'd' dmul(float, any) to float
  *   value  its float64 value, an expression of the arguments x, y, z (bools are 0/1)
  *   code   how compiled code computes it: CALL("f") calls routine f (rk_lib.c, or an LLVM
- *          intrinsic) on the arguments; any other word W is the instruction sequence CG_W of cg.c
+ *          intrinsic) on the arguments; any other word W is the instruction sequence CG_W of cg_value.c
  */
 #define REIN_ELEM_OPS(X)                                                                         \
   X(NEG, "neg", 0, 1, true, 'f', -x, FNEG)                                                       \
