@@ -76,9 +76,10 @@ int task_last_number(const char *s, char *out, size_t outlen) {
     if (isdigit((unsigned char)*p)) {
       const char *b = p;
       if (b > s && b[-1] == '-') b--;
+      int dot = 0;   /* one decimal part: "1.5.0" is 1.5 then 0 (two dots made "1.5." canonical) */
       while (isdigit((unsigned char)*p) || (*p == ',' && isdigit((unsigned char)p[1])) ||
-             (*p == '.' && isdigit((unsigned char)p[1])))
-        p++;
+             (*p == '.' && !dot && isdigit((unsigned char)p[1])))
+        dot |= *p++ == '.';
       best = b;
       blen = (size_t)(p - b);
     } else {
