@@ -255,6 +255,8 @@ class _Batch:
             if name == "truncated" or v.dtype == torch.bool:
                 v = v.to(torch.float32)
             a = _checked32(v, name, lay, level=level)
+            if a.numel() and a.data_ptr() == v.data_ptr():
+                a = a.clone()  # the step owns its inputs: the caller may change theirs before rt_end
             if a.numel() == 0:  # never a NULL pointer
                 a = torch.zeros(1, dtype=torch.float32)
             self.keep.append(a)
