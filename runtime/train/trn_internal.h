@@ -60,6 +60,13 @@ typedef struct {
  * objective reads ref_logp), x, params and t; does not advance t.  -1 with ERR on failure. */
 int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err, size_t errlen);
 
+/* The metrics writer (trn_metrics.c): one JSON line to tr->metrics.  The record of an evaluation
+ * at step tr->t; the record of train step tr->t on rollout R with stats ST (RL: the reinforcement
+ * fields too — reward, accuracy, kl_behaviour, lag, version, truncated, rollout speed — which
+ * `rein sft` does not have). */
+void trn_metrics_eval(const Trainer *tr, double acc, double reward, double len, double eval_s);
+void trn_metrics_train(const Trainer *tr, const TrnStepStats *st, const TrnRollout *r, int rl, double rollout_tok_s);
+
 /* Seconds since the run started (across resumes). */
 double trn_elapsed(const Trainer *tr);
 

@@ -281,28 +281,10 @@ int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err
   return rc;
 }
 
-static void emit(Trainer *tr, json_t *j) {
-  char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
-  fprintf(tr->metrics, "%s\n", s);
-  fflush(tr->metrics);
-  free(s);
-  json_decref(j);
-}
-
-static json_t *num(double v) { return isfinite(v) ? json_real(v) : json_null(); }
-
 static int do_eval(Trainer *tr, double *acc_out, char *err, size_t errlen) {
   double acc, rew, len, t0 = rc_now();
   if (trn_eval(tr->m, tr->task, &tr->o, tr->t, &acc, &rew, &len, err, errlen)) return -1;
-  json_t *j = json_object();
-  json_object_set_new(j, "kind", json_string("eval"));
-  json_object_set_new(j, "step", json_integer(tr->t));
-  json_object_set_new(j, "time", json_real(trn_elapsed(tr)));
-  json_object_set_new(j, "eval_accuracy", num(acc));
-  json_object_set_new(j, "eval_reward", num(rew));
-  json_object_set_new(j, "eval_response_len", num(len));
-  json_object_set_new(j, "eval_s", json_real(rc_now() - t0));
-  emit(tr, j);
+  trn_metrics_eval(tr, acc, rew, len, rc_now() - t0);
   *acc_out = acc;
   /* without a terminal (a log file) the progress bar is replaced by one line per evaluation */
   if (tr->o.progress < 0 && !isatty(2))
@@ -351,29 +333,7 @@ static int run_loop(Trainer *tr, char *err, size_t errlen) {
     rc = trn_train_step(tr, &r, &st, err, errlen);
     if (!rc) {
       tr->t++;
-      json_t *j = json_object();
-      json_object_set_new(j, "kind", json_string("train"));
-      json_object_set_new(j, "step", json_integer(tr->t));
-      json_object_set_new(j, "time", json_real(trn_elapsed(tr)));
-      json_object_set_new(j, "loss", num(st.loss));
-      for (int k = 0; k < tr->d->nmetrics; k++) json_object_set_new(j, tr->d->metrics[k], num(metrics[k]));
-      json_object_set_new(j, "reward_mean", num(st.reward_mean));
-      json_object_set_new(j, "reward_std", num(st.reward_std));
-      json_object_set_new(j, "accuracy", num(st.acc));
-      json_object_set_new(j, "entropy", num(st.entropy));
-      json_object_set_new(j, "kl_behaviour", num(st.kl));
-      json_object_set_new(j, "lag", json_integer((tr->t - 1) - r.version));
-      json_object_set_new(j, "version", json_integer(r.version));
-      json_object_set_new(j, "response_len", num(st.len));
-      json_object_set_new(j, "truncated", num(st.trunc));
-      json_object_set_new(j, "grad_norm", num(st.grad_norm));
-      json_object_set_new(j, "lr", num(st.lr));
-      /* rollout speed over the batches explored since the last step (0 when none were) */
-      json_object_set_new(j, "rollout_tok_s", num(gen_s > 0 ? (double)gen_tok / gen_s : 0));
-      long ntrain = 0;
-      for (int s = 0; s < r.nseq; s++) ntrain += (r.poff[s + 1] - r.poff[s]) + (r.roff[s + 1] - r.roff[s]) - 1;
-      json_object_set_new(j, "train_tok_s", num((double)ntrain / st.train_s));
-      emit(tr, j);
+      trn_metrics_train(tr, &st, &r, 1, gen_s > 0 ? (double)gen_tok / gen_s : 0);
       gen_s = 0, gen_tok = 0;
       if (o->eval_every > 0 && tr->t % o->eval_every == 0 && tr->t < o->steps) rc = do_eval(tr, &eval_acc, err, errlen);
       if (!rc && tr->t == o->steps) rc = do_eval(tr, &eval_acc, err, errlen);

@@ -4,7 +4,8 @@
  * step (trn_train_step) with the compiled objective the driver passes, lang/std/sft.rein
  * (loss = -mean[batch](logp): the mean of -log p over the answer and <eos> tokens of the batch).
  * AdamW with the same schedule options as `rein train`, greedy evaluation on the held-out split
- * every --eval-every steps (JSON lines on stdout), and the final model written to --out as a model
+ * every --eval-every steps, the records of `rein train`'s metrics.jsonl on stdout (trn_metrics.c:
+ * a train record per step, an eval record per evaluation), and the final model written to --out as a model
  * directory (config.json + model.safetensors, each atomically).  The shipped arithmetic checkpoint
  * is made by this command (README, "The shipped model").  Steps are a pure function of (options,
  * seed, thread count): reruns on one machine give the same bits.
@@ -93,6 +94,7 @@ int trn_sft_run(const char *prog, rt_objective *obj, int argc, char **argv) {
   tr.obj = obj;
   tr.d = rt_desc(obj);
   tr.t0 = rc_now();
+  tr.metrics = stdout;   /* the records of metrics.jsonl, one per line */
   tr.params = rc_calloc((size_t)tr.d->nparams + 1, sizeof(double));
   for (int i = 0; i < tr.d->nparams; i++) tr.params[i] = tr.d->params[i].value;
   int rc = sft_check_objective(tr.d, err, sizeof err);
@@ -124,19 +126,20 @@ int trn_sft_run(const char *prog, rt_objective *obj, int argc, char **argv) {
       }
       tr.t = t - 1;
       rc = trn_train_step(&tr, &r, &st, err, sizeof err);
+      tr.t = t;
+      if (!rc) trn_metrics_train(&tr, &st, &r, 0, 0);
       trn_rollout_free(&r);
       char line[64];
       snprintf(line, sizeof line, "loss %.4f", st.loss);
       trn_progress(prog_on, t, o->steps, rc_now() - tr.t0, 0, line);
     }
     if (!rc && ((o->eval_every > 0 && t % o->eval_every == 0) || t == o->steps)) {
-      double acc, rew, len;
+      double acc, rew, len, t0 = rc_now();
+      tr.t = t;
       if (trn_eval(tr.m, tr.task, o, t, &acc, &rew, &len, err, sizeof err)) rc = -1;
       else {
         if (prog_on) fputc('\n', stderr);
-        printf("{\"kind\":\"eval\",\"step\":%lld,\"time\":%.3f,\"eval_accuracy\":%.6g,\"eval_reward\":%.6g}\n",
-               (long long)t, rc_now() - tr.t0, acc, rew);
-        fflush(stdout);
+        trn_metrics_eval(&tr, acc, rew, len, rc_now() - t0);
       }
     }
   }

@@ -194,7 +194,12 @@ def case_build(rein, work):
     p = run([rein, "sft", "--model-config", cfg, "--init-seed", "1", "--steps", "40", "--batch-prompts", "16",
              "--eval-every", "20", "--eval-prompts", "8", "--threads", "2", "--progress", "0", "-o", sft])
     lines = [json.loads(s) for s in p.stdout.splitlines() if s.startswith("{")]
-    check([r["step"] for r in lines] == [0, 20, 40], "rein sft evaluates at steps 0, 20, 40")
+    check([r["step"] for r in lines if r["kind"] == "eval"] == [0, 20, 40], "rein sft evaluates at steps 0, 20, 40")
+    train = [r for r in lines if r["kind"] == "train"]
+    check([r["step"] for r in train] == list(range(1, 41)) and all("grad_norm" in r and "lr" in r for r in train)
+          and not any("reward_mean" in r for r in train),
+          "rein sft writes metrics.jsonl's train records on stdout (no reward fields)")
+    check(sum(r["loss"] for r in train[-5:]) < sum(r["loss"] for r in train[:5]), "the sft loss falls")
     info = run([rein, "model", "info", "--model", sft]).stdout
     check("parameters" in info or "params" in info, "the sft model loads with rein model info")
     out2 = os.path.join(work, "sft2")
