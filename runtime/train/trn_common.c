@@ -14,6 +14,32 @@
 
 #include "rein/common.h"
 
+int trn_start(Trainer *tr, int cmd, const char *prog, rt_objective *obj, int argc, char **argv) {
+  char err[2048] = "";
+  trn_opts_defaults(&tr->o, cmd);
+  int pr = trn_opts_parse(&tr->o, cmd, argc, argv, err, sizeof err);
+  if (pr == 1) {
+    trn_opts_usage(stdout, cmd, prog);
+    return 0;
+  }
+  if (pr < 0) {
+    fprintf(stderr, "%s: error: %s\n", prog, err);
+    return 2;
+  }
+  tr->prog = prog;
+  tr->obj = obj;
+  tr->d = rt_desc(obj);
+  tr->t0 = rc_now();
+  return -1;
+}
+
+int trn_check_vocab(const Trainer *tr, char *err, size_t errlen) {
+  if (tr->m->cfg.vocab >= task_tok_vocab(&tr->task->tok)) return 0;
+  snprintf(err, errlen, "the model's vocabulary (%d) is smaller than the task tokenizer's (%d)", tr->m->cfg.vocab,
+           task_tok_vocab(&tr->task->tok));
+  return -1;
+}
+
 double trn_elapsed(const Trainer *tr) { return tr->time_before + (rc_now() - tr->t0); }
 
 double trn_lr_at(const TrnOpts *o, int64_t t) {

@@ -67,6 +67,13 @@ int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err
 void trn_metrics_eval(const Trainer *tr, double acc, double reward, double len, double eval_s);
 void trn_metrics_train(const Trainer *tr, const TrnStepStats *st, const TrnRollout *r, int rl, double rollout_tok_s);
 
+/* The start of rein train and rein sft: the options of command CMD (TRN_CMD_*) parsed from ARGV
+ * into TR, the objective OBJ attached, the clock started.  -1 to go on, or the exit status to
+ * return (0 after --help; 2 after a bad command line, said on stderr as "PROG: error: ..."). */
+int trn_start(Trainer *tr, int cmd, const char *prog, rt_objective *obj, int argc, char **argv);
+/* -1 with ERR when the model's vocabulary cannot hold the task tokenizer's ids. */
+int trn_check_vocab(const Trainer *tr, char *err, size_t errlen);
+
 /* Seconds since the run started (across resumes). */
 double trn_elapsed(const Trainer *tr);
 

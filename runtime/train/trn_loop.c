@@ -446,29 +446,13 @@ static int open_metrics(Trainer *tr, char *err, size_t errlen) {
 int trn_main(const char *prog, rt_objective *obj, int argc, char **argv) {
   Trainer tr = {.lock_fd = -1};
   char err[2048] = "";
-  trn_opts_defaults(&tr.o, TRN_CMD_TRAIN);
-  int pr = trn_opts_parse(&tr.o, TRN_CMD_TRAIN, argc, argv, err, sizeof err);
-  if (pr == 1) {
-    trn_opts_usage(stdout, TRN_CMD_TRAIN, prog);
-    return 0;
-  }
-  if (pr < 0) {
-    fprintf(stderr, "%s: error: %s\n", prog, err);
-    return 2;
-  }
-  tr.prog = prog;
-  tr.obj = obj;
-  tr.d = rt_desc(obj);
-  tr.t0 = rc_now();
+  int status = trn_start(&tr, TRN_CMD_TRAIN, prog, obj, argc, argv);
+  if (status >= 0) return status;
   tr.next_e = 1;
   int rc = set_params(&tr, err, sizeof err);
   if (!rc && !(tr.task = trn_make_task(&tr.o, err, sizeof err))) rc = -1;
   if (!rc && !(tr.m = load_policy(&tr.o, err, sizeof err))) rc = -1;
-  if (!rc && tr.m->cfg.vocab < task_tok_vocab(&tr.task->tok)) {
-    snprintf(err, sizeof err, "the model's vocabulary (%d) is smaller than the task tokenizer's (%d)", tr.m->cfg.vocab,
-             task_tok_vocab(&tr.task->tok));
-    rc = -1;
-  }
+  if (!rc) rc = trn_check_vocab(&tr, err, sizeof err);
   if (!rc && (tr.d->inputs_used & (1u << REIN_IN_REF_LOGP)) && !(tr.ref = load_policy(&tr.o, err, sizeof err)))
     rc = -1;
   if (!rc && !(tr.x = rt_exec_new(obj, RT_CPU, tr.o.threads, err, sizeof err))) rc = -1;

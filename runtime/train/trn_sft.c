@@ -80,20 +80,8 @@ int trn_sft_run(const char *prog, rt_objective *obj, int argc, char **argv) {
   Trainer tr = {.lock_fd = -1};
   TrnOpts *o = &tr.o;
   char err[2048] = "";
-  trn_opts_defaults(o, TRN_CMD_SFT);
-  int pr = trn_opts_parse(o, TRN_CMD_SFT, argc, argv, err, sizeof err);
-  if (pr == 1) {
-    trn_opts_usage(stdout, TRN_CMD_SFT, prog);
-    return 0;
-  }
-  if (pr < 0) {
-    fprintf(stderr, "%s: error: %s\n", prog, err);
-    return 2;
-  }
-  tr.prog = prog;
-  tr.obj = obj;
-  tr.d = rt_desc(obj);
-  tr.t0 = rc_now();
+  int status = trn_start(&tr, TRN_CMD_SFT, prog, obj, argc, argv);
+  if (status >= 0) return status;
   tr.metrics = stdout;   /* the records of metrics.jsonl, one per line */
   tr.params = rc_calloc((size_t)tr.d->nparams + 1, sizeof(double));
   for (int i = 0; i < tr.d->nparams; i++) tr.params[i] = tr.d->params[i].value;
@@ -107,11 +95,7 @@ int trn_sft_run(const char *prog, rt_objective *obj, int argc, char **argv) {
       rc = -1;
     else tfm_model_init(tr.m, o->init_seed);
   }
-  if (!rc && tr.m->cfg.vocab < task_tok_vocab(&tr.task->tok)) {
-    snprintf(err, sizeof err, "the model's vocabulary (%d) is smaller than the task tokenizer's (%d)", tr.m->cfg.vocab,
-             task_tok_vocab(&tr.task->tok));
-    rc = -1;
-  }
+  if (!rc) rc = trn_check_vocab(&tr, err, sizeof err);
   if (!rc && !(tr.x = rt_exec_new(obj, RT_CPU, o->threads, err, sizeof err))) rc = -1;
   double *metrics = rc_calloc((size_t)tr.d->nmetrics + 1, sizeof(double));
   int prog_on = o->progress < 0 ? isatty(2) : o->progress;
