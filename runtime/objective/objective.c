@@ -219,7 +219,7 @@ static bool cpu_range(rt_exec *xb, int pass, int entry, int64_t g0, int64_t g1) 
     return true;
   }
   rein_ctx *c = &x->ctx;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+#pragma omp parallel for schedule(monotonic: dynamic, 1) num_threads(threads)
   for (int64_t k = 0; k < nchunks; k++) p->groups(c, g0 + n * k / nchunks, g0 + n * (k + 1) / nchunks);
   return true;
 }

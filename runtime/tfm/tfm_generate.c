@@ -63,7 +63,7 @@ static void step(const TfmModel *m, Cache *kc, int R, const int *seq, const int 
 #pragma omp parallel
     {
       double *sc = rc_malloc(((size_t)kc->maxlen + 1) * sizeof(double));
-#pragma omp for schedule(dynamic, 4)
+#pragma omp for schedule(monotonic: dynamic, 4)
       for (int t = 0; t < R * H; t++) {
         int i = t / H, h = t % H, gk = h / per, L = pos[i] + 1;
         const tfm_f *qi = q + ((size_t)i * H + h) * hd;

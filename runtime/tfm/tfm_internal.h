@@ -1,6 +1,11 @@
 /* tfm_internal.h — the transformer executor's kernels, shared by the training path
  * (tfm_train.c, tfm_head.c), the rollout path (tfm_generate.c) and the tests.
  *
+ * Dynamic schedules are written `schedule(monotonic: dynamic, N)`: libomp 19 serves plain
+ * (nonmonotonic) dynamic loops with its "static steal" algorithm, which can abort on an internal
+ * assertion (kmp_dispatch.cpp, "vnew.p.ub * chunk <= trip") when the machine is loaded; it did
+ * once in the test suite.  Each iteration is independent, so the schedule changes no result.
+ *
  * Each kernel is plain C with OpenMP over independent rows, columns or (sequence, head) tasks,
  * so every output element is computed by one thread in a fixed order: results do not depend on
  * thread timing.  Matrix products go to OpenBLAS (serial library, split across OpenMP threads

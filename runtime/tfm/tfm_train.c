@@ -239,7 +239,7 @@ int tfm_forward(TfmModel *m, const TfmBatch *b, tfm_f *logp, tfm_f *entropy, Tfm
     }
     tfm_rope(N, H, hd, A->q, a->pos, m->inv_freq, 1);
     tfm_rope(N, KV, hd, A->k, a->pos, m->inv_freq, 1);
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(monotonic: dynamic, 1)
     for (int t = 0; t < b->nseq * KV; t++) {
       int s = t / KV, g = t % KV, o = a->off[s], Ls = a->off[s + 1] - o;
       attn_fwd(Ls, H, KV, hd, g, A->q + (size_t)o * qd, A->k + (size_t)o * kvd, A->v + (size_t)o * kvd,
@@ -323,7 +323,7 @@ void tfm_backward(TfmModel *m, TfmActs *a, const tfm_f *dlogp, const tfm_f *dent
 #pragma omp parallel
     {
       tfm_f *tmp = rc_malloc(((size_t)Lmax * Lmax + 1) * sizeof(tfm_f));
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(monotonic: dynamic, 1)
       for (int t = 0; t < a->nseq * KV; t++) {
         int s = t / KV, g = t % KV, o = a->off[s], Ls = a->off[s + 1] - o;
         attn_bwd(Ls, H, KV, hd, g, A->q + (size_t)o * qd, A->k + (size_t)o * kvd, A->v + (size_t)o * kvd,
