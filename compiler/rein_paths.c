@@ -58,8 +58,8 @@ int rp_trainer_libs(const char **libs, int max) {
       libs[i] = build[i];
       continue;
     }
-    snprintf(installed[i], sizeof installed[i], "%s/%s/%s", prefix, REIN_INSTALL_LIBDIR, names[i]);
-    libs[i] = installed[i];
+    int k = snprintf(installed[i], sizeof installed[i], "%s/%s/%s", prefix, REIN_INSTALL_LIBDIR, names[i]);
+    libs[i] = k >= 0 && (size_t)k < sizeof installed[i] ? installed[i] : build[i];   /* too long: cannot be it */
   }
   return n;
 }
@@ -67,9 +67,9 @@ int rp_trainer_libs(const char **libs, int max) {
 const char *rp_std_dir(void) {
   static char dir[PATH_MAX];
   const char *prefix = rp_install_prefix();
-  if (prefix) snprintf(dir, sizeof dir, "%s/%s/std", prefix, REIN_INSTALL_DATADIR);
-  else snprintf(dir, sizeof dir, "%s/lang/std", REIN_SOURCE_DIR);
-  return dir;
+  int k = prefix ? snprintf(dir, sizeof dir, "%s/%s/std", prefix, REIN_INSTALL_DATADIR)
+                 : snprintf(dir, sizeof dir, "%s/lang/std", REIN_SOURCE_DIR);
+  return k >= 0 && (size_t)k < sizeof dir ? dir : REIN_SOURCE_DIR "/lang/std";
 }
 
 char *rp_std_file(const char *name) {

@@ -7,8 +7,9 @@
 #include "rein/runtime.h"
 
 enum { RT_BEGIN, RT_GROUPS, RT_MERGE, RT_END, RT_FINISH, RT_OUTPUTS };
-_Static_assert(RT_BEGIN == REIN_ENTRY_BEGIN && RT_GROUPS == REIN_ENTRY_GROUPS && RT_MERGE == REIN_ENTRY_MERGE &&
-                   RT_END == REIN_ENTRY_END && RT_FINISH == REIN_NUM_ENTRIES,
+_Static_assert((int)RT_BEGIN == (int)REIN_ENTRY_BEGIN && (int)RT_GROUPS == (int)REIN_ENTRY_GROUPS &&
+                   (int)RT_MERGE == (int)REIN_ENTRY_MERGE && (int)RT_END == (int)REIN_ENTRY_END &&
+                   (int)RT_FINISH == (int)REIN_NUM_ENTRIES,
                "the executor's entries are the ABI's, in its order");
 
 typedef struct RtOps RtOps;

@@ -77,13 +77,17 @@ TfmModel *tfm_model_new(const TfmConfig *cfg, char *err, size_t errlen) {
   (snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix), w->field = add_tensor(m, &cap, nm, r, cc))
     T(attn_norm, "input_layernorm.weight", D, 0);
     T(wq, "self_attn.q_proj.weight", qd, D);
-    w->bq = c->qkv_bias ? T(bq, "self_attn.q_proj.bias", qd, 0) : TFM_ABSENT;
+    if (c->qkv_bias) T(bq, "self_attn.q_proj.bias", qd, 0);
+    else w->bq = TFM_ABSENT;
     T(wk, "self_attn.k_proj.weight", kvd, D);
-    w->bk = c->qkv_bias ? T(bk, "self_attn.k_proj.bias", kvd, 0) : TFM_ABSENT;
+    if (c->qkv_bias) T(bk, "self_attn.k_proj.bias", kvd, 0);
+    else w->bk = TFM_ABSENT;
     T(wv, "self_attn.v_proj.weight", kvd, D);
-    w->bv = c->qkv_bias ? T(bv, "self_attn.v_proj.bias", kvd, 0) : TFM_ABSENT;
+    if (c->qkv_bias) T(bv, "self_attn.v_proj.bias", kvd, 0);
+    else w->bv = TFM_ABSENT;
     T(wo, "self_attn.o_proj.weight", D, qd);
-    w->bo = c->o_bias ? T(bo, "self_attn.o_proj.bias", D, 0) : TFM_ABSENT;
+    if (c->o_bias) T(bo, "self_attn.o_proj.bias", D, 0);
+    else w->bo = TFM_ABSENT;
     T(mlp_norm, "post_attention_layernorm.weight", D, 0);
     T(wg, "mlp.gate_proj.weight", c->hidden, D);
     T(wu, "mlp.up_proj.weight", c->hidden, D);

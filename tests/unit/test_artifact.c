@@ -103,7 +103,7 @@ int main(int argc, char **argv) {
     rt_close(o);
   }
 
-  size_t n;
+  size_t n = 0;
   char *bytes = slurp(good, &n);
   expect(bytes && n > 1000, "read the artifact");
 

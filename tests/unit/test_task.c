@@ -72,7 +72,9 @@ static void check_rewards(void) {
   CHECK(task_exact_match(" 42 ", "42") == 1 && task_exact_match("420", "42") == 0 && task_exact_match("", "42") == 0, "exact match");
   struct { const char *in, *want; } nums[] = {
       {"so 1,000.50 apples", "1000.5"}, {"#### 72", "72"}, {"a 3 then -4", "-4"}, {"x 007 y", "7"},
-      {"5.0", "5"}, {"-0", "0"}, {"He had 12 #### 1,234", "1234"}, {"3.14.", "3.14"}};
+      {"5.0", "5"}, {"-0", "0"}, {"He had 12 #### 1,234", "1234"}, {"3.14.", "3.14"},
+      /* one decimal point per number (the GSM8K fuzzer found "-0,200.5.0" read as "-200.5.") */
+      {"#### -0,200.5.0", "0"}, {"1.5.7", "7"}};
   char out[64];
   for (unsigned i = 0; i < sizeof nums / sizeof *nums; i++) {
     CHECK(!task_last_number(nums[i].in, out, sizeof out) && !strcmp(out, nums[i].want), "last number of '%s': '%s', want '%s'",
