@@ -50,6 +50,9 @@ typedef struct {
 /* What a train step reports (metrics: d->nmetrics values, the caller's array). */
 typedef struct {
   double loss, *metrics, grad_norm, lr, entropy, kl, train_s, reward_mean, reward_std, acc, len, trunc;
+  /* seconds of the step's phases: the reference policy's forward, the policy's forwards, the
+   * objective (rt_begin + rt_micro + rt_end), the backwards, clipping and AdamW */
+  double ref_s, fwd_s, obj_s, bwd_s, opt_s;
 } TrnStepStats;
 
 /* Train step tr->t + 1 on rollout R (trn_loop.c), for `rein train` and `rein sft` alike: the
@@ -65,7 +68,8 @@ int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err
  * fields too — reward, accuracy, kl_behaviour, lag, version, truncated, rollout speed — which
  * `rein sft` does not have). */
 void trn_metrics_eval(const Trainer *tr, double acc, double reward, double len, double eval_s);
-void trn_metrics_train(const Trainer *tr, const TrnStepStats *st, const TrnRollout *r, int rl, double rollout_tok_s);
+void trn_metrics_train(const Trainer *tr, const TrnStepStats *st, const TrnRollout *r, int rl, double rollout_tok_s,
+                       double rollout_s);
 
 /* The start of rein train and rein sft: the options of command CMD (TRN_CMD_*) parsed from ARGV
  * into TR, the objective OBJ attached, the clock started.  -1 to go on, or the exit status to

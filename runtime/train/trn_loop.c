@@ -198,6 +198,7 @@ int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err
   int rc = 0;
   /* the reference policy's logp, micro-batch by micro-batch without activations: the prologue
    * may read it, so it is complete before rt_begin */
+  double tp = rc_now();
   if (tr->ref) {
     tfm_f *rl = rc_calloc((size_t)p.N + 1, sizeof(tfm_f)), *re = rc_calloc((size_t)p.N + 1, sizeof(tfm_f));
     in_ref = rc_malloc((size_t)ntoks * sizeof(float) + 1);
@@ -210,6 +211,7 @@ int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err
     free(rl);
     free(re);
   }
+  if (tr->ref) st->ref_s = rc_now() - tp;
   float lag = (float)((tr->t + 1 - 1) - r->version);
   for (int s = 0; s < nseq; s++) in_lag[s] = lag, in_tr[s] = r->trunc[s];
   for (int g = 0; g <= ngroups; g++) gs[g] = g * G;
@@ -223,7 +225,9 @@ int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err
   b.in[REIN_IN_REWARD] = r->reward;
   b.in[REIN_IN_TRUNCATED] = in_tr;
   b.in[REIN_IN_LAG] = in_lag;
+  tp = rc_now();
   if (!rc && !rt_begin(tr->x, &b, tr->params, err, errlen)) rc = -1;
+  st->obj_s += rc_now() - tp;
   if (!rc) tfm_zero_grad(tr->m);
   /* one forward per micro-batch: its logp/entropy feed the objective, whose gradients of the
    * micro-batch's tokens are complete after rt_micro (runtime.h), then the backward */
@@ -232,20 +236,29 @@ int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err
     TfmBatch tb = sub_batch(&p, g0 * G, g1 * G, off);
     TfmActs *a = NULL;
     const float *grad[2];
+    tp = rc_now();
     rc = tfm_forward(tr->m, &tb, lp + p.off[g0 * G], en + p.off[g0 * G], &a, err, errlen);
+    st->fwd_s += rc_now() - tp;
     if (rc) break;
     for (int i = sq[g0 * G]; i < sq[g1 * G]; i++) in_lp[i] = (float)lp[p.pos[i]], in_en[i] = (float)en[p.pos[i]];
-    if (!rt_micro(tr->x, g0, g1, grad, err, errlen)) {
+    tp = rc_now();
+    int ok = rt_micro(tr->x, g0, g1, grad, err, errlen);
+    st->obj_s += rc_now() - tp;
+    if (!ok) {
       tfm_acts_free(a);
       rc = -1;
       break;
     }
     for (int i = sq[g0 * G]; i < sq[g1 * G]; i++) dlp[p.pos[i]] = grad[0][i], den[p.pos[i]] = grad[1][i];
+    tp = rc_now();
     tfm_backward(tr->m, a, dlp + p.off[g0 * G], den + p.off[g0 * G]);
+    st->bwd_s += rc_now() - tp;
   }
   rt_result res = {0};
+  tp = rc_now();
   if (!rc && !rt_end(tr->x, &res, err, errlen)) rc = -1;
-  else if (!rc && !isfinite(res.loss)) {
+  st->obj_s += rc_now() - tp;
+  if (!rc && !isfinite(res.loss)) {
     snprintf(err, errlen, "step %lld: the loss is not finite (%g)", (long long)tr->t + 1, res.loss);
     rc = -1;
   }
@@ -254,7 +267,9 @@ int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err
     for (int k = 0; k < d->nmetrics; k++) st->metrics[k] = res.metrics[k];
     TfmAdamW opt = {trn_lr_at(o, tr->t + 1), o->beta1, o->beta2, o->adam_eps, o->weight_decay, o->max_grad_norm};
     st->lr = opt.lr;
+    tp = rc_now();
     st->grad_norm = tfm_adamw_step(tr->m, &opt);
+    st->opt_s = rc_now() - tp;
     if (!isfinite(st->grad_norm)) {
       snprintf(err, errlen, "step %lld: the gradient is not finite", (long long)tr->t + 1);
       rc = -1;
@@ -333,7 +348,7 @@ static int run_loop(Trainer *tr, char *err, size_t errlen) {
     rc = trn_train_step(tr, &r, &st, err, errlen);
     if (!rc) {
       tr->t++;
-      trn_metrics_train(tr, &st, &r, 1, gen_s > 0 ? (double)gen_tok / gen_s : 0);
+      trn_metrics_train(tr, &st, &r, 1, gen_s > 0 ? (double)gen_tok / gen_s : 0, gen_s);
       gen_s = 0, gen_tok = 0;
       if (o->eval_every > 0 && tr->t % o->eval_every == 0 && tr->t < o->steps) rc = do_eval(tr, &eval_acc, err, errlen);
       if (!rc && tr->t == o->steps) rc = do_eval(tr, &eval_acc, err, errlen);

@@ -31,7 +31,8 @@ void trn_metrics_eval(const Trainer *tr, double acc, double reward, double len, 
   emit(tr->metrics, j);
 }
 
-void trn_metrics_train(const Trainer *tr, const TrnStepStats *st, const TrnRollout *r, int rl, double rollout_tok_s) {
+void trn_metrics_train(const Trainer *tr, const TrnStepStats *st, const TrnRollout *r, int rl, double rollout_tok_s,
+                       double rollout_s) {
   json_t *j = json_object();
   json_object_set_new(j, "kind", json_string("train"));
   json_object_set_new(j, "step", json_integer(tr->t));
@@ -58,5 +59,12 @@ void trn_metrics_train(const Trainer *tr, const TrnStepStats *st, const TrnRollo
   long ntrain = 0;
   for (int s = 0; s < r->nseq; s++) ntrain += (r->poff[s + 1] - r->poff[s]) + (r->roff[s + 1] - r->roff[s]) - 1;
   json_object_set_new(j, "train_tok_s", num((double)ntrain / st->train_s));
+  /* where the step's time went, in seconds (timing: varies run to run) */
+  if (rl) json_object_set_new(j, "t_rollout", num(rollout_s));
+  json_object_set_new(j, "t_ref", num(st->ref_s));
+  json_object_set_new(j, "t_forward", num(st->fwd_s));
+  json_object_set_new(j, "t_objective", num(st->obj_s));
+  json_object_set_new(j, "t_backward", num(st->bwd_s));
+  json_object_set_new(j, "t_optimizer", num(st->opt_s));
   emit(tr->metrics, j);
 }

@@ -111,7 +111,7 @@ int trn_sft_run(const char *prog, rt_objective *obj, int argc, char **argv) {
       tr.t = t - 1;
       rc = trn_train_step(&tr, &r, &st, err, sizeof err);
       tr.t = t;
-      if (!rc) trn_metrics_train(&tr, &st, &r, 0, 0);
+      if (!rc) trn_metrics_train(&tr, &st, &r, 0, 0, 0);
       trn_rollout_free(&r);
       char line[64];
       snprintf(line, sizeof line, "loss %.4f", st.loss);

@@ -28,7 +28,8 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TIMING = {"time", "eval_s", "rollout_tok_s", "train_tok_s"}
+TIMING = {"time", "eval_s", "rollout_tok_s", "train_tok_s", "t_rollout", "t_ref", "t_forward", "t_objective",
+          "t_backward", "t_optimizer"}
 FAILS = []
 
 
@@ -84,8 +85,12 @@ def case_e2e(rein, work):
     check(len(train) == 200 and [r["step"] for r in train] == list(range(1, 201)), "one train record per step")
     check([r["step"] for r in evals] == [0, 100, 200], "evaluations at steps 0, 100, 200")
     fields = {"loss", "clip_frac", "reward_mean", "reward_std", "accuracy", "entropy", "kl_behaviour", "lag",
-              "version", "response_len", "truncated", "grad_norm", "lr", "rollout_tok_s", "train_tok_s", "time"}
+              "version", "response_len", "truncated", "grad_norm", "lr", "rollout_tok_s", "train_tok_s", "time",
+              "t_rollout", "t_ref", "t_forward", "t_objective", "t_backward", "t_optimizer"}
     check(all(fields <= set(r) for r in train), "train records carry every field: " + ", ".join(sorted(fields)))
+    check(all(r["t_ref"] == 0 and r["t_forward"] > 0 and r["t_backward"] > 0 and r["t_objective"] > 0 and
+              r["t_optimizer"] > 0 and r["t_rollout"] >= 0 for r in train),
+          "the phase timings: no reference policy here, every other phase took time")
     check(all(math.isfinite(r["loss"]) and r["lag"] == 0 and r["version"] == r["step"] - 1 for r in train),
           "on-policy by default: version = step - 1, lag 0, finite loss")
     first = sum(r["reward_mean"] for r in train[:40]) / 40
