@@ -12,6 +12,9 @@
 #include "cg_eval.h"
 
 rt_objective *cg_compile_and_open(const Plan *p, const CgOptions *co, char *err, size_t errlen) {
+  err[0] = 0;
+  rt_objective *cached = cg_cache_open(p, co, err, errlen);
+  if (cached || !strcmp(err, "compilation failed")) return cached;
   const char *tmpdir = getenv("TMPDIR");
   char dir[4096];
   snprintf(dir, sizeof dir, "%s/rein-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");

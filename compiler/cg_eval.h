@@ -12,8 +12,12 @@
 #include "interp.h"
 #include "rein/backend.h"
 
-/* Compiles P to a temporary shared object and opens it (the file is removed at once). */
+/* The compiled objective of P with CO, opened: from the artifact cache (cg_cache.c) when it holds
+ * it, else compiled (into the cache, or to a temporary shared object removed at once). */
 rt_objective *cg_compile_and_open(const Plan *p, const CgOptions *co, char *err, size_t errlen);
+/* cg_cache.c: P's artifact from the cache, compiled into it first when absent, stale or damaged;
+ * NULL when there is no usable cache (or compilation failed: then ERR says so). */
+rt_objective *cg_cache_open(const Plan *p, const CgOptions *co, char *err, size_t errlen);
 
 /* The interpreter as a backend: it_eval of P in float64 on the batch's in64/uin64 values (the
  * float32 ones widened where absent).  P must outlive it. */

@@ -7,6 +7,8 @@
 
 #include "rein/common.h"
 
+uint64_t rc_hash_bytes(const void *data, size_t n) { return XXH3_64bits(data, n); }
+
 int rc_hash_file(const char *path, uint64_t *hash, uint64_t *size, char *err, size_t errlen) {
   FILE *f = fopen(path, "rb");
   if (!f) {

@@ -65,6 +65,8 @@ int rc_lock_dir(const char *dir, char *err, size_t errlen);
 int rc_mkdir_p(const char *path, char *err, size_t errlen);
 
 /* --- checksums */
+/* The XXH3-64 hash of N bytes at DATA. */
+uint64_t rc_hash_bytes(const void *data, size_t n);
 /* The XXH3-64 hash and the size of the file at PATH.  0, or -1 with ERR. */
 int rc_hash_file(const char *path, uint64_t *hash, uint64_t *size, char *err, size_t errlen);
 
