@@ -35,11 +35,21 @@ static bool cache_dir(char *dir, size_t n) {
   return k > 0 && (size_t)k < n && rc_mkdir_p(dir, err, sizeof err) == 0;
 }
 
+/* The XXH3-64 and size of the running executable, read once per process (a test that compiles
+ * hundreds of programs hashes its multi-megabyte binary once, not each time). */
+static bool exe_identity(uint64_t *hash, uint64_t *size) {
+  static int state;   /* 0 not yet, 1 known, -1 unreadable */
+  static uint64_t h, n;
+  char err[256];
+  if (!state) state = rc_hash_file("/proc/self/exe", &h, &n, err, sizeof err) ? -1 : 1;
+  *hash = h, *size = n;
+  return state > 0;
+}
+
 /* The key of plan P compiled with CO, as 16 hex digits in KEY; false when it cannot be made. */
 static bool cache_key(const Plan *p, const CgOptions *co, char key[17]) {
   uint64_t exe_hash, exe_size;
-  char err[256];
-  if (rc_hash_file("/proc/self/exe", &exe_hash, &exe_size, err, sizeof err)) return false;
+  if (!exe_identity(&exe_hash, &exe_size)) return false;
   char *text = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&text, &len);
