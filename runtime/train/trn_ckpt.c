@@ -80,6 +80,11 @@ static void remove_dir(const char *dir) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+/* True when NAME is a checkpoint's: ckpt-NNNNNN (fixed width, so names sort by step). */
+static int ckpt_name(const char *name) {
+  return !strncmp(name, "ckpt-", 5) && strlen(name) == 11 && strspn(name + 5, "0123456789") == 6;
+}
+
 /* Removes the oldest OUT/ckpt-* beyond KEEP (names sort by step: fixed width). */
 static void prune(const char *out, int keep) {
   if (keep <= 0) return;
@@ -89,7 +94,7 @@ static void prune(const char *out, int keep) {
   int n = 0, cap = 0;
   struct dirent *e;
   while ((e = readdir(d)))
-    if (!strncmp(e->d_name, "ckpt-", 5) && strlen(e->d_name) == 11 && strspn(e->d_name + 5, "0123456789") == 6) {
+    if (ckpt_name(e->d_name)) {
       if (n == cap) names = rc_realloc(names, (size_t)(cap = cap ? 2 * cap : 16) * sizeof *names);
       names[n++] = rc_strdup(e->d_name);
     }
@@ -121,7 +126,7 @@ int trn_ckpt_any(const char *out) {
   struct dirent *e;
   int any = 0;
   while (!any && (e = readdir(d)))
-    any = !strncmp(e->d_name, "ckpt-", 5) && strlen(e->d_name) == 11 && strspn(e->d_name + 5, "0123456789") == 6;
+    any = ckpt_name(e->d_name);
   closedir(d);
   return any;
 }
@@ -267,7 +272,7 @@ int trn_ckpt_load(Trainer *tr, char *err, size_t errlen) {
   int got = fgets(name, sizeof name, f) != NULL;
   fclose(f);
   name[strcspn(name, "\n")] = 0;
-  if (!got || strncmp(name, "ckpt-", 5) || strlen(name) != 11 || strspn(name + 5, "0123456789") != 6)
+  if (!got || !ckpt_name(name))
     return snprintf(err, errlen, "%s: expected the name of a checkpoint (ckpt-NNNNNN), got '%s'", p, name), -1;
   snprintf(dir, sizeof dir, "%s/%s", o->out, name);
   /* state.json */
