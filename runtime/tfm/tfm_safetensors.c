@@ -363,10 +363,8 @@ static int st_write_sets(const TfmModel *m, int nsets, const tfm_f *const *vals,
   json_decref(h);
   size_t tl = strlen(text), padded = (tl + 7) & ~(size_t)7;
   char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "wb");
+  FILE *f = rc_open_tmp(path, tmp, sizeof tmp, err, errlen);
   if (!f) {
-    snprintf(err, errlen, "%s: cannot write (%s)", tmp, strerror(errno));
     free(text);
     return -1;
   }

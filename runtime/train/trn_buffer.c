@@ -32,9 +32,8 @@ static int wr(FILE *f, const void *p, size_t n) { return n == 0 || fwrite(p, 1, 
 
 int trn_buffer_save(const Trainer *tr, const char *path, char *err, size_t errlen) {
   char tmp[TRN_PATH + 96];
-  snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-  FILE *f = fopen(tmp, "wb");
-  if (!f) return snprintf(err, errlen, "%s: cannot write: %s", tmp, strerror(errno)), -1;
+  FILE *f = rc_open_tmp(path, tmp, sizeof tmp, err, errlen);
+  if (!f) return -1;
   int bad = wr(f, BUF_MAGIC, 8);
   int32_t n = tr->nbuf;
   bad |= wr(f, &n, 4);
