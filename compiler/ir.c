@@ -19,25 +19,17 @@ const IrOpInfo ir_ops[IR_NOPS] = {REIN_LEAF_OPS(X_LEAF) REIN_ELEM_OPS(X_ELEM) RE
 #undef X_ELEM
 #undef X_RED
 
-/* The out-of-memory policy of the whole project (rein/common.h; docs/compiler.md, "Driver
- * conventions"): the common layer's checked allocators. */
-static void *xrealloc(void *p, size_t n) { return rc_realloc(p, n); }
-
 const char *const ir_grad_names[IR_NGRADS] = {"logp", "entropy"};
 
+/* The out-of-memory policy of the whole project (rein/common.h; docs/compiler.md, "Driver
+ * conventions"): the common layer's checked allocators. */
 void *ir_xcalloc(size_t n, size_t sz) { return rc_calloc(n, sz); }
 
-static char *xstrdup(const char *s) {
-  if (!s) return NULL;
-  size_t n = strlen(s) + 1;
-  char *d = xrealloc(NULL, n);
-  memcpy(d, s, n);
-  return d;
-}
+/* S copied (NULL stays NULL: an objective may have no description). */
+static char *xstrdup(const char *s) { return s ? rc_strdup(s) : NULL; }
 
 IrGraph *ir_new(const char *objective, const char *desc) {
-  IrGraph *g = xrealloc(NULL, sizeof *g);
-  memset(g, 0, sizeof *g);
+  IrGraph *g = rc_calloc(1, sizeof *g);
   g->objective = xstrdup(objective ? objective : "objective");
   g->desc = xstrdup(desc);
   g->loss = -1;
@@ -60,26 +52,26 @@ void ir_free(IrGraph *g) {
 }
 
 int ir_add_param(IrGraph *g, const char *name, double value) {
-  g->params = xrealloc(g->params, sizeof *g->params * (size_t)(g->nparams + 1));
+  g->params = rc_realloc(g->params, sizeof *g->params * (size_t)(g->nparams + 1));
   g->params[g->nparams] = (IrParam){xstrdup(name), value};
   return g->nparams++;
 }
 
 int ir_add_uinput(IrGraph *g, const char *name, Level level) {
-  g->uinputs = xrealloc(g->uinputs, sizeof *g->uinputs * (size_t)(g->nuinputs + 1));
+  g->uinputs = rc_realloc(g->uinputs, sizeof *g->uinputs * (size_t)(g->nuinputs + 1));
   g->uinputs[g->nuinputs] = (IrUInput){xstrdup(name), level};
   return g->nuinputs++;
 }
 
 void ir_add_metric(IrGraph *g, const char *name, int node) {
-  g->metrics = xrealloc(g->metrics, sizeof *g->metrics * (size_t)(g->nmetrics + 1));
+  g->metrics = rc_realloc(g->metrics, sizeof *g->metrics * (size_t)(g->nmetrics + 1));
   g->metrics[g->nmetrics++] = (IrMetric){xstrdup(name), node};
 }
 
 int ir_push(IrGraph *g, const IrNode *n) {
   if (g->nn == g->cap) {
     g->cap = g->cap ? 2 * g->cap : 64;
-    g->n = xrealloc(g->n, sizeof *g->n * (size_t)g->cap);
+    g->n = rc_realloc(g->n, sizeof *g->n * (size_t)g->cap);
   }
   g->n[g->nn] = *n;
   return g->nn++;
@@ -159,7 +151,7 @@ IrGraph *ir_rebuild(IrGraph *g, IrMapFn map, void *ctx) {
   IrGraph *ng = ir_new(g->objective, g->desc);
   for (int i = 0; i < g->nparams; i++) ir_add_param(ng, g->params[i].name, g->params[i].value);
   for (int i = 0; i < g->nuinputs; i++) ir_add_uinput(ng, g->uinputs[i].name, g->uinputs[i].level);
-  int *remap = xrealloc(NULL, sizeof *remap * (size_t)(g->nn ? g->nn : 1));
+  int *remap = rc_realloc(NULL, sizeof *remap * (size_t)(g->nn ? g->nn : 1));
   for (int i = 0; i < g->nn; i++) remap[i] = map(ctx, ng, g, i, remap);
   ng->loss = g->loss >= 0 ? remap[g->loss] : -1;
   for (int k = 0; k < IR_NGRADS; k++) ng->grad[k] = g->grad[k] >= 0 ? remap[g->grad[k]] : -1;
