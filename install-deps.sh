@@ -12,7 +12,14 @@ PKGS="
   llvm-19-dev llvm-19-tools clang-19 libclang-rt-19-dev libomp-19-dev
   python3 python3-torch python3-numpy
   libjansson-dev pkg-config libopenblas-pthread-dev libxxhash-dev
+  libpcre2-dev libutf8proc-dev
 "
+
+# Node.js runs the test oracles only (the Hugging Face tokenizer and Jinja reference
+# implementations, fetched from the npm registry by tests/assets/fetch-npm-assets.sh).  A Node.js
+# from another source that already brings npm is kept as it is.
+PKGS="$PKGS nodejs"
+if ! command -v npm >/dev/null 2>&1; then PKGS="$PKGS npm"; fi
 
 missing=""
 for p in $PKGS; do
