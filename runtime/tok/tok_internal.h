@@ -1,6 +1,6 @@
 /* tok_internal.h — the loaded form of a tokenizer.json, shared by the files of runtime/tok/.
  *
- *   tok_map.c     the hash tables: token string -> id, merge pair -> (rank, merged id)
+ *   tok_map.c     UTF-8; the hash tables: token string -> id, merge pair -> (rank, merged id)
  *   tok_load.c    tokenizer.json / tokenizer_config.json -> Tok (jansson), every component checked
  *   tok_pre.c     normalizers (utf8proc) and pre-tokenizers (Split with PCRE2, ByteLevel)
  *   tok_bpe.c     the BPE model: byte-level alphabet, priority-queue merges, the piece cache
@@ -147,7 +147,7 @@ struct Tok {
   size_t mapped_cap;
 };
 
-/* ---- tok_load.c helpers used by other files */
+/* ---- tok_map.c: UTF-8 */
 /* The UTF-8 encoding of code point c into out (4 bytes room); its length. */
 int tok_utf8_put(uint32_t c, char *out);
 /* Decode one UTF-8 character at s (n bytes left); its length, or -1 when invalid. */

@@ -1,6 +1,7 @@
-/* tok_map.c — the two hash tables of a tokenizer: token string -> id (over the strings a Tok
- * already holds, so the table is only ids) and merge pair -> (rank, merged id).  Open addressing
- * with linear probing, sized to at most half full; they only grow while a file is loaded.
+/* tok_map.c — the base of the library: UTF-8 encoding and decoding, and the two hash tables of a
+ * tokenizer: token string -> id (over the strings a Tok already holds, so the table is only ids)
+ * and merge pair -> (rank, merged id).  Open addressing with linear probing, sized to at most half
+ * full; they only grow while a file is loaded.
  */
 #include "tok_internal.h"
 
@@ -127,4 +128,35 @@ int32_t tok_pairmap_get(const TokPairMap *m, int32_t a, int32_t b, int32_t *merg
       return m->rank[i];
     }
   }
+}
+
+int tok_utf8_put(uint32_t c, char *o) {
+  if (c < 0x80) { o[0] = (char)c; return 1; }
+  if (c < 0x800) { o[0] = (char)(0xc0 | c >> 6); o[1] = (char)(0x80 | (c & 63)); return 2; }
+  if (c < 0x10000) {
+    o[0] = (char)(0xe0 | c >> 12); o[1] = (char)(0x80 | (c >> 6 & 63)); o[2] = (char)(0x80 | (c & 63));
+    return 3;
+  }
+  o[0] = (char)(0xf0 | c >> 18); o[1] = (char)(0x80 | (c >> 12 & 63));
+  o[2] = (char)(0x80 | (c >> 6 & 63)); o[3] = (char)(0x80 | (c & 63));
+  return 4;
+}
+
+int tok_utf8_get(const unsigned char *s, size_t n, uint32_t *c) {
+  unsigned b = s[0];
+  if (b < 0x80) { *c = b; return 1; }
+  int len;
+  uint32_t v, min;
+  if (b >= 0xc2 && b <= 0xdf) { len = 2; v = b & 0x1f; min = 0x80; }
+  else if (b >= 0xe0 && b <= 0xef) { len = 3; v = b & 0x0f; min = 0x800; }
+  else if (b >= 0xf0 && b <= 0xf4) { len = 4; v = b & 0x07; min = 0x10000; }
+  else return -1;
+  if ((size_t)len > n) return -1;
+  for (int i = 1; i < len; i++) {
+    if ((s[i] & 0xc0) != 0x80) return -1;
+    v = v << 6 | (s[i] & 0x3f);
+  }
+  if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return -1;
+  *c = v;
+  return len;
 }
