@@ -144,12 +144,12 @@ static int cli_info(const CliArgs *a) {
   size_t n = 0;
   for (int t = 0; t < m->ntensors; t++) n += m->tensors[t].n;
   static const char *rope[] = {"default", "linear", "llama3"};
-  print_json(json_pack("{s:s,s:I,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:b,s:b,s:b,s:f,s:f,s:s}", "model_type",
-                       cfg.arch == TFM_QWEN2 ? "qwen2" : "llama", "params", (json_int_t)n, "tensors",
+  print_json(json_pack("{s:s,s:I,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:b,s:b,s:b,s:b,s:f,s:f,s:s}", "model_type",
+                       tfm_arch_name(cfg.arch), "params", (json_int_t)n, "tensors",
                        m->ntensors, "vocab_size", cfg.vocab, "hidden_size", cfg.dim, "num_hidden_layers",
                        cfg.n_layers, "num_attention_heads", cfg.n_heads, "num_key_value_heads", cfg.n_kv_heads,
                        "head_dim", cfg.head_dim, "intermediate_size", cfg.hidden, "tie_word_embeddings",
-                       cfg.tie_embeddings, "qkv_bias", cfg.qkv_bias, "o_bias", cfg.o_bias, "rms_norm_eps",
+                       cfg.tie_embeddings, "qkv_bias", cfg.qkv_bias, "o_bias", cfg.o_bias, "qk_norm", cfg.qk_norm, "rms_norm_eps",
                        cfg.norm_eps, "rope_theta", cfg.rope_theta, "rope_scaling", rope[cfg.rope_kind]));
   tfm_model_free(m);
   return 0;

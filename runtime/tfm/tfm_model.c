@@ -88,6 +88,12 @@ TfmModel *tfm_model_new(const TfmConfig *cfg, char *err, size_t errlen) {
     T(wo, "self_attn.o_proj.weight", D, qd);
     if (c->o_bias) T(bo, "self_attn.o_proj.bias", D, 0);
     else w->bo = TFM_ABSENT;
+    if (c->qk_norm) {
+      T(qn, "self_attn.q_norm.weight", c->head_dim, 0);
+      T(kn, "self_attn.k_norm.weight", c->head_dim, 0);
+    } else {
+      w->qn = w->kn = TFM_ABSENT;
+    }
     T(mlp_norm, "post_attention_layernorm.weight", D, 0);
     T(wg, "mlp.gate_proj.weight", c->hidden, D);
     T(wu, "mlp.up_proj.weight", c->hidden, D);
@@ -236,8 +242,8 @@ TfmModel *tfm_model_load(const char *dir, char *err, size_t errlen) {
 /* A config.json for cfg (used when the original text is not at hand). */
 static char *config_json(const TfmConfig *c) {
   json_t *o = json_object();
-  json_object_set_new(o, "model_type", json_string(c->arch == TFM_QWEN2 ? "qwen2" : "llama"));
-  json_object_set_new(o, "architectures", json_pack("[s]", c->arch == TFM_QWEN2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM"));
+  json_object_set_new(o, "model_type", json_string(tfm_arch_name(c->arch)));
+  json_object_set_new(o, "architectures", json_pack("[s]", tfm_arch_class(c->arch)));
   json_object_set_new(o, "vocab_size", json_integer(c->vocab));
   json_object_set_new(o, "hidden_size", json_integer(c->dim));
   json_object_set_new(o, "num_hidden_layers", json_integer(c->n_layers));
@@ -251,7 +257,7 @@ static char *config_json(const TfmConfig *c) {
   json_object_set_new(o, "tie_word_embeddings", json_boolean(c->tie_embeddings));
   json_object_set_new(o, "hidden_act", json_string("silu"));
   json_object_set_new(o, "initializer_range", json_real(c->init_range));
-  if (c->arch == TFM_LLAMA) json_object_set_new(o, "attention_bias", json_boolean(c->qkv_bias));
+  if (c->arch != TFM_QWEN2) json_object_set_new(o, "attention_bias", json_boolean(c->qkv_bias));
   if (c->rope_kind == TFM_ROPE_LINEAR)
     json_object_set_new(o, "rope_scaling", json_pack("{s:s,s:f}", "rope_type", "linear", "factor", c->rope_factor));
   else if (c->rope_kind == TFM_ROPE_LLAMA3)

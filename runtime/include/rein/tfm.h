@@ -1,8 +1,9 @@
 /* tfm.h — the transformer executor on the CPU: the policy that Rein's objectives train.
  *
- * A Llama / Qwen2-style decoder (token embedding, RMSNorm, rotary embeddings, grouped-query
- * attention, SwiGLU MLP, optional q/k/v (and o) bias, tied or untied output head), configured by
- * a Hugging Face config.json and stored as safetensors with the Hugging Face tensor names.
+ * A Llama / Qwen2 / Qwen3-style decoder (token embedding, RMSNorm, rotary embeddings,
+ * grouped-query attention, SwiGLU MLP, optional q/k/v (and o) bias, Qwen3's per-head RMSNorm of q
+ * and k, tied or untied output head), configured by a Hugging Face config.json and stored as
+ * safetensors with the Hugging Face tensor names.
  *
  * Two paths:
  *   - training: a packed batch of variable-length sequences (offsets, causal attention inside each
@@ -32,24 +33,25 @@ typedef float tfm_f;
 #endif
 
 /* --- configuration (config.json) ------------------------------------------------------------ */
-enum { TFM_LLAMA = 1, TFM_QWEN2 = 2 };
+enum { TFM_LLAMA = 1, TFM_QWEN2 = 2, TFM_QWEN3 = 3 };
 enum { TFM_ROPE_DEFAULT = 0, TFM_ROPE_LINEAR = 1, TFM_ROPE_LLAMA3 = 2 };
 #define TFM_MAX_EOS 8
 #define TFM_MAX_PARAMS 16e9   /* a config with more parameters is rejected (64 GB in float32) */
 
 typedef struct {
-  int arch;            /* TFM_LLAMA or TFM_QWEN2 */
+  int arch;            /* TFM_LLAMA, TFM_QWEN2 or TFM_QWEN3 */
   int vocab;           /* vocab_size */
   int dim;             /* hidden_size */
   int n_layers;        /* num_hidden_layers */
   int n_heads;         /* num_attention_heads */
   int n_kv_heads;      /* num_key_value_heads (default n_heads) */
-  int head_dim;        /* head_dim (default dim / n_heads) */
+  int head_dim;        /* head_dim (default dim / n_heads; Qwen3: 128) */
   int hidden;          /* intermediate_size */
   int max_pos;         /* max_position_embeddings */
   int tie_embeddings;  /* tie_word_embeddings */
-  int qkv_bias;        /* Qwen2 always; Llama when attention_bias */
-  int o_bias;          /* Llama attention_bias */
+  int qkv_bias;        /* Qwen2 always; Llama and Qwen3 when attention_bias */
+  int o_bias;          /* Llama and Qwen3 attention_bias */
+  int qk_norm;         /* Qwen3: RMSNorm (weights of head_dim) on every q and k head before RoPE */
   double norm_eps;     /* rms_norm_eps */
   double rope_theta;
   int rope_kind;       /* rope_scaling.rope_type / type */
@@ -65,6 +67,10 @@ typedef struct {
 int tfm_config_load(const char *path, TfmConfig *cfg, char *err, size_t errlen);
 /* The same from a string (path is used in messages only). */
 int tfm_config_parse(const char *text, const char *path, TfmConfig *cfg, char *err, size_t errlen);
+/* An architecture's config.json model_type ("llama", "qwen2", "qwen3") and class name
+ * ("LlamaForCausalLM", ...). */
+const char *tfm_arch_name(int arch);
+const char *tfm_arch_class(int arch);
 
 /* --- the model ------------------------------------------------------------------------------ */
 typedef struct {
@@ -76,7 +82,7 @@ typedef struct {
 } TfmTensor;
 
 typedef struct {       /* element offsets of one layer's tensors (SIZE_MAX: absent) */
-  size_t attn_norm, wq, bq, wk, bk, wv, bv, wo, bo, mlp_norm, wg, wu, wd;
+  size_t attn_norm, wq, bq, wk, bk, wv, bv, wo, bo, qn, kn, mlp_norm, wg, wu, wd;
 } TfmLayerW;
 
 typedef struct {
