@@ -415,7 +415,7 @@ static void check_generate(int which) {
 static void check_roundtrip(const char *dir) {
   TfmModel *m = make_model(1);
   char err[512];
-  CHECK(!tfm_model_save(m, dir, NULL, err, sizeof err), "save: %s", err);
+  CHECK(!tfm_model_save(m, dir, NULL, TFM_DT_SAME, err, sizeof err), "save: %s", err);
   TfmModel *m2 = tfm_model_load(dir, err, sizeof err);
   CHECK(m2 != NULL, "load: %s", err);
   if (m2) {
@@ -441,8 +441,8 @@ static void check_resume(const char *dir) {
   }
   char err[512], p[4096];
   snprintf(p, sizeof p, "%s/optimizer.safetensors", dir);
-  CHECK(!tfm_model_save(m, dir, NULL, err, sizeof err), "save: %s", err);
-  CHECK(!tfm_opt_save(m, p, err, sizeof err), "opt save: %s", err);
+  CHECK(!tfm_model_save(m, dir, NULL, TFM_DT_SAME, err, sizeof err), "save: %s", err);
+  CHECK(!tfm_opt_save(m, p, 0, err, sizeof err), "opt save: %s", err);
   TfmModel *r = tfm_model_load(dir, err, sizeof err);
   CHECK(r != NULL, "load: %s", err);
   if (!r) return;

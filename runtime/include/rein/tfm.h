@@ -72,6 +72,19 @@ int tfm_config_parse(const char *text, const char *path, TfmConfig *cfg, char *e
 const char *tfm_arch_name(int arch);
 const char *tfm_arch_class(int arch);
 
+/* --- dtypes of the tensors in files --------------------------------------------------------- */
+/* What a safetensors file holds: TFM_DT_SAME (for writers) means the model's own m->dtype. */
+enum { TFM_DT_SAME = -1, TFM_DT_F32 = 0, TFM_DT_BF16 = 1, TFM_DT_F16 = 2 };
+#define TFM_NDT 3
+/* "same", "f32", "bf16", "f16" -> TFM_DT_*; -2 for anything else. */
+int tfm_dtype_parse(const char *s);
+/* The safetensors dtype string of TFM_DT_F32/BF16/F16: "F32", "BF16", "F16". */
+const char *tfm_dtype_name(int dt);
+/* float32 -> bfloat16 / float16, rounding to nearest, ties to even (as PyTorch and numpy do):
+ * overflow gives infinity, a NaN stays a NaN (quiet, sign kept), float16 keeps subnormals. */
+uint16_t tfm_f32_to_bf16(float x);
+uint16_t tfm_f32_to_f16(float x);
+
 /* --- the model ------------------------------------------------------------------------------ */
 typedef struct {
   char name[80];       /* Hugging Face name, e.g. "model.layers.3.self_attn.q_proj.weight" */
@@ -94,6 +107,8 @@ typedef struct {
   tfm_f *grads;        /* one allocation, same layout (NULL until the first backward) */
   tfm_f *opt;          /* AdamW state: m then v, one allocation (NULL until the first step) */
   long step;           /* AdamW steps taken */
+  int dtype;           /* TFM_DT_*: the dtype the weights came in (tfm_model_load: the one that
+                          held the most elements; F32 for tfm_model_new) */
   size_t embed, norm, head;   /* offsets; head == embed when tied */
   TfmLayerW *layers;
   double *inv_freq;    /* (head_dim/2) rotary inverse frequencies, scaling applied */
@@ -111,24 +126,33 @@ void tfm_model_init(TfmModel *m, uint64_t seed);
 const TfmTensor *tfm_model_tensor(const TfmModel *m, const char *name);
 
 /* Load DIR/config.json and DIR/model.safetensors (or the shards of
- * DIR/model.safetensors.index.json).  F32, BF16 and F16 tensors are converted to tfm_f. */
+ * DIR/model.safetensors.index.json).  F32, BF16 and F16 tensors are converted to tfm_f; m->dtype
+ * records the dtype they came in. */
 TfmModel *tfm_model_load(const char *dir, char *err, size_t errlen);
-/* Write DIR/config.json (copied from config_text, or generated when NULL) and
- * DIR/model.safetensors (F32), each to a temporary name then renamed.  Creates DIR. */
-int tfm_model_save(const TfmModel *m, const char *dir, const char *config_text, char *err,
-                   size_t errlen);
+/* Write DIR/config.json (copied from config_text, or generated when NULL, with torch_dtype for
+ * dtype) and DIR/model.safetensors in dtype (TFM_DT_SAME: m->dtype), each to a temporary name
+ * then renamed.  Creates DIR.  Rounding to BF16/F16 loses the low bits: a trainer that goes on
+ * from such a file keeps its float32 masters in the optimizer state (tfm_opt_save). */
+int tfm_model_save(const TfmModel *m, const char *dir, const char *config_text, int dtype,
+                   char *err, size_t errlen);
 
 /* --- safetensors ---------------------------------------------------------------------------- */
-/* Read every tensor of m from the file at path into m->params; names listed in `only` (NULL:
- * all) — used for shards.  `seen` (m->ntensors flags) is set for every tensor read. */
-int tfm_st_read(TfmModel *m, const char *path, unsigned char *seen, char *err, size_t errlen);
-/* Write values (laid out as m's tensors) as an F32 safetensors file, atomically. */
-int tfm_st_write(const TfmModel *m, const tfm_f *values, const char *path, char *err,
+/* Read the tensors of m in the file at path (all of the file's, a shard may hold a part) into
+ * m->params.  `seen` (m->ntensors flags) is set for every tensor read; counts (TFM_NDT entries,
+ * NULL: not wanted) gets the elements read added per dtype. */
+int tfm_st_read(TfmModel *m, const char *path, unsigned char *seen, size_t *counts, char *err,
+                size_t errlen);
+/* Write values (laid out as m's tensors) as a safetensors file of dtype (TFM_DT_F32, BF16 or
+ * F16), atomically. */
+int tfm_st_write(const TfmModel *m, const tfm_f *values, int dtype, const char *path, char *err,
                  size_t errlen);
 
 /* AdamW state (m, v, step) as safetensors: NAME.exp_avg and NAME.exp_avg_sq for every tensor,
- * "step" in the metadata; F32, so a float32 model resumes bit-identically.  Written atomically. */
-int tfm_opt_save(const TfmModel *m, const char *path, char *err, size_t errlen);
+ * "step" in the metadata; with masters, also NAME.master: the parameters themselves, for a model
+ * file written in BF16/F16.  All F32, so a float32 model resumes bit-identically.  Written
+ * atomically.  tfm_opt_load reads the masters, when the file has them, into m->params (over the
+ * rounded weights of the model file); it has all of them or none. */
+int tfm_opt_save(const TfmModel *m, const char *path, int masters, char *err, size_t errlen);
 int tfm_opt_load(TfmModel *m, const char *path, char *err, size_t errlen);
 
 /* --- training path -------------------------------------------------------------------------- */
