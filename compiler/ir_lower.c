@@ -3,7 +3,7 @@
  * Each let is lowered once (lets are shared, not copied, in the checked tree), inlined fn bodies
  * are lowered where they were inlined (CSE merges the copies), clamp(x, lo, hi) becomes
  * min(max(x, lo), hi) (the language defines it so), count[L](c) becomes a count whose filter is c,
- * and count[L]() a count over tokens (L = seq) or sequences (L = group or batch).  Operators,
+ * and count[L]() a count over tokens (L = seq) or sequences (L = group or batch); keepgrad(x) is x.  Operators,
  * functions and reductions become the IR op their table row names (bi_ops, bi_funcs, bi_reds).  Every node
  * keeps the source range of the expression it came from, so later errors point at the program.
  */
@@ -74,6 +74,7 @@ static int finish(Lower *L, const Expr *e, const int v[3]) {
       int m = ir_elem(g, IR_MAX, v[0], v[1], -1, e->rng);
       return ir_elem(g, IR_MIN, m, v[2], -1, e->rng);
     }
+    if (e->id == FN_KEEPGRAD) return v[0]; /* the identity: only the warnings of sema_lint.c read it */
     return ir_elem(g, bi_funcs[e->id].ir, e->nargs > 0 ? v[0] : -1, e->nargs > 1 ? v[1] : -1,
                    e->nargs > 2 ? v[2] : -1, e->rng);
   case AST_REDUCE: {

@@ -87,6 +87,7 @@ static void check_param_or_const(Sema *s, Decl *d) {
   Expr *c = sema_check_expr(s, d->body);
   const char *what = d->kind == DECL_PARAM ? "the default of param" : "const";
   if (c->type == TY_ERROR) {
+    sema_mark_used(s, d->body);
     d->bad = true;
   } else if (!c->is_const) {
     nonconst_error(s, d, c, what);
@@ -149,8 +150,11 @@ static void check_fn(Sema *s, Decl *d) {
     sema_check_expr(s, d->body);
     d->checking = false;
     s->defcheck = false;
+    if (s->d->nerrors > before) {
+      sema_mark_used(s, d->body);
+      d->bad = true;
+    }
     s->env = saved;
-    if (s->d->nerrors > before) d->bad = true;
   }
   if (ok) sema_tab_put(&s->globals, d->name, d);
   else d->bad = true;
@@ -166,6 +170,7 @@ static void check_value(Sema *s, Decl *d) {
   d->level = c->level;
   d->type = c->type;
   if (c->type == TY_ERROR) {
+    sema_mark_used(s, d->body); /* what a failed statement names is not "unused" */
     d->bad = true;
   } else if (d->kind == DECL_LOSS || d->kind == DECL_METRIC) {
     const char *what = d->kind == DECL_LOSS ? "the loss" : "a metric";
