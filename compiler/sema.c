@@ -13,7 +13,8 @@
  * sema_expr.c), with the parameters bound to the checked arguments, which finds the level and
  * type errors that depend on them and reports them with a note at the call.
  *
- * Calls sema_expr.c and sema_names.c; neither calls back.
+ * Then, for a program without errors, the warnings of sema_lint.c.  Calls sema_expr.c,
+ * sema_lint.c and sema_names.c; none calls back.
  */
 #include "sema_internal.h"
 
@@ -276,6 +277,7 @@ bool sema_check(Program *prog, Diag *diag, Arena *arena) {
                "`loss = -mean[batch](adv * logp);`");
   }
   if (!s.fatal && !diag_too_many(diag)) warn_unused(&s);
+  if (!s.fatal && diag->nerrors == before) sema_lint(&s);
   free(s.globals.slots);
   free(s.all.slots);
   return diag->nerrors == before;

@@ -7,6 +7,8 @@
  *   sema_expr.c   one expression: name resolution, operators, built-in calls, reductions, fn
  *                 inlining (which checks the body again: the recursion stays in this file) and
  *                 constant folding
+ *   sema_lint.c   warnings about well-formed programs that are probably wrong (the forgotten
+ *                 stop-gradient of a score-function term), over the checked trees
  *   sema_names.c  the symbol tables, what to say about a name that is not visible, and the
  *                 words of messages (descriptions of expressions, kinds and levels)
  *
@@ -106,5 +108,10 @@ const char *sema_a_level(Level l);
  * recursion: past SEMA_MAX_RECURSION, or past SEMA_MAX_NODES nodes, it reports once, sets
  * s->fatal and returns s->error from then on. */
 Expr *sema_check_expr(Sema *s, const Expr *raw);
+
+/* ---- sema_lint.c ---- */
+
+/* Warns about the checked program's probable mistakes (sema_lint.c's header gives the rule). */
+void sema_lint(Sema *s);
 
 #endif
