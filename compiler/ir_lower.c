@@ -127,7 +127,9 @@ static int lower(Lower *L, const Expr *root) {
   return result;
 }
 
-IrGraph *ir_lower(const Program *prog) {
+/* Lowers PROG with LOSS (its checked loss, or another checked expression) as the loss; the
+ * metrics too when METRICS. */
+static IrGraph *lower_program(const Program *prog, const Expr *loss, bool metrics) {
   const Decl *obj = prog->objective;
   IrGraph *g = ir_new(obj ? obj->name : NULL, obj ? obj->desc : NULL);
   Lower L = {g, ir_xcalloc((size_t)prog->ndecls, sizeof(int)),
@@ -140,10 +142,16 @@ IrGraph *ir_lower(const Program *prog) {
   }
   for (int i = 0; i < prog->ndecls; i++) {
     const Decl *d = prog->decls[i];
-    if (d->kind == DECL_LOSS) g->loss = lower(&L, d->checked);
-    if (d->kind == DECL_METRIC) ir_add_metric(g, d->name, lower(&L, d->checked));
+    if (d->kind == DECL_LOSS) g->loss = lower(&L, loss ? loss : d->checked);
+    if (d->kind == DECL_METRIC && metrics) ir_add_metric(g, d->name, lower(&L, d->checked));
   }
   free(L.let_node);
   free(L.decl_slot);
   return g;
+}
+
+IrGraph *ir_lower(const Program *prog) { return lower_program(prog, NULL, true); }
+
+IrGraph *ir_lower_loss(const Program *prog, const Expr *loss) {
+  return lower_program(prog, loss, false);
 }
