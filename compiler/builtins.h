@@ -38,12 +38,12 @@ typedef enum { TY_FLOAT, TY_BOOL, TY_ERROR } Type;
  * them into rank, count and filtered sums.  X(ID, name, min args, max args)
  *   median[L](x)          quantile 0.5, one value per element of L
  *   quantile[L](x, q)     q a constant in [0, 1], numpy's 'linear' interpolation
- *   top[L](x, k)          bool at x's level: x is among the k largest of its siblings
+ *   topk[L](x, k)         bool at x's level: x is among the k largest of its siblings
  *   topfrac[L](x, p)      bool at x's level: among the ceil(p*n) largest of the n siblings */
 #define REIN_REDS_EXTRA(X)        \
   X(MEDIAN, "median", 1, 1)       \
   X(QUANTILE, "quantile", 2, 2)   \
-  X(TOP, "top", 2, 2)             \
+  X(TOPK, "topk", 2, 2)           \
   X(TOPFRAC, "topfrac", 2, 2)
 
 /* X(ID, spelling, class, IR op) — operators; class: 'u' unary, 'a' arithmetic, 'c' comparison,

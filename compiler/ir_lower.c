@@ -4,7 +4,7 @@
  * are lowered where they were inlined (CSE merges the copies), clamp(x, lo, hi) becomes
  * min(max(x, lo), hi) (the language defines it so), count[L](c) becomes a count whose filter is c,
  * and count[L]() a count over tokens (L = seq) or sequences (L = group or batch); median,
- * quantile, top and topfrac become rank, counts and filtered sums (lower_quantile, lower_top).  Operators,
+ * quantile, topk and topfrac become rank, counts and filtered sums (lower_quantile, lower_top).  Operators,
  * functions and reductions become the IR op their table row names (bi_ops, bi_funcs, bi_reds).  Every node
  * keeps the source range of the expression it came from, so later errors point at the program.
  */
@@ -72,7 +72,7 @@ static int lower_quantile(IrGraph *g, int x, int q, Level R, SrcRange rng) {
   return ir_elem(g, IR_WHERE, frac, lerp, xlo, rng);
 }
 
-/* top[L](x, k): rank[L](-x) < k, the k largest with ties to the earlier element (-x keeps the
+/* topk[L](x, k): rank[L](-x) < k, the k largest with ties to the earlier element (-x keeps the
  * ties and NaN ranks last either way).  topfrac[L](x, p): k = ceil(p*n - 1e-9) of the n
  * elements (the 1e-9 absorbs the rounding of p*n: 0.3*10 is 3.0000000000000004 in binary). */
 static int lower_top(IrGraph *g, RedId id, int x, int k, Level R, SrcRange rng) {
@@ -121,7 +121,7 @@ static int finish(Lower *L, const Expr *e, const int v[3]) {
     }
     if (e->id == RED_MEDIAN) return lower_quantile(g, v[0], ir_const(g, 0.5, TY_FLOAT, e->rng), R, e->rng);
     if (e->id == RED_QUANTILE) return lower_quantile(g, v[0], v[1], R, e->rng);
-    if (e->id == RED_TOP || e->id == RED_TOPFRAC) return lower_top(g, e->id, v[0], v[1], R, e->rng);
+    if (e->id == RED_TOPK || e->id == RED_TOPFRAC) return lower_top(g, e->id, v[0], v[1], R, e->rng);
     return ir_reduce(g, bi_reds[e->id].ir, v[0], e->args[1] ? v[1] : -1, R, x->level, e->ddof, e->rng);
   }
   case AST_NAME: /* raw or error nodes never reach lowering: sema rejected the program */

@@ -305,16 +305,16 @@ static Expr *check_builtin_call(Sema *s, const Expr *raw, FuncId f) {
 }
 
 /* What the second positional argument of reduction RID is: 'f' a bool filter, 'g' a scan's
- * discount, 'q' quantile's q, 'k' top's count, 'p' topfrac's fraction. */
+ * discount, 'q' quantile's q, 'k' topk's count, 'p' topfrac's fraction. */
 static char second_role(RedId rid) {
   return rid == RED_CUMSUM || rid == RED_RCUMSUM ? 'g'
          : rid == RED_QUANTILE                  ? 'q'
-         : rid == RED_TOP                       ? 'k'
+         : rid == RED_TOPK                       ? 'k'
          : rid == RED_TOPFRAC                   ? 'p'
                                                 : 'f';
 }
 
-/* Checks A (from RAW), the second argument of a scan, quantile, top or topfrac at level L. */
+/* Checks A (from RAW), the second argument of a scan, quantile, topk or topfrac at level L. */
 static bool check_second(Sema *s, RedId rid, Level L, const Expr *raw, const Expr *a) {
   char b[64];
   const char *name = bi_reds[rid].name;
@@ -454,9 +454,9 @@ static Expr *check_reduce(Sema *s, const Expr *raw, RedId rid) {
   Expr *v[2] = {x, filt};
   Expr *e = make(s, AST_REDUCE, rid, raw->rng, v, 2);
   e->red_level = L;
-  bool sibling = rid == RED_RANK || rid == RED_CUMSUM || rid == RED_RCUMSUM || rid == RED_TOP ||
+  bool sibling = rid == RED_RANK || rid == RED_CUMSUM || rid == RED_RCUMSUM || rid == RED_TOPK ||
                  rid == RED_TOPFRAC; /* one value per element of x */
-  bool select = rid == RED_TOP || rid == RED_TOPFRAC;
+  bool select = rid == RED_TOPK || rid == RED_TOPFRAC;
   e->level = sibling ? x->level : L;
   e->type = select ? TY_BOOL : TY_FLOAT;
   e->ddof = ddof;

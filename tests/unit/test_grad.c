@@ -9,8 +9,8 @@
  *  3. Exact cases: where() gives exactly 0 (not NaN) on the unselected branch even when it is
  *     Inf/NaN; max/min (element-wise and reductions) send the gradient to the first
  *     arg-extremum on ties; rank, count, comparisons, sign, sg and uniform pass no gradient; the
- *     scans' gradients; median/quantile/top on ties (by position) and quantile's weights;
- *     floor, ceil and top pass no gradient.
+ *     scans' gradients; median/quantile/topk on ties (by position) and quantile's weights;
+ *     floor, ceil and topk pass no gradient.
  *  4. Determinism: two evaluations are bit-identical.
  *
  * Exit status 0 when every check passes; each failure is printed with program, batch and token.
@@ -235,13 +235,13 @@ static const char *const fd_programs[][2] = {
     {"median_seq", "loss = mean[batch](median[seq](logp) * entropy);"},
     {"quantile", "loss = mean[batch](quantile[group](logp * entropy, 0.3) + quantile[seq](entropy, 0.9) * logp);"},
     {"median_group_of_seq", "loss = mean[batch](median[group](sum[seq](logp)) * logp);"},
-    {"top_topfrac", "loss = mean[batch](where(top[seq](logp, 2), logp, entropy) + topfrac[group](entropy, 0.5) * logp);"},
+    {"top_topfrac", "loss = mean[batch](where(topk[seq](logp, 2), logp, entropy) + topfrac[group](entropy, 0.5) * logp);"},
     {"floor_ceil", "loss = mean[batch](floor(logp * 3) * logp + ceil(entropy) * entropy);"},
     {"metrics_final", "loss = -mean[batch](logp);\nmetric v = var[batch](logp);\n"
                       "metric c = mean[batch]((logp - mean[batch](logp)) ^ 2);\n"
                       "metric r = mean[batch](rank[batch](logp) < 3);\nmetric l = logsumexp[batch](entropy);\n"
                       "metric mx = max[batch](logp) - min[batch](entropy);\nmetric s = std[batch](logp, ddof=1);\n"
-                      "metric md = median[batch](logp);\nmetric tp = mean[batch](top[batch](entropy, 3));"},
+                      "metric md = median[batch](logp);\nmetric tp = mean[batch](topk[batch](entropy, 3));"},
 };
 
 static void run_fd_suite(void) {
@@ -344,11 +344,11 @@ static void run_exact_suite(void) {
   double w12[3] = {0, 0.5, 0.5};
   double lq[3] = {-1, -2, -3};
   expect_grad("quantile_weights", "loss = sum[batch](quantile[seq](logp, 0.25));", lq, to, 3, w12);
-  expect_grad("top_tie", "loss = sum[batch](where(top[seq](logp, 1), logp, 0));", tl, to, 3, w3);
+  expect_grad("top_tie", "loss = sum[batch](where(topk[seq](logp, 1), logp, 0));", tl, to, 3, w3);
   double w13[3] = {1, 1, 0};
   expect_grad("topfrac_tie", "loss = sum[batch](where(topfrac[seq](logp, 0.5), logp, 0));", tl, to, 3, w13);
   expect_grad("floor_ceil_top_zero",
-              "loss = sum[batch](floor(logp) + ceil(logp) + top[seq](logp, 1)) + 0 * sum[batch](logp);",
+              "loss = sum[batch](floor(logp) + ceil(logp) + topk[seq](logp, 1)) + 0 * sum[batch](logp);",
               tl, to, 3, w8);
 }
 
