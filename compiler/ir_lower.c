@@ -74,7 +74,7 @@ static int lower_quantile(IrGraph *g, int x, int q, Level R, SrcRange rng) {
 
 /* topk[L](x, k): rank[L](-x) < k, the k largest with ties to the earlier element (-x keeps the
  * ties and NaN ranks last either way).  topfrac[L](x, p): k = ceil(p*n - 1e-9) of the n
- * elements (the 1e-9 absorbs the rounding of p*n: 0.3*10 is 3.0000000000000004 in binary). */
+ * elements (the 1e-9 absorbs the rounding of p*n: 0.28*25 is 7.000000000000001 in binary). */
 static int lower_top(IrGraph *g, RedId id, int x, int k, Level R, SrcRange rng) {
   Level E = g->n[x].level;
   int rank = ir_reduce(g, IR_RANK, ir_elem(g, IR_NEG, x, -1, -1, rng), -1, R, E, 0, rng);
