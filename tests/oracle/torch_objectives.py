@@ -651,6 +651,53 @@ def obj_reinforce_pp(P, p):
                               "clip_frac": token_mean(((rho - 1).abs() > p["eps"]).to(DT), m)}
 
 
+def _quantile(v, q):
+    """numpy's/torch's 'linear' quantile of a 1-d tensor; 0 for an empty one (Rein's rule)."""
+    return torch.quantile(v, q, interpolation="linear") if v.numel() else v.sum() * 0.0
+
+
+def _top_first(v, k):
+    """Indicator of the k largest entries of a 1-d tensor, ties to the earlier entry: a stable
+    sort of -v, the first k."""
+    order = torch.sort(-v.detach(), stable=True).indices
+    out = torch.zeros_like(v, dtype=torch.bool)
+    out[order[:k]] = True
+    return out
+
+
+def obj_scan_order_ops(P, p):
+    """tests/golden/scan_order_ops.rein: revcumsum with a discount (a backward loop), cumsum,
+    median per group, quantile 0.3 per sequence (gradient to the two interpolated entries),
+    topfrac 0.5 per sequence (ceil(0.5 n) entries) or topk 1 per group, floor and ceil."""
+    m = P.mask
+    x = torch.exp(P.logp - P.old_logp) * P.tok(P.reward) * m
+    cols = [None] * P.T
+    nxt = torch.zeros(P.S, dtype=DT)
+    for t in range(P.T - 1, -1, -1):
+        nxt = x[:, t] + p["gamma"] * nxt * m[:, t]
+        cols[t] = nxt
+    ret = torch.stack(cols, 1) * m
+    run = torch.cumsum((P.logp - P.ref_logp) * m, 1)
+    base = torch.zeros(P.S, dtype=DT)
+    top1 = torch.zeros(P.S, dtype=torch.bool)
+    for g in range(P.n_groups):
+        idx = (P.group == g).nonzero().flatten()
+        base[idx] = _quantile(P.reward[idx], 0.5)
+        top1[idx] = _top_first(P.reward[idx], 1)
+    q = torch.stack([_quantile(P.logp[i, :int(P.lengths[i])], 0.3) for i in range(P.S)])
+    keep = torch.zeros(P.S, P.T, dtype=torch.bool)
+    for i in range(P.S):
+        n = int(P.lengths[i])
+        if n:
+            keep[i, :n] = _top_first(P.old_logp[i, :n], math.ceil(0.5 * n - 1e-9))
+    keep = keep | P.tok(top1)
+    v = torch.where(keep, ret - P.tok(base), torch.zeros_like(ret)) \
+        + 0.1 * run * torch.floor(P.pos / 2) + P.tok(q * torch.ceil(P.reward))
+    valid = m > 0
+    return -token_mean(v, m), {"med": _quantile(P.old_logp[valid], 0.5),
+                               "q90": _quantile(P.logp[valid], 0.9)}
+
+
 def obj_sft(P, p):
     # supervised fine-tuning (rein sft): the token-mean of -log p over the batch
     return -token_mean(P.logp, P.mask), {}
@@ -711,6 +758,8 @@ OBJECTIVES = {
     "ppo_mis": (obj_ppo_mis, dict(REC_P, lo=0.5, hi=5.0), ["mis_frac"],
                 "lang/std/ppo_mis.rein"),
     "sft": (obj_sft, {}, [], "lang/std/sft.rein"),
+    "scan_order_ops": (obj_scan_order_ops, {"gamma": 0.9}, ["med", "q90"],
+                       "tests/golden/scan_order_ops.rein"),
     "reinforce_pp": (obj_reinforce_pp, {"beta": 0.01, "eps": 0.2}, ["kl_mean", "clip_frac"],
                      "lang/std/reinforce_pp.rein"),
     "ex_rec_ring_nois": (obj_rec_ring_nois, dict(RING_P), ["clip_frac", "ratio_mean"],
