@@ -301,10 +301,11 @@ static void emit_level(Cg *c, Level L) {
     }
     guard_end(c, after);
   }
-  /* 8 */
+  /* 8 (a sibling op's array is written by its routine: store_out only writes it as a gradient,
+   * which a scan can be) */
   for (int j = 0; j < ps->nnodes; j++) {
     int i = ps->nodes[j];
-    if (g->n[i].level == L && ir_ops[g->n[i].op].cls != 's') store_out(c, i);
+    if (g->n[i].level == L) store_out(c, i);
   }
 }
 

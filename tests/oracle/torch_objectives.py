@@ -759,7 +759,7 @@ OBJECTIVES = {
                 "lang/std/ppo_mis.rein"),
     "sft": (obj_sft, {}, [], "lang/std/sft.rein"),
     "scan_order_ops": (obj_scan_order_ops, {"gamma": 0.9}, ["med", "q90"],
-                       "tests/golden/scan_order_ops.rein"),
+                       "tests/backend/scan_order_ops.rein"),
     "reinforce_pp": (obj_reinforce_pp, {"beta": 0.01, "eps": 0.2}, ["kl_mean", "clip_frac"],
                      "lang/std/reinforce_pp.rein"),
     "ex_rec_ring_nois": (obj_rec_ring_nois, dict(RING_P), ["clip_frac", "ratio_mean"],
