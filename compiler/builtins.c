@@ -17,8 +17,10 @@ const BiFunc bi_funcs[FN_COUNT] = {REIN_ELEM_OPS(X_ELEM) REIN_FUNCS_EXTRA(X_FUNC
 #undef X_FUNC
 
 #define X_RED(ID, name, fn, cls, lo, hi, ddof, ...) [RED_##ID] = {fn, lo, hi, ddof, IR_##ID},
-const BiRed bi_reds[RED_COUNT_] = {REIN_RED_OPS(X_RED)};
+#define X_RED_EXTRA(ID, name, lo, hi) [RED_##ID] = {name, lo, hi, false, IR_NOPS},
+const BiRed bi_reds[RED_COUNT_] = {REIN_RED_OPS(X_RED) REIN_REDS_EXTRA(X_RED_EXTRA)};
 #undef X_RED
+#undef X_RED_EXTRA
 
 #define X_OP(id, sp, cls, ir) [id] = {sp, cls, ir},
 const BiOp bi_ops[OP_COUNT] = {REIN_OPS(X_OP)};

@@ -36,7 +36,18 @@ typedef enum { TY_FLOAT, TY_BOOL, TY_ERROR } Type;
   X(KEEPGRAD, "keepgrad", 1, true, IR_NOPS)
 
 /* The reductions are the rows of REIN_RED_OPS in ops.h with a language name (RED_ID for every
- * row).  count takes a bool condition (or nothing); rank returns x's level, not L. */
+ * row).  count takes a bool condition (or nothing); rank, cumsum and revcumsum return x's level,
+ * not L.  These are reductions of the language that are not IR ops: lowering (ir_lower.c) expands
+ * them into rank, count and filtered sums.  X(ID, name, min args, max args)
+ *   median[L](x)          quantile 0.5, one value per element of L
+ *   quantile[L](x, q)     q a constant in [0, 1], numpy's 'linear' interpolation
+ *   topk[L](x, k)         bool at x's level: x is among the k largest of its siblings
+ *   topfrac[L](x, p)      bool at x's level: among the ceil(p*n) largest of the n siblings */
+#define REIN_REDS_EXTRA(X)        \
+  X(MEDIAN, "median", 1, 1)       \
+  X(QUANTILE, "quantile", 2, 2)   \
+  X(TOPK, "topk", 2, 2)           \
+  X(TOPFRAC, "topfrac", 2, 2)
 
 /* X(ID, spelling, class, IR op) — operators; class: 'u' unary, 'a' arithmetic, 'c' comparison,
  * 'l' logical.  The IR op (ops.h) is the operator's meaning. */
@@ -73,11 +84,12 @@ typedef enum { REIN_LEAF_OPS(REIN_X_ENUM) REIN_ELEM_OPS(REIN_X_ENUM) REIN_RED_OP
 typedef enum { REIN_ELEM_OPS(REIN_X_ENUM) REIN_FUNCS_EXTRA(REIN_X_ENUM) FN_COUNT } FuncId;
 #undef REIN_X_ENUM
 #define REIN_X_ENUM(ID, ...) RED_##ID,
-typedef enum { REIN_RED_OPS(REIN_X_ENUM) RED_COUNT_ } RedId;
+typedef enum { REIN_RED_OPS(REIN_X_ENUM) REIN_REDS_EXTRA(REIN_X_ENUM) RED_COUNT_ } RedId;
 #undef REIN_X_ENUM
 
 /* name: NULL for the element-wise ops that are not functions and the IR-only reductions (they are
- * not callable); ir: the IR op it lowers to (IR_NOPS for clamp, which lowering expands). */
+ * not callable); ir: the IR op it lowers to (IR_NOPS for clamp and REIN_REDS_EXTRA, which
+ * lowering expands). */
 typedef struct { const char *name; Level level; Type type; bool diff; } BiInput;
 typedef struct { const char *name; int arity; bool diff; IrOp ir; } BiFunc;
 typedef struct { const char *name; int min_args, max_args; bool ddof; IrOp ir; } BiRed;

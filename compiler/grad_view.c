@@ -46,7 +46,7 @@ static int prec_of(const IrNode *n) {
   case IR_POW: return 8;
   case IR_EXP: case IR_LOG: case IR_LOG1P: case IR_EXPM1: case IR_SQRT: case IR_ABS:
   case IR_SIGN: case IR_SIGMOID: case IR_SOFTPLUS: case IR_TANH: case IR_SG: case IR_MIN:
-  case IR_MAX: case IR_WHERE:
+  case IR_MAX: case IR_WHERE: case IR_FLOOR: case IR_CEIL:
   REIN_LEAF_OPS(OPS_CASE)
   REIN_RED_OPS(OPS_CASE)
   case IR_NOPS: return 9;
@@ -185,7 +185,7 @@ static void node(View *v, int i, int minprec) {
     return;
   case IR_EXP: case IR_LOG: case IR_LOG1P: case IR_EXPM1: case IR_SQRT: case IR_ABS:
   case IR_SIGN: case IR_SIGMOID: case IR_SOFTPLUS: case IR_TANH: case IR_SG: case IR_MIN:
-  case IR_MAX: case IR_WHERE:
+  case IR_MAX: case IR_WHERE: case IR_FLOOR: case IR_CEIL:
     fprintf(v->out, "%s(", ir_ops[n->op].name);
     for (int k = 0; k < ir_ops[n->op].nargs; k++) {
       if (k) fputs(", ", v->out);

@@ -13,7 +13,8 @@
  * Reductions (class 'r') have a target level `rlevel` and an element level `elev` (the level of
  * the elements summed over; the value x may be that level or coarser, the filter likewise).  Slot
  * a[0] is the value (absent, -1, for count) and a[1] the optional filter.  Sibling ops (class 's':
- * rank, argmax, argmin) are like reductions but give one value per element at `elev`.
+ * rank, argmax, argmin, cumsum, revcumsum) are like reductions but give one value per element at
+ * `elev`; for the scans cumsum/revcumsum ([seq] over tokens) a[1] is the discount, not a filter.
  *
  * The graph owns all its memory (nodes, names); ir_free releases it.
  */

@@ -9,7 +9,10 @@
  *              = pass(a) + 1  if n is rank/argmax/argmin (it needs all of a's siblings),
  *              = pass(a)      otherwise.
  * This is the fewest sweeps: a node goes into the first pass in which all its inputs are
- * complete.  GRPO and the REC family come out as a two-pass prologue (group mean/std, then the
+ * complete.  The scans (cumsum, revcumsum) are sibling ops at [seq]: they read only the tokens of
+ * their own sequence, so they run in whichever stage their argument does, micro-batch included
+ * (the plan's print says so); rank, argmax and argmin at [group] are as safe, micro-batches
+ * holding whole groups; at [batch] over a logp-dependent value they wait for the final stage.  GRPO and the REC family come out as a two-pass prologue (group mean/std, then the
  * advantage) and a single token pass that computes the loss partial and the gradient.
  */
 #include "plan.h"
@@ -224,6 +227,9 @@ static void print_outputs(FILE *out, const Plan *p, const PlPass *ps) {
   const IrGraph *g = p->g;
   for (int j = 0; j < ps->nnodes; j++) {
     int i = ps->nodes[j];
+    if (OPS_IS_SCAN(g->n[i].op) && ps->stage == PL_MICRO)
+      fprintf(out, "    scan %%%d = %s[seq] (within each sequence: micro-batch safe)\n", i,
+              ir_ops[g->n[i].op].name);
     if (p->partial[i] && ps->stage == PL_MICRO)
       fprintf(out, "    partial %%%d = %s[batch] (combined across micro-batches)\n", i,
               ir_ops[g->n[i].op].name);

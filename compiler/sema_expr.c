@@ -333,6 +333,50 @@ static void filter_note(Sema *s, const Expr *raw, const Expr *x, const Expr *f, 
             px ? "(" : "", xs, px ? ")" : "", pf ? "(" : "", fs, pf ? ")" : "");
 }
 
+/* What the second positional argument of reduction RID is: 'f' a bool filter, 'g' a scan's
+ * discount, 'q' quantile's q, 'k' topk's count, 'p' topfrac's fraction. */
+static char second_role(RedId rid) {
+  return rid == RED_CUMSUM || rid == RED_RCUMSUM ? 'g'
+         : rid == RED_QUANTILE                  ? 'q'
+         : rid == RED_TOPK                       ? 'k'
+         : rid == RED_TOPFRAC                   ? 'p'
+                                                : 'f';
+}
+
+/* Checks A (from RAW), the second argument of a scan, quantile, topk or topfrac at level L. */
+static bool check_second(Sema *s, RedId rid, Level L, const Expr *raw, const Expr *a) {
+  char b[64];
+  const char *name = bi_reds[rid].name;
+  char role = second_role(rid);
+  const char *what = role == 'q' ? "the quantile q" : role == 'k' ? "the count k"
+                     : role == 'p' ? "the fraction p" : "the discount";
+  if (a->type != TY_FLOAT) {
+    diag_error(s->d, raw->rng, "%s of `%s[%s]` must be a float, but %s is a bool", what, name,
+               lvname(L), sema_describe(s, raw, b, sizeof b));
+    return false;
+  }
+  if (role == 'q') {
+    if (!a->is_const || !(a->num >= 0 && a->num <= 1)) {
+      diag_error(s->d, raw->rng, "the quantile q of `quantile[%s]` must be a constant between 0 "
+                 "and 1, not %s", lvname(L), sema_describe(s, raw, b, sizeof b));
+      return false;
+    }
+    return true;
+  }
+  if (a->level < L) {
+    diag_error(s->d, raw->rng, "%s of `%s[%s]` is one value per %s (a %s value or coarser), but "
+               "%s is %s", what, name, lvname(L), lvname(L), lvname(L),
+               sema_describe(s, raw, b, sizeof b), sema_a_level(a->level));
+    return false;
+  }
+  if (role == 'g' && a->diff) {
+    diag_error(s->d, raw->rng, "the discount of `%s[seq]` must not depend on logp or entropy "
+               "(it gets no gradient); wrap it in sg(...)", name);
+    return false;
+  }
+  return true;
+}
+
 static Expr *check_reduce(Sema *s, const Expr *raw, RedId rid) {
   const BiRed *r = &bi_reds[rid];
   Level L = raw->level;
@@ -363,9 +407,13 @@ static Expr *check_reduce(Sema *s, const Expr *raw, RedId rid) {
     npos++;
   }
   if (npos < r->min_args || npos > r->max_args) {
-    const char *want = rid == RED_COUNT  ? "no argument or one bool condition"
-                       : rid == RED_RANK ? "exactly one argument"
-                                         : "a value and an optional bool filter";
+    const char *want = rid == RED_COUNT                       ? "no argument or one bool condition"
+                       : rid == RED_RANK || rid == RED_MEDIAN ? "exactly one argument"
+                       : second_role(rid) == 'g'              ? "a token value and an optional discount"
+                       : second_role(rid) == 'q'              ? "a value and a quantile q"
+                       : second_role(rid) == 'k'              ? "a value and a count k"
+                       : second_role(rid) == 'p'              ? "a value and a fraction p"
+                                                              : "a value and an optional bool filter";
     diag_error(s->d, raw->rng, "`%s[%s]` takes %s, but %d argument%s %s given", r->name, lvname(L),
                want, npos, npos == 1 ? "" : "s", npos == 1 ? "was" : "were");
     return s->error;
@@ -374,6 +422,11 @@ static Expr *check_reduce(Sema *s, const Expr *raw, RedId rid) {
     diag_error(s->d, raw->rng, "`%s[token]`: token is the finest level, so nothing reduces to "
                "it; reduce to seq, group or batch", r->name);
     level_note(s, raw, LV_SEQ);
+    return s->error;
+  }
+  if (second_role(rid) == 'g' && L != LV_SEQ) {
+    diag_error(s->d, raw->rng, "`%s` scans the tokens of each sequence: write `%s[seq](x)`, not "
+               "`%s[%s]`", r->name, r->name, r->name, lvname(L));
     return s->error;
   }
   Expr *x = pos[0] ? sema_check_expr(s, pos[0]) : NULL;
@@ -406,7 +459,8 @@ static Expr *check_reduce(Sema *s, const Expr *raw, RedId rid) {
       return s->error;
     }
   }
-  if (filt) {
+  if (filt && second_role(rid) != 'f' && !check_second(s, rid, L, pos[1], filt)) return s->error;
+  if (filt && second_role(rid) == 'f') {
     if (filt->type != TY_BOOL) {
       diag_error(s->d, pos[1]->rng, "the filter of `%s[%s]` must be a bool, but %s is a float",
                  r->name, lvname(L), sema_describe(s, pos[1], b, sizeof b));
@@ -449,10 +503,13 @@ static Expr *check_reduce(Sema *s, const Expr *raw, RedId rid) {
   Expr *v[2] = {x, filt};
   Expr *e = make(s, AST_REDUCE, rid, raw->rng, v, 2);
   e->red_level = L;
-  e->level = rid == RED_RANK ? x->level : L;
-  e->type = TY_FLOAT;
+  bool sibling = rid == RED_RANK || rid == RED_CUMSUM || rid == RED_RCUMSUM || rid == RED_TOPK ||
+                 rid == RED_TOPFRAC; /* one value per element of x */
+  bool select = rid == RED_TOPK || rid == RED_TOPFRAC;
+  e->level = sibling ? x->level : L;
+  e->type = select ? TY_BOOL : TY_FLOAT;
   e->ddof = ddof;
-  e->diff = rid != RED_RANK && rid != RED_COUNT && x && x->diff;
+  e->diff = rid != RED_RANK && rid != RED_COUNT && !select && x && x->diff;
   return e;
 }
 
