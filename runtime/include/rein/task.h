@@ -18,15 +18,28 @@
 
 enum { TASK_TRAIN = 0, TASK_EVAL = 1 };
 
+/* Extras: named numbers a task may attach to an item (a dataset field such as a difficulty) or
+ * to a scored response (a reward command's further outputs).  The trainer hands them to the
+ * objective's declared `input seq NAME;` by name: an item's extras go to every response of its
+ * group, a response's to that response (docs/trainer.md).  nextra 0 and NULL arrays: none.  Both
+ * arrays are owned by the struct (malloc'd, each name too) and freed by task_item_free /
+ * task_reward_free; names are unique within one struct. */
+
 typedef struct {
   char *prompt;  /* the text the policy continues */
   char *answer;  /* the reference answer, canonical form (e.g. "-42") */
+  int nextra;          /* per-item extras (see above) */
+  char **extra_names;  /* (nextra) */
+  double *extra_vals;  /* (nextra) */
 } TaskItem;
 
 typedef struct {
   double reward;    /* what the advantages use */
   double accuracy;  /* 0 or 1: what "accuracy" metrics report */
   double format;    /* the format term included in reward (0 when off) */
+  int nextra;          /* per-response extras (see above) */
+  char **extra_names;  /* (nextra) */
+  double *extra_vals;  /* (nextra) */
 } TaskReward;
 
 /* Character-level tokenizer: ids 0 <pad>, 1 <bos>, 2 <eos>, then one id per character of
@@ -62,6 +75,12 @@ struct Task {
 };
 
 void task_item_free(TaskItem *it);
+void task_reward_free(TaskReward *r);
+/* Appends extra NAME = VALUE to an item's or a response's arrays (*N, *NAMES, *VALS); NAME is
+ * copied.  -1 when NAME is already there. */
+int task_extra_add(int *n, char ***names, double **vals, const char *name, double value);
+/* The value of extra NAME among N (NAMES, VALS) into *OUT: 0, or -1 when absent. */
+int task_extra_get(int n, char *const *names, const double *vals, const char *name, double *out);
 void task_free(Task *t);
 
 /* arith: operands of 1..digits digits, the operators in ops (a subset of "+-*"), items of a
