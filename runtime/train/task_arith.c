@@ -51,8 +51,7 @@ static int arith_item(const Task *t, int split, uint64_t index, TaskItem *out, c
     char p[64], s[32];
     snprintf(p, sizeof p, "%ld%c%ld=", a, op, b);
     snprintf(s, sizeof s, "%ld", c);
-    out->prompt = rc_strdup(p);
-    out->answer = rc_strdup(s);
+    *out = (TaskItem){.prompt = rc_strdup(p), .answer = rc_strdup(s)};
     return 0;
   }
   snprintf(err, errlen, "arith: no problem of split %d found", split);
@@ -62,7 +61,7 @@ static int arith_item(const Task *t, int split, uint64_t index, TaskItem *out, c
 static TaskReward arith_reward(const Task *t, const TaskItem *it, const char *response) {
   (void)t;
   double acc = task_exact_match(response, it->answer);
-  return (TaskReward){acc, acc, 0};
+  return (TaskReward){.reward = acc, .accuracy = acc};
 }
 
 static void arith_destroy(Task *t) { free(t->state); }

@@ -121,6 +121,7 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
       r.reward[q] = (float)w.reward;
       r.acc[q] = (float)w.accuracy;
       r.trunc[q] = !g.stopped[q];
+      task_reward_free(&w);
     }
   }
   tfm_genout_free(&g);

@@ -66,9 +66,10 @@ struct Task {
   TaskTokenizer tok;
   /* Items in a split: 0 for an unbounded generator. */
   uint64_t (*count)(const Task *t, int split);
-  /* Item `index` of `split` (a pure function of them); returns -1 with err on failure. */
+  /* Item `index` of `split` (a pure function of them), every field of *out filled (no extras:
+   * nextra 0); returns -1 with err on failure. */
   int (*item)(const Task *t, int split, uint64_t index, TaskItem *out, char *err, size_t errlen);
-  /* Score a decoded response against an item. */
+  /* Score a decoded response against an item (the caller frees it with task_reward_free). */
   TaskReward (*reward)(const Task *t, const TaskItem *item, const char *response);
   void (*destroy)(Task *t);
   void *state;
