@@ -66,8 +66,8 @@ const char *sema_describe(Sema *s, const Expr *e, char *buf, size_t n) {
 
 /* "a let", "an input", ... */
 const char *sema_a_kind(DeclKind k) {
-  static const char *s[] = {"an objective", "a param", "a const", "an input",
-                            "a fn",         "a let",   "a loss",  "a metric"};
+  static const char *s[] = {"an objective", "a param",  "a const", "an input", "a fn",
+                            "a let",        "a loss",   "a metric", "a state", "an update"};
   return s[k];
 }
 
