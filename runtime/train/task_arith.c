@@ -52,6 +52,9 @@ static int arith_item(const Task *t, int split, uint64_t index, TaskItem *out, c
     snprintf(p, sizeof p, "%ld%c%ld=", a, op, b);
     snprintf(s, sizeof s, "%ld", c);
     *out = (TaskItem){.prompt = rc_strdup(p), .answer = rc_strdup(s)};
+    /* an extra for objectives that declare `input seq difficulty;`: the operands' digits */
+    int nd = (int)strlen(p) - 2 - (a < 0) - (b < 0);
+    task_extra_add(&out->nextra, &out->extra_names, &out->extra_vals, "difficulty", nd);
     return 0;
   }
   snprintf(err, errlen, "arith: no problem of split %d found", split);

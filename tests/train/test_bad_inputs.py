@@ -207,7 +207,7 @@ BUF_FIELDS = (("poff", "i"), ("prompt", "i"), ("roff", "i"), ("resp", "i"), ("ol
 def buffer_load(path):
     with open(path, "rb") as f:
         b = f.read()
-    assert b[:8] == b"REINBUF1", path
+    assert b[:8] == b"REINBUF2", path
     at = 12
     rs = []
 
@@ -229,18 +229,22 @@ def buffer_load(path):
         r["old_logp"] = take("f", r["roff"][-1])
         r["reward"], r["acc"], r["trunc"] = take("f", n), take("f", n), take("B", n)
         r["gen_s"] = take("d", 1)[0]
+        r["nuin"] = take("i", 1)[0]
+        r["uin"] = take("f", r["nuin"] * n)
         rs.append(r)
     assert at == len(b), path
     return rs
 
 
 def buffer_save(path, rs):
-    out = [b"REINBUF1", struct.pack("<i", len(rs))]
+    out = [b"REINBUF2", struct.pack("<i", len(rs))]
     for r in rs:
         out.append(struct.pack("<qqii", r["e"], r["version"], r["nseq"], r["group"]))
         for k, f in BUF_FIELDS:
             out.append(struct.pack("<%d%s" % (len(r[k]), f), *r[k]))
         out.append(struct.pack("<d", r["gen_s"]))
+        out.append(struct.pack("<i", r["nuin"]))
+        out.append(struct.pack("<%df" % len(r["uin"]), *r["uin"]))
     with open(path, "wb") as f:
         f.write(b"".join(out))
 

@@ -4,7 +4,8 @@
  * A task is a small interface struct (Task) with plain C functions, so a user adds a task or a
  * reward by filling one in.  Built in:
  *   - "arith": seeded multi-digit arithmetic (add / subtract / multiply), an unbounded generator
- *     with a held-out evaluation split, character-level tokenizer;
+ *     with a held-out evaluation split, character-level tokenizer; each item has the extra
+ *     `difficulty`, the number of digits of its two operands;
  *   - "gsm8k": a GSM8K-format JSONL file ("question", "answer" ending in "#### N") with the
  *     reference reward of algorithms.md §7.2: exact match of the final number, optionally plus the
  *     +/-0.1 format term.
