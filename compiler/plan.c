@@ -111,8 +111,9 @@ static void reject(const Plan *P, int out, const char *which, Diag *d) {
              "micro-batches", c->op == IR_RANK ? "ranking" : "reduction",
              dep_name(g, culprit), which);
   diag_note(d, c->rng, "a batch-level reduction of logp or entropy may enter the loss only "
-            "linearly (sums and constant multiples of mean[batch](...) and sum[batch](...)); "
-            "metrics may use it freely");
+            "linearly (sums and constant multiples of mean[batch](...) and sum[batch](...)) or "
+            "through sg() only (then it is computed before the micro-batches); metrics may use it "
+            "freely");
 }
 
 Plan *pl_plan(const IrGraph *g, Diag *d) {

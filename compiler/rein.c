@@ -501,14 +501,15 @@ static int eval_loaded(const Loaded *l, const char *batch, const char *backend, 
   for (int i = 0; i < g->nparams; i++) params[i] = g->params[i].value;
   int status = 2;
   bool ok = true;
-  Batch *b = bt_read_json(batch, g, stderr);
-  if (!b) ok = false, status = 1;
-  /* trainer constants: the batch file's, then --set; a state starts at its initial value */
+  for (int i = 0; ok && i < sets->n; i++) ok = apply_set(g, sets->v[i], params);
+  Batch *b = ok ? bt_read_json(batch, g, stderr) : NULL;
+  if (ok && !b) ok = false, status = 1;
+  /* trainer constants: --set (finite), else the batch file's; a state starts at its initial value */
   for (int i = 0; ok && i < g->nparams; i++)
     for (int k = 0; k < REIN_NUM_TRAINER_CONSTS; k++)
-      if (g->params[i].kind == REIN_PARAM_TRAINER && !strcmp(g->params[i].name, rein_trainer_const_name(k)))
+      if (g->params[i].kind == REIN_PARAM_TRAINER && isnan(params[i]) &&
+          !strcmp(g->params[i].name, rein_trainer_const_name(k)))
         params[i] = b->tconst[k];
-  for (int i = 0; ok && i < sets->n; i++) ok = apply_set(g, sets->v[i], params);
   for (int i = 0; ok && i < g->nparams; i++)
     if (g->params[i].kind == REIN_PARAM_TRAINER && isnan(params[i])) {
       fprintf(stderr, "rein eval: error: the objective reads the trainer constant `%s`, which %s lacks: give it "

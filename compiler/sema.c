@@ -296,7 +296,7 @@ bool sema_check(Program *prog, Diag *diag, Arena *arena) {
   check_objective(&s);
   for (int i = 0; i < prog->ndecls; i++) {
     Decl *d = prog->decls[i];
-    if (d->name && d->kind != DECL_OBJECTIVE && !sema_tab_get(&s.all, d->name))
+    if (d->name && d->kind != DECL_OBJECTIVE && d->kind != DECL_UPDATE && !sema_tab_get(&s.all, d->name))
       sema_tab_put(&s.all, d->name, d);
   }
   for (int i = 0; i < prog->ndecls && !s.fatal; i++) {
