@@ -1,5 +1,6 @@
-/* task.c — the task interface's shared parts: the character tokenizer and the reward functions
- * (exact match, the final number of a text, the R1 format test), usable by any task.
+/* task.c — the task interface's shared parts: the character tokenizer (and its TaskTok), items,
+ * the dispatch of a response to the task's reward or its external scorer, and the reward
+ * functions (exact match, the final number of a text, the R1 format test), usable by any task.
  */
 #include "rein/task.h"
 #include "rein/common.h"
@@ -49,15 +50,120 @@ char *task_tok_decode(const TaskTokenizer *t, const int32_t *ids, int n) {
   return s;
 }
 
+/* ---- the character tokenizer as a TaskTok ---- */
+
+static int ctk_text(const TaskTokenizer *t, const char *text, int bos, int32_t **ids, char *err, size_t errlen) {
+  size_t n = strlen(text) + 2;
+  if (n > (size_t)1 << 30) return snprintf(err, errlen, "longer than the tokenizer takes"), -1;
+  *ids = rc_malloc(n * sizeof **ids);
+  int k = task_tok_encode(t, text, bos, *ids, (int)n, err, errlen);
+  if (k < 0) {
+    if (k == -2) snprintf(err, errlen, "longer than the tokenizer takes");
+    free(*ids);
+    *ids = NULL;
+    return -1;
+  }
+  return k;
+}
+
+static int ctk_prompt(TaskTok *k, const TaskItem *it, int32_t **ids, char *err, size_t errlen) {
+  if (!it->prompt)
+    return snprintf(err, errlen, "a conversation needs a chat template: a model directory with tokenizer.json and "
+                                 "tokenizer_config.json (this one has the character tokenizer)"), -1;
+  return ctk_text(k->state, it->prompt, 1, ids, err, errlen);
+}
+
+static int ctk_encode(TaskTok *k, const char *text, int32_t **ids, char *err, size_t errlen) {
+  return ctk_text(k->state, text, 0, ids, err, errlen);
+}
+
+static char *ctk_decode(TaskTok *k, const int32_t *ids, int n, int all_ids, char *err, size_t errlen) {
+  (void)err, (void)errlen, (void)all_ids;   /* a character prompt has <bos> alone, and no <eos> */
+  return task_tok_decode(k->state, ids, n);
+}
+
+TaskTok *task_tok_char(const TaskTokenizer *t) {
+  TaskTok *k = rc_calloc(1, sizeof *k);
+  k->kind = "char";
+  k->vocab = task_tok_vocab(t);
+  k->neos = 1;
+  k->eos[0] = TASK_EOS;
+  k->pad = TASK_PAD;
+  k->prompt = ctk_prompt;
+  k->encode = ctk_encode;
+  k->decode = ctk_decode;
+  k->state = (void *)t;
+  return k;
+}
+
+void task_tok_free(TaskTok *k) {
+  if (k && k->destroy) k->destroy(k);
+  free(k);
+}
+
+char *task_utf8_clean(const char *s) {
+  size_t n = strlen(s), k = 0;
+  char *o = rc_malloc(3 * n + 1);
+  const unsigned char *p = (const unsigned char *)s;
+  for (size_t i = 0; i < n;) {
+    unsigned c = p[i];
+    int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    int ok = len > 0 && i + (size_t)len <= n;
+    for (int j = 1; ok && j < len; j++) ok = (p[i + j] & 0xC0) == 0x80;
+    if (ok && len > 1) {   /* no overlong forms, surrogates or values past U+10FFFF */
+      unsigned v = len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+      for (int j = 1; j < len; j++) v = v << 6 | (p[i + j] & 0x3F);
+      ok = !(len == 2 && v < 0x80) && !(len == 3 && (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))) &&
+           !(len == 4 && (v < 0x10000 || v > 0x10FFFF));
+    }
+    if (ok) {
+      memcpy(o + k, p + i, (size_t)len);
+      k += (size_t)len, i += (size_t)len;
+    } else {
+      memcpy(o + k, "\xEF\xBF\xBD", 3);
+      k += 3, i++;
+    }
+  }
+  o[k] = 0;
+  return o;
+}
+
 void task_item_free(TaskItem *it) {
   free(it->prompt);
   free(it->answer);
+  for (int i = 0; i < it->nmsgs; i++) {
+    free(it->msgs[i].role);
+    free(it->msgs[i].content);
+  }
+  free(it->msgs);
   it->prompt = it->answer = NULL;
+  it->msgs = NULL;
+  it->nmsgs = 0;
 }
 
 void task_free(Task *t) {
   if (t && t->destroy) t->destroy(t);
+  if (t) {
+    task_tok_free(t->tk);
+    task_scorer_stop(t->scorer);
+  }
   free(t);
+}
+
+int task_score(Task *t, const TaskItem *it, const char *response, TaskReward *out, TaskExtra *extra, char *err,
+               size_t errlen) {
+  TaskExtra none;
+  if (!extra) extra = &none;
+  extra->n = 0;
+  if (t->scorer) {
+    /* the prompt a scorer sees: the item's text, or the last user turn of its conversation */
+    const char *prompt = it->prompt;
+    for (int i = 0; i < it->nmsgs; i++)
+      if (!strcmp(it->msgs[i].role, "user")) prompt = it->msgs[i].content;
+    return task_scorer_score(t->scorer, prompt ? prompt : "", response, it->answer, out, extra, err, errlen);
+  }
+  *out = t->reward(t, it, response);
+  return 0;
 }
 
 double task_exact_match(const char *response, const char *answer) {
