@@ -125,6 +125,20 @@ def case_jsonl(rein, work):
         check(ok, f"samples/eval-{step:06d}.jsonl: the 4 evaluated prompts, answers and responses; re-scoring gives "
                   f"the logged rewards and their mean is eval_reward")
     check(os.path.isdir(os.path.join(out, "ckpt-000003")), "checkpoint written")
+    # generation_config.json of the model: its sampling parameters unless given explicitly
+    model = cmd[cmd.index("--model") + 1]
+    with open(os.path.join(model, "generation_config.json"), "w") as f:
+        json.dump({"do_sample": True, "temperature": 0.5, "top_k": 7, "eos_token_id": 2}, f)
+    one = [x if x != "3" else "1" for x in cmd]   # --steps 1
+    p = run(one + ["--out", os.path.join(work, "gc")])
+    cfg = json.load(open(os.path.join(work, "gc", "config.json")))
+    check("generation_config.json: temperature 0.5 top-k 7" in p.stderr and cfg["temperature"] == 0.5 and
+          cfg["top-k"] == 7 and cfg["top-p"] == 1, "the model's generation_config.json sets the rollout sampling "
+          "(said on stderr, recorded in config.json)")
+    run(one + ["--out", os.path.join(work, "gc2"), "--temperature", "1"])
+    cfg = json.load(open(os.path.join(work, "gc2", "config.json")))
+    check(cfg["temperature"] == 1 and cfg["top-k"] == 7, "an explicit --temperature wins over the file")
+    os.remove(os.path.join(model, "generation_config.json"))
     # --messages-field on a model with the character tokenizer: no chat template to render it
     msgs = os.path.join(work, "msgs.jsonl")
     with open(msgs, "w") as f:
