@@ -85,16 +85,11 @@ Task *trn_make_task(const TrnOpts *o, char *err, size_t errlen) {
   return t;
 }
 
-int trn_apply_genconfig(TrnOpts *o, Task *task, const TfmModel *m, const char *prog, char *err, size_t errlen) {
+int trn_apply_genconfig(TrnOpts *o, const TfmModel *m, const char *prog, char *err, size_t errlen) {
   if (!o->model[0]) return 0;
   TfmGenConfig gc;
   if (tfm_genconfig_load(o->model, m->cfg.vocab, &gc, err, errlen)) return -1;
   if (!gc.found) return 0;
-  TaskTok *k = task->tk;
-  if (gc.n_eos && strcmp(k->kind, "char")) {   /* the character tokenizer's <eos> is its own */
-    k->neos = gc.n_eos < TASK_MAX_EOS ? gc.n_eos : TASK_MAX_EOS;
-    for (int i = 0; i < k->neos; i++) k->eos[i] = gc.eos[i];
-  }
   if (gc.do_sample == 0) return 0;   /* greedy in the file: RL samples all the same */
   char said[160] = "";
   size_t n = 0;

@@ -109,19 +109,21 @@ TfmModel *trn_default_model(char *err, size_t errlen);
 
 /* The learning rate of step T (1-based) of O's schedule. */
 double trn_lr_at(const TrnOpts *o, int64_t t);
-/* The tokenizer of model directory DIR as a TaskTok: its tokenizer.json (and
- * tokenizer_config.json's chat template and eos) when it has one; *tok NULL when it has none (the
- * task then uses its character tokenizer).  -1 with ERR for a tokenizer that cannot be read. */
+/* The tokenizer of model directory DIR as a TaskTok (task_tok_hf.c): its tokenizer.json (with
+ * tokenizer_config.json's chat template, and the eos ids of generation_config.json,
+ * tokenizer_config.json or config.json) when it has one; *tok NULL when it has none (the task
+ * then uses its character tokenizer).  -1 with ERR for a tokenizer that cannot be read. */
 int trn_model_tok(const char *dir, TaskTok **tok, char *err, size_t errlen);
 /* The task of O (--task and its options) with its tokenizer — the model directory's own
  * (tokenizer.json) when it has one, else the character tokenizer — and, with --reward-cmd, its
  * external scorer started; NULL with ERR. */
 Task *trn_make_task(const TrnOpts *o, char *err, size_t errlen);
-/* generation_config.json of the policy's directory (O->model): its eos ids become the stop ids of
- * a Hugging Face tokenizer, and with do_sample not false its temperature / top_p / top_k replace
- * the defaults of options not set explicitly (said on stderr).  Call before the run directory's
+/* generation_config.json of the policy's directory (O->model), checked against M's vocabulary:
+ * with do_sample not false, its temperature / top_p / top_k replace the defaults of the options
+ * not set explicitly (said on stderr).  (Its eos ids are the stop ids of a Hugging Face tokenizer,
+ * trn_model_tok; the character tokenizer's <eos> is its own.)  Call before the run directory's
  * config.json is written.  -1 with ERR. */
-int trn_apply_genconfig(TrnOpts *o, Task *task, const TfmModel *m, const char *prog, char *err, size_t errlen);
+int trn_apply_genconfig(TrnOpts *o, const TfmModel *m, const char *prog, char *err, size_t errlen);
 /* Evaluation on the first eval_prompts held-out items: accuracy, reward, mean response length.
  * SAMPLES (NULL: none): the path of a JSONL file written atomically with the first
  * o->log_samples items' prompt, response, answer, reward and accuracy. */

@@ -512,7 +512,7 @@ int trn_main(const char *prog, rt_objective *obj, int argc, char **argv) {
   if (!rc && !(tr.task = trn_make_task(&tr.o, err, sizeof err))) rc = -1;
   if (!rc && !(tr.m = load_policy(&tr.o, err, sizeof err))) rc = -1;
   if (!rc) rc = trn_check_vocab(&tr, err, sizeof err);
-  if (!rc) rc = trn_apply_genconfig(&tr.o, tr.task, tr.m, prog, err, sizeof err);
+  if (!rc) rc = trn_apply_genconfig(&tr.o, tr.m, prog, err, sizeof err);
   if (!rc && (tr.d->inputs_used & (1u << REIN_IN_REF_LOGP)) && !(tr.ref = load_policy(&tr.o, err, sizeof err)))
     rc = -1;
   if (!rc && !(tr.x = rt_exec_new(obj, RT_CPU, tr.o.threads, err, sizeof err))) rc = -1;
