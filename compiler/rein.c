@@ -19,6 +19,8 @@
  *                             runtime's static libraries (no LLVM)
  *   rein sft [OPTIONS]        the supervised warm start (runtime/trn_sft.c)
  *   rein plot RUN...          training curves as SVG (runtime/plot.c)
+ *   rein tokenize --tokenizer DIR [--decode] [--no-special] TEXT|-
+ *                             encode text to ids, or decode ids (runtime/tok/tok_cli.c)
  *
  * Every command that reads an objective goes through rein_load / rein_unload (FILE: .rein, .ir or
  * std:NAME), and every command's options are a table (rein/opts.h; rein train's and rein sft's
@@ -47,6 +49,7 @@
 #include "rein/common.h"
 #include "rein/opts.h"
 #include "rein/plot.h"
+#include "rein/tok.h"
 #include "rein/runtime.h"
 #include "rein/train.h"
 #include "rein_paths.h"
@@ -80,6 +83,7 @@ static void usage(FILE *out) {
           "                       checkpoint (rein train --help lists the options)\n"
           "  build FILE -o TRAINER  a standalone trainer binary for objective FILE (no LLVM)\n"
           "  sft [OPTIONS]        supervised warm start on the task's demonstrations\n"
+          "  tokenize --tokenizer DIR TEXT|-  token ids of TEXT (--decode: ids to text)\n"
           "  plot RUN... [-o OUT.svg]  training curves of runs as SVG\n"
           "\n"
           "FILE may be std:NAME, the standard library's NAME.rein; `rein COMMAND --help` lists a\n"
@@ -564,6 +568,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "build")) return compile_cmd(argc - 1, argv + 1, true);
   if (!strcmp(cmd, "sft")) return cmd_sft(argc - 1, argv + 1);
   if (!strcmp(cmd, "plot")) return plot_main(argc - 1, argv + 1);
+  if (!strcmp(cmd, "tokenize")) return tok_cli_main(argc - 1, argv + 1);
   fprintf(stderr, "rein: error: unknown command `%s` (try `rein --help`)\n", cmd);
   return 2;
 }
