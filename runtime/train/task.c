@@ -101,33 +101,6 @@ void task_tok_free(TaskTok *k) {
   free(k);
 }
 
-char *task_utf8_clean(const char *s) {
-  size_t n = strlen(s), k = 0;
-  char *o = rc_malloc(3 * n + 1);
-  const unsigned char *p = (const unsigned char *)s;
-  for (size_t i = 0; i < n;) {
-    unsigned c = p[i];
-    int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    int ok = len > 0 && i + (size_t)len <= n;
-    for (int j = 1; ok && j < len; j++) ok = (p[i + j] & 0xC0) == 0x80;
-    if (ok && len > 1) {   /* no overlong forms, surrogates or values past U+10FFFF */
-      unsigned v = len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
-      for (int j = 1; j < len; j++) v = v << 6 | (p[i + j] & 0x3F);
-      ok = !(len == 2 && v < 0x80) && !(len == 3 && (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))) &&
-           !(len == 4 && (v < 0x10000 || v > 0x10FFFF));
-    }
-    if (ok) {
-      memcpy(o + k, p + i, (size_t)len);
-      k += (size_t)len, i += (size_t)len;
-    } else {
-      memcpy(o + k, "\xEF\xBF\xBD", 3);
-      k += 3, i++;
-    }
-  }
-  o[k] = 0;
-  return o;
-}
-
 void task_item_free(TaskItem *it) {
   free(it->prompt);
   free(it->answer);

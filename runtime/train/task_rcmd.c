@@ -2,18 +2,19 @@
  * answers one JSON line per response (TaskScorer, rein/task.h).
  *
  * The command is run once by /bin/sh -c with pipes on its stdin and stdout (posix_spawn; its
- * stderr is the trainer's, every other descriptor closed, signals at their defaults, in a process
- * group of its own, which is what a timeout kills).  For each
- * response the trainer writes {"prompt", "response", "answer"} and one line, and reads one line
- * back: {"reward": number, "accuracy": number in [0, 1]} plus, optionally, other numeric fields
- * kept as extra metrics (non-numeric fields are ignored: a "why" string for the user's eyes).
- * Each exchange has a deadline of timeout seconds, enforced with poll on both pipes, so a command
- * that stops reading or stops answering cannot hang the run.  Text that is not valid UTF-8 (a
- * response cut inside a character) is sent with U+FFFD in place of each bad byte, as JSON needs.
- * Every failure — the command exits or is killed, does not answer in time, writes something that
- * is not such a line — is one error naming the command; the trainer then stops with status 1
- * without writing a checkpoint, so the last one on disk is untouched.  The trainer ignores
- * SIGPIPE from the first start on (a write to a dead command is an error, not the trainer's end).
+ * stderr is the trainer's, every other descriptor closed, signals at their defaults, in a
+ * process group of its own, which is what a timeout kills).  For each response the trainer
+ * writes {"prompt", "response", "answer"} and one line, and reads one line back:
+ * {"reward": number, "accuracy": number in [0, 1]} plus, optionally, other numeric fields kept as
+ * extra metrics (non-numeric fields are ignored: a "why" string for the user's eyes).  Each
+ * exchange has a deadline of timeout seconds, enforced with poll on both pipes, so a command that
+ * stops reading or stops answering cannot hang the run.  Text that is not valid UTF-8 (a response
+ * cut inside a character) is sent with U+FFFD in place of each bad byte, as JSON needs
+ * (task_utf8_clean lives here, with its first user; the samples log uses it too).  Every failure
+ * — the command exits or is killed, does not answer in time, writes something that is not such a
+ * line — is one error naming the command; the trainer then stops with status 1 without writing a
+ * checkpoint, so the last one on disk is untouched.  The trainer ignores SIGPIPE from the first
+ * start on (a write to a dead command is an error, not the trainer's end).
  */
 #define _GNU_SOURCE
 #include "rein/task.h"
@@ -180,6 +181,33 @@ static long read_line(TaskScorer *s, double deadline, const char *when, char *er
     }
     s->len += (size_t)k;
   }
+}
+
+char *task_utf8_clean(const char *s) {
+  size_t n = strlen(s), k = 0;
+  char *o = rc_malloc(3 * n + 1);
+  const unsigned char *p = (const unsigned char *)s;
+  for (size_t i = 0; i < n;) {
+    unsigned c = p[i];
+    int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    int ok = len > 0 && i + (size_t)len <= n;
+    for (int j = 1; ok && j < len; j++) ok = (p[i + j] & 0xC0) == 0x80;
+    if (ok && len > 1) {   /* no overlong forms, surrogates or values past U+10FFFF */
+      unsigned v = len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+      for (int j = 1; j < len; j++) v = v << 6 | (p[i + j] & 0x3F);
+      ok = !(len == 2 && v < 0x80) && !(len == 3 && (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))) &&
+           !(len == 4 && (v < 0x10000 || v > 0x10FFFF));
+    }
+    if (ok) {
+      memcpy(o + k, p + i, (size_t)len);
+      k += (size_t)len, i += (size_t)len;
+    } else {
+      memcpy(o + k, "\xEF\xBF\xBD", 3);
+      k += 3, i++;
+    }
+  }
+  o[k] = 0;
+  return o;
 }
 
 static int name_ok(const char *k) {

