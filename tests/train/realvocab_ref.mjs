@@ -3,7 +3,9 @@
 // @huggingface/tokenizers without adding special tokens — what the Hugging Face
 // apply_chat_template(conversation, add_generation_prompt=True, tokenize=True) gives.
 //   node realvocab_ref.mjs NODE_MODULES TOKDIR IN.json OUT.json
-// IN.json: a list of conversations ([{role, content}, ...]); OUT.json: a list of id lists.
+// IN.json: a list of conversations ([{role, content}, ...]), or of {"text": "..."} for a model
+// without a chat template (encoded with add_special_tokens, as tokenizer(text) does); OUT.json: a
+// list of {"text", "ids"}.
 import fs from "fs";
 import path from "path";
 import { pathToFileURL } from "url";
@@ -18,6 +20,10 @@ const tmpl = new jinja.Template(cfg.chat_template);
 const special = (v) => (v && typeof v === "object" ? v.content : v);
 const out = [];
 for (const messages of JSON.parse(fs.readFileSync(inPath, "utf8"))) {
+  if (!Array.isArray(messages)) {
+    out.push({ text: messages.text, ids: tk.encode(messages.text, { add_special_tokens: true }).ids });
+    continue;
+  }
   const vars = { messages, add_generation_prompt: true };
   if (special(cfg.bos_token) != null) vars.bos_token = special(cfg.bos_token);
   if (special(cfg.eos_token) != null) vars.eos_token = special(cfg.eos_token);

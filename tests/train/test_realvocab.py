@@ -200,6 +200,58 @@ def main():
               open(os.path.join(out, "latest")).read().strip() == "ckpt-000003", "checkpoints written, latest names step 3")
         cfgrun = json.load(open(os.path.join(out, "config.json")))
         check(cfgrun["task"] == "gsm8k" and cfgrun["model"] == model, "config.json records the task and the model")
+        # --task jsonl on the same model: whole conversations through the chat template, and a
+        # model without a chat template (the prompt text with the tokenizer's own specials)
+        conv = [{"role": "system", "content": "You answer with a number."},
+                {"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"},
+                {"role": "user", "content": "And 3+3, «quickly»?"}]
+        with open(os.path.join(work, "conv.jsonl"), "w") as f:
+            f.write(json.dumps({"messages": conv, "answer": "6"}) + "\n")
+            f.write(json.dumps({"messages": conv[1:2], "answer": 4}) + "\n")
+        jl = [rein, "train", obj, "--model", model, "--task", "jsonl", "--steps", "1", "--batch-prompts", "2",
+              "--group", "2", "--max-new", "4", "--eval-prompts", "2", "--log-samples", "2", "--threads", "2",
+              "--progress", "0", "--set", "ent_coef=0.05"]
+        run(jl + ["--train-data", os.path.join(work, "conv.jsonl"), "--eval-data", os.path.join(work, "conv.jsonl"),
+                  "--messages-field", "messages", "--out", os.path.join(work, "conv")])
+        nt = os.path.join(work, "notemplate")
+        shutil.copytree(model, nt)
+        tcfg = dict(tc)
+        del tcfg["chat_template"]
+        with open(os.path.join(nt, "tokenizer_config.json"), "w") as f:
+            json.dump(tcfg, f)
+        with open(os.path.join(work, "plain.jsonl"), "w") as f:
+            f.write(json.dumps({"prompt": "Question: 7 times 6?\nAnswer:", "answer": "42"}) + "\n")
+        run(jl + ["--model", nt, "--train-data", os.path.join(work, "plain.jsonl"), "--eval-data",
+                  os.path.join(work, "plain.jsonl"), "--out", os.path.join(work, "plain")])
+        with open(os.path.join(work, "convs2.json"), "w") as f:
+            json.dump([conv, conv[1:2], {"text": "Question: 7 times 6?\nAnswer:"}], f)
+        run(["node", os.path.join(HERE, "realvocab_ref.mjs"), nm, tokdir, os.path.join(work, "convs2.json"),
+             os.path.join(work, "ref2.json")])
+        ref2 = json.load(open(os.path.join(work, "ref2.json")))
+        cs = [json.loads(l) for l in open(os.path.join(work, "conv", "samples", "eval-000001.jsonl"))]
+        check([x["prompt_ids"] for x in cs] == [ref2[0]["ids"], ref2[1]["ids"]] and [x["answer"] for x in cs] == ["6", "4"],
+              "jsonl --messages-field: multi-turn conversations encode as the reference's apply_chat_template")
+        ps = [json.loads(l) for l in open(os.path.join(work, "plain", "samples", "eval-000001.jsonl"))]
+        check(ps[0]["prompt_ids"] == ref2[2]["ids"], "a model without a chat template: the prompt text as the reference "
+                                                     "tokenizer encodes it")
+        p = subprocess.run(jl + ["--model", nt, "--train-data", os.path.join(work, "conv.jsonl"), "--messages-field",
+                                 "messages", "--out", os.path.join(work, "never")], capture_output=True, text=True)
+        check(p.returncode == 1 and f"conv.jsonl:1: field 'messages': a conversation needs a chat template, and {nt}/"
+              "tokenizer_config.json has no 'chat_template'" in p.stderr,
+              f"a conversation without a chat template: PATH:LINE: field, exit 1 ({p.stderr.strip()[-150:]})")
+        small = os.path.join(work, "small")
+        c2 = dict(cfg, vocab_size=151000)
+        del c2["eos_token_id"]
+        with open(os.path.join(work, "small.json"), "w") as f:
+            json.dump(c2, f)
+        run([rein, "model", "init", "--config", os.path.join(work, "small.json"), "--seed", "1", "-o", small])
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(os.path.join(tokdir, f), small)
+        p = subprocess.run(jl + ["--model", small, "--train-data", os.path.join(work, "plain.jsonl"), "--out",
+                                 os.path.join(work, "never")], capture_output=True, text=True)
+        check(p.returncode == 1 and "the model's vocabulary (151000) is smaller than the task tokenizer's (151669)"
+              in p.stderr and not os.path.exists(os.path.join(work, "never")),
+              "a model smaller than its tokenizer: exit 1, both sizes named")
         # stop and resume
         run(common + ["--out", part, "--stop-at", "1"])
         run(common + ["--out", part, "--resume"])
