@@ -26,11 +26,14 @@ typedef enum { TY_FLOAT, TY_BOOL, TY_ERROR } Type;
 
 /* The built-in functions are the element-wise ops of ops.h that have a language name (FN_ID for
  * every element-wise op, so FN_ID and IR_ID come from one row; the others have no name and are not
- * callable) and these two, which are not IR ops: clamp(x, lo, hi) is lowered to min(max(x, lo),
- * hi), uniform() is the IR leaf of that name.  X(ID, name, arity, diff, IR op) */
-#define REIN_FUNCS_EXTRA(X)           \
-  X(CLAMP, "clamp", 3, true, IR_NOPS)   \
-  X(UNIFORM, "uniform", 0, false, IR_UNIFORM)
+ * callable) and these three, which are not IR ops: clamp(x, lo, hi) is lowered to min(max(x, lo),
+ * hi), uniform() is the IR leaf of that name, keepgrad(x) is x itself (the identity; it tells the
+ * gradient-through-weight warning of sema_lint.c that the derivative through x is meant).
+ * X(ID, name, arity, diff, IR op) */
+#define REIN_FUNCS_EXTRA(X)                  \
+  X(CLAMP, "clamp", 3, true, IR_NOPS)        \
+  X(UNIFORM, "uniform", 0, false, IR_UNIFORM) \
+  X(KEEPGRAD, "keepgrad", 1, true, IR_NOPS)
 
 /* The reductions are the rows of REIN_RED_OPS in ops.h with a language name (RED_ID for every
  * row).  count takes a bool condition (or nothing); rank returns x's level, not L. */
@@ -94,12 +97,20 @@ int bi_find_red(const char *name);
 /* The language's reductions as a list for messages, "sum, mean, ... and rank", in BUF (CAP
  * bytes, truncated to fit); returns BUF. */
 const char *bi_red_list(char *buf, size_t cap);
+/* The language's built-in functions, the same way: "exp, log, ... and keepgrad" (every row of
+ * bi_funcs with a name, so a new function appears in the messages by itself). */
+const char *bi_func_list(char *buf, size_t cap);
+
+/* SRC, the source text of a reduction call `name[L](...)`, with the level in its brackets replaced
+ * by L, in BUF (size N).  False (BUF unspecified) when SRC does not start with NAME and a bracket,
+ * or the result does not fit. */
+bool bi_relevel(const char *src, const char *name, Level l, char *buf, size_t n);
 
 /* Scalar semantics in float64 (bools are 0/1), from the `value` column of ops.h: the one
  * definition shared by sema's folding, the IR folder and the interpreter.  bi_eval_elem gives NaN
  * for an op that is not element-wise.  bi_apply_func takes the arguments in X; it is not defined
  * for FN_UNIFORM.  min/max return the first argument on ties, clamp(x, lo, hi) is
- * min(max(x, lo), hi). */
+ * min(max(x, lo), hi), keepgrad(x) is x. */
 double bi_eval_elem(IrOp op, double x, double y, double z);
 double bi_apply_op(OpId op, double a, double b);
 double bi_apply_func(FuncId f, const double *x);

@@ -3,7 +3,7 @@
  * Each let is lowered once (lets are shared, not copied, in the checked tree), inlined fn bodies
  * are lowered where they were inlined (CSE merges the copies), clamp(x, lo, hi) becomes
  * min(max(x, lo), hi) (the language defines it so), count[L](c) becomes a count whose filter is c,
- * and count[L]() a count over tokens (L = seq) or sequences (L = group or batch).  Operators,
+ * and count[L]() a count over tokens (L = seq) or sequences (L = group or batch); keepgrad(x) is x.  Operators,
  * functions and reductions become the IR op their table row names (bi_ops, bi_funcs, bi_reds).  Every node
  * keeps the source range of the expression it came from, so later errors point at the program.
  */
@@ -74,6 +74,7 @@ static int finish(Lower *L, const Expr *e, const int v[3]) {
       int m = ir_elem(g, IR_MAX, v[0], v[1], -1, e->rng);
       return ir_elem(g, IR_MIN, m, v[2], -1, e->rng);
     }
+    if (e->id == FN_KEEPGRAD) return v[0]; /* the identity: only the warnings of sema_lint.c read it */
     return ir_elem(g, bi_funcs[e->id].ir, e->nargs > 0 ? v[0] : -1, e->nargs > 1 ? v[1] : -1,
                    e->nargs > 2 ? v[2] : -1, e->rng);
   case AST_REDUCE: {
@@ -126,7 +127,9 @@ static int lower(Lower *L, const Expr *root) {
   return result;
 }
 
-IrGraph *ir_lower(const Program *prog) {
+/* Lowers PROG with LOSS (its checked loss, or another checked expression) as the loss; the
+ * metrics too when METRICS. */
+static IrGraph *lower_program(const Program *prog, const Expr *loss, bool metrics) {
   const Decl *obj = prog->objective;
   IrGraph *g = ir_new(obj ? obj->name : NULL, obj ? obj->desc : NULL);
   Lower L = {g, ir_xcalloc((size_t)prog->ndecls, sizeof(int)),
@@ -139,10 +142,16 @@ IrGraph *ir_lower(const Program *prog) {
   }
   for (int i = 0; i < prog->ndecls; i++) {
     const Decl *d = prog->decls[i];
-    if (d->kind == DECL_LOSS) g->loss = lower(&L, d->checked);
-    if (d->kind == DECL_METRIC) ir_add_metric(g, d->name, lower(&L, d->checked));
+    if (d->kind == DECL_LOSS) g->loss = lower(&L, loss ? loss : d->checked);
+    if (d->kind == DECL_METRIC && metrics) ir_add_metric(g, d->name, lower(&L, d->checked));
   }
   free(L.let_node);
   free(L.decl_slot);
   return g;
+}
+
+IrGraph *ir_lower(const Program *prog) { return lower_program(prog, NULL, true); }
+
+IrGraph *ir_lower_loss(const Program *prog, const Expr *loss) {
+  return lower_program(prog, loss, false);
 }

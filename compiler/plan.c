@@ -88,6 +88,39 @@ static const char *dep_name(const IrGraph *g, int i) {
   return logp ? "logp" : "entropy";
 }
 
+/* After the rejection of batch-level reduction or ranking C: when the same operation per group is
+ * well-formed where the loss uses it (C's elements are finer than groups, and every use of C on
+ * the way to the loss is per sequence or per token, or C is a ranking, which keeps its level),
+ * a note that `[group]` can be split (micro-batches hold whole groups), with C's source rewritten.
+ * A use at group level or coarser (`mean[batch](logp)^2` as the loss) would change level: no note. */
+static void group_note(const Plan *P, int c, Diag *d) {
+  const IrGraph *g = P->g;
+  bool *cone = ir_xcalloc((size_t)g->nn, sizeof(bool));
+  cone[g->loss] = true;
+  ir_mark_ancestors(g, cone);
+  /* A culprit made by autodiff (the argmax of max[batch]) stands for the loss's reduction that
+   * it came from: the one with its source range. */
+  for (int j = 0; j < g->nn && !cone[c]; j++) {
+    const IrNode *m = &g->n[j];
+    if (cone[j] && ir_ops[m->op].cls != 'e' && ir_ops[m->op].cls != 'l' && m->rlevel == LV_BATCH &&
+        !memcmp(&m->rng, &g->n[c].rng, sizeof m->rng))
+      c = j;
+  }
+  const IrNode *n = &g->n[c];
+  bool safe = cone[c] && c != g->loss && n->elev < LV_GROUP;
+  for (int j = c + 1; j < g->nn && safe && ir_ops[n->op].cls == 'r'; j++)
+    for (int k = 0; k < ir_nslots(&g->n[j]); k++)
+      if (cone[j] && g->n[j].a[k] == c && g->n[j].level >= LV_GROUP) safe = false;
+  free(cone);
+  if (!safe) return;
+  char src[128], re[160];
+  const char *name = ir_ops[n->op].name;
+  if (!diag_source_text(d->file, n->rng, src, sizeof src) || !bi_relevel(src, name, LV_GROUP, re, sizeof re))
+    snprintf(re, sizeof re, "%s[group](...)", name);
+  diag_note(d, n->rng, "if a statistic per group is meant, `%s` can be split: micro-batches hold "
+            "whole groups", re);
+}
+
 /* The gradient output OUT depends on a value only available after the last micro-batch: report
  * the first batch-level reduction of a logp/entropy-dependent value on which it depends. */
 static void reject(const Plan *P, int out, const char *which, Diag *d) {
@@ -113,6 +146,7 @@ static void reject(const Plan *P, int out, const char *which, Diag *d) {
   diag_note(d, c->rng, "a batch-level reduction of logp or entropy may enter the loss only "
             "linearly (sums and constant multiples of mean[batch](...) and sum[batch](...)); "
             "metrics may use it freely");
+  group_note(P, culprit, d);
 }
 
 Plan *pl_plan(const IrGraph *g, Diag *d) {

@@ -5,7 +5,8 @@
 
 writes DIR/p0000.rein ... DIR/p{N-1}.rein.  Program i depends only on (S, i), through its own
 random.Random, so the same seed always gives the same files.  With --rein PATH every file is also
-run through `PATH check`, which must exit 0 and print nothing (no warning either); the failing
+run through `PATH check`, which must exit 0 and print nothing (no warning either: a product of
+two factors that depend on logp wraps both in keepgrad(), the identity); the failing
 files are listed and the exit status is 1.  A coverage summary goes to stderr.
 
 Every program is valid by construction:
@@ -328,7 +329,18 @@ def rng_red(op, x, n, empty):
     return 0.0, float(n - 1)      # rank
 
 
+def keepgrad(e):
+    """keepgrad(e): e itself, said to carry a gradient on purpose."""
+    return E('keepgrad(' + e.s + ')', 9, e.lv, e.ty, e.lo, e.hi, (e,), ('fn', 'keepgrad'), dep=e.dep,
+             dlp=e.dlp, dent=e.dent, fin=e.fin, isint=e.isint, const=e.const, t=e.t)
+
+
 def bi(op, a, b):
+    if op in '*/' and a.dlp and b.dlp:
+        # Both factors depend on logp: the front end warns about such a product when one of them is
+        # logp (a forgotten sg on the weight of a score-function term) unless keepgrad says that the
+        # gradient through the weight is meant; these programs mean it.
+        a, b = keepgrad(a), keepgrad(b)
     if op in CMPS:
         p, pl, pr = 4, 5, 5
     else:
