@@ -69,7 +69,7 @@ Task *trn_make_task(const TrnOpts *o, char *err, size_t errlen) {
   TaskTok *tok = NULL;
   if (o->model[0] && trn_model_tok(o->model, &tok, err, errlen)) return NULL;
   TaskData d = {.train_path = o->train_data, .eval_path = o->eval_data[0] ? o->eval_data : NULL,
-                .format_term = o->format_term, .prompt_field = o->prompt_field[0] ? o->prompt_field : NULL,
+                .format_term = o->format_term, .prompt_field = o->messages_field[0] ? NULL : o->prompt_field,
                 .messages_field = o->messages_field[0] ? o->messages_field : NULL, .answer_field = o->answer_field,
                 .tok = tok};
   Task *t = !strcmp(o->task, "gsm8k") ? task_gsm8k_open(&d, err, errlen) : task_jsonl_open(&d, err, errlen);

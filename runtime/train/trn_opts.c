@@ -91,6 +91,7 @@ void trn_opts_defaults(TrnOpts *o, int cmd) {
   strcpy(o->ops, "+-");
   o->task_seed = 1;
   o->format_term = 1;
+  strcpy(o->prompt_field, "prompt");
   strcpy(o->answer_field, "answer");
   o->reward_timeout = 60;
   o->log_samples = 4;
@@ -277,9 +278,10 @@ static int validate(const TrnOpts *o, int cmd, char *err, size_t errlen) {
     return snprintf(err, errlen, "--task '%s': expected arith, gsm8k or jsonl", o->task), -1;
   if (strcmp(o->task, "arith") && !o->train_data[0])
     return snprintf(err, errlen, "--task %s needs --train-data FILE.jsonl", o->task), -1;
-  if (o->prompt_field[0] && o->messages_field[0])
+  if (trn_opts_given(o, "prompt-field") && o->messages_field[0])
     return snprintf(err, errlen, "--prompt-field and --messages-field: give one of them, not both"), -1;
-  if (!o->answer_field[0]) return snprintf(err, errlen, "--answer-field: empty name"), -1;
+  if (!o->prompt_field[0] || !o->answer_field[0])
+    return snprintf(err, errlen, "--%s-field: empty name", o->prompt_field[0] ? "answer" : "prompt"), -1;
   if (strcmp(o->lr_schedule, "constant") && strcmp(o->lr_schedule, "cosine") && strcmp(o->lr_schedule, "linear"))
     return snprintf(err, errlen, "--lr-schedule '%s': expected constant, cosine or linear", o->lr_schedule), -1;
   if (!o->out[0]) return snprintf(err, errlen, "--out: empty path"), -1;
