@@ -37,7 +37,7 @@ typedef struct {
 typedef struct {
   const char *config, *model, *outdir, *save_dtype;
   TokList toks, stop;
-  int have_stop, have_seed;
+  int have_stop, have_seed, have_temp, have_top_p, have_top_k;
   double temp, top_p, top_k, max_new, seed, samples, threads;
 } CliArgs;
 
@@ -253,11 +253,26 @@ static int cli_generate(TfmModel *m, CliArgs *a) {
   }
   TokList *stop = &a->stop;
   const TokList *t = &a->toks;
-  if (!a->have_stop)
-    for (int i = 0; i < m->cfg.n_eos; i++) {
+  /* generation_config.json: its eos ids stop (else config.json's), its sampling parameters are
+   * the defaults; --stop, --temperature, --top-p, --top-k override them */
+  TfmGenConfig gc;
+  char gerr[1024];
+  if (tfm_genconfig_load(a->model, m->cfg.vocab, &gc, gerr, sizeof gerr)) {
+    fprintf(stderr, "rein model generate: %s\n", gerr);
+    return 1;
+  }
+  if (!a->have_stop) {
+    const int *eos = gc.n_eos ? gc.eos : m->cfg.eos;
+    int n_eos = gc.n_eos ? gc.n_eos : m->cfg.n_eos;
+    for (int i = 0; i < n_eos; i++) {
       if (stop->n == stop->cap) stop->v = rc_realloc(stop->v, (size_t)(stop->cap = stop->cap ? 2 * stop->cap : 8) * sizeof(int32_t));
-      stop->v[stop->n++] = m->cfg.eos[i];
+      stop->v[stop->n++] = eos[i];
     }
+  }
+  if (!a->have_temp && gc.do_sample == 0) a->temp = 0;   /* the file asks for greedy decoding */
+  else if (!a->have_temp && gc.has_temperature) a->temp = gc.temperature;
+  if (!a->have_top_p && gc.has_top_p && gc.do_sample != 0) a->top_p = gc.top_p;
+  if (!a->have_top_k && gc.has_top_k && gc.do_sample != 0) a->top_k = gc.top_k;
   int G = (int)a->samples, n = t->nseqs * G, rc = 1;
   char err[1024];
   int *off = rc_malloc((size_t)(n + 1) * sizeof(int));
@@ -332,11 +347,11 @@ static int cli_parse(CliArgs *a, int argc, char **argv) {
       {.name = "prompt-tokens", .kind = RC_OPT_FN, .dst = &a->toks, .fn = opt_prompt, .arg = "T,T,...",
        .help = "generate: a prompt (repeatable)"},
       {.name = "max-new", .kind = RC_OPT_NUM, .dst = &a->max_new, .lo = 1, .hi = 1e6, .arg = "N", .help = "generate: new tokens at most"},
-      {.name = "temperature", .kind = RC_OPT_NUM, .dst = &a->temp, .lo = 0, .hi = 1e6, .arg = "T", .help = "generate: 0 is greedy (default 1)"},
-      {.name = "top-p", .kind = RC_OPT_NUM, .dst = &a->top_p, .lo = 1e-9, .hi = 1, .arg = "P", .help = "generate: nucleus (default 1)"},
-      {.name = "top-k", .kind = RC_OPT_NUM, .dst = &a->top_k, .lo = 0, .hi = 1e9, .arg = "K", .help = "generate: top-k (0: off)"},
+      {.name = "temperature", .kind = RC_OPT_NUM, .dst = &a->temp, .seen = &a->have_temp, .lo = 0, .hi = 1e6, .arg = "T", .help = "generate: 0 is greedy (default: generation_config.json, else 1)"},
+      {.name = "top-p", .kind = RC_OPT_NUM, .dst = &a->top_p, .seen = &a->have_top_p, .lo = 1e-9, .hi = 1, .arg = "P", .help = "generate: nucleus (default: generation_config.json, else 1)"},
+      {.name = "top-k", .kind = RC_OPT_NUM, .dst = &a->top_k, .seen = &a->have_top_k, .lo = 0, .hi = 1e9, .arg = "K", .help = "generate: top-k (0: off; default: generation_config.json, else 0)"},
       {.name = "stop", .kind = RC_OPT_FN, .dst = &a->stop, .fn = opt_stop, .seen = &a->have_stop, .arg = "T,T,...",
-       .help = "generate: stop tokens (default: the model's EOS; empty: none)"},
+       .help = "generate: stop tokens (default: the EOS ids of generation_config.json, else config.json's; empty: none)"},
       {.name = "seed", .kind = RC_OPT_NUM, .dst = &a->seed, .lo = 0, .hi = 9007199254740992.0, .seen = &a->have_seed,
        .arg = "S", .help = "init: the weights' seed; generate: the sampling seed"},
       {.name = "samples", .kind = RC_OPT_NUM, .dst = &a->samples, .lo = 1, .hi = 1e6, .arg = "G", .help = "generate: samples per prompt"},

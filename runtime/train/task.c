@@ -1,5 +1,6 @@
-/* task.c — the task interface's shared parts: the character tokenizer and the reward functions
- * (exact match, the final number of a text, the R1 format test), usable by any task.
+/* task.c — the task interface's shared parts: the character tokenizer (and its TaskTok), items,
+ * the dispatch of a response to the task's reward or its external scorer, and the reward
+ * functions (exact match, the final number of a text, the R1 format test), usable by any task.
  */
 #include "rein/task.h"
 #include "rein/common.h"
@@ -56,10 +57,68 @@ static void extras_free(int *n, char ***names, double **vals) {
   *n = 0, *names = NULL, *vals = NULL;
 }
 
+/* ---- the character tokenizer as a TaskTok ---- */
+
+static int ctk_text(const TaskTokenizer *t, const char *text, int bos, int32_t **ids, char *err, size_t errlen) {
+  size_t n = strlen(text) + 2;
+  if (n > (size_t)1 << 30) return snprintf(err, errlen, "longer than the tokenizer takes"), -1;
+  *ids = rc_malloc(n * sizeof **ids);
+  int k = task_tok_encode(t, text, bos, *ids, (int)n, err, errlen);
+  if (k < 0) {
+    if (k == -2) snprintf(err, errlen, "longer than the tokenizer takes");
+    free(*ids);
+    *ids = NULL;
+    return -1;
+  }
+  return k;
+}
+
+static int ctk_prompt(TaskTok *k, const TaskItem *it, int32_t **ids, char *err, size_t errlen) {
+  if (!it->prompt)
+    return snprintf(err, errlen, "a conversation needs a chat template: a model directory with tokenizer.json and "
+                                 "tokenizer_config.json (this one has the character tokenizer)"), -1;
+  return ctk_text(k->state, it->prompt, 1, ids, err, errlen);
+}
+
+static int ctk_encode(TaskTok *k, const char *text, int32_t **ids, char *err, size_t errlen) {
+  return ctk_text(k->state, text, 0, ids, err, errlen);
+}
+
+static char *ctk_decode(TaskTok *k, const int32_t *ids, int n, int all_ids, char *err, size_t errlen) {
+  (void)err, (void)errlen, (void)all_ids;   /* a character prompt has <bos> alone, and no <eos> */
+  return task_tok_decode(k->state, ids, n);
+}
+
+TaskTok *task_tok_char(const TaskTokenizer *t) {
+  TaskTok *k = rc_calloc(1, sizeof *k);
+  k->kind = "char";
+  k->vocab = task_tok_vocab(t);
+  k->neos = 1;
+  k->eos[0] = TASK_EOS;
+  k->pad = TASK_PAD;
+  k->prompt = ctk_prompt;
+  k->encode = ctk_encode;
+  k->decode = ctk_decode;
+  k->state = (void *)t;
+  return k;
+}
+
+void task_tok_free(TaskTok *k) {
+  if (k && k->destroy) k->destroy(k);
+  free(k);
+}
+
 void task_item_free(TaskItem *it) {
   free(it->prompt);
   free(it->answer);
+  for (int i = 0; i < it->nmsgs; i++) {
+    free(it->msgs[i].role);
+    free(it->msgs[i].content);
+  }
+  free(it->msgs);
   it->prompt = it->answer = NULL;
+  it->msgs = NULL;
+  it->nmsgs = 0;
   extras_free(&it->nextra, &it->extra_names, &it->extra_vals);
 }
 
@@ -87,7 +146,31 @@ int task_extra_add(int *n, char ***names, double **vals, const char *name, doubl
 
 void task_free(Task *t) {
   if (t && t->destroy) t->destroy(t);
+  if (t) {
+    task_tok_free(t->tk);
+    task_scorer_stop(t->scorer);
+  }
   free(t);
+}
+
+int task_score(Task *t, const TaskItem *it, const char *response, TaskReward *out, TaskExtra *extra, char *err,
+               size_t errlen) {
+  TaskExtra none;
+  if (!extra) extra = &none;
+  extra->n = 0;
+  if (t->scorer) {
+    /* the prompt a scorer sees: the item's text, or the last user turn of its conversation */
+    const char *prompt = it->prompt;
+    for (int i = 0; i < it->nmsgs; i++)
+      if (!strcmp(it->msgs[i].role, "user")) prompt = it->msgs[i].content;
+    if (task_scorer_score(t->scorer, prompt ? prompt : "", response, it->answer, out, extra, err, errlen)) return -1;
+    /* its extra fields are also the response's extras, which the objective's inputs may name */
+    for (int i = 0; i < extra->n; i++)
+      task_extra_add(&out->nextra, &out->extra_names, &out->extra_vals, extra->name[i], extra->value[i]);
+    return 0;
+  }
+  *out = t->reward(t, it, response);
+  return 0;
 }
 
 double task_exact_match(const char *response, const char *answer) {

@@ -40,6 +40,7 @@ static uint64_t arith_count(const Task *t, int split) {
 
 static int arith_item(const Task *t, int split, uint64_t index, TaskItem *out, char *err, size_t errlen) {
   const Arith *A = t->state;
+  memset(out, 0, sizeof *out);
   int nops = (int)strlen(A->ops);
   uint64_t key = rein_mix64(rein_mix64(A->seed) ^ rein_mix64((uint64_t)split + 0x1234)) ^ rein_mix64(index);
   for (uint64_t attempt = 0; attempt < 100000; attempt++) {
@@ -85,6 +86,7 @@ Task *task_arith_new(int digits, const char *ops, uint64_t seed, char *err, size
   A->seed = seed;
   t->name = "arith";
   task_tok_init(&t->tok, "0123456789+-*=");
+  t->tk = task_tok_char(&t->tok);
   t->count = arith_count;
   t->item = arith_item;
   t->reward = arith_reward;

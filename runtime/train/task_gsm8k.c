@@ -3,13 +3,15 @@
  * Each non-empty line of the JSONL files is {"question": ..., "answer": "... #### N"}; every
  * line is checked on load and a bad one is reported as PATH:LINE with the field.  The prompt is
  * the question and a newline (with the format term on, an instruction to answer in
- * <think>...</think><answer>...</answer> follows the question).  The reward:
+ * <think>...</think><answer>...</answer> follows the question); for a model with a chat template
+ * the item is also a conversation, the R1 system prompt of algorithms.md §7.2 then the question
+ * as the user's turn, and the task's TaskTok chooses which it encodes.  The reward:
  *   accuracy = 1 when the last number of the response (of its first <answer>...</answer> when
  *              there is one) equals N, compared in canonical form ("1,000.0" == "1000");
  *   format   = +0.1 / -0.1 for the R1 format (task_r1_format), when enabled;
  *   reward   = accuracy + format.
  */
-#include "rein/task.h"
+#include "task_internal.h"
 #include "rein/common.h"
 
 #include <jansson.h>
@@ -29,27 +31,47 @@ typedef struct {
 typedef struct {
   Split split[2];
   int format_term;
+  char *system;   /* the system turn of a chat prompt */
 } Gsm;
 
 static const char *INSTRUCTION =
     "\nThink in <think> </think>, then give the final answer in <answer> </answer>.\n";
 
-/* Loads the items of PATH into SP; every question must encode with TOK (checked here, so a bad
- * line is reported as PATH:LINE when the run starts, not when it is first sampled). */
-static int encodes(const TaskTokenizer *tok, const char *text, const char *path, long lineno, char *err,
-                   size_t errlen) {
-  size_t n = strlen(text) + 2;
-  int32_t *ids = rc_malloc(n * sizeof *ids);
-  char why[256];
-  int k = task_tok_encode(tok, text, 1, ids, (int)(n < (size_t)1 << 30 ? n : (size_t)1 << 30), why, sizeof why);
+/* DeepSeek-R1's prompt, the one the reference GSM8K workflow uses as its system turn. */
+const char *const task_r1_system_prompt =
+    "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. The "
+    "assistant first thinks about the reasoning process in the mind and then provides the user with the answer. "
+    "The reasoning process and answer are enclosed within <think> </think> and <answer> </answer> tags, "
+    "respectively, i.e., <think> reasoning process here </think> <answer> answer here </answer>.";
+
+static void make_item(const Gsm *g, const char *q, const char *a, TaskItem *out) {
+  memset(out, 0, sizeof *out);
+  size_t n = strlen(q) + strlen(INSTRUCTION) + 2;
+  out->prompt = rc_malloc(n);
+  snprintf(out->prompt, n, "%s%s", q, g->format_term ? INSTRUCTION : "\n");
+  out->answer = rc_strdup(a);
+  out->nmsgs = 2;
+  out->msgs = rc_calloc(2, sizeof *out->msgs);
+  out->msgs[0] = (TaskMsg){rc_strdup("system"), rc_strdup(g->system)};
+  out->msgs[1] = (TaskMsg){rc_strdup("user"), rc_strdup(q)};
+}
+
+/* Every question must encode with the task's tokenizer (checked here, so a bad line is reported
+ * as PATH:LINE when the run starts, not when it is first sampled). */
+static int encodes(Task *t, const char *q, const char *path, long lineno, char *err, size_t errlen) {
+  TaskItem it;
+  make_item(t->state, q, "0", &it);
+  int32_t *ids = NULL;
+  char why[512];
+  int k = t->tk->prompt(t->tk, &it, &ids, why, sizeof why);
   free(ids);
+  task_item_free(&it);
   if (k >= 0) return 1;
-  snprintf(err, errlen, "%s:%ld: field 'question': %s", path, lineno,
-           k == -1 ? why : "longer than the tokenizer takes");
+  snprintf(err, errlen, "%s:%ld: field 'question': %s", path, lineno, why);
   return 0;
 }
 
-static int load_split(const char *path, const TaskTokenizer *tok, Split *sp, char *err, size_t errlen) {
+static int load_split(const char *path, Task *tok, Split *sp, char *err, size_t errlen) {
   FILE *f = fopen(path, "rb");
   if (!f) {
     snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
@@ -121,12 +143,7 @@ static int gsm_item(const Task *t, int split, uint64_t index, TaskItem *out, cha
     snprintf(err, errlen, "gsm8k: no %s split", split == TASK_EVAL ? "evaluation" : "training");
     return -1;
   }
-  const char *q = sp->q[index % sp->n];
-  size_t n = strlen(q) + strlen(INSTRUCTION) + 2;
-  *out = (TaskItem){0};
-  out->prompt = rc_malloc(n);
-  snprintf(out->prompt, n, "%s%s", q, g->format_term ? INSTRUCTION : "\n");
-  out->answer = rc_strdup(sp->a[index % sp->n]);
+  make_item(g, sp->q[index % sp->n], sp->a[index % sp->n], out);
   return 0;
 }
 
@@ -164,33 +181,51 @@ static void gsm_destroy(Task *t) {
     free(g->split[s].q);
     free(g->split[s].a);
   }
+  free(g->system);
   free(g);
 }
 
-Task *task_gsm8k_new(const char *train_path, const char *eval_path, int format_term, char *err,
-                     size_t errlen) {
-  Task *t = rc_calloc(1, sizeof *t);
-  Gsm *g = rc_calloc(1, sizeof *g);
-  g->format_term = format_term;
-  t->name = "gsm8k";
-  t->count = gsm_count;
-  t->item = gsm_item;
-  t->reward = gsm_reward;
-  t->destroy = gsm_destroy;
-  t->state = g;
-  /* Bytes: tab, newline, printable ASCII and every non-ASCII byte (UTF-8 passes through). */
-  char chars[256];
+/* Bytes of the character tokenizer: tab, newline, printable ASCII and every non-ASCII byte (UTF-8
+ * passes through). */
+static void byte_chars(char chars[256]) {
   int k = 0;
   chars[k++] = '\t';
   chars[k++] = '\n';
   for (int c = 32; c < 127; c++) chars[k++] = (char)c;
   for (int c = 128; c < 256 && k < 253; c++) chars[k++] = (char)c;
   chars[k] = 0;
+}
+
+void task_data_tok(Task *t, TaskTok *tok) {
+  char chars[256];
+  byte_chars(chars);
   task_tok_init(&t->tok, chars);
-  if (load_split(train_path, &t->tok, &g->split[TASK_TRAIN], err, errlen) ||
-      (eval_path && load_split(eval_path, &t->tok, &g->split[TASK_EVAL], err, errlen))) {
+  t->tk = tok ? tok : task_tok_char(&t->tok);
+}
+
+Task *task_gsm8k_open(const TaskData *d, char *err, size_t errlen) {
+  Task *t = rc_calloc(1, sizeof *t);
+  Gsm *g = rc_calloc(1, sizeof *g);
+  g->format_term = d->format_term;
+  g->system = rc_strdup(d->system_prompt ? d->system_prompt : task_r1_system_prompt);
+  t->name = "gsm8k";
+  t->count = gsm_count;
+  t->item = gsm_item;
+  t->reward = gsm_reward;
+  t->destroy = gsm_destroy;
+  t->state = g;
+  task_data_tok(t, d->tok);
+  if (load_split(d->train_path, t, &g->split[TASK_TRAIN], err, errlen) ||
+      (d->eval_path && load_split(d->eval_path, t, &g->split[TASK_EVAL], err, errlen))) {
+    if (d->tok) t->tk = NULL;   /* the caller's on failure */
     task_free(t);
     return NULL;
   }
   return t;
+}
+
+Task *task_gsm8k_new(const char *train_path, const char *eval_path, int format_term, char *err,
+                     size_t errlen) {
+  TaskData d = {.train_path = train_path, .eval_path = eval_path, .format_term = format_term};
+  return task_gsm8k_open(&d, err, errlen);
 }

@@ -2,9 +2,15 @@
  * checkpoint (buffer.bin: binary, little-endian, every count and offset checked on read, bad
  * files reported with the path and the field).  The loop (trn_loop.c) fills the buffer and the
  * checkpoints (trn_ckpt.c) save and restore it through these functions.
+ *
+ * Layout: "REINBUF1", the rollout count, the rollouts; then, only when the run has a reward
+ * command's extra fields, "XTRA", the count and names of the run's fields (length-prefixed) and,
+ * per rollout, its field count and nseq x that many float32 values (NaN: absent).  A file without
+ * the section (every run without extras, and files of older versions) reads as before.
  */
 #include "trn_internal.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -21,6 +27,7 @@ void trn_rollout_free(TrnRollout *r) {
   free(r->acc);
   free(r->trunc);
   free(r->uin);
+  free(r->extra);
   memset(r, 0, sizeof *r);
 }
 
@@ -52,6 +59,19 @@ int trn_buffer_save(const Trainer *tr, const char *path, char *err, size_t errle
     bad |= wr(f, &r->gen_s, 8);
     int32_t nu = r->nuin;
     bad |= wr(f, &nu, 4) | wr(f, r->uin, 4 * (size_t)r->nuin * (size_t)r->nseq);
+  }
+  if (tr->nxname) {
+    int32_t nx = tr->nxname;
+    bad |= wr(f, "XTRA", 4) | wr(f, &nx, 4);
+    for (int k = 0; k < tr->nxname; k++) {
+      int32_t l = (int32_t)strlen(tr->xname[k]);
+      bad |= wr(f, &l, 4) | wr(f, tr->xname[k], (size_t)l);
+    }
+    for (int i = 0; i < tr->nbuf; i++) {
+      const TrnRollout *r = &tr->buf[i];
+      int32_t ne = r->nextra;
+      bad |= wr(f, &ne, 4) | wr(f, r->extra, 4 * (size_t)r->nseq * (size_t)r->nextra);
+    }
   }
   return rc_commit_file(f, bad, tmp, path, err, errlen);
 }
@@ -148,6 +168,48 @@ static int load_rollout(Rd *d, TrnRollout *r, int vocab, int max_pos, int v1, in
   return 0;
 }
 
+/* The extra fields' section after the rollouts (see the layout above). */
+static int load_extras(Trainer *tr, Rd *d, char *err, size_t errlen) {
+  char magic[4];
+  int32_t nx;
+  d->k = -1;
+  if (d->n - d->at < 8 || memcmp(d->p + d->at, "XTRA", 4)) return 0;   /* the caller reports the bytes */
+  if (rd(d, magic, 4, "XTRA", err, errlen) || rd(d, &nx, 4, "nextra", err, errlen)) return -1;
+  if (nx < 1 || nx > TRN_MAX_XNAMES)
+    return snprintf(err, errlen, "%s: field 'nextra': %d extra fields (at most %d)", d->path, nx, TRN_MAX_XNAMES), -1;
+  tr->nxname = 0;
+  for (int k = 0; k < nx; k++) {
+    int32_t l;
+    if (rd(d, &l, 4, "name", err, errlen)) return -1;
+    if (l < 1 || l >= (int32_t)sizeof tr->xname[0] || (size_t)l > d->n - d->at)
+      return snprintf(err, errlen, "%s: extra field %d: bad name length %d", d->path, k, l), -1;
+    memcpy(tr->xname[k], d->p + d->at, (size_t)l);
+    tr->xname[k][l] = 0;
+    d->at += (size_t)l;
+    for (int c = 0; c < l; c++)
+      if (!isalnum((unsigned char)tr->xname[k][c]) && tr->xname[k][c] != '_')
+        return snprintf(err, errlen, "%s: extra field %d: bad name", d->path, k), -1;
+    tr->nxname++;
+  }
+  for (int i = 0; i < tr->nbuf; i++) {
+    TrnRollout *r = &tr->buf[i];
+    int32_t ne;
+    d->k = i;
+    if (rd(d, &ne, 4, "nextra", err, errlen)) return -1;
+    if (ne < 0 || ne > nx)
+      return snprintf(err, errlen, "%s: rollout %d: field 'nextra': %d (the run has %d)", d->path, i, ne, nx), -1;
+    size_t cnt = (size_t)r->nseq * (size_t)ne;
+    if (cnt > (d->n - d->at) / 4) return snprintf(err, errlen, "%s: rollout %d: field 'extra': truncated file", d->path, i), -1;
+    r->nextra = ne;
+    r->extra = rc_malloc(4 * cnt + 1);
+    if (rd(d, r->extra, 4 * cnt, "extra", err, errlen)) return -1;
+    for (size_t j = 0; j < cnt; j++)
+      if (isinf(r->extra[j]))
+        return snprintf(err, errlen, "%s: rollout %d: field 'extra': %g is not finite", d->path, i, r->extra[j]), -1;
+  }
+  return 0;
+}
+
 int trn_buffer_load(Trainer *tr, const char *path, char *err, size_t errlen) {
   FILE *f = fopen(path, "rb");
   if (!f) return snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno)), -1;
@@ -197,6 +259,7 @@ int trn_buffer_load(Trainer *tr, const char *path, char *err, size_t errlen) {
     }
     tr->buf[tr->nbuf++] = r;
   }
+  if (!rc && d.at != n) rc = load_extras(tr, &d, err, errlen);
   if (!rc && d.at != n) {
     snprintf(err, errlen, "%s: %zu bytes after the last rollout", path, n - d.at);
     rc = -1;

@@ -232,10 +232,19 @@ int trn_ckpt_save(Trainer *tr, char *err, size_t errlen) {
 
 /* Options that may differ between a run and its resumption. */
 static int may_change(const char *key) {
-  static const char *const ok[] = {"eval-every", "save-every", "keep", "threads", "out", "stop-at", "time-limit",
-                                   "save-dtype", NULL};
+  static const char *const ok[] = {"eval-every", "save-every", "keep",        "threads",        "out",
+                                   "stop-at",    "time-limit", "save-dtype",  "log-samples",    "reward-timeout",
+                                   NULL};
   for (int i = 0; ok[i]; i++)
     if (!strcmp(key, ok[i])) return 1;
+  return 0;
+}
+
+/* Options added after the checkpoint format (their absence from a checkpoint means the default). */
+static int added_later(const char *key) {
+  static const char *const later[] = {"prompt-field", "messages-field", "answer-field", "reward-cmd", NULL};
+  for (int i = 0; later[i]; i++)
+    if (!strcmp(key, later[i])) return 1;
   return 0;
 }
 
@@ -331,11 +340,18 @@ int trn_ckpt_load(Trainer *tr, char *err, size_t errlen) {
     char *now = trn_opts_json(o, TRN_CMD_TRAIN);
     json_t *cur = json_loads(now, 0, NULL);
     free(now);
+    /* an option added after checkpoints existed is absent from older ones: the run had its default */
+    TrnOpts defo;
+    trn_opts_defaults(&defo, TRN_CMD_TRAIN);
+    char *dtext = trn_opts_json(&defo, TRN_CMD_TRAIN);
+    json_t *defs = json_loads(dtext, 0, NULL);
+    free(dtext);
     const char *key;
     json_t *v;
     json_object_foreach(cur, key, v) {
       if (may_change(key)) continue;
       json_t *was = json_object_get(opts, key);
+      if (!was && added_later(key)) was = json_object_get(defs, key);
       if (!was || !json_equal(was, v)) {
         size_t fl = JSON_ENCODE_ANY | JSON_REAL_PRECISION(15);   /* 3e-4, not 0.00029999999999999997 */
         char *a = was ? json_dumps(was, fl) : rc_strdup("(absent)"), *b = json_dumps(v, fl);
@@ -351,6 +367,7 @@ int trn_ckpt_load(Trainer *tr, char *err, size_t errlen) {
       fprintf(stderr, "%s: warning: --threads differs from the run's (%lld): results will not be bit-identical to an "
                       "uninterrupted run\n", tr->prog, (long long)json_integer_value(th));
     json_decref(cur);
+    json_decref(defs);
   }
   char state[TRN_PATH + 128];
   snprintf(state, sizeof state, "%s", p);

@@ -5,6 +5,7 @@
 #include "trn_internal.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,9 +35,9 @@ int trn_start(Trainer *tr, int cmd, const char *prog, rt_objective *obj, int arg
 }
 
 int trn_check_vocab(const Trainer *tr, char *err, size_t errlen) {
-  if (tr->m->cfg.vocab >= task_tok_vocab(&tr->task->tok)) return 0;
+  if (tr->m->cfg.vocab >= tr->task->tk->vocab) return 0;
   snprintf(err, errlen, "the model's vocabulary (%d) is smaller than the task tokenizer's (%d)", tr->m->cfg.vocab,
-           task_tok_vocab(&tr->task->tok));
+           tr->task->tk->vocab);
   return -1;
 }
 
@@ -57,28 +58,80 @@ double trn_lr_at(const TrnOpts *o, int64_t t) {
 }
 
 Task *trn_make_task(const TrnOpts *o, char *err, size_t errlen) {
-  if (!strcmp(o->task, "arith")) return task_arith_new(o->digits, o->ops, o->task_seed, err, errlen);
-  return task_gsm8k_new(o->train_data, o->eval_data[0] ? o->eval_data : NULL, o->format_term, err, errlen);
-}
-
-int trn_encode(const Task *task, const char *text, int bos, int32_t **ids, char *err, size_t errlen) {
-  int cap = (int)strlen(text) + 2;
-  *ids = rc_malloc((size_t)cap * sizeof(int32_t));
-  int n = task_tok_encode(&task->tok, text, bos, *ids, cap, err, errlen);
-  if (n < 0) {
-    free(*ids);
-    *ids = NULL;
-    return -1;
+  if (!strcmp(o->task, "arith")) {
+    Task *t = task_arith_new(o->digits, o->ops, o->task_seed, err, errlen);
+    if (t && o->reward_cmd[0] && !(t->scorer = task_scorer_start(o->reward_cmd, o->reward_timeout, err, errlen))) {
+      task_free(t);
+      return NULL;
+    }
+    return t;
   }
-  return n;
+  TaskTok *tok = NULL;
+  if (o->model[0] && trn_model_tok(o->model, &tok, err, errlen)) return NULL;
+  TaskData d = {.train_path = o->train_data, .eval_path = o->eval_data[0] ? o->eval_data : NULL,
+                .format_term = o->format_term, .prompt_field = o->messages_field[0] ? NULL : o->prompt_field,
+                .messages_field = o->messages_field[0] ? o->messages_field : NULL, .answer_field = o->answer_field,
+                .tok = tok};
+  Task *t = !strcmp(o->task, "gsm8k") ? task_gsm8k_open(&d, err, errlen) : task_jsonl_open(&d, err, errlen);
+  if (!t) {
+    task_tok_free(tok);
+    return NULL;
+  }
+  if (o->reward_cmd[0] && !(t->scorer = task_scorer_start(o->reward_cmd, o->reward_timeout, err, errlen))) {
+    task_free(t);
+    return NULL;
+  }
+  return t;
 }
 
-int trn_eval(TfmModel *m, const Task *task, const TrnOpts *o, int64_t step, double *acc, double *reward,
-             double *len, char *err, size_t errlen) {
+int trn_apply_genconfig(TrnOpts *o, const TfmModel *m, const char *prog, char *err, size_t errlen) {
+  if (!o->model[0]) return 0;
+  TfmGenConfig gc;
+  if (tfm_genconfig_load(o->model, m->cfg.vocab, &gc, err, errlen)) return -1;
+  if (!gc.found) return 0;
+  if (gc.do_sample == 0) return 0;   /* greedy in the file: RL samples all the same */
+  char said[160] = "";
+  size_t n = 0;
+  if (gc.has_temperature && !trn_opts_given(o, "temperature"))
+    o->temperature = gc.temperature, n += (size_t)snprintf(said + n, sizeof said - n, " temperature %g", gc.temperature);
+  if (gc.has_top_p && !trn_opts_given(o, "top-p"))
+    o->top_p = gc.top_p, n += (size_t)snprintf(said + n, sizeof said - n, " top-p %g", gc.top_p);
+  if (gc.has_top_k && !trn_opts_given(o, "top-k"))
+    o->top_k = gc.top_k, n += (size_t)snprintf(said + n, sizeof said - n, " top-k %d", gc.top_k);
+  if (n) fprintf(stderr, "%s: sampling from %s/generation_config.json:%s (options given explicitly win)\n", prog,
+                 o->model, said);
+  return 0;
+}
+
+static json_t *jtext(const char *s) {
+  char *c = task_utf8_clean(s);
+  json_t *j = json_string(c);
+  free(c);
+  return j;
+}
+
+/* One logged sample, appended to ARR. */
+static void sample_line(json_t *arr, int64_t step, const TaskItem *it, const char *prompt, const int32_t *pids,
+                        int np, const char *resp, const TaskReward *r, int stopped) {
+  json_t *j = json_object(), *ids = json_array();
+  for (int i = 0; i < np; i++) json_array_append_new(ids, json_integer(pids[i]));
+  json_object_set_new(j, "step", json_integer(step));
+  json_object_set_new(j, "prompt", jtext(prompt));
+  json_object_set_new(j, "prompt_ids", ids);
+  json_object_set_new(j, "response", jtext(resp));
+  json_object_set_new(j, "answer", jtext(it->answer));
+  json_object_set_new(j, "reward", json_real(r->reward));
+  json_object_set_new(j, "accuracy", json_real(r->accuracy));
+  json_object_set_new(j, "stopped", json_boolean(stopped));
+  json_array_append_new(arr, j);
+}
+
+int trn_eval(TfmModel *m, Task *task, const TrnOpts *o, int64_t step, const char *samples, double *acc,
+             double *reward, double *len, char *err, size_t errlen) {
   uint64_t n = (uint64_t)o->eval_prompts, cnt = task->count(task, TASK_EVAL);
   if (cnt && n > cnt) n = cnt;
-  if (!strcmp(task->name, "gsm8k") && cnt == 0) {
-    *acc = *reward = *len = NAN;   /* no held-out file */
+  if (task->count(task, TASK_TRAIN) && cnt == 0) {
+    *acc = *reward = *len = NAN;   /* a dataset without a held-out file */
     return 0;
   }
   TaskItem *items = rc_calloc(n, sizeof *items);
@@ -86,11 +139,11 @@ int trn_eval(TfmModel *m, const Task *task, const TrnOpts *o, int64_t step, doub
   int32_t *prompt = NULL;
   size_t cap = 0;
   int rc = 0;
+  TaskTok *tk = task->tk;
   for (uint64_t i = 0; i < n && !rc; i++) {
     int32_t *ids = NULL;
     int k = -1;
-    if (task->item(task, TASK_EVAL, i, &items[i], err, errlen) ||
-        (k = trn_encode(task, items[i].prompt, 1, &ids, err, errlen)) < 0) {
+    if (task->item(task, TASK_EVAL, i, &items[i], err, errlen) || (k = tk->prompt(tk, &items[i], &ids, err, errlen)) < 0) {
       rc = -1;
       break;
     }
@@ -103,18 +156,59 @@ int trn_eval(TfmModel *m, const Task *task, const TrnOpts *o, int64_t step, doub
     free(ids);
   }
   TfmGenOut g = {0};
-  int32_t stop = TASK_EOS;
-  TfmSampling s = {o->eval_temperature, 1.0, 0, o->max_new, 1, &stop,
+  TfmSampling s = {o->eval_temperature, 1.0, 0, o->max_new, tk->neos, tk->eos,
                    rein_mix64(o->seed ^ 0x6576616cull) ^ rein_mix64((uint64_t)step)};
   if (!rc && tfm_generate(m, (int)n, off, prompt, &s, &g, err, errlen)) rc = -1;
   double sa = 0, sr = 0, sl = 0;
+  json_t *logged = samples && o->log_samples > 0 ? json_array() : NULL;
   for (uint64_t i = 0; i < n && !rc; i++) {
-    char *text = task_tok_decode(&task->tok, g.tokens + i * (uint64_t)g.max_new, g.len[i]);
-    TaskReward r = task->reward(task, &items[i], text);
+    const int32_t *resp = g.tokens + i * (uint64_t)g.max_new;
+    char *text = tk->decode(tk, resp, g.len[i], 0, err, errlen);
+    TaskReward r;
+    if (!text || task_score(task, &items[i], text, &r, NULL, err, errlen)) {
+      if (text) {
+        size_t l = strlen(err);
+        snprintf(err + l, errlen > l ? errlen - l : 0, "; while scoring evaluation response %llu at step %lld",
+                 (unsigned long long)i, (long long)step);
+      }
+      free(text);
+      rc = -1;
+      break;
+    }
+    if (logged && i < (uint64_t)o->log_samples) {
+      char *ptext = tk->decode(tk, prompt + off[i], off[i + 1] - off[i], 1, err, errlen);
+      if (!ptext) {
+        free(text);
+        rc = -1;
+        break;
+      }
+      sample_line(logged, step, &items[i], ptext, prompt + off[i], off[i + 1] - off[i], text, &r, g.stopped[i]);
+      free(ptext);
+    }
     free(text);
     sa += r.accuracy, sr += r.reward, sl += g.len[i];
     task_reward_free(&r);
   }
+  if (!rc && logged) {   /* one file per evaluation, written atomically: a rerun after --resume rewrites it */
+    size_t tlen = 0, tcap = 4096;
+    char *buf = rc_malloc(tcap);
+    buf[0] = 0;
+    size_t i;
+    json_t *j;
+    json_array_foreach(logged, i, j) {
+      char *line = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+      size_t l = strlen(line);
+      if (tlen + l + 2 > tcap) buf = rc_realloc(buf, tcap = 2 * (tlen + l + 2));
+      memcpy(buf + tlen, line, l);
+      tlen += l;
+      buf[tlen++] = '\n';
+      buf[tlen] = 0;
+      free(line);
+    }
+    rc = rc_write_text(samples, buf, err, errlen);
+    free(buf);
+  }
+  json_decref(logged);
   if (!rc) *acc = sa / (double)n, *reward = sr / (double)n, *len = sl / (double)n;
   tfm_genout_free(&g);
   for (uint64_t i = 0; i < n; i++) task_item_free(&items[i]);

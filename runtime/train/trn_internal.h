@@ -12,6 +12,8 @@
 #include "rein/train.h"
 #include "rein/common.h"
 
+#define TRN_MAX_XNAMES 64
+
 /* One explored batch: batch_prompts groups of `group` responses, all from policy `version`. */
 typedef struct {
   int64_t e, version;      /* explore step (1-based) and the trainer step of its weights */
@@ -26,6 +28,8 @@ typedef struct {
   int nuin;                /* the objective's user inputs (all seq level) */
   float *uin;              /* (nuin * nseq) input k of sequence s at [k * nseq + s]: the response's
                               reward extra of that name, else its item's extra (task.h) */
+  int nextra;              /* extra reward fields known when it was explored (Trainer.xname) */
+  float *extra;            /* (nseq * nextra) field k of sequence s at [s * nextra + k]; NaN: absent */
   double gen_s;            /* seconds the generation took (metrics only) */
 } TrnRollout;
 
@@ -48,6 +52,8 @@ typedef struct {
   double t0;               /* monotonic start of this process's part */
   FILE *metrics;
   int lock_fd;             /* OUT/lock, held for the life of the run (-1: none) */
+  int nxname;              /* the reward command's extra fields, in order of first appearance */
+  char xname[TRN_MAX_XNAMES][48];
 } Trainer;
 
 /* What a train step reports (metrics: d->nmetrics values, the caller's array). */
@@ -109,13 +115,26 @@ TfmModel *trn_default_model(char *err, size_t errlen);
 int trn_save_dtype(const TrnOpts *o, const TfmModel *m);
 /* The learning rate of step T (1-based) of O's schedule. */
 double trn_lr_at(const TrnOpts *o, int64_t t);
-/* The task of O (--task and its options); NULL with ERR. */
+/* The tokenizer of model directory DIR as a TaskTok (task_tok_hf.c): its tokenizer.json (with
+ * tokenizer_config.json's chat template, and the eos ids of generation_config.json,
+ * tokenizer_config.json or config.json) when it has one; *tok NULL when it has none (the task
+ * then uses its character tokenizer).  -1 with ERR for a tokenizer that cannot be read. */
+int trn_model_tok(const char *dir, TaskTok **tok, char *err, size_t errlen);
+/* The task of O (--task and its options) with its tokenizer — the model directory's own
+ * (tokenizer.json) when it has one, else the character tokenizer — and, with --reward-cmd, its
+ * external scorer started; NULL with ERR. */
 Task *trn_make_task(const TrnOpts *o, char *err, size_t errlen);
-/* Encode item text with a leading <bos>; -1 with ERR. */
-int trn_encode(const Task *task, const char *text, int bos, int32_t **ids, char *err, size_t errlen);
-/* Evaluation on the first eval_prompts held-out items: accuracy, reward, mean response length. */
-int trn_eval(TfmModel *m, const Task *task, const TrnOpts *o, int64_t step, double *acc, double *reward,
-             double *len, char *err, size_t errlen);
+/* generation_config.json of the policy's directory (O->model), checked against M's vocabulary:
+ * with do_sample not false, its temperature / top_p / top_k replace the defaults of the options
+ * not set explicitly (said on stderr).  (Its eos ids are the stop ids of a Hugging Face tokenizer,
+ * trn_model_tok; the character tokenizer's <eos> is its own.)  Call before the run directory's
+ * config.json is written.  -1 with ERR. */
+int trn_apply_genconfig(TrnOpts *o, const TfmModel *m, const char *prog, char *err, size_t errlen);
+/* Evaluation on the first eval_prompts held-out items: accuracy, reward, mean response length.
+ * SAMPLES (NULL: none): the path of a JSONL file written atomically with the first
+ * o->log_samples items' prompt, response, answer, reward and accuracy. */
+int trn_eval(TfmModel *m, Task *task, const TrnOpts *o, int64_t step, const char *samples, double *acc,
+             double *reward, double *len, char *err, size_t errlen);
 /* Progress line on stderr. */
 void trn_progress(int on, int64_t t, int64_t total, double elapsed, double done_at_start, const char *extra);
 

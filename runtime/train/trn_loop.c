@@ -50,6 +50,31 @@ static uint64_t train_index(const Trainer *tr, int64_t e, int i) {
   return x;
 }
 
+/* The extra fields of a batch's answers EX (one per sequence) into R: each name gets the index of
+ * its first appearance in the run (tr->xname); a sequence whose answer lacks a field has NaN. */
+static int keep_extras(Trainer *tr, TrnRollout *r, const TaskExtra *ex, char *err, size_t errlen) {
+  for (int q = 0; q < r->nseq; q++)
+    for (int k = 0; k < ex[q].n; k++) {
+      int j = 0;
+      while (j < tr->nxname && strcmp(tr->xname[j], ex[q].name[k])) j++;
+      if (j == tr->nxname) {
+        if (j == TRN_MAX_XNAMES)
+          return snprintf(err, errlen, "reward command '%s': more than %d different extra fields in the run",
+                          tr->o.reward_cmd, TRN_MAX_XNAMES), -1;
+        snprintf(tr->xname[tr->nxname++], sizeof tr->xname[0], "%s", ex[q].name[k]);
+      }
+    }
+  if (!tr->nxname) return 0;
+  r->nextra = tr->nxname;
+  r->extra = rc_malloc((size_t)r->nseq * (size_t)r->nextra * sizeof(float));
+  for (size_t i = 0; i < (size_t)r->nseq * (size_t)r->nextra; i++) r->extra[i] = NAN;
+  for (int q = 0; q < r->nseq; q++)
+    for (int k = 0; k < ex[q].n; k++)
+      for (int j = 0; j < tr->nxname; j++)
+        if (!strcmp(tr->xname[j], ex[q].name[k])) r->extra[(size_t)q * (size_t)r->nextra + (size_t)j] = (float)ex[q].value[k];
+  return 0;
+}
+
 /* Explores batch E with the current weights: B prompts, G responses each. */
 static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
   const TrnOpts *o = &tr->o;
@@ -59,6 +84,7 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
   r.version = rt_sched_version(e, o->sync_interval, o->sync_offset);
   r.nseq = nseq, r.group = G;
   r.poff = rc_calloc((size_t)nseq + 1, sizeof(int));
+  TaskTok *tk = tr->task->tk;
   TaskItem *items = rc_calloc((size_t)B, sizeof *items);
   size_t cap = 0;
   int rc = 0;
@@ -66,7 +92,7 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
     int32_t *ids = NULL;
     int k = -1;
     if (tr->task->item(tr->task, TASK_TRAIN, train_index(tr, e, i), &items[i], err, errlen) ||
-        (k = trn_encode(tr->task, items[i].prompt, 1, &ids, err, errlen)) < 0) {
+        (k = tk->prompt(tk, &items[i], &ids, err, errlen)) < 0) {
       rc = -1;
       break;
     }
@@ -93,8 +119,7 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
     free(ids);
   }
   TfmGenOut g = {0};
-  int32_t stop = TASK_EOS;
-  TfmSampling s = {o->temperature, o->top_p, o->top_k, o->max_new, 1, &stop,
+  TfmSampling s = {o->temperature, o->top_p, o->top_k, o->max_new, tk->neos, tk->eos,
                    rein_mix64(o->seed ^ 0x6578706cull) ^ rein_mix64((uint64_t)e)};
   double t0 = rc_now();
   if (!rc && tfm_generate(tr->m, nseq, r.poff, r.prompt, &s, &g, err, errlen)) rc = -1;
@@ -110,15 +135,26 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
     r.trunc = rc_malloc((size_t)nseq);
     r.nuin = tr->d->nuinputs;
     r.uin = rc_malloc((size_t)r.nuin * (size_t)nseq * sizeof(float) + 1);
+    TaskExtra *ex = rc_malloc((size_t)nseq * sizeof *ex);
     for (int q = 0; q < nseq && !rc; q++) {
-      const int32_t *tk = g.tokens + (size_t)q * (size_t)g.max_new;
+      const int32_t *ids = g.tokens + (size_t)q * (size_t)g.max_new;
       for (int j = 0; j < g.len[q]; j++) {
-        r.resp[r.roff[q] + j] = tk[j];
+        r.resp[r.roff[q] + j] = ids[j];
         /* the behaviour log-prob: the policy's at temperature 1 (the rollout engine's report) */
         r.old_logp[r.roff[q] + j] = (float)g.logp[(size_t)q * (size_t)g.max_new + (size_t)j];
       }
-      char *text = task_tok_decode(&tr->task->tok, tk, g.len[q]);
-      TaskReward w = tr->task->reward(tr->task, &items[q / G], text);
+      char *text = tk->decode(tk, ids, g.len[q], 0, err, errlen);
+      TaskReward w;
+      if (!text || task_score(tr->task, &items[q / G], text, &w, &ex[q], err, errlen)) {
+        if (text) {
+          size_t n = strlen(err);
+          snprintf(err + n, errlen > n ? errlen - n : 0, "; while scoring response %d of explore step %lld", q,
+                   (long long)e);
+        }
+        free(text);
+        rc = -1;
+        break;
+      }
       free(text);
       r.reward[q] = (float)w.reward;
       r.acc[q] = (float)w.accuracy;
@@ -144,6 +180,8 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
       }
       task_reward_free(&w);
     }
+    if (!rc) rc = keep_extras(tr, &r, ex, err, errlen);
+    free(ex);
   }
   tfm_genout_free(&g);
   for (int i = 0; i < B; i++) task_item_free(&items[i]);
@@ -359,7 +397,13 @@ int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err
 
 static int do_eval(Trainer *tr, double *acc_out, char *err, size_t errlen) {
   double acc, rew, len, t0 = rc_now();
-  if (trn_eval(tr->m, tr->task, &tr->o, tr->t, &acc, &rew, &len, err, errlen)) return -1;
+  char samples[TRN_PATH + 64] = "";
+  if (tr->o.log_samples > 0) {
+    snprintf(samples, sizeof samples, "%s/samples", tr->o.out);
+    if (rc_mkdir_p(samples, err, errlen)) return -1;
+    snprintf(samples, sizeof samples, "%s/samples/eval-%06lld.jsonl", tr->o.out, (long long)tr->t);
+  }
+  if (trn_eval(tr->m, tr->task, &tr->o, tr->t, samples[0] ? samples : NULL, &acc, &rew, &len, err, errlen)) return -1;
   trn_metrics_eval(tr, acc, rew, len, rc_now() - t0);
   *acc_out = acc;
   /* without a terminal (a log file) the progress bar is replaced by one line per evaluation */
@@ -539,6 +583,7 @@ int trn_main(const char *prog, rt_objective *obj, int argc, char **argv) {
   if (!rc && !(tr.task = trn_make_task(&tr.o, err, sizeof err))) rc = -1;
   if (!rc && !(tr.m = load_policy(&tr.o, err, sizeof err))) rc = -1;
   if (!rc) rc = trn_check_vocab(&tr, err, sizeof err);
+  if (!rc) rc = trn_apply_genconfig(&tr.o, tr.m, prog, err, sizeof err);
   if (!rc && (tr.d->inputs_used & (1u << REIN_IN_REF_LOGP)) && !(tr.ref = load_policy(&tr.o, err, sizeof err)))
     rc = -1;
   if (!rc && !(tr.x = rt_exec_new(obj, RT_CPU, tr.o.threads, err, sizeof err))) rc = -1;

@@ -43,6 +43,18 @@ void trn_metrics_train(const Trainer *tr, const TrnStepStats *st, const TrnRollo
     json_object_set_new(j, "reward_mean", num(st->reward_mean));
     json_object_set_new(j, "reward_std", num(st->reward_std));
     json_object_set_new(j, "accuracy", num(st->acc));
+    /* the reward command's extra fields: the mean over the sequences whose answer had it */
+    for (int k = 0; k < r->nextra; k++) {
+      double sum = 0;
+      int cnt = 0;
+      for (int s = 0; s < r->nseq; s++) {
+        float v = r->extra[(size_t)s * (size_t)r->nextra + (size_t)k];
+        if (!isnan(v)) sum += v, cnt++;
+      }
+      char key[64];
+      snprintf(key, sizeof key, "reward_%s", tr->xname[k]);
+      json_object_set_new(j, key, num(cnt ? sum / cnt : NAN));
+    }
   }
   json_object_set_new(j, "entropy", num(st->entropy));
   if (rl) {

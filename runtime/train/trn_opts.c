@@ -32,13 +32,20 @@ static const Opt opts[] = {
                                           "shipped arithmetic checkpoint (train) / --model-config (sft)"},
     {"model-config", K_STR, O_(model_config), 0, 0, S, "CONFIG.json: start from a random init of this config"},
     {"init-seed", K_U64, O_(init_seed), 0, 0, S, "seed of that random init"},
-    {"task", K_STR, O_(task), 0, 0, TS, "arith | gsm8k"},
+    {"task", K_STR, O_(task), 0, 0, TS, "arith | gsm8k | jsonl"},
     {"digits", K_INT, O_(digits), 1, 9, TS, "arith: operands have 1..DIGITS digits"},
     {"ops", K_STR, O_(ops), 0, 0, TS, "arith: operators, a subset of +-*"},
     {"task-seed", K_U64, O_(task_seed), 0, 0, TS, "arith: seed of the problem generator"},
-    {"train-data", K_STR, O_(train_data), 0, 0, TS, "gsm8k: training JSONL"},
-    {"eval-data", K_STR, O_(eval_data), 0, 0, TS, "gsm8k: held-out JSONL"},
+    {"train-data", K_STR, O_(train_data), 0, 0, TS, "gsm8k, jsonl: training JSONL"},
+    {"eval-data", K_STR, O_(eval_data), 0, 0, TS, "gsm8k, jsonl: held-out JSONL"},
     {"format-term", K_BOOL, O_(format_term), 0, 1, TS, "gsm8k: add the +/-0.1 R1 format term"},
+    {"prompt-field", K_STR, O_(prompt_field), 0, 0, TS, "jsonl: the field holding the prompt (a string)"},
+    {"messages-field", K_STR, O_(messages_field), 0, 0, TS,
+     "jsonl: the field holding a conversation instead ([{role, content}], for a chat template)"},
+    {"answer-field", K_STR, O_(answer_field), 0, 0, TS, "jsonl: the field holding the reference answer"},
+    {"reward-cmd", K_STR, O_(reward_cmd), 0, 0, T,
+     "CMD: rewards from this command (sh -c), one JSON line per response (docs/trainer.md)"},
+    {"reward-timeout", K_DBL, O_(reward_timeout), 1e-3, 1e6, T, "seconds the reward command may take per answer"},
     {"steps", K_INT, O_(steps), 1, 1e8, TS, "optimizer steps"},
     {"batch-prompts", K_INT, O_(batch_prompts), 1, 1e6, TS, "prompts per step"},
     {"group", K_INT, O_(group), 1, 1024, T, "responses per prompt (repeat_times)"},
@@ -61,6 +68,7 @@ static const Opt opts[] = {
     {"eval-every", K_INT, O_(eval_every), 0, 1e8, TS, "evaluate every N steps (0: only at the start and end)"},
     {"eval-prompts", K_INT, O_(eval_prompts), 1, 1e7, TS, "held-out prompts per evaluation"},
     {"eval-temperature", K_DBL, O_(eval_temperature), 0, 100, TS, "0: greedy"},
+    {"log-samples", K_INT, O_(log_samples), 0, 1e6, T, "decoded samples per evaluation in OUT/samples/ (0: none)"},
     {"out", K_STR, O_(out), 0, 0, TS, "run directory (sft: the model directory written)"},
     {"save-every", K_INT, O_(save_every), 0, 1e8, T, "checkpoint every N steps (0: only at the end)"},
     {"keep", K_INT, O_(keep), 0, 1e6, T, "checkpoints kept (0: all)"},
@@ -74,6 +82,7 @@ static const Opt opts[] = {
     {"seed", K_U64, O_(seed), 0, 0, TS, "seed of sampling and of the objective's uniform()"},
 };
 #define NOPTS ((int)(sizeof opts / sizeof opts[0]))
+_Static_assert(sizeof opts / sizeof opts[0] <= 64, "TrnOpts.given has 64 bits");
 
 void trn_opts_defaults(TrnOpts *o, int cmd) {
   memset(o, 0, sizeof *o);
@@ -82,6 +91,10 @@ void trn_opts_defaults(TrnOpts *o, int cmd) {
   strcpy(o->ops, "+-");
   o->task_seed = 1;
   o->format_term = 1;
+  strcpy(o->prompt_field, "prompt");
+  strcpy(o->answer_field, "answer");
+  o->reward_timeout = 60;
+  o->log_samples = 4;
   o->group = 8;
   o->sync_interval = 1;
   o->beta1 = 0.9, o->beta2 = 0.999, o->adam_eps = 1e-8;
@@ -116,6 +129,7 @@ static const Opt *find(const char *name, int cmd) {
 /* Sets option P from text V; WHERE prefixes messages ("--lr" or "FILE: field 'lr'"). */
 static int set_text(TrnOpts *o, const Opt *p, const char *v, const char *where, char *err, size_t errlen) {
   char *dst = (char *)o + p->off;
+  o->given |= 1ull << (p - opts);
   char *end;
   errno = 0;
   switch (p->kind) {
@@ -260,10 +274,14 @@ static int load_config(TrnOpts *o, int cmd, const char *path, char *err, size_t 
 
 /* Checks that hold between options. */
 static int validate(const TrnOpts *o, int cmd, char *err, size_t errlen) {
-  if (strcmp(o->task, "arith") && strcmp(o->task, "gsm8k"))
-    return snprintf(err, errlen, "--task '%s': expected arith or gsm8k", o->task), -1;
-  if (!strcmp(o->task, "gsm8k") && !o->train_data[0])
-    return snprintf(err, errlen, "--task gsm8k needs --train-data FILE.jsonl"), -1;
+  if (strcmp(o->task, "arith") && strcmp(o->task, "gsm8k") && strcmp(o->task, "jsonl"))
+    return snprintf(err, errlen, "--task '%s': expected arith, gsm8k or jsonl", o->task), -1;
+  if (strcmp(o->task, "arith") && !o->train_data[0])
+    return snprintf(err, errlen, "--task %s needs --train-data FILE.jsonl", o->task), -1;
+  if (trn_opts_given(o, "prompt-field") && o->messages_field[0])
+    return snprintf(err, errlen, "--prompt-field and --messages-field: give one of them, not both"), -1;
+  if (!o->prompt_field[0] || !o->answer_field[0])
+    return snprintf(err, errlen, "--%s-field: empty name", o->prompt_field[0] ? "answer" : "prompt"), -1;
   if (strcmp(o->lr_schedule, "constant") && strcmp(o->lr_schedule, "cosine") && strcmp(o->lr_schedule, "linear"))
     return snprintf(err, errlen, "--lr-schedule '%s': expected constant, cosine or linear", o->lr_schedule), -1;
   if (!o->out[0]) return snprintf(err, errlen, "--out: empty path"), -1;
@@ -312,6 +330,7 @@ int trn_opts_parse(TrnOpts *o, int cmd, int argc, char **argv, char *err, size_t
     if (!p && !is_set && !is_config) return snprintf(err, errlen, "unknown option '--%s'", name), -1;
     if (p && p->kind == K_BOOL && !val) {
       *(int *)((char *)o + p->off) = 1;
+      o->given |= 1ull << (p - opts);
       continue;
     }
     if (!val) {
@@ -353,6 +372,12 @@ char *trn_opts_json(const TrnOpts *o, int cmd) {
   char *s = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
   json_decref(root);
   return s;
+}
+
+int trn_opts_given(const TrnOpts *o, const char *name) {
+  for (int i = 0; i < NOPTS; i++)
+    if (!strcmp(opts[i].name, name)) return (int)(o->given >> i & 1);
+  return 0;
 }
 
 void trn_opts_usage(FILE *f, int cmd, const char *prog) {

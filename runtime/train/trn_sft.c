@@ -33,8 +33,8 @@ static int sft_rollout(const Task *task, const TrnOpts *o, int64_t t, int max_po
     int32_t *p = NULL, *a = NULL;
     int np = -1, na = -1;
     if (task->item(task, TASK_TRAIN, (uint64_t)(t - 1) * (uint64_t)B + (uint64_t)i, &it, err, errlen) == 0) {
-      np = trn_encode(task, it.prompt, 1, &p, err, errlen);
-      if (np >= 0) na = trn_encode(task, it.answer, 0, &a, err, errlen);
+      np = task->tk->prompt(task->tk, &it, &p, err, errlen);
+      if (np >= 0) na = task->tk->encode(task->tk, it.answer, &a, err, errlen);
     }
     task_item_free(&it);
     if (np >= 0 && na >= 0 && np + na + 1 > max_pos) {
@@ -50,7 +50,7 @@ static int sft_rollout(const Task *task, const TrnOpts *o, int64_t t, int max_po
     if ((size_t)r->roff[i] + (size_t)na + 1 > rcap) rcap = 2 * (rcap + (size_t)na + 1), r->resp = rc_realloc(r->resp, rcap * 4);
     memcpy(r->prompt + r->poff[i], p, (size_t)np * sizeof(int32_t));
     memcpy(r->resp + r->roff[i], a, (size_t)na * sizeof(int32_t));
-    r->resp[r->roff[i] + na] = TASK_EOS;
+    r->resp[r->roff[i] + na] = task->tk->eos[0];
     r->poff[i + 1] = r->poff[i] + np;
     r->roff[i + 1] = r->roff[i] + na + 1;
     free(p), free(a);
@@ -120,7 +120,7 @@ int trn_sft_run(const char *prog, rt_objective *obj, int argc, char **argv) {
     if (!rc && ((o->eval_every > 0 && t % o->eval_every == 0) || t == o->steps)) {
       double acc, rew, len, t0 = rc_now();
       tr.t = t;
-      if (trn_eval(tr.m, tr.task, o, t, &acc, &rew, &len, err, sizeof err)) rc = -1;
+      if (trn_eval(tr.m, tr.task, o, t, NULL, &acc, &rew, &len, err, sizeof err)) rc = -1;
       else {
         if (prog_on) fputc('\n', stderr);
         trn_metrics_eval(&tr, acc, rew, len, rc_now() - t0);

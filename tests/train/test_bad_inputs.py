@@ -362,7 +362,7 @@ def config_cases(ctx):
     cfg("negative lr", '{"lr": -1}', 2, ["PATH: field 'lr' '-1': expected a number in [0, 10]"])
     cfg("group 0", '{"group": 0}', 2, ["PATH: field 'group' '0': expected an integer in [1, 1024]"])
     cfg("bad bool", '{"format-term": "maybe"}', 2, ["PATH: field 'format-term'", "expected true or false"])
-    cfg("bad task value", '{"task": "nope"}', 2, ["'nope'", "expected arith or gsm8k"])
+    cfg("bad task value", '{"task": "nope"}', 2, ["'nope'", "expected arith, gsm8k or jsonl"])
     cfg("set not an object", '{"set": 3}', 2, ["PATH: field 'set': expected an object"])
     cfg("set entry not a number", '{"set": {"eps_low": "x"}}', 2,
         ["PATH: field 'set': parameter 'eps_low': expected a number"])
@@ -421,7 +421,7 @@ def cli_cases(ctx):
     cli("--set bad value", ["--set", "eps_low=abc"], 2, ["--set 'eps_low=abc': expected a finite number"])
     cli("--set unknown param", ["--set", "nope=1"], 1,
         ["--set nope: objective 'rec_oneside_nois' has no param 'nope' (params: eps_low eps_high)"])
-    cli("--task nope", ["--task", "nope"], 2, ["--task 'nope': expected arith or gsm8k"])
+    cli("--task nope", ["--task", "nope"], 2, ["--task 'nope': expected arith, gsm8k or jsonl"])
     cli("--task gsm8k without data", ["--task", "gsm8k"], 2, ["--task gsm8k needs --train-data"])
     cli("--model nonexistent", ["--model", "/nonexistent/model"], 1, ["/nonexistent/model/config.json"])
     cli("no objective file", [], 2, ["usage: rein train FILE.rein"], obj=None)

@@ -8,7 +8,14 @@
  *     `difficulty`, the number of digits of its two operands;
  *   - "gsm8k": a GSM8K-format JSONL file ("question", "answer" ending in "#### N") with the
  *     reference reward of algorithms.md §7.2: exact match of the final number, optionally plus the
- *     +/-0.1 format term.
+ *     +/-0.1 format term;
+ *   - "jsonl": any JSONL dataset whose prompt (a string, or a list of chat messages) and reference
+ *     answer fields are named by the user; its reward comes from an external command.
+ * How text becomes tokens is a second small interface, TaskTok: the character tokenizer of the
+ * built-in tasks, or a model's own Hugging Face tokenizer and chat template (task_tok_hf,
+ * runtime/train/task_tok_hf.c); the trainer codes against TaskTok and never knows which.
+ * Rewards: the task's C function, or an external command that stays running and answers one
+ * JSON line per response (TaskScorer).
  * Items are a pure function of (task, split, index): the trainer can regenerate any of them.
  */
 #ifndef REIN_TASK_H
@@ -27,8 +34,15 @@ enum { TASK_TRAIN = 0, TASK_EVAL = 1 };
  * task_reward_free; names are unique within one struct. */
 
 typedef struct {
-  char *prompt;  /* the text the policy continues */
-  char *answer;  /* the reference answer, canonical form (e.g. "-42") */
+  char *role;     /* "system", "user", "assistant" */
+  char *content;
+} TaskMsg;
+
+typedef struct {
+  char *prompt;   /* the text the policy continues (character tokenizer; the user's turn of a chat) */
+  char *answer;   /* the reference answer, canonical form (e.g. "-42") */
+  TaskMsg *msgs;  /* the conversation a chat template renders (NULL: one user turn, `prompt`) */
+  int nmsgs;
   int nextra;          /* per-item extras (see above) */
   char **extra_names;  /* (nextra) */
   double *extra_vals;  /* (nextra) */
@@ -61,10 +75,41 @@ int task_tok_encode(const TaskTokenizer *t, const char *text, int bos, int32_t *
 /* Decode ids up to the first <eos> (specials skipped) into a new string. */
 char *task_tok_decode(const TaskTokenizer *t, const int32_t *ids, int n);
 
+/* How the trainer turns an item into prompt ids and response ids back into text.  A TaskTok is
+ * owned by the task it is given to.  Sampling stops at any of eos[0..neos); the response ids it
+ * decodes end at (and exclude) the first of them. */
+#define TASK_MAX_EOS 8
+typedef struct TaskTok TaskTok;
+struct TaskTok {
+  const char *kind;           /* "char" or "hf" */
+  int vocab;                  /* ids 0 .. vocab-1 */
+  int neos;
+  int32_t eos[TASK_MAX_EOS];
+  int32_t pad;
+  /* The prompt ids of an item (*ids malloc'd; the count, or -1 with err). */
+  int (*prompt)(TaskTok *k, const TaskItem *it, int32_t **ids, char *err, size_t errlen);
+  /* Plain text to ids, no special tokens added (`rein sft`'s answers); the count, or -1. */
+  int (*encode)(TaskTok *k, const char *text, int32_t **ids, char *err, size_t errlen);
+  /* Response ids to a new string, up to the first eos with special tokens skipped; with
+   * all_ids, every id and the special tokens written out (prompts, for logs).  NULL with err. */
+  char *(*decode)(TaskTok *k, const int32_t *ids, int n, int all_ids, char *err, size_t errlen);
+  void (*destroy)(TaskTok *k);
+  void *state;
+};
+
+/* The character tokenizer T as a TaskTok (T must outlive it): the prompt is <bos> + its text,
+ * eos {TASK_EOS}, pad TASK_PAD. */
+TaskTok *task_tok_char(const TaskTokenizer *t);
+void task_tok_free(TaskTok *k);
+
+typedef struct TaskScorer TaskScorer;
+
 typedef struct Task Task;
 struct Task {
   const char *name;
-  TaskTokenizer tok;
+  TaskTokenizer tok;    /* the character tokenizer of the built-in tasks */
+  TaskTok *tk;          /* what the trainer encodes and decodes with (owned) */
+  TaskScorer *scorer;   /* an external reward command replacing `reward` (owned; NULL: none) */
   /* Items in a split: 0 for an unbounded generator. */
   uint64_t (*count)(const Task *t, int split);
   /* Item `index` of `split` (a pure function of them), every field of *out filled (no extras:
@@ -84,6 +129,56 @@ int task_extra_add(int *n, char ***names, double **vals, const char *name, doubl
 /* The value of extra NAME among N (NAMES, VALS) into *OUT: 0, or -1 when absent. */
 int task_extra_get(int n, char *const *names, const double *vals, const char *name, double *out);
 void task_free(Task *t);
+
+/* ---- rewards from outside: an external command ----
+ * The command (run by /bin/sh -c) is started once and stays running; for each response it reads
+ * one JSON line {"prompt", "response", "answer"} on stdin and writes one JSON line
+ * {"reward": number, "accuracy": number in [0, 1], ...} on stdout; further numeric fields (at most
+ * TASK_MAX_EXTRA, names of letters, digits and '_') are kept as extra metrics.  Its stderr is
+ * passed through.  Each answer must come within timeout_s seconds.  A command that dies, hangs
+ * past the timeout or answers anything else is an error naming the command and what it did. */
+#define TASK_MAX_EXTRA 16
+typedef struct {
+  int n;
+  char name[TASK_MAX_EXTRA][48];
+  double value[TASK_MAX_EXTRA];
+} TaskExtra;
+
+TaskScorer *task_scorer_start(const char *cmd, double timeout_s, char *err, size_t errlen);
+int task_scorer_score(TaskScorer *s, const char *prompt, const char *response, const char *answer,
+                      TaskReward *out, TaskExtra *extra, char *err, size_t errlen);
+/* Closes its stdin, waits up to the timeout for it to exit, then kills it.  NULL is a no-op. */
+void task_scorer_stop(TaskScorer *s);
+
+/* Scores a decoded response of item IT: through t->scorer when the task has one (EXTRA gets its
+ * extra fields; may be NULL), else t->reward (EXTRA->n = 0).  -1 with err when the command fails. */
+int task_score(Task *t, const TaskItem *it, const char *response, TaskReward *out, TaskExtra *extra,
+               char *err, size_t errlen);
+
+/* The dataset tasks' inputs.  tok: the tokenizer (owned by the task on success, freed by the
+ * caller on failure); NULL: the character tokenizer.  Every line is checked on load, including
+ * that its prompt encodes with tok: a bad one is reported as PATH:LINE with the field. */
+typedef struct {
+  const char *train_path, *eval_path;   /* eval_path NULL: no evaluation split */
+  int format_term;                      /* gsm8k */
+  const char *system_prompt;            /* gsm8k with a chat template: the system turn (NULL: R1) */
+  const char *prompt_field, *messages_field, *answer_field;   /* jsonl (one of the first two) */
+  TaskTok *tok;
+} TaskData;
+
+Task *task_gsm8k_open(const TaskData *d, char *err, size_t errlen);
+/* jsonl: each line an object with d->prompt_field (a string: the prompt) or d->messages_field (a
+ * list of {"role", "content"} strings: the conversation, for a chat template) and
+ * d->answer_field (a string, or a number kept as its JSON text).  Its own reward is exact match
+ * of the response with the answer (surrounding spaces ignored); an attached scorer replaces it. */
+Task *task_jsonl_open(const TaskData *d, char *err, size_t errlen);
+
+/* S with every byte that is not part of valid UTF-8 replaced by U+FFFD (a new string): text for
+ * JSON, which must be UTF-8, from responses that may end inside a character. */
+char *task_utf8_clean(const char *s);
+
+/* The system prompt of GSM8K on a chat model (R1-style, algorithms.md §7.2). */
+extern const char *const task_r1_system_prompt;
 
 /* arith: operands of 1..digits digits, the operators in ops (a subset of "+-*"), items of a
  * split drawn from (seed, split, index); an item belongs to the evaluation split iff a hash of

@@ -85,6 +85,27 @@ const char *tfm_dtype_name(int dt);
 uint16_t tfm_f32_to_bf16(float x);
 uint16_t tfm_f32_to_f16(float x);
 
+/* --- generation_config.json ----------------------------------------------------------------- */
+/* The sampling defaults a model directory ships beside config.json (Hugging Face's
+ * generation_config.json), shared by `rein model generate` and the trainer: the stop ids and the
+ * sampling parameters the model's authors recommend.  Explicit command-line options override
+ * them; fields absent or null are left unset. */
+typedef struct {
+  int found;                 /* DIR/generation_config.json exists */
+  int n_eos;                 /* eos_token_id (an int or a list; 0: absent) */
+  int eos[TFM_MAX_EOS];
+  int bos;                   /* bos_token_id, -1 when absent */
+  int do_sample;             /* -1 absent, else 0 / 1 */
+  int has_temperature, has_top_p, has_top_k;
+  double temperature, top_p;
+  int top_k;
+} TfmGenConfig;
+
+/* Reads DIR/generation_config.json when there is one (else *g has found = 0 and nothing set).
+ * Token ids must lie in [0, vocab); temperature >= 0, top_p in (0, 1], top_k >= 0.  -1 with
+ * "PATH: field 'NAME': problem" in err. */
+int tfm_genconfig_load(const char *dir, int vocab, TfmGenConfig *g, char *err, size_t errlen);
+
 /* --- the model ------------------------------------------------------------------------------ */
 typedef struct {
   char name[80];       /* Hugging Face name, e.g. "model.layers.3.self_attn.q_proj.weight" */

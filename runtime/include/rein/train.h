@@ -33,12 +33,15 @@ typedef struct {
   char model_config[TRN_PATH]; /* sft only: a config.json to initialize a fresh model from */
   uint64_t init_seed;          /* sft only: seed of that random init */
   /* task */
-  char task[16];               /* "arith" or "gsm8k" */
+  char task[16];               /* "arith", "gsm8k" or "jsonl" */
   int digits;
   char ops[8];
   uint64_t task_seed;
   char train_data[TRN_PATH], eval_data[TRN_PATH];
   int format_term;
+  char prompt_field[64], messages_field[64], answer_field[64];   /* jsonl */
+  char reward_cmd[TRN_PATH];   /* an external reward command ("" = the task's reward) */
+  double reward_timeout;       /* seconds per answer of that command */
   /* loop */
   int steps, batch_prompts, group, micro_groups, sync_interval, sync_offset;
   /* optimizer */
@@ -51,6 +54,7 @@ typedef struct {
   /* evaluation */
   int eval_every, eval_prompts;
   double eval_temperature;
+  int log_samples;             /* decoded samples logged per evaluation (OUT/samples/) */
   /* run */
   char out[TRN_PATH];
   int save_every, keep, resume, progress, threads;
@@ -64,6 +68,7 @@ typedef struct {
   char set_name[TRN_MAX_SET][64];
   double set_value[TRN_MAX_SET];
   char set_from[TRN_PATH];     /* the config file that set params ("" when none did) */
+  uint64_t given;              /* bit i: option i of the table was set (command line or --config) */
 } TrnOpts;
 
 enum { TRN_CMD_TRAIN = 1, TRN_CMD_SFT = 2 };
@@ -77,6 +82,8 @@ int trn_opts_parse(TrnOpts *o, int cmd, int argc, char **argv, char *err, size_t
 /* The options as a JSON object text (malloc'd); the keys are the option names. */
 char *trn_opts_json(const TrnOpts *o, int cmd);
 void trn_opts_usage(FILE *f, int cmd, const char *prog);
+/* Whether option NAME was set explicitly (command line or --config), not left at its default. */
+int trn_opts_given(const TrnOpts *o, const char *name);
 
 /* `rein train` after compilation, and the standalone trainer: PROG names the program in
  * messages, O the objective (owned by the caller).  Returns the exit status. */
