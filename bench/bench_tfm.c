@@ -295,17 +295,22 @@ static Result measure(Rein *r, Torch *t, int is_train, int repeat) {
   const char *what = is_train ? "train" : "gen";
   (void)(is_train ? rein_train(r) : rein_gen(r));
   if (t && torch_run(t, what) < 0) t = NULL;
+  int nq = 0; /* pairs with a baseline time */
   for (int k = 0; k < repeat; k++) {
-    if (t && k % 2) b[k] = torch_run(t, what);
+    if (t && k % 2) b[nq] = torch_run(t, what);
     a[k] = is_train ? rein_train(r) : rein_gen(r);
-    if (t && !(k % 2)) b[k] = torch_run(t, what);
-    if (t) q[k] = b[k] / a[k];
+    if (t && !(k % 2)) b[nq] = torch_run(t, what);
+    if (t && b[nq] < 0) {
+      fprintf(stderr, "bench_tfm: the PyTorch server stopped answering\n");
+      t = NULL;
+    }
+    if (t) q[nq] = b[nq] / a[k], nq++;
   }
   Result res = {tokens / median(a, repeat), 0, 0, 0, 0};
-  if (t) {
-    res.theirs = tokens / median(b, repeat);
-    res.ratio = median(q, repeat);
-    minmax(q, repeat, &res.lo, &res.hi);
+  if (nq) {
+    res.theirs = tokens / median(b, nq);
+    res.ratio = median(q, nq);
+    minmax(q, nq, &res.lo, &res.hi);
   }
   free(a);
   free(b);

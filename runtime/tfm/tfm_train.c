@@ -336,7 +336,7 @@ void tfm_backward(TfmModel *m, TfmActs *a, const tfm_f *dlogp, const tfm_f *dent
     tfm_gemm(0, 0, N, I, D, dx, D, P(m, w->wd), I, 0, dh, I);      /* dh = dx Wd */
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < (size_t)N * I; i++) {
-      double gg = A->g[i], sg = sgm[i];
+      double gg = A->g[i], sg = du[i]; /* sigmoid(g), stored above (du is sgm) */
       du[i] = (tfm_f)(dh[i] * gg * sg);
       dg[i] = (tfm_f)(dh[i] * A->u[i] * sg * (1 + gg * (1 - sg)));
     }
