@@ -4,6 +4,9 @@ models, so that Rein's transformer executor can be compared with plain PyTorch o
 
     /usr/bin/python3 bench/tfm_torch.py --config 1m|20m [--threads T] [--repeat R] [--check]
       -> one JSON line {"config", "params", "threads", "repeat", "train_tok_s", "gen_tok_s", ...}
+    /usr/bin/python3 bench/tfm_torch.py --serve --config 1m|20m [--threads T]
+      -> prints "ready", then answers each line "train" or "gen" on stdin with the seconds of one
+         training step or one generation (bench_tfm runs it so as to interleave the two sides)
 
 Workloads (as in bench_tfm.c):
   1m:  Llama, vocab 512, dim 128, 4 layers, 4 heads (2 kv), MLP 384, tied
@@ -324,6 +327,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--check", action="store_true", help="run the correctness checks first")
+    ap.add_argument("--serve", action="store_true", help="time one request per stdin line")
     a = ap.parse_args()
     torch.set_num_threads(max(1, a.threads))
 
@@ -340,9 +344,22 @@ def main():
 
     model = Llama(cfg, W)
     opt = make_optimizer(model)
+    gen = torch.Generator().manual_seed(7)
+    if a.serve:
+        print("ready", flush=True)
+        for line in sys.stdin:
+            what = line.strip()
+            if what not in ("train", "gen"):
+                break
+            t0 = time.perf_counter()
+            if what == "train":
+                train_step(model, opt, tokens)
+            else:
+                model.generate(prompts, NEW, 1.0, gen)
+            print(f"{time.perf_counter() - t0:.6f}", flush=True)
+        return
     repeat = max(1, a.repeat)
     t_train, train_all = timed(lambda: train_step(model, opt, tokens), repeat)
-    gen = torch.Generator().manual_seed(7)
     t_gen, gen_all = timed(lambda: model.generate(prompts, NEW, 1.0, gen), repeat)
     print(json.dumps({
         "config": a.config, "params": model.nparams(), "threads": torch.get_num_threads(),

@@ -22,6 +22,7 @@
 typedef struct {
   int B, maxlen, kvd;
   tfm_f *K, *V;  /* per layer (B, maxlen, KV*hd) */
+  double *rope;  /* tfm_rope_table of the positions 0..maxlen-1 */
 } Cache;
 
 static tfm_f *cache_at(const Cache *c, tfm_f *base, int layer, int b, int pos) {
@@ -58,8 +59,8 @@ static void step(const TfmModel *m, Cache *kc, int R, const int *seq, const int 
       tfm_rmsnorm(R * H, hd, q, m->params + w->qn, c->norm_eps, q, rh);
       tfm_rmsnorm(R * KV, hd, k, m->params + w->kn, c->norm_eps, k, rh + (size_t)R * H);
     }
-    tfm_rope(R, H, hd, q, pos, m->inv_freq, 1);
-    tfm_rope(R, KV, hd, k, pos, m->inv_freq, 1);
+    tfm_rope_tab(R, H, hd, q, pos, kc->rope, 1);
+    tfm_rope_tab(R, KV, hd, k, pos, kc->rope, 1);
     for (int i = 0; i < R; i++) {
       memcpy(cache_at(kc, kc->K, l, seq[i], pos[i]), k + (size_t)i * kvd, kvd * sizeof(tfm_f));
       memcpy(cache_at(kc, kc->V, l, seq[i], pos[i]), v + (size_t)i * kvd, kvd * sizeof(tfm_f));
@@ -211,10 +212,11 @@ int tfm_generate(TfmModel *m, int nseq, const int *off, const int32_t *prompt,
         return -1;
       }
   }
-  Cache kc = {nseq, maxp + s->max_new, c->n_kv_heads * c->head_dim, NULL, NULL};
+  Cache kc = {nseq, maxp + s->max_new, c->n_kv_heads * c->head_dim, NULL, NULL, NULL};
   size_t csz = (size_t)c->n_layers * nseq * kc.maxlen * kc.kvd;
   kc.K = rc_malloc((csz + 1) * sizeof(tfm_f));
   kc.V = rc_malloc((csz + 1) * sizeof(tfm_f));
+  kc.rope = tfm_rope_table(kc.maxlen, c->head_dim / 2, m->inv_freq);
   int Np = off[nseq];
   int R = Np > nseq ? Np : nseq;
   int *seq = rc_malloc((size_t)R * sizeof(int)), *pos = rc_malloc((size_t)R * sizeof(int)),
@@ -223,7 +225,7 @@ int tfm_generate(TfmModel *m, int nseq, const int *off, const int32_t *prompt,
   tfm_f *hid = rc_malloc(((size_t)R * D + 1) * sizeof(tfm_f)), *hsel = rc_malloc(((size_t)nseq * D + 1) * sizeof(tfm_f)),
         *z = rc_malloc(((size_t)nseq * V + 1) * sizeof(tfm_f));
   int rc = -1, *live = NULL;
-  if (!kc.K || !kc.V || !hid || !z) {
+  if (!kc.K || !kc.V || !kc.rope || !hid || !z) {
     snprintf(err, errlen, "generate: out of memory for the KV cache");
     goto done;
   }
@@ -292,6 +294,7 @@ done:
   free(live);
   free(kc.K);
   free(kc.V);
+  free(kc.rope);
   free(seq);
   free(pos);
   free(rowof);

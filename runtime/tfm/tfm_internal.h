@@ -14,6 +14,7 @@
 #ifndef REIN_TFM_INTERNAL_H
 #define REIN_TFM_INTERNAL_H
 
+#include "rein/common.h"
 #include "rein/tfm.h"
 
 #define TFM_ABSENT ((size_t)-1)
@@ -64,12 +65,16 @@ void tfm_rmsnorm_bwd(int N, int D, const tfm_f *x, const tfm_f *w, const tfm_f *
 /* Rotary embedding in place on x (N, nh, hd) at positions pos[n]; dir = -1 applies the inverse
  * (transposed) rotation, which is the backward. */
 void tfm_rope(int N, int nh, int hd, tfm_f *x, const int *pos, const double *inv_freq, int dir);
+/* The rotary table of positions 0..P-1: row p is cos(p·inv_freq[i]) for i < half, then
+ * sin(p·inv_freq[i]) (P × 2·half doubles, malloc'd; NULL when out of memory). */
+double *tfm_rope_table(int P, int half, const double *inv_freq);
+/* tfm_rope with cos and sin read from tfm_rope_table's table (every pos[n] < its P): the same
+ * results bit for bit, without the 2·half trigonometric calls per row. */
+void tfm_rope_tab(int N, int nh, int hd, tfm_f *x, const int *pos, const double *tab, int dir);
 /* y[n,:] += b (N rows of width W). */
 void tfm_add_bias(int N, int W, tfm_f *y, const tfm_f *b);
 /* db += column sums of dy (N,W), in row order per column. */
 void tfm_bias_bwd(int N, int W, const tfm_f *dy, tfm_f *db);
-
-#include "rein/common.h"
 
 /* Log-softmax statistics of one row of logits z (V): returns lse; *ent = entropy. */
 double tfm_row_stats(const tfm_f *z, int V, double *ent);

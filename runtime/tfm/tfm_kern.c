@@ -119,7 +119,8 @@ void tfm_rmsnorm_bwd(int N, int D, const tfm_f *x, const tfm_f *w, const tfm_f *
   }
 }
 
-/* Hugging Face's rotate-half convention: dimension i < hd/2 pairs with i + hd/2. */
+/* Hugging Face's rotate-half convention: dimension i < hd/2 pairs with i + hd/2.  The reference:
+ * cos and sin computed for every row (tfm_rope_tab below reads them from a table instead). */
 void tfm_rope(int N, int nh, int hd, tfm_f *x, const int *pos, const double *inv_freq, int dir) {
   int half = hd / 2;
 #pragma omp parallel for schedule(static)
@@ -139,6 +140,36 @@ void tfm_rope(int N, int nh, int hd, tfm_f *x, const int *pos, const double *inv
           r[i] = (tfm_f)(x1 * c - x2 * s);
           r[i + half] = (tfm_f)(x2 * c + x1 * s);
         }
+      }
+    }
+  }
+}
+
+double *tfm_rope_table(int P, int half, const double *inv_freq) {
+  double *t = rc_malloc(((size_t)P * 2 * half + 1) * sizeof(double));
+  if (!t) return NULL;
+#pragma omp parallel for schedule(static)
+  for (int p = 0; p < P; p++)
+    for (int i = 0; i < half; i++) {
+      double a = p * inv_freq[i];
+      t[(size_t)p * 2 * half + i] = cos(a);
+      t[(size_t)p * 2 * half + half + i] = sin(a);
+    }
+  return t;
+}
+
+/* The same arithmetic as tfm_rope on the same cos and sin, so the same bits. */
+void tfm_rope_tab(int N, int nh, int hd, tfm_f *x, const int *pos, const double *tab, int dir) {
+  int half = hd / 2;
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++) {
+    const double *cs = tab + (size_t)pos[n] * 2 * half, *sn = cs + half;
+    for (int h = 0; h < nh; h++) {
+      tfm_f *r = x + ((size_t)n * nh + h) * hd;
+      for (int i = 0; i < half; i++) {
+        double x1 = r[i], x2 = r[i + half], c = cs[i], s = dir * sn[i];
+        r[i] = (tfm_f)(x1 * c - x2 * s);
+        r[i + half] = (tfm_f)(x2 * c + x1 * s);
       }
     }
   }

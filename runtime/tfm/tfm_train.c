@@ -32,6 +32,7 @@ struct TfmActs {
   int32_t *tgt;    /* (N) */
   int *pos;        /* (N) position inside its sequence */
   size_t *poff;    /* (nseq+1) offsets of each sequence's (H, L, L) block in P */
+  double *rope;    /* tfm_rope_table of the positions 0..longest sequence - 1 */
   LayerActs *L;
   tfm_f *Xf, *xf, *rf;  /* final residual (N,D), its norm (N,D) and rinv (N) */
   double *lse, *ent;    /* (N) head statistics */
@@ -55,6 +56,7 @@ void tfm_acts_free(TfmActs *a) {
   free(a->tgt);
   free(a->pos);
   free(a->poff);
+  free(a->rope);
   free(a->L);
   free(a->lse);
   free(a->ent);
@@ -166,8 +168,10 @@ int tfm_forward(TfmModel *m, const TfmBatch *b, tfm_f *logp, tfm_f *entropy, Tfm
   a->pos = rc_malloc((size_t)N * sizeof(int) + 1);
   a->poff = rc_malloc((size_t)(b->nseq + 1) * sizeof(size_t));
   a->poff[0] = 0;
+  int Lmax = 1;
   for (int s = 0; s < b->nseq; s++) {
     size_t Ls = (size_t)(b->offsets[s + 1] - b->offsets[s]);
+    Lmax = (int)Ls > Lmax ? (int)Ls : Lmax;
     for (int i = b->offsets[s]; i < b->offsets[s + 1]; i++) a->pos[i] = i - b->offsets[s];
     a->poff[s + 1] = a->poff[s] + (size_t)H * Ls * Ls;
   }
@@ -197,7 +201,8 @@ int tfm_forward(TfmModel *m, const TfmBatch *b, tfm_f *logp, tfm_f *entropy, Tfm
   a->lse = rc_malloc(((size_t)N + 1) * sizeof(double));
   a->ent = rc_malloc(((size_t)N + 1) * sizeof(double));
   a->L = rc_calloc((size_t)NL, sizeof *a->L);
-  if (!a->mem || !a->lse || !a->ent || !a->L) {
+  a->rope = tfm_rope_table(Lmax, hd / 2, m->inv_freq);
+  if (!a->mem || !a->lse || !a->ent || !a->L || !a->rope) {
     snprintf(err, errlen, "batch: out of memory for the activations of %d tokens", N);
     tfm_acts_free(a);
     return -1;
@@ -257,8 +262,8 @@ int tfm_forward(TfmModel *m, const TfmBatch *b, tfm_f *logp, tfm_f *entropy, Tfm
       tfm_rmsnorm(N * H, hd, A->qp, P(m, w->qn), c->norm_eps, A->q, A->rq);
       tfm_rmsnorm(N * KV, hd, A->kp, P(m, w->kn), c->norm_eps, A->k, A->rk);
     }
-    tfm_rope(N, H, hd, A->q, a->pos, m->inv_freq, 1);
-    tfm_rope(N, KV, hd, A->k, a->pos, m->inv_freq, 1);
+    tfm_rope_tab(N, H, hd, A->q, a->pos, a->rope, 1);
+    tfm_rope_tab(N, KV, hd, A->k, a->pos, a->rope, 1);
 #pragma omp parallel for schedule(monotonic: dynamic, 1)
     for (int t = 0; t < b->nseq * KV; t++) {
       int s = t / KV, g = t % KV, o = a->off[s], Ls = a->off[s + 1] - o;
@@ -318,17 +323,20 @@ void tfm_backward(TfmModel *m, TfmActs *a, const tfm_f *dlogp, const tfm_f *dent
   for (int l = NL - 1; l >= 0; l--) {
     LayerActs *A = &a->L[l];
     const TfmLayerW *w = &m->layers[l];
-    /* MLP: out = h Wd^T with h = silu(g) * u (h rebuilt into dg's space first). */
-    tfm_f *h = dg;
+    /* MLP: out = h Wd^T with h = silu(g) * u (h rebuilt into dg's space first, sigmoid(g) kept
+     * in du's space for the gradients below; silu(g) = g * sigmoid(g) as in tfm_silu). */
+    tfm_f *h = dg, *sgm = du;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < (size_t)N * I; i++) {
-      h[i] = tfm_silu(A->g[i]) * A->u[i];
+      tfm_f sg = tfm_sigmoid(A->g[i]);
+      sgm[i] = sg;
+      h[i] = A->g[i] * sg * A->u[i];
     }
     tfm_gemm(1, 0, D, I, N, dx, D, h, I, 1, G(m, w->wd), I);       /* dWd += dx^T h */
     tfm_gemm(0, 0, N, I, D, dx, D, P(m, w->wd), I, 0, dh, I);      /* dh = dx Wd */
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < (size_t)N * I; i++) {
-      double gg = A->g[i], sg = tfm_sigmoid(A->g[i]);
+      double gg = A->g[i], sg = du[i]; /* sigmoid(g), stored above (du is sgm) */
       du[i] = (tfm_f)(dh[i] * gg * sg);
       dg[i] = (tfm_f)(dh[i] * A->u[i] * sg * (1 + gg * (1 - sg)));
     }
@@ -354,8 +362,8 @@ void tfm_backward(TfmModel *m, TfmActs *a, const tfm_f *dlogp, const tfm_f *dent
       }
       free(tmp);
     }
-    tfm_rope(N, H, hd, dq, a->pos, m->inv_freq, -1);
-    tfm_rope(N, KV, hd, dk, a->pos, m->inv_freq, -1);
+    tfm_rope_tab(N, H, hd, dq, a->pos, a->rope, -1);
+    tfm_rope_tab(N, KV, hd, dk, a->pos, a->rope, -1);
     if (c->qk_norm) {
       memset(dqp, 0, (size_t)N * qd * sizeof(tfm_f));
       memset(dkp, 0, (size_t)N * kvd * sizeof(tfm_f));

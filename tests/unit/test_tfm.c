@@ -6,6 +6,7 @@
  *     head),
  *     micro-batch accumulation, AdamW against a scalar reference, KV-cache generation against the
  *     full forward, safetensors round trip;
+ *   both: the table-driven rotary kernel against the reference one, bit for bit;
  *   test_tfm32 (reintfm, float32): the matrix-product kernel against its naive reference, the
  *     same generation and micro-batch checks at float32 tolerance, and bit-identical results when
  *     a step or a generation is repeated.
@@ -321,6 +322,30 @@ static void check_determinism(void) {
 }
 #endif
 
+/* The table-driven rotary kernel (tfm_rope_tab, used by training and generation) gives the
+ * reference tfm_rope's bits, both directions, at every position of its table; an odd half width
+ * and a scaled frequency set cover the loops' edges. */
+static void check_rope_tab(void) {
+  enum { N = 7, NH = 3, HD = 10, P = 40 };
+  tfm_f x[N * NH * HD], a[N * NH * HD], b[N * NH * HD];
+  double inv[HD / 2];
+  int pos[N] = {0, 1, 2, 7, 30, 39, 5};
+  for (int i = 0; i < HD / 2; i++) inv[i] = pow(10000.0, -2.0 * i / HD) / (i == 3 ? 8.0 : 1.0);
+  for (int i = 0; i < N * NH * HD; i++) x[i] = (tfm_f)nrand();
+  double *tab = tfm_rope_table(P, HD / 2, inv);
+  CHECK(tab != NULL, "rope table: out of memory");
+  for (int dir = -1; dir <= 1 && tab; dir += 2) {
+    memcpy(a, x, sizeof x);
+    memcpy(b, x, sizeof x);
+    tfm_rope(N, NH, HD, a, pos, inv, dir);
+    tfm_rope_tab(N, NH, HD, b, pos, tab, dir);
+    int same = 1;
+    for (int i = 0; i < N * NH * HD; i++) same &= memcmp(&a[i], &b[i], sizeof a[i]) == 0;
+    CHECK(same, "rope: the table kernel differs from the reference in direction %d", dir);
+  }
+  free(tab);
+}
+
 /* Micro-batches of 1 and 2 sequences accumulate to the whole batch's gradient. */
 static void check_micro(int which) {
   TfmModel *m = make_model(which);
@@ -482,6 +507,7 @@ int main(int argc, char **argv) {
   check_gemm();
   check_determinism();
 #endif
+  check_rope_tab();
   for (int k = 0; k < NCHECKED; k++) check_micro(CHECKED[k]);
   for (int k = 0; k < NCHECKED; k++) check_generate(CHECKED[k]);
   check_roundtrip(argv[1]);
