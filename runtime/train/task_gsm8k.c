@@ -1,4 +1,4 @@
-/* task_gsm8k.c — a GSM8K-format dataset task and its reference reward (algorithms.md §7.2).
+/* task_gsm8k.c — a GSM8K-format dataset task and its reference reward (docs/algorithms.md, the GSM8K reward).
  *
  * Each non-empty line of the JSONL files is {"question": ..., "answer": "... #### N"}; every
  * line is checked on load and a bad one is reported as PATH:LINE with the field.  The prompt is

@@ -35,6 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import torch_objectives as O  # noqa: E402
+import tutorial_objectives as T  # noqa: E402  (adds the tut_ objectives to O.OBJECTIVES)
 
 # One extra configuration per objective with non-default params, so that params really reach
 # the program (None: the objective has no params).
@@ -78,6 +79,7 @@ VARIANTS = {
     "ex_gspo": {"eps_low": 1e-3, "eps_high": 2e-3},
     "ex_opmd_kl": {"c": 0.05, "kl_coef": 0.1, "ent_coef": 0.01},
 }
+VARIANTS.update(T.VARIANTS)
 
 # Backends of `rein eval` and their default tolerance (atol = rtol): the interpreter evaluates in
 # float64; the compiled back ends in float32, which language.md section 5 allows 1e-5 relative.

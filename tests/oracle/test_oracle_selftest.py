@@ -734,5 +734,59 @@ class Tolerance(unittest.TestCase):
         self.assertFalse(O.is_close(float("-inf"), float("inf")))
 
 
+class TutorialHand(unittest.TestCase):
+    """The tutorial's oracles (tutorial_objectives.py) on cases worked out by hand."""
+
+    @classmethod
+    def setUpClass(cls):
+        import tutorial_objectives  # noqa: F401  (registers the tut_ objectives)
+
+    def test_rloo(self):
+        # docs/tutorial.md step 1: A = (1, -1/3, -1/3, -1/3) and 0; S = 5
+        b = {"groups": [[{"reward": 1, "logp": [-1, -2]}, {"reward": 0, "logp": [-0.5]},
+                         {"reward": 0, "logp": []}, {"reward": 0, "logp": [-1]}],
+                        [{"reward": 0.7, "logp": [-0.25]}]]}
+        out = O.evaluate("tut_rloo", b)
+        self.assertAlmostEqual(out["loss"], 0.5, places=14)
+        self.assertAlmostEqual(out["metrics"]["adv_abs"], 0.4, places=14)
+        g = out["grad"]["logp"]
+        for got, want in ((g[0][0][0], -0.2), (g[0][0][1], -0.2), (g[0][1][0], 1 / 15),
+                          (g[0][3][0], 1 / 15), (g[1][0][0], 0.0)):
+            self.assertAlmostEqual(got, want, places=14)
+
+    def test_overlong_penalty(self):
+        import tutorial_objectives as T
+        # L_max = 12, L_cache = 8: free up to 4 tokens, then -1/8 per token, -1 past 12
+        for n, want in ((0, 0.0), (4, 0.0), (5, -0.125), (6, -0.25), (12, -1.0), (13, -1.0)):
+            self.assertEqual(T.overlong_penalty(n, 12.0, 8.0), want)
+        # DAPO's defaults: nothing below 16384 tokens, -0.5 at 18432
+        self.assertEqual(T.overlong_penalty(16384, 20480.0, 4096.0), 0.0)
+        self.assertEqual(T.overlong_penalty(18432, 20480.0, 4096.0), -0.5)
+
+    def test_best_of_group(self):
+        # group 0: rewards (0.2, 0.9, 0.4): the second response learns with A = 0.9 - 0.4;
+        # group 1: a tie at the top, so the margin is 0; N = 4 tokens
+        b = {"groups": [[{"reward": 0.2, "logp": [-1]}, {"reward": 0.9, "logp": [-2]},
+                         {"reward": 0.4, "logp": [-1]}],
+                        [{"reward": 1, "logp": [-1]}, {"reward": 1, "logp": []}]]}
+        out = O.evaluate("tut_best_of_group", b)
+        self.assertAlmostEqual(out["loss"], -0.5 * -2 / 4, places=14)
+        self.assertAlmostEqual(out["grad"]["logp"][0][1][0], -0.5 / 4, places=14)
+        self.assertEqual(out["grad"]["logp"][0][0][0], 0.0)
+        self.assertAlmostEqual(out["metrics"]["margin"], 0.25, places=14)
+
+    def test_seq_tis(self):
+        # one group (1, 0): A = +-0.5; response 0 has log-weight log 3 (w = 3, truncated to 2),
+        # response 1 log-weight log 0.5; N = 3
+        lg3, lg5 = math.log(3.0), math.log(0.5)
+        b = {"groups": [[{"reward": 1, "logp": [-1, -1], "old_logp": [-1 - lg3 / 2, -1 - lg3 / 2]},
+                         {"reward": 0, "logp": [-2], "old_logp": [-2 - lg5]}]]}
+        out = O.evaluate("tut_seq_tis", b)
+        self.assertAlmostEqual(out["grad"]["logp"][0][0][0], -2 * 0.5 / 3, places=12)
+        self.assertAlmostEqual(out["grad"]["logp"][0][1][0], 0.5 * 0.5 / 3, places=12)
+        self.assertAlmostEqual(out["metrics"]["trunc_frac"], 0.5, places=14)
+        self.assertAlmostEqual(out["metrics"]["w_mean"], 1.25, places=12)
+
+
 if __name__ == "__main__":
     unittest.main()

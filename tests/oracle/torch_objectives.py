@@ -1,7 +1,7 @@
 """Float64 PyTorch reference implementations of Rein's standard objectives.
 
-Written from the formulas of ../shared/spec/algorithms.md (sections 1-5, 9),
-../shared/spec/peer-losses.md (section 2) and the table of docs/objectives.md, in the style of the
+Written from the formulas of docs/algorithms.md (notation, advantages, the REC family, the paper's
+and the peer algorithms, KL terms, hand-computed checks) and the table of docs/objectives.md, in the style of the
 reference code (Trinity-RFT): the ragged batch is padded to [num_seqs, T_max] tensors with a
 response mask m, every sequence carries its group index, and the token-mean is sum(v * m) / sum(m).
 The .rein programs are what is under test; they were read only for parameter names, defaults,

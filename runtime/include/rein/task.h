@@ -6,7 +6,7 @@
  *   - "arith": seeded multi-digit arithmetic (add / subtract / multiply), an unbounded generator
  *     with a held-out evaluation split, character-level tokenizer;
  *   - "gsm8k": a GSM8K-format JSONL file ("question", "answer" ending in "#### N") with the
- *     reference reward of algorithms.md §7.2: exact match of the final number, optionally plus the
+ *     reference reward of docs/algorithms.md, the GSM8K reward: exact match of the final number, optionally plus the
  *     +/-0.1 format term.
  * Items are a pure function of (task, split, index): the trainer can regenerate any of them.
  */
