@@ -1,9 +1,10 @@
 """Self-test of the PyTorch oracle (no rein needed).
 
-Checks torch_objectives.py against the hand-computed golden numbers of algorithms.md section 9
-(G1 advantages, G2 per-token losses and gradients, G3 mask truth table) and against the derived
-identities of sections 3.3 and peer-losses.md (GRPO's gradient equals REC-OneSide-IS's; the GSPO
-direct-form gradient), so that a wrong oracle cannot pass rein off as right.
+Checks torch_objectives.py against the hand-computed numbers of docs/algorithms.md ("Hand-computed
+checks": G1 advantages, G2 per-token losses and gradients, G3 mask truth table) and against the
+derived identities of its REC and peer sections (GRPO's gradient equals REC-OneSide-IS's; the GSPO
+direct-form gradient), and the tutorial's oracles on hand-worked cases, so that a wrong oracle
+cannot pass rein off as right.
 
 Run: /usr/bin/python3 tests/oracle/test_oracle_selftest.py
 """
