@@ -26,7 +26,10 @@
  *   var: where(f, g*2(x-m)/max(k,1), 0) with m the mean and k = count - ddof
  *   std: where(f and n > 0, g*(x-m)/(max(k,1)*n), 0)   (std has no derivative at 0: we give 0)
  *   logsumexp: where(f, g*exp(x-n), 0)
- *   sg, sign, comparisons, logic, count, rank, argmax/argmin, uniform: no derivative.
+ *   cumsum[seq](x, gamma): revcumsum[seq](g, gamma); revcumsum[seq](x, gamma): cumsum[seq](g, gamma)
+ *     (y_t = sum_{s<=t} gamma^(t-s) x_s has dy_t/dx_s = gamma^(t-s): the adjoint of x_s is
+ *     sum_{t>=s} gamma^(t-s) g_t, the reverse scan of g; the discount gets no gradient)
+ *   sg, sign, floor, ceil, comparisons, logic, count, rank, argmax/argmin, uniform: no derivative.
  */
 #include "ad.h"
 
@@ -118,7 +121,7 @@ static void elem_rule(Ad *A, int i, int g) {
   /* No derivative.  The sweep never gets here: ir_differentiable marks none of these (their
    * `diff` is false in ops.h).  A differentiable op without a rule above would silently get a zero
    * gradient, so it stops the compiler instead. */
-  case IR_NOT: case IR_SIGN: case IR_SG: case IR_LT: case IR_LE: case IR_GT: case IR_GE:
+  case IR_NOT: case IR_SIGN: case IR_FLOOR: case IR_CEIL: case IR_SG: case IR_LT: case IR_LE: case IR_GT: case IR_GE:
   case IR_EQ: case IR_NE: case IR_AND: case IR_OR: case IR_DMUL:
   REIN_LEAF_OPS(OPS_CASE)
   REIN_RED_OPS(OPS_CASE)
@@ -164,6 +167,8 @@ static void reduce_rule(Ad *A, int i, int g) {
     c = keep_if(A, f, D(A, g, E(A, IR_EXP, E(A, IR_SUB, x, i, -1), -1, -1)));
     break;
   case IR_COUNT: /* no derivative: never reached, as in elem_rule */
+  case IR_CUMSUM: /* sibling ops: scan_rule */
+  case IR_RCUMSUM:
   case IR_RANK:
   case IR_ARGMAX:
   case IR_ARGMIN:
@@ -173,6 +178,14 @@ static void reduce_rule(Ad *A, int i, int g) {
     no_rule(n.op);
   }
   acc(A, x, c, s);
+}
+
+/* The scans: the adjoint of x is the opposite scan of the adjoint, with the same discount.  G may
+ * be coarser than the tokens (a seq or batch adjoint): the scan reads it broadcast. */
+static void scan_rule(Ad *A, int i, int g) {
+  IrNode n = A->g->n[i];
+  IrOp rev = n.op == IR_CUMSUM ? IR_RCUMSUM : IR_CUMSUM;
+  acc(A, n.a[0], ir_reduce(A->g, rev, g, n.a[1], LV_SEQ, LV_TOKEN, 0, A->rng), LV_TOKEN);
 }
 
 IrGraph *ad_differentiate(IrGraph *g) {
@@ -191,6 +204,7 @@ IrGraph *ad_differentiate(IrGraph *g) {
     char cls = ir_ops[g->n[i].op].cls;
     if (cls == 'e') elem_rule(&A, i, A.adj[i]);
     else if (cls == 'r') reduce_rule(&A, i, A.adj[i]);
+    else if (OPS_IS_SCAN(g->n[i].op)) scan_rule(&A, i, A.adj[i]);
   }
   for (int i = 0; i < n0; i++) {
     const IrNode *n = &g->n[i];

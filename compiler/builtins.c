@@ -17,8 +17,10 @@ const BiFunc bi_funcs[FN_COUNT] = {REIN_ELEM_OPS(X_ELEM) REIN_FUNCS_EXTRA(X_FUNC
 #undef X_FUNC
 
 #define X_RED(ID, name, fn, cls, lo, hi, ddof, ...) [RED_##ID] = {fn, lo, hi, ddof, IR_##ID},
-const BiRed bi_reds[RED_COUNT_] = {REIN_RED_OPS(X_RED)};
+#define X_RED_EXTRA(ID, name, lo, hi) [RED_##ID] = {name, lo, hi, false, IR_NOPS},
+const BiRed bi_reds[RED_COUNT_] = {REIN_RED_OPS(X_RED) REIN_REDS_EXTRA(X_RED_EXTRA)};
 #undef X_RED
+#undef X_RED_EXTRA
 
 #define X_OP(id, sp, cls, ir) [id] = {sp, cls, ir},
 const BiOp bi_ops[OP_COUNT] = {REIN_OPS(X_OP)};
@@ -45,23 +47,43 @@ int bi_find_red(const char *name) {
   return -1;
 }
 
-/* The names joined by ", " with " and " before the last, e.g. "sum, mean and rank". */
-#define X_NAME(ID, name, fn, ...) fn,
-static const char *const red_names[] = {REIN_RED_OPS(X_NAME)};
-#undef X_NAME
-
-const char *bi_red_list(char *buf, size_t cap) {
-  int n = (int)(sizeof red_names / sizeof *red_names), k = 0, last = -1;
+/* The names that are not NULL among NAMES[0..N) joined by ", " with " and " before the last,
+ * e.g. "sum, mean and rank", into BUF (CAP bytes, truncated to fit). */
+static const char *join_names(const char *const *names, int n, char *buf, size_t cap) {
+  int k = 0, last = -1;
   for (int i = 0; i < n; i++)
-    if (red_names[i]) last = i;
+    if (names[i]) last = i;
   size_t len = 0;
   buf[0] = 0;
   for (int i = 0; i < n && len < cap; i++) {
-    if (!red_names[i]) continue;
+    if (!names[i]) continue;
     const char *sep = k++ == 0 ? "" : i == last ? " and " : ", ";
-    len += (size_t)snprintf(buf + len, cap - len, "%s%s", sep, red_names[i]);
+    len += (size_t)snprintf(buf + len, cap - len, "%s%s", sep, names[i]);
   }
   return buf;
+}
+
+const char *bi_red_list(char *buf, size_t cap) {
+  const char *names[RED_COUNT_];
+  for (int i = 0; i < RED_COUNT_; i++) names[i] = bi_reds[i].name;
+  return join_names(names, RED_COUNT_, buf, cap);
+}
+
+const char *bi_func_list(char *buf, size_t cap) {
+  const char *names[FN_COUNT];
+  for (int i = 0; i < FN_COUNT; i++) names[i] = bi_funcs[i].name;
+  return join_names(names, FN_COUNT, buf, cap);
+}
+
+bool bi_relevel(const char *src, const char *name, Level l, char *buf, size_t n) {
+  size_t k = strlen(name);
+  if (strncmp(src, name, k)) return false;
+  const char *open = src + k;
+  while (*open == ' ' || *open == '\t') open++;
+  const char *close = *open == '[' ? strchr(open, ']') : NULL;
+  if (!close) return false;
+  int w = snprintf(buf, n, "%.*s%s%s", (int)(open + 1 - src), src, bi_level_names[l], close);
+  return w >= 0 && (size_t)w < n;
 }
 
 /* ---- scalar semantics (float64), shared by constant folding and the reference interpreter ---- */
@@ -86,6 +108,7 @@ double bi_apply_func(FuncId f, const double *x) {
     double m = x[1] > x[0] ? x[1] : x[0];
     return x[2] < m ? x[2] : m;
   }
+  if (f == FN_KEEPGRAD) return x[0];
   return bi_eval_elem(bi_funcs[f].ir, x[0], x[1], x[2]);
 }
 

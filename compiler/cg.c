@@ -190,8 +190,9 @@ static void sib_gather(Cg *c, void *data) {
   }
 }
 
-/* rank/argmax/argmin node I over the children of the current element of its rlevel: gathers
- * the argument into scratch, then rk_rank/rk_argext write the node's array. */
+/* rank/argmax/argmin/cumsum/revcumsum node I over the children of the current element of its
+ * rlevel: gathers the argument into scratch, then rk_rank/rk_argext/rk_scan write the node's
+ * array. */
 static void sibling(Cg *c, int i) {
   const IrNode *n = &c->g->n[i];
   LLVMBasicBlockRef after = guard_begin(c, true);
@@ -212,11 +213,15 @@ static void sibling(Cg *c, int i) {
   SibData d = {i, lo, gep(c, c->f64, sc, lo), NULL};
   LLVMValueRef r2 = gep(c, c->f64, sc, LLVMBuildAdd(c->b, reg, lo, ""));
   LLVMValueRef r3 = gep(c, c->f64, sc, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, reg, ci64(c, 2), ""), lo, ""));
-  if (n->op != IR_RANK) d.keeps = r2;
+  if (n->op == IR_ARGMAX || n->op == IR_ARGMIN) d.keeps = r2;
   for_each(c, n->rlevel, n->elev, n->rlevel, sib_gather, &d);
   LLVMValueRef elt = lo;
   LLVMValueRef out = cg_store_addr(c, i, &elt);
-  if (n->op == IR_RANK) {
+  if (OPS_IS_SCAN(n->op)) { /* rlevel seq: the discount is read at the current sequence */
+    LLVMValueRef gamma = n->a[1] >= 0 ? cg_get(c, n->a[1]) : cf(c, 1);
+    LLVMValueRef a[5] = {d.vals, cnt, gamma, ci32(c, n->op == IR_CUMSUM ? 1 : -1), out};
+    cg_call(c, "rk_scan", LLVMVoidTypeInContext(c->cx), a, 5);
+  } else if (n->op == IR_RANK) {
     LLVMValueRef a[5] = {d.vals, cnt, out, r2, r3};
     cg_call(c, "rk_rank", LLVMVoidTypeInContext(c->cx), a, 5);
   } else {
@@ -296,10 +301,11 @@ static void emit_level(Cg *c, Level L) {
     }
     guard_end(c, after);
   }
-  /* 8 */
+  /* 8 (a sibling op's array is written by its routine: store_out only writes it as a gradient,
+   * which a scan can be) */
   for (int j = 0; j < ps->nnodes; j++) {
     int i = ps->nodes[j];
-    if (g->n[i].level == L && ir_ops[g->n[i].op].cls != 's') store_out(c, i);
+    if (g->n[i].level == L) store_out(c, i);
   }
 }
 

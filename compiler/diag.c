@@ -37,6 +37,18 @@ SrcRange diag_span(SrcRange a, SrcRange b) {
   return r;
 }
 
+bool diag_source_text(const SrcFile *f, SrcRange r, char *buf, size_t n) {
+  int len = r.end.col - r.begin.col;
+  if (!f || r.begin.line != r.end.line || len <= 0 || (size_t)len >= n || r.begin.line < 1 ||
+      r.begin.line > f->nlines || r.begin.col < 1)
+    return false;
+  size_t off = f->line_start[r.begin.line - 1] + (size_t)r.begin.col - 1;
+  if (off + (size_t)len > f->len || memchr(f->text + off, '\n', (size_t)len)) return false;
+  memcpy(buf, f->text + off, (size_t)len);
+  buf[len] = 0;
+  return true;
+}
+
 bool diag_too_many(const Diag *d) { return d->nerrors >= d->max_errors; }
 
 /* Length of the UTF-8 sequence starting at p (at most n bytes available), or 0 if it is not a

@@ -70,6 +70,10 @@ void diag_note(Diag *d, SrcRange rng, const char *fmt, ...) __attribute__((forma
 /* True once max_errors errors were reported: callers stop early. */
 bool diag_too_many(const Diag *d);
 
+/* The text of range R of file F in BUF (size N): true when R lies on one line and its text fits
+ * (at most N - 1 bytes); false otherwise (also for F NULL). */
+bool diag_source_text(const SrcFile *f, SrcRange r, char *buf, size_t n);
+
 /* Builds a range from two positions / merges two ranges. */
 SrcRange diag_range(int l0, int c0, int l1, int c1);
 SrcRange diag_span(SrcRange a, SrcRange b);

@@ -9,7 +9,9 @@
  * accumulated across micro-batches by merging those states (Chan et al. for the variance) and
  * finished in the final stage.  Empty reductions follow the language: sum/count/mean/std/var/max/
  * min give 0, logsumexp gives -inf; std/var with count <= ddof give 0.  rank orders by value,
- * ties by position, NaN last.
+ * ties by position, NaN last.  The scans run sequentially along each sequence's tokens:
+ * cumsum y_t = gamma*y_{t-1} + x_t from the first token, revcumsum y_t = x_t + gamma*y_{t+1} from
+ * the last (gamma 1 when absent), the same order as rk_scan.
  */
 #define _GNU_SOURCE /* qsort_r */
 #include "interp.h"
@@ -136,6 +138,8 @@ static double rfinish(IrOp op, int ddof, RState s) {
     if (s.n == 0) return -INFINITY;
     return isinf(s.lse_m) ? s.lse_m : s.lse_m + log(s.lse_s);
   case IR_RANK: /* not reductions of a state */
+  case IR_CUMSUM:
+  case IR_RCUMSUM:
   case IR_ARGMAX:
   case IR_ARGMIN:
   REIN_LEAF_OPS(OPS_CASE)
@@ -181,7 +185,15 @@ static void eval_sibling(It *it, int i, const View *v) {
     int lo, hi;
     span(it->b, v, n->rlevel, r, n->elev, &lo, &hi);
     int base = v->off[n->elev];
-    if (n->op == IR_RANK) {
+    if (OPS_IS_SCAN(n->op)) {
+      double gamma = n->a[1] >= 0 ? get(it, n->a[1], n->rlevel, r) : 1.0, y = 0;
+      bool fwd = n->op == IR_CUMSUM;
+      for (int j = 0; j < hi - lo; j++) {
+        int e = fwd ? lo + j : hi - 1 - j;
+        y = j == 0 ? get(it, n->a[0], n->elev, e) : gamma * y + get(it, n->a[0], n->elev, e);
+        out[e - base] = y;
+      }
+    } else if (n->op == IR_RANK) {
       int m = hi - lo;
       for (int e = lo; e < hi; e++) it->buf[e - lo] = get(it, n->a[0], n->elev, e);
       for (int j = 0; j < m; j++) it->ibuf[j] = j;

@@ -13,7 +13,8 @@
  * Reductions (class 'r') have a target level `rlevel` and an element level `elev` (the level of
  * the elements summed over; the value x may be that level or coarser, the filter likewise).  Slot
  * a[0] is the value (absent, -1, for count) and a[1] the optional filter.  Sibling ops (class 's':
- * rank, argmax, argmin) are like reductions but give one value per element at `elev`.
+ * rank, argmax, argmin, cumsum, revcumsum) are like reductions but give one value per element at
+ * `elev`; for the scans cumsum/revcumsum ([seq] over tokens) a[1] is the discount, not a filter.
  *
  * The graph owns all its memory (nodes, names); ir_free releases it.
  */
@@ -162,6 +163,8 @@ const char *ir_check_node(const IrGraph *g, int i);
 
 /* ---- the passes, one per file ---- */
 IrGraph *ir_lower(const Program *prog);  /* ir_lower.c: checked AST → IR */
+/* ir_lower.c: PROG with checked expression LOSS (a term of its loss) as the loss, no metrics */
+IrGraph *ir_lower_loss(const Program *prog, const Expr *loss);
 IrGraph *ir_fold(IrGraph *g);   /* ir_fold.c: constant folding and trivial identities */
 IrGraph *ir_cse(IrGraph *g);    /* ir_cse.c: common-subexpression elimination */
 IrGraph *ir_dce(IrGraph *g);    /* ir_dce.c: removes nodes no output needs */

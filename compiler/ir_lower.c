@@ -3,7 +3,9 @@
  * Each let is lowered once (lets are shared, not copied, in the checked tree), inlined fn bodies
  * are lowered where they were inlined (CSE merges the copies), clamp(x, lo, hi) becomes
  * min(max(x, lo), hi) (the language defines it so), count[L](c) becomes a count whose filter is c,
- * and count[L]() a count over tokens (L = seq) or sequences (L = group or batch).  Operators,
+ * and count[L]() a count over tokens (L = seq) or sequences (L = group or batch); keepgrad(x) is x;
+ * median, quantile, topk and topfrac become rank, counts and filtered sums (lower_quantile,
+ * lower_top).  Operators,
  * functions and reductions become the IR op their table row names (bi_ops, bi_funcs, bi_reds).  Every node
  * keeps the source range of the expression it came from, so later errors point at the program.
  */
@@ -50,6 +52,41 @@ static int children(const Lower *L, const Expr *e, const Expr *ch[3]) {
   abort();
 }
 
+/* The order statistics, from rank[L] (ties by position, NaN last) and filtered sums.
+ * quantile[L](x, q): with n elements and h = (n-1)q, lo = floor(h), w = h - lo, and x_(k) the
+ * element of rank k (sum[L](x, rank == k): exactly one element), numpy's 'linear' interpolation
+ * x_(lo) + w*(x_(lo+1) - x_(lo)), or x_(lo) alone when w = 0 (so an infinite x_(lo) stays
+ * clear of inf - inf); 0 over an empty unit.  The gradient reaches x_(lo) with weight 1-w
+ * and x_(lo+1) with weight w through the sums' filters. */
+static int lower_quantile(IrGraph *g, int x, int q, Level R, SrcRange rng) {
+  Level E = g->n[x].level;
+  int n = ir_reduce(g, IR_COUNT, -1, -1, R, E, 0, rng);
+  int h = ir_elem(g, IR_MUL, ir_elem(g, IR_SUB, n, ir_const(g, 1, TY_FLOAT, rng), -1, rng), q, -1, rng);
+  int lo = ir_elem(g, IR_FLOOR, h, -1, -1, rng);
+  int w = ir_elem(g, IR_SUB, h, lo, -1, rng);
+  int rank = ir_reduce(g, IR_RANK, x, -1, R, E, 0, rng);
+  int xlo = ir_reduce(g, IR_SUM, x, ir_elem(g, IR_EQ, rank, lo, -1, rng), R, E, 0, rng);
+  int hi = ir_elem(g, IR_ADD, lo, ir_const(g, 1, TY_FLOAT, rng), -1, rng);
+  int xhi = ir_reduce(g, IR_SUM, x, ir_elem(g, IR_EQ, rank, hi, -1, rng), R, E, 0, rng);
+  int lerp = ir_elem(g, IR_ADD, xlo, ir_elem(g, IR_MUL, w, ir_elem(g, IR_SUB, xhi, xlo, -1, rng), -1, rng), -1, rng);
+  int frac = ir_elem(g, IR_GT, w, ir_const(g, 0, TY_FLOAT, rng), -1, rng);
+  return ir_elem(g, IR_WHERE, frac, lerp, xlo, rng);
+}
+
+/* topk[L](x, k): rank[L](-x) < k, the k largest with ties to the earlier element (-x keeps the
+ * ties and NaN ranks last either way).  topfrac[L](x, p): k = ceil(p*n - 1e-9) of the n
+ * elements (the 1e-9 absorbs the rounding of p*n: 0.28*25 is 7.000000000000001 in binary). */
+static int lower_top(IrGraph *g, RedId id, int x, int k, Level R, SrcRange rng) {
+  Level E = g->n[x].level;
+  int rank = ir_reduce(g, IR_RANK, ir_elem(g, IR_NEG, x, -1, -1, rng), -1, R, E, 0, rng);
+  if (id == RED_TOPFRAC) {
+    int n = ir_reduce(g, IR_COUNT, -1, -1, R, E, 0, rng);
+    int pn = ir_elem(g, IR_SUB, ir_elem(g, IR_MUL, k, n, -1, rng), ir_const(g, 1e-9, TY_FLOAT, rng), -1, rng);
+    k = ir_elem(g, IR_CEIL, pn, -1, -1, rng);
+  }
+  return ir_elem(g, IR_LT, rank, k, -1, rng);
+}
+
 /* E's own nodes, given the nodes V of its children (children()). */
 static int finish(Lower *L, const Expr *e, const int v[3]) {
   IrGraph *g = L->g;
@@ -74,6 +111,7 @@ static int finish(Lower *L, const Expr *e, const int v[3]) {
       int m = ir_elem(g, IR_MAX, v[0], v[1], -1, e->rng);
       return ir_elem(g, IR_MIN, m, v[2], -1, e->rng);
     }
+    if (e->id == FN_KEEPGRAD) return v[0]; /* the identity: only the warnings of sema_lint.c read it */
     return ir_elem(g, bi_funcs[e->id].ir, e->nargs > 0 ? v[0] : -1, e->nargs > 1 ? v[1] : -1,
                    e->nargs > 2 ? v[2] : -1, e->rng);
   case AST_REDUCE: {
@@ -83,6 +121,9 @@ static int finish(Lower *L, const Expr *e, const int v[3]) {
       if (x) return ir_reduce(g, IR_COUNT, -1, v[0], R, x->level, 0, e->rng);
       return ir_reduce(g, IR_COUNT, -1, -1, R, R == LV_SEQ ? LV_TOKEN : LV_SEQ, 0, e->rng);
     }
+    if (e->id == RED_MEDIAN) return lower_quantile(g, v[0], ir_const(g, 0.5, TY_FLOAT, e->rng), R, e->rng);
+    if (e->id == RED_QUANTILE) return lower_quantile(g, v[0], v[1], R, e->rng);
+    if (e->id == RED_TOPK || e->id == RED_TOPFRAC) return lower_top(g, e->id, v[0], v[1], R, e->rng);
     return ir_reduce(g, bi_reds[e->id].ir, v[0], e->args[1] ? v[1] : -1, R, x->level, e->ddof, e->rng);
   }
   case AST_NAME: /* raw or error nodes never reach lowering: sema rejected the program */
@@ -126,7 +167,9 @@ static int lower(Lower *L, const Expr *root) {
   return result;
 }
 
-IrGraph *ir_lower(const Program *prog) {
+/* Lowers PROG with LOSS (its checked loss, or another checked expression) as the loss; the
+ * metrics too when METRICS. */
+static IrGraph *lower_program(const Program *prog, const Expr *loss, bool metrics) {
   const Decl *obj = prog->objective;
   IrGraph *g = ir_new(obj ? obj->name : NULL, obj ? obj->desc : NULL);
   Lower L = {g, ir_xcalloc((size_t)prog->ndecls, sizeof(int)),
@@ -139,10 +182,16 @@ IrGraph *ir_lower(const Program *prog) {
   }
   for (int i = 0; i < prog->ndecls; i++) {
     const Decl *d = prog->decls[i];
-    if (d->kind == DECL_LOSS) g->loss = lower(&L, d->checked);
-    if (d->kind == DECL_METRIC) ir_add_metric(g, d->name, lower(&L, d->checked));
+    if (d->kind == DECL_LOSS) g->loss = lower(&L, loss ? loss : d->checked);
+    if (d->kind == DECL_METRIC && metrics) ir_add_metric(g, d->name, lower(&L, d->checked));
   }
   free(L.let_node);
   free(L.decl_slot);
   return g;
+}
+
+IrGraph *ir_lower(const Program *prog) { return lower_program(prog, NULL, true); }
+
+IrGraph *ir_lower_loss(const Program *prog, const Expr *loss) {
+  return lower_program(prog, loss, false);
 }

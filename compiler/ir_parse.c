@@ -15,6 +15,7 @@
  *     const NUMBER|true|false     input NAME     uinput NAME     param NAME     uniform
  *     OP %a[, %b[, %c]]                               element-wise
  *     OP[LEVEL[, ddof=1]] [%x] [from LEVEL] [if %f]   reductions, rank, argmax, argmin
+ *     OP[seq] %x[, %gamma] [from token]              the scans cumsum, revcumsum
  *
  * Every node is checked as it is read (the verifier's rules, and that the written level and type
  * are the ones the op gives); errors are FILE:LINE:COL with a caret, like .rein diagnostics.
@@ -241,6 +242,7 @@ static bool node_line(Rd *r) {
     skip_ws(r);
     bool have_from = false;
     if (r->p < r->line_end && *r->p == '%' && !ref(r, g->nn, &n.a[0])) return false;
+    if (OPS_IS_SCAN(n.op) && n.a[0] >= 0 && punct(r, ',') && !ref(r, g->nn, &n.a[1])) return false;
     skip_ws(r);
     const char *save = r->p;
     const char *ws;
@@ -262,7 +264,7 @@ static bool node_line(Rd *r) {
     }
     if (cls == 's') {
       n.level = n.elev;
-      n.type = n.op == IR_RANK ? TY_FLOAT : TY_BOOL;
+      n.type = n.op == IR_ARGMAX || n.op == IR_ARGMIN ? TY_BOOL : TY_FLOAT;
     } else {
       n.level = n.rlevel;
     }

@@ -105,7 +105,12 @@ static bool check_node_with(bool (*fail)(FILE *, const char *, int, const char *
     if (n->op == IR_RANK && n->a[1] >= 0) return fail(out, after, i, "rank takes no filter");
     if (n->a[0] >= 0 && g->n[n->a[0]].level < n->elev)
       return fail(out, after, i, "value is finer than the element level");
-    if (n->a[1] >= 0) {
+    if (OPS_IS_SCAN(n->op)) {
+      if (n->rlevel != LV_SEQ || n->elev != LV_TOKEN)
+        return fail(out, after, i, "a scan runs over the tokens of a sequence ([seq] from token)");
+      if (n->a[1] >= 0 && (g->n[n->a[1]].type != TY_FLOAT || g->n[n->a[1]].level < LV_SEQ))
+        return fail(out, after, i, "a scan's discount must be a float at seq level or coarser");
+    } else if (n->a[1] >= 0) {
       const IrNode *f = &g->n[n->a[1]];
       if (f->type != TY_BOOL) return fail(out, after, i, "filter must be a bool");
       if (f->level < n->elev) return fail(out, after, i, "filter is finer than the element level");

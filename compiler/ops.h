@@ -52,6 +52,8 @@
   X(SQRT, "sqrt", "sqrt", 1, true, 'f', sqrt(x), CALL("llvm.sqrt.f64"))                          \
   X(ABS, "abs", "abs", 1, true, 'f', fabs(x), CALL("llvm.fabs.f64"))                             \
   X(SIGN, "sign", "sign", 1, false, 'f', x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0, SIGN)                 \
+  X(FLOOR, "floor", "floor", 1, false, 'f', floor(x), CALL("llvm.floor.f64"))                    \
+  X(CEIL, "ceil", "ceil", 1, false, 'f', ceil(x), CALL("llvm.ceil.f64"))                         \
   X(SIGMOID, "sigmoid", "sigmoid", 1, true, 'f',                                                 \
     x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x)), CALL("rk_sigmoid"))                \
   X(SOFTPLUS, "softplus", "softplus", 1, true, 'f',                                              \
@@ -78,7 +80,9 @@
 
 /* X(ID, name, fn, cls, min args, max args, ddof, diff, state) — reductions op[L](x [, filter])
  * (cls 'r': one value per element of L) and sibling ops (cls 's': one value per element of x's
- * level).  IR_ID, and RED_ID in the language's reduction enum (builtins.h).
+ * level).  IR_ID, and RED_ID in the language's reduction enum (builtins.h).  The scans cumsum and
+ * revcumsum are sibling ops over the tokens of a sequence whose second argument (slot a[1]) is
+ * the discount gamma, a float at seq level or coarser, not a filter.
  *   name   the IR's printed name
  *   fn     the language's reduction of that name, or 0 (argmax, argmin: autodiff's own)
  *   min/max args  in the language: count takes a bool condition (or nothing), rank no filter
@@ -98,10 +102,15 @@
   X(COUNT, "count", "count", 'r', 0, 1, false, false, RK_COUNT)                 \
   X(RANK, "rank", "rank", 's', 1, 1, false, false, RK_NONE)                     \
   X(ARGMAX, "argmax", 0, 's', 1, 2, false, false, RK_NONE)                      \
-  X(ARGMIN, "argmin", 0, 's', 1, 2, false, false, RK_NONE)
+  X(ARGMIN, "argmin", 0, 's', 1, 2, false, false, RK_NONE)                     \
+  X(CUMSUM, "cumsum", "cumsum", 's', 1, 2, false, true, RK_NONE)                \
+  X(RCUMSUM, "revcumsum", "revcumsum", 's', 1, 2, false, true, RK_NONE)
 
 /* `case IR_ID:` for every row of a table: REIN_ELEM_OPS(OPS_CASE) in a switch lists the
  * element-wise ops without a default label. */
 #define OPS_CASE(ID, ...) case IR_##ID:
+
+/* The scans (cumsum, revcumsum): sibling ops whose a[1] is a discount, not a filter. */
+#define OPS_IS_SCAN(op) ((op) == IR_CUMSUM || (op) == IR_RCUMSUM)
 
 #endif

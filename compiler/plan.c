@@ -9,7 +9,10 @@
  *              = pass(a) + 1  if n is rank/argmax/argmin (it needs all of a's siblings),
  *              = pass(a)      otherwise.
  * This is the fewest sweeps: a node goes into the first pass in which all its inputs are
- * complete.  GRPO and the REC family come out as a two-pass prologue (group mean/std, then the
+ * complete.  The scans (cumsum, revcumsum) are sibling ops at [seq]: they read only the tokens of
+ * their own sequence, so they run in whichever stage their argument does, micro-batch included
+ * (the plan's print says so); rank, argmax and argmin at [group] are as safe, micro-batches
+ * holding whole groups; at [batch] over a logp-dependent value they wait for the final stage.  GRPO and the REC family come out as a two-pass prologue (group mean/std, then the
  * advantage) and a single token pass that computes the loss partial and the gradient.
  */
 #include "plan.h"
@@ -88,6 +91,39 @@ static const char *dep_name(const IrGraph *g, int i) {
   return logp ? "logp" : "entropy";
 }
 
+/* After the rejection of batch-level reduction or ranking C: when the same operation per group is
+ * well-formed where the loss uses it (C's elements are finer than groups, and every use of C on
+ * the way to the loss is per sequence or per token, or C is a ranking, which keeps its level),
+ * a note that `[group]` can be split (micro-batches hold whole groups), with C's source rewritten.
+ * A use at group level or coarser (`mean[batch](logp)^2` as the loss) would change level: no note. */
+static void group_note(const Plan *P, int c, Diag *d) {
+  const IrGraph *g = P->g;
+  bool *cone = ir_xcalloc((size_t)g->nn, sizeof(bool));
+  cone[g->loss] = true;
+  ir_mark_ancestors(g, cone);
+  /* A culprit made by autodiff (the argmax of max[batch]) stands for the loss's reduction that
+   * it came from: the one with its source range. */
+  for (int j = 0; j < g->nn && !cone[c]; j++) {
+    const IrNode *m = &g->n[j];
+    if (cone[j] && ir_ops[m->op].cls != 'e' && ir_ops[m->op].cls != 'l' && m->rlevel == LV_BATCH &&
+        !memcmp(&m->rng, &g->n[c].rng, sizeof m->rng))
+      c = j;
+  }
+  const IrNode *n = &g->n[c];
+  bool safe = cone[c] && c != g->loss && n->elev < LV_GROUP;
+  for (int j = c + 1; j < g->nn && safe && ir_ops[n->op].cls == 'r'; j++)
+    for (int k = 0; k < ir_nslots(&g->n[j]); k++)
+      if (cone[j] && g->n[j].a[k] == c && g->n[j].level >= LV_GROUP) safe = false;
+  free(cone);
+  if (!safe) return;
+  char src[128], re[160];
+  const char *name = ir_ops[n->op].name;
+  if (!diag_source_text(d->file, n->rng, src, sizeof src) || !bi_relevel(src, name, LV_GROUP, re, sizeof re))
+    snprintf(re, sizeof re, "%s[group](...)", name);
+  diag_note(d, n->rng, "if a statistic per group is meant, `%s` can be split: micro-batches hold "
+            "whole groups", re);
+}
+
 /* The gradient output OUT depends on a value only available after the last micro-batch: report
  * the first batch-level reduction of a logp/entropy-dependent value on which it depends. */
 static void reject(const Plan *P, int out, const char *which, Diag *d) {
@@ -113,6 +149,7 @@ static void reject(const Plan *P, int out, const char *which, Diag *d) {
   diag_note(d, c->rng, "a batch-level reduction of logp or entropy may enter the loss only "
             "linearly (sums and constant multiples of mean[batch](...) and sum[batch](...)); "
             "metrics may use it freely");
+  group_note(P, culprit, d);
 }
 
 Plan *pl_plan(const IrGraph *g, Diag *d) {
@@ -190,6 +227,9 @@ static void print_outputs(FILE *out, const Plan *p, const PlPass *ps) {
   const IrGraph *g = p->g;
   for (int j = 0; j < ps->nnodes; j++) {
     int i = ps->nodes[j];
+    if (OPS_IS_SCAN(g->n[i].op) && ps->stage == PL_MICRO)
+      fprintf(out, "    scan %%%d = %s[seq] (within each sequence: micro-batch safe)\n", i,
+              ir_ops[g->n[i].op].name);
     if (p->partial[i] && ps->stage == PL_MICRO)
       fprintf(out, "    partial %%%d = %s[batch] (combined across micro-batches)\n", i,
               ir_ops[g->n[i].op].name);

@@ -2,7 +2,7 @@
  *
  *   rein check FILE...        parse, type-check and plan; diagnostics on stderr; exit 1 on error
  *   rein emit --ast FILE      print the checked syntax tree (deterministic, for golden tests)
- *   rein emit --ir|--grad|--plan [--dump-after=PASS] FILE
+ *   rein emit --ir|--grad [--terms]|--plan [--dump-after=PASS] FILE
  *                             print the graph IR, the differentiated IR, or the plan (FILE may be
  *                             a .rein program or IR text, .ir)
  *   rein emit --llvm [-O0] [--cpu CPU] FILE | --ptx [--arch sm_80|sm_90] FILE
@@ -19,6 +19,8 @@
  *                             runtime's static libraries (no LLVM)
  *   rein sft [OPTIONS]        the supervised warm start (runtime/trn_sft.c)
  *   rein plot RUN...          training curves as SVG (runtime/plot.c)
+ *   rein tokenize --tokenizer DIR [--decode] [--no-special] TEXT|-
+ *                             encode text to ids, or decode ids (runtime/tok/tok_cli.c)
  *
  * Every command that reads an objective goes through rein_load / rein_unload (FILE: .rein, .ir or
  * std:NAME), and every command's options are a table (rein/opts.h; rein train's and rein sft's
@@ -42,11 +44,13 @@
 #include "cg_eval.h"
 #include "rein/tfm.h"
 #include "frontend.h"
+#include "grad_view.h"
 #include "interp.h"
 #include "pipeline.h"
 #include "rein/common.h"
 #include "rein/opts.h"
 #include "rein/plot.h"
+#include "rein/tok.h"
 #include "rein/runtime.h"
 #include "rein/train.h"
 #include "rein_paths.h"
@@ -64,6 +68,7 @@ static void usage(FILE *out) {
           "  emit --ast FILE      print the checked syntax tree\n"
           "  emit --ir FILE       print the graph IR (FILE: .rein, or IR text .ir)\n"
           "  emit --grad FILE     print the IR with d loss/d logp and d loss/d entropy\n"
+          "  emit --grad --terms FILE  ... and d term/d logp of each term of the loss, in source terms\n"
           "  emit --plan FILE     print the stages and fused passes\n"
           "       --dump-after=PASS  also print the IR after PASS (lower, fold, cse, dce,\n"
           "                          grad, simplify)\n"
@@ -80,6 +85,7 @@ static void usage(FILE *out) {
           "                       checkpoint (rein train --help lists the options)\n"
           "  build FILE -o TRAINER  a standalone trainer binary for objective FILE (no LLVM)\n"
           "  sft [OPTIONS]        supervised warm start on the task's demonstrations\n"
+          "  tokenize --tokenizer DIR TEXT|-  token ids of TEXT (--decode: ids to text)\n"
           "  plot RUN... [-o OUT.svg]  training curves of runs as SVG\n"
           "\n"
           "FILE may be std:NAME, the standard library's NAME.rein; `rein COMMAND --help` lists a\n"
@@ -240,6 +246,7 @@ static int opt_pass(void *dst, const char *arg, char *err, size_t errlen) {
 static int cmd_emit(int argc, char **argv) {
   enum { EMIT_NONE, EMIT_AST, EMIT_IR, EMIT_GRAD, EMIT_PLAN, EMIT_LLVM, EMIT_PTX };
   int what = EMIT_NONE, status;
+  int terms = 0;
   const char *arch = "sm_80";
   CgOptions co = {NULL, false, false};
   PipeOptions o = {NULL, stdout, false};
@@ -248,6 +255,8 @@ static int cmd_emit(int argc, char **argv) {
       {.name = "ir", .kind = RC_OPT_FLAG, .dst = &what, .value = EMIT_IR, .help = "the graph IR (FILE: .rein, or IR text .ir)"},
       {.name = "grad", .kind = RC_OPT_FLAG, .dst = &what, .value = EMIT_GRAD,
        .help = "the IR with d loss/d logp and d loss/d entropy"},
+      {.name = "terms", .kind = RC_OPT_FLAG, .dst = &terms, .value = 1,
+       .help = "with --grad: then, as # comments, d term/d logp of each top-level term of the loss, in source terms"},
       {.name = "plan", .kind = RC_OPT_FLAG, .dst = &what, .value = EMIT_PLAN, .help = "the stages and fused passes"},
       {.name = "llvm", .kind = RC_OPT_FLAG, .dst = &what, .value = EMIT_LLVM, .help = "the host LLVM IR of the kernels"},
       {.name = "ptx", .kind = RC_OPT_FLAG, .dst = &what, .value = EMIT_PTX, .help = "the PTX of the GPU kernels"},
@@ -273,12 +282,23 @@ static int cmd_emit(int argc, char **argv) {
             what == EMIT_AST ? "--ast" : what == EMIT_IR ? "--ir" : "it");
     return 2;
   }
+  if (terms && what != EMIT_GRAD) {
+    fprintf(stderr, "rein emit: error: --terms goes with --grad\n");
+    return 2;
+  }
   Loaded l;
   o.stop_before_grad = what == EMIT_IR;
   bool ok = rein_load(&l, argv[k], what == EMIT_AST ? NULL : &o, what >= EMIT_PLAN, 20);
   status = ok ? 0 : 1;
   if (ok && what == EMIT_AST) ast_print_program(stdout, &l.u.prog);
   if (ok && (what == EMIT_IR || what == EMIT_GRAD)) ir_print(stdout, l.g);
+  if (ok && terms && !l.u.prog.loss) {
+    fprintf(stderr, "rein emit: error: --terms needs a .rein program (the view is of its source)\n");
+    status = 1;
+  } else if (ok && terms && !gv_print(stdout, &l.u.prog)) {
+    fprintf(stderr, "rein emit: error: a term of the loss could not be differentiated alone\n");
+    status = 1;
+  }
   if (ok && what == EMIT_PLAN) pl_print(stdout, l.p);
   if (ok && (what == EMIT_LLVM || what == EMIT_PTX)) status = emit_code(l.p, what == EMIT_PTX ? arch : NULL, &co);
   rein_unload(&l);
@@ -564,6 +584,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "build")) return compile_cmd(argc - 1, argv + 1, true);
   if (!strcmp(cmd, "sft")) return cmd_sft(argc - 1, argv + 1);
   if (!strcmp(cmd, "plot")) return plot_main(argc - 1, argv + 1);
+  if (!strcmp(cmd, "tokenize")) return tok_cli_main(argc - 1, argv + 1);
   fprintf(stderr, "rein: error: unknown command `%s` (try `rein --help`)\n", cmd);
   return 2;
 }

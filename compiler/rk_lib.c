@@ -275,6 +275,15 @@ void rk_argext(const double *x, const double *keep, int64_t n, int dir, double *
   if (best >= 0) out[best] = 1.0;
 }
 
+void rk_scan(const double *x, int64_t n, double gamma, int32_t dir, double *out) {
+  double y = 0.0;
+  for (int64_t j = 0; j < n; j++) {
+    int64_t t = dir > 0 ? j : n - 1 - j;
+    y = j == 0 ? x[t] : gamma * y + x[t];
+    out[t] = y;
+  }
+}
+
 #ifdef __NVPTX__
 #define SHARED __attribute__((address_space(3)))
 static SHARED double rk_smem[32 * 3];

@@ -46,6 +46,11 @@ void rk_rank(const double *x, int64_t n, double *out, int32_t *idx, int32_t *tmp
  * (DIR < 0) X among those kept, 0 elsewhere. */
 void rk_argext(const double *x, const double *keep, int64_t n, int dir, double *out);
 
+/* The scans over X[0..n): DIR > 0 (cumsum) OUT[t] := sum_{s<=t} GAMMA^(t-s) X[s], computed as
+ * OUT[0] = X[0], OUT[t] = GAMMA*OUT[t-1] + X[t]; DIR < 0 (revcumsum) the mirror image from
+ * X[n-1] down.  Sequential: the summation order is fixed (the interpreter's). */
+void rk_scan(const double *x, int64_t n, double gamma, int32_t dir, double *out);
+
 #ifdef __NVPTX__
 /* GPU only: merges the states ST of every thread of the block (a fixed tree: warp shuffles, then
  * the warps' results through shared memory) and gives the total to every thread.  Call from

@@ -13,7 +13,8 @@
  * sema_expr.c), with the parameters bound to the checked arguments, which finds the level and
  * type errors that depend on them and reports them with a note at the call.
  *
- * Calls sema_expr.c and sema_names.c; neither calls back.
+ * Then, for a program without errors, the warnings of sema_lint.c.  Calls sema_expr.c,
+ * sema_lint.c and sema_names.c; none calls back.
  */
 #include "sema_internal.h"
 
@@ -87,6 +88,7 @@ static void check_param_or_const(Sema *s, Decl *d) {
   Expr *c = sema_check_expr(s, d->body);
   const char *what = d->kind == DECL_PARAM ? "the default of param" : "const";
   if (c->type == TY_ERROR) {
+    sema_mark_used(s, d->body);
     d->bad = true;
   } else if (!c->is_const) {
     nonconst_error(s, d, c, what);
@@ -149,8 +151,11 @@ static void check_fn(Sema *s, Decl *d) {
     sema_check_expr(s, d->body);
     d->checking = false;
     s->defcheck = false;
+    if (s->d->nerrors > before) {
+      sema_mark_used(s, d->body);
+      d->bad = true;
+    }
     s->env = saved;
-    if (s->d->nerrors > before) d->bad = true;
   }
   if (ok) sema_tab_put(&s->globals, d->name, d);
   else d->bad = true;
@@ -166,6 +171,7 @@ static void check_value(Sema *s, Decl *d) {
   d->level = c->level;
   d->type = c->type;
   if (c->type == TY_ERROR) {
+    sema_mark_used(s, d->body); /* what a failed statement names is not "unused" */
     d->bad = true;
   } else if (d->kind == DECL_LOSS || d->kind == DECL_METRIC) {
     const char *what = d->kind == DECL_LOSS ? "the loss" : "a metric";
@@ -271,6 +277,7 @@ bool sema_check(Program *prog, Diag *diag, Arena *arena) {
                "`loss = -mean[batch](adv * logp);`");
   }
   if (!s.fatal && !diag_too_many(diag)) warn_unused(&s);
+  if (!s.fatal && diag->nerrors == before) sema_lint(&s);
   free(s.globals.slots);
   free(s.all.slots);
   return diag->nerrors == before;

@@ -294,14 +294,87 @@ static Expr *check_builtin_call(Sema *s, const Expr *raw, FuncId f) {
     }
     if (v[1]->type == TY_BOOL && v[2]->type == TY_BOOL) e->type = TY_BOOL;
     e->diff = v[1]->diff || v[2]->diff;
-  } else if (f == FN_SG) {
+  } else if (f == FN_SG || f == FN_KEEPGRAD) {
     e->type = v[0]->type;
+    e->diff = f == FN_KEEPGRAD && v[0]->diff;
   } else if (f == FN_UNIFORM) {
     e->level = LV_SEQ;
   } else if (bi_funcs[f].diff) {
     for (int i = 0; i < n; i++) e->diff = e->diff || v[i]->diff;
   }
   return fold(s, e);
+}
+
+/* After a level error in reduction RAW: a note that the bracket names the level reduced to, with
+ * RAW rewritten for level L (the level just coarser than the value's), or that a batch value
+ * needs no reduction. */
+static void level_note(Sema *s, const Expr *raw, Level l) {
+  char b[96];
+  if (l >= LV_COUNT)
+    diag_note(s->d, raw->rng, "the bracket names the level the values are reduced to; a batch "
+              "value is already one number and needs no reduction");
+  else
+    diag_note(s->d, raw->rng, "the bracket names the level the values are reduced to (one result "
+              "per %s): %s", lvname(l), sema_with_level(s, raw, l, b, sizeof b));
+}
+
+/* After a filter error in reduction RAW with value X and filter F (raw trees): a note WHAT, then
+ * the reduction with X * F as its only argument, when short enough to show. */
+static void filter_note(Sema *s, const Expr *raw, const Expr *x, const Expr *f, const char *what) {
+  char xs[64], fs[64];
+  if (!sema_source(s, x->rng, xs, sizeof xs) || !sema_source(s, f->rng, fs, sizeof fs)) {
+    diag_note(s->d, f->rng, "%s", what);
+    return;
+  }
+  bool px = x->kind == AST_BINARY && !x->paren && bi_ops[x->id].cls != 'a';
+  px = px || (x->kind == AST_BINARY && !x->paren && (x->id == OP_ADD || x->id == OP_SUB));
+  bool pf = f->kind == AST_BINARY && !f->paren;
+  diag_note(s->d, f->rng, "%s: `%s[%s](%s%s%s * %s%s%s)`", what, raw->name, lvname(raw->level),
+            px ? "(" : "", xs, px ? ")" : "", pf ? "(" : "", fs, pf ? ")" : "");
+}
+
+/* What the second positional argument of reduction RID is: 'f' a bool filter, 'g' a scan's
+ * discount, 'q' quantile's q, 'k' topk's count, 'p' topfrac's fraction. */
+static char second_role(RedId rid) {
+  return rid == RED_CUMSUM || rid == RED_RCUMSUM ? 'g'
+         : rid == RED_QUANTILE                  ? 'q'
+         : rid == RED_TOPK                       ? 'k'
+         : rid == RED_TOPFRAC                   ? 'p'
+                                                : 'f';
+}
+
+/* Checks A (from RAW), the second argument of a scan, quantile, topk or topfrac at level L. */
+static bool check_second(Sema *s, RedId rid, Level L, const Expr *raw, const Expr *a) {
+  char b[64];
+  const char *name = bi_reds[rid].name;
+  char role = second_role(rid);
+  const char *what = role == 'q' ? "the quantile q" : role == 'k' ? "the count k"
+                     : role == 'p' ? "the fraction p" : "the discount";
+  if (a->type != TY_FLOAT) {
+    diag_error(s->d, raw->rng, "%s of `%s[%s]` must be a float, but %s is a bool", what, name,
+               lvname(L), sema_describe(s, raw, b, sizeof b));
+    return false;
+  }
+  if (role == 'q') {
+    if (!a->is_const || !(a->num >= 0 && a->num <= 1)) {
+      diag_error(s->d, raw->rng, "the quantile q of `quantile[%s]` must be a constant between 0 "
+                 "and 1, not %s", lvname(L), sema_describe(s, raw, b, sizeof b));
+      return false;
+    }
+    return true;
+  }
+  if (a->level < L) {
+    diag_error(s->d, raw->rng, "%s of `%s[%s]` is one value per %s (a %s value or coarser), but "
+               "%s is %s", what, name, lvname(L), lvname(L), lvname(L),
+               sema_describe(s, raw, b, sizeof b), sema_a_level(a->level));
+    return false;
+  }
+  if (role == 'g' && a->diff) {
+    diag_error(s->d, raw->rng, "the discount of `%s[seq]` must not depend on logp or entropy "
+               "(it gets no gradient); wrap it in sg(...)", name);
+    return false;
+  }
+  return true;
 }
 
 static Expr *check_reduce(Sema *s, const Expr *raw, RedId rid) {
@@ -334,9 +407,13 @@ static Expr *check_reduce(Sema *s, const Expr *raw, RedId rid) {
     npos++;
   }
   if (npos < r->min_args || npos > r->max_args) {
-    const char *want = rid == RED_COUNT  ? "no argument or one bool condition"
-                       : rid == RED_RANK ? "exactly one argument"
-                                         : "a value and an optional bool filter";
+    const char *want = rid == RED_COUNT                       ? "no argument or one bool condition"
+                       : rid == RED_RANK || rid == RED_MEDIAN ? "exactly one argument"
+                       : second_role(rid) == 'g'              ? "a token value and an optional discount"
+                       : second_role(rid) == 'q'              ? "a value and a quantile q"
+                       : second_role(rid) == 'k'              ? "a value and a count k"
+                       : second_role(rid) == 'p'              ? "a value and a fraction p"
+                                                              : "a value and an optional bool filter";
     diag_error(s->d, raw->rng, "`%s[%s]` takes %s, but %d argument%s %s given", r->name, lvname(L),
                want, npos, npos == 1 ? "" : "s", npos == 1 ? "was" : "were");
     return s->error;
@@ -344,6 +421,12 @@ static Expr *check_reduce(Sema *s, const Expr *raw, RedId rid) {
   if (L == LV_TOKEN) {
     diag_error(s->d, raw->rng, "`%s[token]`: token is the finest level, so nothing reduces to "
                "it; reduce to seq, group or batch", r->name);
+    level_note(s, raw, LV_SEQ);
+    return s->error;
+  }
+  if (second_role(rid) == 'g' && L != LV_SEQ) {
+    diag_error(s->d, raw->rng, "`%s` scans the tokens of each sequence: write `%s[seq](x)`, not "
+               "`%s[%s]`", r->name, r->name, r->name, lvname(L));
     return s->error;
   }
   Expr *x = pos[0] ? sema_check_expr(s, pos[0]) : NULL;
@@ -363,6 +446,7 @@ static Expr *check_reduce(Sema *s, const Expr *raw, RedId rid) {
       diag_error(s->d, pos[0]->rng, "%s is already %s; `%s[%s]` needs a finer (%s) value",
                  sema_describe(s, pos[0], b, sizeof b), sema_a_level(x->level), r->name,
                  lvname(L), finer_than(L));
+      level_note(s, raw, x->level + 1);
       return s->error;
     }
     if (x->level > L) {
@@ -371,13 +455,28 @@ static Expr *check_reduce(Sema *s, const Expr *raw, RedId rid) {
                  "broadcast to every %s)", sema_describe(s, pos[0], b, sizeof b),
                  sema_a_level(x->level), r->name, lvname(L), lvname(L), lvname(x->level),
                  lvname(L));
+      level_note(s, raw, x->level + 1);
       return s->error;
     }
   }
-  if (filt) {
+  if (filt && second_role(rid) != 'f' && !check_second(s, rid, L, pos[1], filt)) return s->error;
+  if (filt && second_role(rid) == 'f') {
     if (filt->type != TY_BOOL) {
       diag_error(s->d, pos[1]->rng, "the filter of `%s[%s]` must be a bool, but %s is a float",
                  r->name, lvname(L), sema_describe(s, pos[1], b, sizeof b));
+      if (r->ddof && filt->is_const && (filt->num == 0 || filt->num == 1)) {
+        char xs[64];
+        diag_note(s->d, pos[1]->rng, "for Bessel's correction, name the argument: `%s[%s](%s, "
+                  "ddof=%g)`", r->name, lvname(L),
+                  sema_source(s, pos[0]->rng, xs, sizeof xs) ? xs : "...", filt->num);
+      }
+      else {
+        char what[160], fb[64];
+        snprintf(what, sizeof what, "a filter is a bool that selects elements (compare, e.g. "
+                 "`%s > 0`); to scale the values by it instead, multiply",
+                 sema_source(s, pos[1]->rng, fb, sizeof fb) && strlen(fb) <= 24 ? fb : "x");
+        filter_note(s, raw, pos[0], pos[1], what);
+      }
       return s->error;
     }
     if (filt->level < x->level) {
@@ -385,6 +484,10 @@ static Expr *check_reduce(Sema *s, const Expr *raw, RedId rid) {
                  "%s); a filter must be at the value's level or coarser",
                  sema_describe(s, pos[1], b, sizeof b), sema_a_level(filt->level),
                  sema_describe(s, pos[0], b2, sizeof b2), sema_a_level(x->level));
+      char what[96];
+      snprintf(what, sizeof what, "to reduce over the filter's %s elements, multiply the value "
+               "by it (a bool counts as 0 or 1)", lvname(filt->level));
+      filter_note(s, raw, pos[0], pos[1], what);
       return s->error;
     }
   }
@@ -400,10 +503,13 @@ static Expr *check_reduce(Sema *s, const Expr *raw, RedId rid) {
   Expr *v[2] = {x, filt};
   Expr *e = make(s, AST_REDUCE, rid, raw->rng, v, 2);
   e->red_level = L;
-  e->level = rid == RED_RANK ? x->level : L;
-  e->type = TY_FLOAT;
+  bool sibling = rid == RED_RANK || rid == RED_CUMSUM || rid == RED_RCUMSUM || rid == RED_TOPK ||
+                 rid == RED_TOPFRAC; /* one value per element of x */
+  bool select = rid == RED_TOPK || rid == RED_TOPFRAC;
+  e->level = sibling ? x->level : L;
+  e->type = select ? TY_BOOL : TY_FLOAT;
   e->ddof = ddof;
-  e->diff = rid != RED_RANK && rid != RED_COUNT && x && x->diff;
+  e->diff = rid != RED_RANK && rid != RED_COUNT && !select && x && x->diff;
   return e;
 }
 
@@ -422,9 +528,14 @@ static Expr *check_call(Sema *s, const Expr *raw) {
     if (rid >= 0) return check_reduce(s, raw, rid);
     char reds[256];
     bi_red_list(reds, sizeof reds);
+    SemaNameKind got;
+    const char *sug = fid >= 0 || user ? NULL : sema_suggest(s, name, SEMA_NAME_RED, &got);
     if (fid >= 0 || (user && user->kind == DECL_FN))
       diag_error(s->d, raw->rng, "`%s` is not a reduction; `[%s]` applies only to %s", name,
                  lvname(raw->level), reds);
+    else if (sug && got == SEMA_NAME_RED)
+      diag_error(s->d, raw->rng, "unknown reduction `%s`; did you mean `%s[%s]`?", name, sug,
+                 lvname(raw->level));
     else
       diag_error(s->d, raw->rng, "unknown reduction `%s`; the reductions are %s", name, reds);
     return s->error;
@@ -446,8 +557,19 @@ static Expr *check_call(Sema *s, const Expr *raw) {
     diag_error(s->d, raw->rng, "`%s` is a built-in input, not a function", name);
     return s->error;
   }
-  if (!sema_declared_elsewhere(s, name, raw->rng, true))
-    diag_error(s->d, raw->rng, "unknown function `%s`", name);
+  if (!sema_declared_elsewhere(s, name, raw->rng, true)) {
+    SemaNameKind got;
+    const char *sug = sema_suggest(s, name, SEMA_NAME_FUNC, &got);
+    char fns[512];
+    if (sug && got == SEMA_NAME_FUNC)
+      diag_error(s->d, raw->rng, "unknown function `%s`; did you mean `%s`?", name, sug);
+    else if (sug && got == SEMA_NAME_RED)
+      diag_error(s->d, raw->rng, "unknown function `%s`; did you mean the reduction "
+                 "`%s[LEVEL](...)`?", name, sug);
+    else
+      diag_error(s->d, raw->rng, "unknown function `%s`; the functions are %s", name,
+                 bi_func_list(fns, sizeof fns));
+  }
   return s->error;
 }
 

@@ -7,6 +7,8 @@
  *   sema_expr.c   one expression: name resolution, operators, built-in calls, reductions, fn
  *                 inlining (which checks the body again: the recursion stays in this file) and
  *                 constant folding
+ *   sema_lint.c   warnings about well-formed programs that are probably wrong (the forgotten
+ *                 stop-gradient of a score-function term), over the checked trees
  *   sema_names.c  the symbol tables, what to say about a name that is not visible, and the
  *                 words of messages (descriptions of expressions, kinds and levels)
  *
@@ -60,9 +62,24 @@ Decl *sema_tab_get(const SymTab *t, const char *key);
  * The table's memory is T->slots, freed by the caller. */
 void sema_tab_put(SymTab *t, const char *key, Decl *val);
 
-/* Reports NAME, declared nowhere, as unknown at AT, with a suggestion when a name defined so far
- * or a built-in input is within edit distance 2 (1 for names of 3 characters or fewer). */
+/* What a name is used as: a value, a function (name(...)) or a reduction (name[L](...)). */
+typedef enum { SEMA_NAME_VALUE, SEMA_NAME_FUNC, SEMA_NAME_RED } SemaNameKind;
+
+/* The name to suggest for NAME, which is not known as a WANT, or NULL: a synonym from the table of
+ * sema_names.c (`clip` -> clamp, `stopgrad` -> sg, `length` -> len, `avg` -> mean; it may be of
+ * another kind, said in *GOT), else the closest name of that kind within edit distance 2 (1 for
+ * names of 3 characters or fewer; a transposition counts 1): the names defined so far and the
+ * built-in inputs for a value, the fns and built-in functions for a function, the reductions for a
+ * reduction. */
+const char *sema_suggest(Sema *s, const char *name, SemaNameKind want, SemaNameKind *got);
+
+/* Reports NAME, declared nowhere, as unknown at AT, with sema_suggest's suggestion. */
 void sema_unknown_name(Sema *s, const char *name, SrcRange at);
+
+/* Counts a use of every declaration that raw expression RAW names (outside the parameters of the
+ * fn being checked): a statement that failed still used what it names, so no "unused" warning
+ * follows its error. */
+void sema_mark_used(Sema *s, const Expr *raw);
 /* Resolves the case of a name that is not visible at AT but is declared somewhere in the file:
  * in its own definition (recursion), later in the file (use before definition, with a note), or
  * earlier by a definition that was rejected and already reported (silent).  CALL: the name is
@@ -73,6 +90,12 @@ bool sema_declared_elsewhere(Sema *s, const char *name, SrcRange at, bool call);
  * (size N) for messages, and returns BUF: its source text in backticks when it is short and on
  * one line, otherwise "this expression". */
 const char *sema_describe(Sema *s, const Expr *e, char *buf, size_t n);
+/* The source text of range R in BUF (size N), when it is on one line and at most 60 bytes long;
+ * false otherwise. */
+bool sema_source(Sema *s, SrcRange r, char *buf, size_t n);
+/* Raw reduction call CALL (name[L](...)) as it would read with level L in the brackets, in
+ * backticks: its source text with the bracket replaced when short, else "`name[L](...)`". */
+const char *sema_with_level(Sema *s, const Expr *call, Level l, char *buf, size_t n);
 /* "a let", "an input", ... */
 const char *sema_a_kind(DeclKind k);
 /* "a token value", "a seq value", ... */
@@ -85,5 +108,10 @@ const char *sema_a_level(Level l);
  * recursion: past SEMA_MAX_RECURSION, or past SEMA_MAX_NODES nodes, it reports once, sets
  * s->fatal and returns s->error from then on. */
 Expr *sema_check_expr(Sema *s, const Expr *raw);
+
+/* ---- sema_lint.c ---- */
+
+/* Warns about the checked program's probable mistakes (sema_lint.c's header gives the rule). */
+void sema_lint(Sema *s);
 
 #endif

@@ -1,4 +1,4 @@
-/* tfm_cli.c — `rein model info | init | logprobs | generate`: inspecting and testing the executor
+/* tfm_cli.c — `rein model info | init | convert | logprobs | generate`: inspecting and testing the executor
  * from the command line.  One option table (rein/opts.h) serves every subcommand and its --help;
  * each subcommand is one function.  Output is JSON on stdout; errors are one line on stderr,
  * "rein model[ SUB]: MESSAGE", with exit status 1 (2 for a bad command line).
@@ -18,7 +18,8 @@
 static void model_usage(FILE *f) {
   fprintf(f,
           "usage: rein model info (--config CONFIG.json | --model DIR)\n"
-          "       rein model init --config CONFIG.json --seed N -o DIR\n"
+          "       rein model init --config CONFIG.json --seed N -o DIR [--save-dtype f32|bf16|f16]\n"
+          "       rein model convert --model DIR -o DIR --save-dtype same|f32|bf16|f16\n"
           "       rein model logprobs --model DIR --tokens T,T,... [--tokens ...] [--threads N]\n"
           "       rein model generate --model DIR --prompt-tokens T,T,... [--prompt-tokens ...]\n"
           "                 --max-new N [--temperature T] [--top-p P] [--top-k K] [--stop T,T,...]\n"
@@ -34,7 +35,7 @@ typedef struct {
 
 /* The command line of every subcommand. */
 typedef struct {
-  const char *config, *model, *outdir;
+  const char *config, *model, *outdir, *save_dtype;
   TokList toks, stop;
   int have_stop, have_seed;
   double temp, top_p, top_k, max_new, seed, samples, threads;
@@ -144,15 +145,22 @@ static int cli_info(const CliArgs *a) {
   size_t n = 0;
   for (int t = 0; t < m->ntensors; t++) n += m->tensors[t].n;
   static const char *rope[] = {"default", "linear", "llama3"};
-  print_json(json_pack("{s:s,s:I,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:b,s:b,s:b,s:f,s:f,s:s}", "model_type",
-                       cfg.arch == TFM_QWEN2 ? "qwen2" : "llama", "params", (json_int_t)n, "tensors",
+  print_json(json_pack("{s:s,s:I,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:b,s:b,s:b,s:b,s:f,s:f,s:s}", "model_type",
+                       tfm_arch_name(cfg.arch), "params", (json_int_t)n, "tensors",
                        m->ntensors, "vocab_size", cfg.vocab, "hidden_size", cfg.dim, "num_hidden_layers",
                        cfg.n_layers, "num_attention_heads", cfg.n_heads, "num_key_value_heads", cfg.n_kv_heads,
                        "head_dim", cfg.head_dim, "intermediate_size", cfg.hidden, "tie_word_embeddings",
-                       cfg.tie_embeddings, "qkv_bias", cfg.qkv_bias, "o_bias", cfg.o_bias, "rms_norm_eps",
+                       cfg.tie_embeddings, "qkv_bias", cfg.qkv_bias, "o_bias", cfg.o_bias, "qk_norm", cfg.qk_norm, "rms_norm_eps",
                        cfg.norm_eps, "rope_theta", cfg.rope_theta, "rope_scaling", rope[cfg.rope_kind]));
   tfm_model_free(m);
   return 0;
+}
+
+/* --save-dtype of SUB as TFM_DT_* (default: same), or -2 after a message. */
+static int cli_dtype(const char *sub, const CliArgs *a) {
+  int dt = a->save_dtype ? tfm_dtype_parse(a->save_dtype) : TFM_DT_SAME;
+  if (dt == -2) fprintf(stderr, "rein model %s: --save-dtype '%s': expected same, f32, bf16 or f16\n", sub, a->save_dtype);
+  return dt;
 }
 
 /* rein model init: a random model of --config written to -o. */
@@ -161,6 +169,8 @@ static int cli_init(const CliArgs *a) {
     fprintf(stderr, "rein model init: needs --config, --seed and -o\n");
     return 2;
   }
+  int dt = cli_dtype("init", a);
+  if (dt == -2) return 2;
   char err[1024];
   TfmConfig cfg;
   TfmModel *m = NULL;
@@ -171,7 +181,7 @@ static int cli_init(const CliArgs *a) {
     return 1;
   }
   tfm_model_init(m, (uint64_t)a->seed);
-  int bad = tfm_model_save(m, a->outdir, text, err, sizeof err);
+  int bad = tfm_model_save(m, a->outdir, text, dt, err, sizeof err);
   free(text);
   tfm_model_free(m);
   if (bad) {
@@ -179,6 +189,25 @@ static int cli_init(const CliArgs *a) {
     return 1;
   }
   return 0;
+}
+
+/* rein model convert: --model rewritten to -o in --save-dtype (its config.json copied). */
+static int cli_convert(const CliArgs *a) {
+  if (!a->model || !a->outdir || !a->save_dtype) {
+    fprintf(stderr, "rein model convert: needs --model, -o and --save-dtype\n");
+    return 2;
+  }
+  int dt = cli_dtype("convert", a);
+  if (dt == -2) return 2;
+  char err[1024], p[4096];
+  TfmModel *m = tfm_model_load(a->model, err, sizeof err);
+  snprintf(p, sizeof p, "%s/config.json", a->model);
+  char *text = m ? rc_read_file(p, 64u << 20, NULL, err, sizeof err) : NULL;
+  int bad = !text || tfm_model_save(m, a->outdir, text, dt, err, sizeof err);
+  if (bad) fprintf(stderr, "rein model convert: %s\n", err);
+  free(text);
+  tfm_model_free(m);
+  return bad;
 }
 
 /* rein model logprobs: log-probabilities and entropies of each --tokens sequence under M. */
@@ -295,7 +324,9 @@ static int cli_parse(CliArgs *a, int argc, char **argv) {
   const RcOpt t[] = {
       {.name = "config", .kind = RC_OPT_STR, .dst = &a->config, .arg = "CONFIG.json", .help = "info, init: the configuration"},
       {.name = "model", .kind = RC_OPT_STR, .dst = &a->model, .arg = "DIR", .help = "the model directory"},
-      {.name = "output", .letter = 'o', .kind = RC_OPT_STR, .dst = &a->outdir, .arg = "DIR", .help = "init: the directory written"},
+      {.name = "output", .letter = 'o', .kind = RC_OPT_STR, .dst = &a->outdir, .arg = "DIR", .help = "init, convert: the directory written"},
+      {.name = "save-dtype", .kind = RC_OPT_STR, .dst = &a->save_dtype, .arg = "D",
+       .help = "init, convert: same (the dtype loaded; init: f32), f32, bf16 or f16 (rounded to nearest even)"},
       {.name = "tokens", .kind = RC_OPT_FN, .dst = &a->toks, .fn = opt_tokens, .arg = "T,T,...",
        .help = "logprobs: a sequence (repeatable)"},
       {.name = "prompt-tokens", .kind = RC_OPT_FN, .dst = &a->toks, .fn = opt_prompt, .arg = "T,T,...",
@@ -350,6 +381,7 @@ int tfm_cli_main(int argc, char **argv) {
     if (a.threads > 0) omp_set_num_threads((int)a.threads);
     if (!strcmp(sub, "info")) rc = cli_info(&a);
     else if (!strcmp(sub, "init")) rc = cli_init(&a);
+    else if (!strcmp(sub, "convert")) rc = cli_convert(&a);
     else if (!strcmp(sub, "logprobs") || !strcmp(sub, "generate")) rc = cli_run_model(sub, &a);
     else {
       fprintf(stderr, "rein model: unknown subcommand '%s'\n", sub);

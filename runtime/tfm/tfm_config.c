@@ -1,7 +1,7 @@
 /* tfm_config.c — reads a Hugging Face config.json into a TfmConfig.
  *
- * Owns the mapping from Hugging Face's field names and defaults (for model_type "llama" and
- * "qwen2") to the executor's configuration, and every check that a config describes a model this
+ * Owns the mapping from Hugging Face's field names and defaults (for model_type "llama", "qwen2"
+ * and "qwen3") to the executor's configuration, the architectures' names, and every check that a config describes a model this
  * executor computes exactly: anything it would silently compute differently (another activation,
  * sliding-window attention, an MLP bias, a rope scaling it does not implement) is an error that
  * names the field.
@@ -119,6 +119,43 @@ static int get_rope_scaling(json_t *o, const char *path, TfmConfig *c, char *err
   return cfg_fail(err, errlen, path, "rope_scaling", "rope type \"%s\" is not supported (default, linear, llama3)", ty);
 }
 
+/* The architectures: model_type and the class named in "architectures", by TFM_* value. */
+static const struct {
+  int arch;
+  const char *model_type, *class_name;
+} ARCHS[] = {
+    {TFM_LLAMA, "llama", "LlamaForCausalLM"},
+    {TFM_QWEN2, "qwen2", "Qwen2ForCausalLM"},
+    {TFM_QWEN3, "qwen3", "Qwen3ForCausalLM"},
+};
+#define NARCHS (int)(sizeof ARCHS / sizeof *ARCHS)
+
+const char *tfm_arch_name(int arch) {
+  for (int i = 0; i < NARCHS; i++)
+    if (ARCHS[i].arch == arch) return ARCHS[i].model_type;
+  return "?";
+}
+
+const char *tfm_arch_class(int arch) {
+  for (int i = 0; i < NARCHS; i++)
+    if (ARCHS[i].arch == arch) return ARCHS[i].class_name;
+  return "?";
+}
+
+/* layer_types (Qwen3, newer Qwen2 configs): every entry must be "full_attention". */
+static int check_layer_types(json_t *o, const char *path, char *err, size_t errlen) {
+  json_t *lt = json_object_get(o, "layer_types");
+  if (!lt || json_is_null(lt)) return 0;
+  if (!json_is_array(lt)) return cfg_fail(err, errlen, path, "layer_types", "expected a list of strings");
+  size_t i;
+  json_t *e;
+  json_array_foreach(lt, i, e) {
+    if (!json_is_string(e) || strcmp(json_string_value(e), "full_attention"))
+      return cfg_fail(err, errlen, path, "layer_types", "entry %zu is not \"full_attention\" (sliding-window attention is not supported)", i);
+  }
+  return 0;
+}
+
 int tfm_config_parse(const char *text, const char *path, TfmConfig *c, char *err, size_t errlen) {
   memset(c, 0, sizeof *c);
   json_error_t je;
@@ -131,13 +168,13 @@ int tfm_config_parse(const char *text, const char *path, TfmConfig *c, char *err
   }
   json_t *mt = json_object_get(o, "model_type");
   if (!mt || !json_is_string(mt)) {
-    cfg_fail(err, errlen, path, "model_type", "missing (required: \"llama\" or \"qwen2\")");
+    cfg_fail(err, errlen, path, "model_type", "missing (required: \"llama\", \"qwen2\" or \"qwen3\")");
     goto done;
   }
-  if (!strcmp(json_string_value(mt), "llama")) c->arch = TFM_LLAMA;
-  else if (!strcmp(json_string_value(mt), "qwen2")) c->arch = TFM_QWEN2;
-  else {
-    cfg_fail(err, errlen, path, "model_type", "\"%s\" is not supported (llama, qwen2)", json_string_value(mt));
+  for (int i = 0; i < NARCHS; i++)
+    if (!strcmp(json_string_value(mt), ARCHS[i].model_type)) c->arch = ARCHS[i].arch;
+  if (!c->arch) {
+    cfg_fail(err, errlen, path, "model_type", "\"%s\" is not supported (llama, qwen2, qwen3)", json_string_value(mt));
     goto done;
   }
   if (get_int(o, path, "vocab_size", -1, 1, &c->vocab, err, errlen) ||
@@ -151,6 +188,8 @@ int tfm_config_parse(const char *text, const char *path, TfmConfig *c, char *err
   json_t *hd = json_object_get(o, "head_dim");
   if (hd && !json_is_null(hd)) {
     if (get_int(o, path, "head_dim", -1, 2, &c->head_dim, err, errlen)) goto done;
+  } else if (c->arch == TFM_QWEN3) {
+    c->head_dim = 128; /* Qwen3Config's default: not hidden_size / num_attention_heads */
   } else {
     if (c->dim % c->n_heads) {
       cfg_fail(err, errlen, path, "num_attention_heads", "%d does not divide hidden_size %d (and no head_dim is given)", c->n_heads, c->dim);
@@ -169,7 +208,7 @@ int tfm_config_parse(const char *text, const char *path, TfmConfig *c, char *err
   {
     /* Bound the parameter count (in double: the fields alone can overflow any integer). */
     double D = c->dim, qd = (double)c->n_heads * c->head_dim, kvd = (double)c->n_kv_heads * c->head_dim;
-    double layer = 2 * D + 2 * D * qd + 2 * D * kvd + 3 * D * c->hidden + qd + 2 * kvd + D;
+    double layer = 2 * D + 2 * D * qd + 2 * D * kvd + 3 * D * c->hidden + qd + 2 * kvd + D + 2.0 * c->head_dim;
     double total = 2.0 * c->vocab * D + c->n_layers * layer + D;
     if (total > TFM_MAX_PARAMS) {
       cfg_fail(err, errlen, path, NULL, "%.3g parameters: more than this executor holds (%.3g)", total, (double)TFM_MAX_PARAMS);
@@ -198,13 +237,15 @@ int tfm_config_parse(const char *text, const char *path, TfmConfig *c, char *err
     cfg_fail(err, errlen, path, "use_sliding_window", "true is not supported");
     goto done;
   }
+  if (check_layer_types(o, path, err, errlen)) goto done;
   if (c->arch == TFM_QWEN2) {
     c->qkv_bias = 1;
-  } else {
+  } else { /* Llama and Qwen3: attention_bias puts a bias on q, k, v and o */
     int ab = 0;
     if (get_bool(o, path, "attention_bias", 0, &ab, err, errlen)) goto done;
     c->qkv_bias = c->o_bias = ab;
   }
+  c->qk_norm = c->arch == TFM_QWEN3;
   if (get_rope_scaling(o, path, c, err, errlen)) goto done;
   c->bos = -1;
   if (get_token_id(path, "bos_token_id", json_object_get(o, "bos_token_id"), c->vocab, &c->bos, err, errlen))

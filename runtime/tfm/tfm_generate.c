@@ -35,11 +35,11 @@ static void step(const TfmModel *m, Cache *kc, int R, const int *seq, const int 
   const TfmConfig *c = &m->cfg;
   int D = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim, I = c->hidden,
       qd = H * hd, kvd = KV * hd, per = H / KV;
-  size_t need = (size_t)R * (3 * D + qd + 2 * kvd + qd + 2 * I + 1);
+  size_t need = (size_t)R * (3 * D + qd + 2 * kvd + qd + 2 * I + 1 + H + KV);
   tfm_f *mem = rc_malloc((need + 1) * sizeof(tfm_f));
   tfm_f *x = mem, *xn = x + (size_t)R * D, *q = xn + (size_t)R * D, *k = q + (size_t)R * qd,
         *v = k + (size_t)R * kvd, *ao = v + (size_t)R * kvd, *g = ao + (size_t)R * qd,
-        *u = g + (size_t)R * I, *r = u + (size_t)R * I;
+        *u = g + (size_t)R * I, *r = u + (size_t)R * I, *rh = r + R; /* rh: (R*(H+KV)) q/k norm */
   const tfm_f *E = m->params + m->embed;
   for (int i = 0; i < R; i++) memcpy(x + (size_t)i * D, E + (size_t)tok[i] * D, D * sizeof(tfm_f));
   double scale = 1.0 / sqrt((double)hd);
@@ -53,6 +53,10 @@ static void step(const TfmModel *m, Cache *kc, int R, const int *seq, const int 
       tfm_add_bias(R, qd, q, m->params + w->bq);
       tfm_add_bias(R, kvd, k, m->params + w->bk);
       tfm_add_bias(R, kvd, v, m->params + w->bv);
+    }
+    if (c->qk_norm) { /* per head, in place (the kernel reads a row before writing it) */
+      tfm_rmsnorm(R * H, hd, q, m->params + w->qn, c->norm_eps, q, rh);
+      tfm_rmsnorm(R * KV, hd, k, m->params + w->kn, c->norm_eps, k, rh + (size_t)R * H);
     }
     tfm_rope(R, H, hd, q, pos, m->inv_freq, 1);
     tfm_rope(R, KV, hd, k, pos, m->inv_freq, 1);

@@ -56,7 +56,7 @@ static inline tfm_f tfm_dot(const tfm_f *a, const tfm_f *b, int n) {
   return acc[0];
 }
 
-/* y = x / rms(x) * w per row; rinv[n] = 1/sqrt(mean(x^2) + eps).  x, y: (N,D). */
+/* y = x / rms(x) * w per row; rinv[n] = 1/sqrt(mean(x^2) + eps).  x, y: (N,D); y may be x. */
 void tfm_rmsnorm(int N, int D, const tfm_f *x, const tfm_f *w, double eps, tfm_f *y, tfm_f *rinv);
 /* Backward of tfm_rmsnorm: dx += ..., dw += ... (dw may be NULL). */
 void tfm_rmsnorm_bwd(int N, int D, const tfm_f *x, const tfm_f *w, const tfm_f *rinv,

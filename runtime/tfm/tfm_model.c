@@ -60,6 +60,7 @@ static void rope_freqs(const TfmConfig *c, double *inv) {
 TfmModel *tfm_model_new(const TfmConfig *cfg, char *err, size_t errlen) {
   TfmModel *m = rc_calloc(1, sizeof *m);
   m->cfg = *cfg;
+  m->dtype = TFM_DT_F32;
   const TfmConfig *c = &m->cfg;
   int cap = 0;
   int64_t D = c->dim, qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
@@ -88,6 +89,12 @@ TfmModel *tfm_model_new(const TfmConfig *cfg, char *err, size_t errlen) {
     T(wo, "self_attn.o_proj.weight", D, qd);
     if (c->o_bias) T(bo, "self_attn.o_proj.bias", D, 0);
     else w->bo = TFM_ABSENT;
+    if (c->qk_norm) {
+      T(qn, "self_attn.q_norm.weight", c->head_dim, 0);
+      T(kn, "self_attn.k_norm.weight", c->head_dim, 0);
+    } else {
+      w->qn = w->kn = TFM_ABSENT;
+    }
     T(mlp_norm, "post_attention_layernorm.weight", D, 0);
     T(wg, "mlp.gate_proj.weight", c->hidden, D);
     T(wu, "mlp.up_proj.weight", c->hidden, D);
@@ -154,7 +161,7 @@ static int file_exists(const char *p) {
 
 /* Shards from model.safetensors.index.json: the distinct files of "weight_map". */
 static int load_shards(TfmModel *m, const char *dir, const char *index, unsigned char *seen,
-                       char *err, size_t errlen) {
+                       size_t *counts, char *err, size_t errlen) {
   json_error_t je;
   size_t len;
   char *text = rc_read_file(index, 64u << 20, &len, err, errlen);
@@ -194,7 +201,7 @@ static int load_shards(TfmModel *m, const char *dir, const char *index, unsigned
   for (int i = 0; i < nnames; i++) {
     char p[4096];
     snprintf(p, sizeof p, "%s/%s", dir, names[i]);
-    if (tfm_st_read(m, p, seen, err, errlen)) goto done;
+    if (tfm_st_read(m, p, seen, counts, err, errlen)) goto done;
   }
   rc = 0;
 done:
@@ -214,12 +221,16 @@ TfmModel *tfm_model_load(const char *dir, char *err, size_t errlen) {
   snprintf(idx, sizeof idx, "%s/model.safetensors.index.json", dir);
   snprintf(p, sizeof p, "%s/model.safetensors", dir);
   int rc;
+  size_t counts[TFM_NDT] = {0};
   if (!file_exists(p) && file_exists(idx)) {
-    rc = load_shards(m, dir, idx, seen, err, errlen);
+    rc = load_shards(m, dir, idx, seen, counts, err, errlen);
     snprintf(p, sizeof p, "%s", idx);
   } else {
-    rc = tfm_st_read(m, p, seen, err, errlen);
+    rc = tfm_st_read(m, p, seen, counts, err, errlen);
   }
+  /* the dtype the weights came in: the one holding the most elements (F32 on a tie) */
+  for (int d = 0; d < TFM_NDT; d++)
+    if (counts[d] > counts[m->dtype]) m->dtype = d;
   for (int i = 0; !rc && i < m->ntensors; i++)
     if (!seen[i]) {
       snprintf(err, errlen, "%s: tensor '%s': missing", p, m->tensors[i].name);
@@ -233,11 +244,13 @@ TfmModel *tfm_model_load(const char *dir, char *err, size_t errlen) {
   return m;
 }
 
-/* A config.json for cfg (used when the original text is not at hand). */
-static char *config_json(const TfmConfig *c) {
+/* A config.json for cfg (used when the original text is not at hand), its torch_dtype that of
+ * the weights written (dtype). */
+static char *config_json(const TfmConfig *c, int dtype) {
+  static const char *const torch_dtype[] = {"float32", "bfloat16", "float16"};
   json_t *o = json_object();
-  json_object_set_new(o, "model_type", json_string(c->arch == TFM_QWEN2 ? "qwen2" : "llama"));
-  json_object_set_new(o, "architectures", json_pack("[s]", c->arch == TFM_QWEN2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM"));
+  json_object_set_new(o, "model_type", json_string(tfm_arch_name(c->arch)));
+  json_object_set_new(o, "architectures", json_pack("[s]", tfm_arch_class(c->arch)));
   json_object_set_new(o, "vocab_size", json_integer(c->vocab));
   json_object_set_new(o, "hidden_size", json_integer(c->dim));
   json_object_set_new(o, "num_hidden_layers", json_integer(c->n_layers));
@@ -251,7 +264,7 @@ static char *config_json(const TfmConfig *c) {
   json_object_set_new(o, "tie_word_embeddings", json_boolean(c->tie_embeddings));
   json_object_set_new(o, "hidden_act", json_string("silu"));
   json_object_set_new(o, "initializer_range", json_real(c->init_range));
-  if (c->arch == TFM_LLAMA) json_object_set_new(o, "attention_bias", json_boolean(c->qkv_bias));
+  if (c->arch != TFM_QWEN2) json_object_set_new(o, "attention_bias", json_boolean(c->qkv_bias));
   if (c->rope_kind == TFM_ROPE_LINEAR)
     json_object_set_new(o, "rope_scaling", json_pack("{s:s,s:f}", "rope_type", "linear", "factor", c->rope_factor));
   else if (c->rope_kind == TFM_ROPE_LLAMA3)
@@ -266,23 +279,28 @@ static char *config_json(const TfmConfig *c) {
     for (int i = 0; i < c->n_eos; i++) json_array_append_new(a, json_integer(c->eos[i]));
     json_object_set_new(o, "eos_token_id", a);
   }
-  json_object_set_new(o, "torch_dtype", json_string("float32"));
+  json_object_set_new(o, "torch_dtype", json_string(torch_dtype[dtype]));
   char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   json_decref(o);
   return s;
 }
 
-int tfm_model_save(const TfmModel *m, const char *dir, const char *config_text, char *err,
-                   size_t errlen) {
+int tfm_model_save(const TfmModel *m, const char *dir, const char *config_text, int dtype,
+                   char *err, size_t errlen) {
+  if (dtype == TFM_DT_SAME) dtype = m->dtype;
+  if (dtype < 0 || dtype >= TFM_NDT) {
+    snprintf(err, errlen, "%s: no dtype %d to write", dir, dtype);
+    return -1;
+  }
   if (mkdir(dir, 0777) && errno != EEXIST) {
     snprintf(err, errlen, "%s: cannot create directory (%s)", dir, strerror(errno));
     return -1;
   }
   char p[4096];
   snprintf(p, sizeof p, "%s/model.safetensors", dir);
-  if (tfm_st_write(m, m->params, p, err, errlen)) return -1;
+  if (tfm_st_write(m, m->params, dtype, p, err, errlen)) return -1;
   snprintf(p, sizeof p, "%s/config.json", dir);
-  char *gen = config_text ? NULL : config_json(&m->cfg);
+  char *gen = config_text ? NULL : config_json(&m->cfg, dtype);
   int rc = rc_write_text(p, config_text ? config_text : gen, err, errlen);
   free(gen);
   return rc;

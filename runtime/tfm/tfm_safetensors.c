@@ -5,7 +5,9 @@
  * (offsets relative to its start).  Reading trusts nothing in the file: every length and offset
  * is checked against the file's size and the model's expected shape before a byte of data is
  * touched, and every message names the file and the tensor.  F32, BF16 and F16 are converted to
- * tfm_f.  Writing produces F32, to a temporary name renamed over the target.
+ * tfm_f.  Writing produces F32, BF16 or F16 (rounded to nearest even, through float32), to a
+ * temporary name renamed over the target.  The optimizer state is F32, with the parameters
+ * themselves as NAME.master when the model file was rounded.
  */
 #include "tfm_internal.h"
 
@@ -48,6 +50,51 @@ static float f16_to_f32(uint16_t h) {
   float f;
   memcpy(&f, &u, 4);
   return f;
+}
+
+int tfm_dtype_parse(const char *s) {
+  static const char *const names[] = {"f32", "bf16", "f16"};
+  if (!strcmp(s, "same")) return TFM_DT_SAME;
+  for (int i = 0; i < TFM_NDT; i++)
+    if (!strcmp(s, names[i])) return i;
+  return -2;
+}
+
+const char *tfm_dtype_name(int dt) {
+  static const char *const names[] = {"F32", "BF16", "F16"};
+  return dt >= 0 && dt < TFM_NDT ? names[dt] : "?";
+}
+
+uint16_t tfm_f32_to_bf16(float x) {
+  uint32_t u;
+  memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* NaN: quiet */
+  u += 0x7fffu + ((u >> 16) & 1);  /* to nearest, ties to even; carries into the exponent */
+  return (uint16_t)(u >> 16);
+}
+
+uint16_t tfm_f32_to_f16(float x) {
+  uint32_t u;
+  memcpy(&u, &x, 4);
+  uint32_t sign = (u >> 16) & 0x8000u, e = (u >> 23) & 0xff, man = u & 0x7fffffu;
+  if (e == 0xff) return (uint16_t)(sign | 0x7c00u | (man ? 0x200u | (man >> 13) : 0)); /* inf, NaN */
+  int E = (int)e - 127 + 15;
+  if (E >= 31) return (uint16_t)(sign | 0x7c00u);  /* overflow */
+  uint32_t h, rem, half;
+  if (E <= 0) {                                      /* a subnormal half, or zero */
+    if (E < -10) return (uint16_t)sign;              /* below half the smallest subnormal */
+    man |= 0x800000u;
+    int shift = 14 - E;                              /* the value in units of 2^-24 */
+    h = man >> shift;
+    rem = man & ((1u << shift) - 1);
+    half = 1u << (shift - 1);
+  } else {
+    h = ((uint32_t)E << 10) | (man >> 13);
+    rem = man & 0x1fffu;
+    half = 0x1000u;
+  }
+  if (rem > half || (rem == half && (h & 1))) h++;   /* a carry may reach infinity: right */
+  return (uint16_t)(sign | h);
 }
 
 /* Read exactly n bytes at offset off. */
@@ -178,9 +225,9 @@ static int check_entry(const TfmModel *m, int nsets, const char *const *sfx, con
 }
 
 /* Read the nsets tensor sets named NAME + sfx[s] into dst[s] (laid out as m's tensors);
- * seen: nsets * ntensors flags.  *step (when not NULL) gets the metadata's "step" (0 if none). */
+ * seen: nsets * ntensors flags; counts (NULL or TFM_NDT): elements read per dtype.  *step (when not NULL) gets the metadata's "step" (0 if none). */
 static int st_read_sets(TfmModel *m, const char *path, int nsets, tfm_f *const *dst, const char *const *sfx,
-                        unsigned char *seen, long *step, char *err, size_t errlen) {
+                        unsigned char *seen, size_t *counts, long *step, char *err, size_t errlen) {
   int fd = open(path, O_RDONLY);
   if (fd < 0) {
     snprintf(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
@@ -280,6 +327,7 @@ static int st_read_sets(TfmModel *m, const char *path, int nsets, tfm_f *const *
       goto done;
     }
     tfm_f *out = dst[ti / m->ntensors] + t->off;
+    if (counts) counts[esize == 4 ? TFM_DT_F32 : esize == 2 ? TFM_DT_BF16 : TFM_DT_F16] += t->n;
     for (size_t i = 0; i < t->n; i++) {
       float v;
       if (esize == 4) {
@@ -311,34 +359,49 @@ done:
   return rc;
 }
 
-int tfm_st_read(TfmModel *m, const char *path, unsigned char *seen, char *err, size_t errlen) {
+int tfm_st_read(TfmModel *m, const char *path, unsigned char *seen, size_t *counts, char *err, size_t errlen) {
   static const char *const sfx[] = {""};
   tfm_f *dst[] = {m->params};
-  return st_read_sets(m, path, 1, dst, sfx, seen, NULL, err, errlen);
+  return st_read_sets(m, path, 1, dst, sfx, seen, counts, NULL, err, errlen);
 }
 
-static const char *const OPT_SFX[] = {".exp_avg", ".exp_avg_sq"};
+static const char *const OPT_SFX[] = {".exp_avg", ".exp_avg_sq", ".master"};
 
 int tfm_opt_load(TfmModel *m, const char *path, char *err, size_t errlen) {
   if (!m->opt) m->opt = rc_calloc(2 * m->nparams, sizeof(tfm_f));
-  tfm_f *dst[] = {m->opt, m->opt + m->nparams};
-  unsigned char *seen = rc_calloc(2 * (size_t)m->ntensors, 1);
+  /* The masters are read aside: the parameters change only once the whole file is good. */
+  tfm_f *master = rc_malloc((m->nparams + 1) * sizeof(tfm_f));
+  tfm_f *dst[] = {m->opt, m->opt + m->nparams, master};
+  int nt = m->ntensors;
+  unsigned char *seen = rc_calloc(3 * (size_t)nt, 1);
   long step = 0;
-  int rc = st_read_sets(m, path, 2, dst, OPT_SFX, seen, &step, err, errlen);
-  for (int i = 0; !rc && i < 2 * m->ntensors; i++)
-    if (!seen[i]) {
-      snprintf(err, errlen, "%s: tensor '%s%s': missing", path, m->tensors[i % m->ntensors].name, OPT_SFX[i / m->ntensors]);
+  int rc = master ? st_read_sets(m, path, 3, dst, OPT_SFX, seen, NULL, &step, err, errlen) : -1;
+  if (!master) snprintf(err, errlen, "%s: out of memory for the master weights", path);
+  int nmaster = 0;
+  for (int i = 0; i < nt; i++) nmaster += seen[2 * nt + i];
+  for (int i = 0; !rc && i < 3 * nt; i++)
+    if (!seen[i] && (i < 2 * nt || nmaster)) {
+      snprintf(err, errlen, "%s: tensor '%s%s': missing", path, m->tensors[i % nt].name, OPT_SFX[i / nt]);
       rc = -1;
     }
   free(seen);
-  if (!rc) m->step = step;
+  if (!rc) {
+    m->step = step;
+    if (nmaster) memcpy(m->params, master, m->nparams * sizeof(tfm_f));
+  }
+  free(master);
   return rc;
 }
 
-/* Write nsets tensor sets (vals[s] laid out as m's tensors, named NAME + sfx[s]) as F32, with
+/* Write nsets tensor sets (vals[s] laid out as m's tensors, named NAME + sfx[s]) in dtype, with
  * "step" in the metadata when step >= 0. */
 static int st_write_sets(const TfmModel *m, int nsets, const tfm_f *const *vals, const char *const *sfx,
-                         long step, const char *path, char *err, size_t errlen) {
+                         int dtype, long step, const char *path, char *err, size_t errlen) {
+  if (dtype < 0 || dtype >= TFM_NDT) {
+    snprintf(err, errlen, "%s: no dtype %d to write", path, dtype);
+    return -1;
+  }
+  unsigned es = dtype == TFM_DT_F32 ? 4 : 2;
   json_t *h = json_object();
   json_t *meta = json_pack("{s:s}", "format", "pt");
   if (step >= 0) {
@@ -355,9 +418,9 @@ static int st_write_sets(const TfmModel *m, int nsets, const tfm_f *const *vals,
       snprintf(nm, sizeof nm, "%s%s", t->name, sfx[s]);
       json_t *shape = t->ndim == 2 ? json_pack("[I,I]", (json_int_t)t->shape[0], (json_int_t)t->shape[1])
                                    : json_pack("[I]", (json_int_t)t->shape[0]);
-      json_object_set_new(h, nm, json_pack("{s:s,s:o,s:[I,I]}", "dtype", "F32", "shape", shape,
-                                           "data_offsets", (json_int_t)off, (json_int_t)(off + 4 * t->n)));
-      off += 4 * t->n;
+      json_object_set_new(h, nm, json_pack("{s:s,s:o,s:[I,I]}", "dtype", tfm_dtype_name(dtype), "shape", shape,
+                                           "data_offsets", (json_int_t)off, (json_int_t)(off + es * t->n)));
+      off += es * t->n;
     }
   char *text = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
   json_decref(h);
@@ -374,29 +437,34 @@ static int st_write_sets(const TfmModel *m, int nsets, const tfm_f *const *vals,
   for (size_t i = tl; i < padded; i++) bad |= fputc(' ', f) == EOF;
   free(text);
   float chunk[4096];
+  uint16_t half[4096];
   for (int i = 0; i < nsets * m->ntensors && !bad; i++) {
     const TfmTensor *t = &m->tensors[i % m->ntensors];
     const tfm_f *values = vals[i / m->ntensors];
     for (size_t j = 0; j < t->n && !bad; j += 4096) {
       size_t k = t->n - j < 4096 ? t->n - j : 4096;
       for (size_t q = 0; q < k; q++) chunk[q] = (float)values[t->off + j + q];
-      bad |= fwrite(chunk, 4, k, f) != k;
+      if (dtype == TFM_DT_BF16)
+        for (size_t q = 0; q < k; q++) half[q] = tfm_f32_to_bf16(chunk[q]);
+      else if (dtype == TFM_DT_F16)
+        for (size_t q = 0; q < k; q++) half[q] = tfm_f32_to_f16(chunk[q]);
+      bad |= es == 4 ? fwrite(chunk, 4, k, f) != k : fwrite(half, 2, k, f) != k;
     }
   }
   return rc_commit_file(f, bad, tmp, path, err, errlen);
 }
 
-int tfm_st_write(const TfmModel *m, const tfm_f *values, const char *path, char *err,
+int tfm_st_write(const TfmModel *m, const tfm_f *values, int dtype, const char *path, char *err,
                  size_t errlen) {
   static const char *const sfx[] = {""};
-  return st_write_sets(m, 1, &values, sfx, -1, path, err, errlen);
+  return st_write_sets(m, 1, &values, sfx, dtype, -1, path, err, errlen);
 }
 
-int tfm_opt_save(const TfmModel *m, const char *path, char *err, size_t errlen) {
+int tfm_opt_save(const TfmModel *m, const char *path, int masters, char *err, size_t errlen) {
   if (!m->opt) {
     snprintf(err, errlen, "%s: no optimizer state to save (no step taken)", path);
     return -1;
   }
-  const tfm_f *vals[] = {m->opt, m->opt + m->nparams};
-  return st_write_sets(m, 2, vals, OPT_SFX, m->step, path, err, errlen);
+  const tfm_f *vals[] = {m->opt, m->opt + m->nparams, m->params};
+  return st_write_sets(m, masters ? 3 : 2, vals, OPT_SFX, TFM_DT_F32, m->step, path, err, errlen);
 }

@@ -4,7 +4,9 @@
  * Shapes: N tokens in the batch (all sequences packed), D model dim, H query heads, KV key/value
  * heads, hd head dim, I MLP hidden dim, V vocabulary.  Per layer the forward keeps:
  *   X (N,D) the residual stream entering the layer, xn1 (N,D) and r1 (N) its RMSNorm,
- *   q (N,H*hd) k v (N,KV*hd) after the rotary embedding, P the attention probabilities
+ *   q (N,H*hd) k v (N,KV*hd) after the rotary embedding, with Qwen3's q/k norm also qp (N,H*hd)
+ *   kp (N,KV*hd) the projections before the norm and rq (N*H) rk (N*KV) its inverse RMS per head,
+ *   P the attention probabilities
  *   (per sequence s: (H, L_s, L_s)), ao (N,H*hd) the attention output before o_proj,
  *   Xm (N,D) the residual stream after attention, xn2 (N,D) and r2 (N) its RMSNorm,
  *   g u (N,I) the gate and up projections.
@@ -20,6 +22,7 @@
 
 typedef struct {
   tfm_f *X, *xn1, *r1, *q, *k, *v, *P, *ao, *Xm, *xn2, *r2, *g, *u;
+  tfm_f *qp, *kp, *rq, *rk;   /* Qwen3 q/k norm only (else NULL) */
 } LayerActs;
 
 struct TfmActs {
@@ -169,8 +172,13 @@ int tfm_forward(TfmModel *m, const TfmBatch *b, tfm_f *logp, tfm_f *entropy, Tfm
     a->poff[s + 1] = a->poff[s] + (size_t)H * Ls * Ls;
   }
   size_t nP = a->poff[b->nseq];
+  int qkn = c->qk_norm;
   size_t per_layer = (size_t)N * (4 * D + 2 + 2 * qd + 2 * kvd + 2 * I) + nP;
   size_t nscr = 2 * (size_t)N * D + 3 * (size_t)N * I + 2 * (size_t)N * qd + 2 * (size_t)N * kvd;
+  if (qkn) {
+    per_layer += (size_t)N * (qd + kvd + H + KV);
+    nscr += (size_t)N * (qd + kvd);
+  }
   size_t total = per_layer * NL + (size_t)N * (2 * D + 1) + nscr + 1;
   if (!m->ws_busy) {
     if (m->ws_cap < total) {
@@ -211,6 +219,12 @@ int tfm_forward(TfmModel *m, const TfmBatch *b, tfm_f *logp, tfm_f *entropy, Tfm
     A->r2 = TAKE((size_t)N);
     A->g = TAKE((size_t)N * I);
     A->u = TAKE((size_t)N * I);
+    if (qkn) {
+      A->qp = TAKE((size_t)N * qd);
+      A->kp = TAKE((size_t)N * kvd);
+      A->rq = TAKE((size_t)N * H);
+      A->rk = TAKE((size_t)N * KV);
+    }
   }
   a->Xf = TAKE((size_t)N * D);
   a->xf = TAKE((size_t)N * D);
@@ -229,13 +243,19 @@ int tfm_forward(TfmModel *m, const TfmBatch *b, tfm_f *logp, tfm_f *entropy, Tfm
     const TfmLayerW *w = &m->layers[l];
     tfm_f *Xnext = l + 1 < NL ? a->L[l + 1].X : a->Xf;
     tfm_rmsnorm(N, D, A->X, P(m, w->attn_norm), c->norm_eps, A->xn1, A->r1);
-    tfm_gemm(0, 1, N, qd, D, A->xn1, D, P(m, w->wq), D, 0, A->q, qd);
-    tfm_gemm(0, 1, N, kvd, D, A->xn1, D, P(m, w->wk), D, 0, A->k, kvd);
+    /* With the q/k norm the projections go to qp, kp and their per-head norms to q, k. */
+    tfm_f *qo = qkn ? A->qp : A->q, *ko = qkn ? A->kp : A->k;
+    tfm_gemm(0, 1, N, qd, D, A->xn1, D, P(m, w->wq), D, 0, qo, qd);
+    tfm_gemm(0, 1, N, kvd, D, A->xn1, D, P(m, w->wk), D, 0, ko, kvd);
     tfm_gemm(0, 1, N, kvd, D, A->xn1, D, P(m, w->wv), D, 0, A->v, kvd);
     if (w->bq != TFM_ABSENT) {
-      tfm_add_bias(N, qd, A->q, P(m, w->bq));
-      tfm_add_bias(N, kvd, A->k, P(m, w->bk));
+      tfm_add_bias(N, qd, qo, P(m, w->bq));
+      tfm_add_bias(N, kvd, ko, P(m, w->bk));
       tfm_add_bias(N, kvd, A->v, P(m, w->bv));
+    }
+    if (qkn) {
+      tfm_rmsnorm(N * H, hd, A->qp, P(m, w->qn), c->norm_eps, A->q, A->rq);
+      tfm_rmsnorm(N * KV, hd, A->kp, P(m, w->kn), c->norm_eps, A->k, A->rk);
     }
     tfm_rope(N, H, hd, A->q, a->pos, m->inv_freq, 1);
     tfm_rope(N, KV, hd, A->k, a->pos, m->inv_freq, 1);
@@ -286,6 +306,8 @@ void tfm_backward(TfmModel *m, TfmActs *a, const tfm_f *dlogp, const tfm_f *dent
   tfm_f *dx = a->scr, *dxn = dx + Dn, *dh = dxn + Dn, *dg = dh + (size_t)N * I, *du = dg + (size_t)N * I,
         *dq = du + (size_t)N * I, *dao = dq + (size_t)N * qd, *dk = dao + (size_t)N * qd,
         *dv = dk + (size_t)N * kvd;
+  /* With the q/k norm: dqp (N,qd) and dkp (N,kvd), the gradients before the norm. */
+  tfm_f *dqp = c->qk_norm ? dv + (size_t)N * kvd : dq, *dkp = c->qk_norm ? dqp + (size_t)N * qd : dk;
 
   /* Head and final norm. */
   memset(dxn, 0, Dn * sizeof(tfm_f));
@@ -334,16 +356,22 @@ void tfm_backward(TfmModel *m, TfmActs *a, const tfm_f *dlogp, const tfm_f *dent
     }
     tfm_rope(N, H, hd, dq, a->pos, m->inv_freq, -1);
     tfm_rope(N, KV, hd, dk, a->pos, m->inv_freq, -1);
+    if (c->qk_norm) {
+      memset(dqp, 0, (size_t)N * qd * sizeof(tfm_f));
+      memset(dkp, 0, (size_t)N * kvd * sizeof(tfm_f));
+      tfm_rmsnorm_bwd(N * H, hd, A->qp, P(m, w->qn), A->rq, dq, dqp, G(m, w->qn));
+      tfm_rmsnorm_bwd(N * KV, hd, A->kp, P(m, w->kn), A->rk, dk, dkp, G(m, w->kn));
+    }
     if (w->bq != TFM_ABSENT) {
-      tfm_bias_bwd(N, qd, dq, G(m, w->bq));
-      tfm_bias_bwd(N, kvd, dk, G(m, w->bk));
+      tfm_bias_bwd(N, qd, dqp, G(m, w->bq));
+      tfm_bias_bwd(N, kvd, dkp, G(m, w->bk));
       tfm_bias_bwd(N, kvd, dv, G(m, w->bv));
     }
-    tfm_gemm(1, 0, qd, D, N, dq, qd, A->xn1, D, 1, G(m, w->wq), D);
-    tfm_gemm(1, 0, kvd, D, N, dk, kvd, A->xn1, D, 1, G(m, w->wk), D);
+    tfm_gemm(1, 0, qd, D, N, dqp, qd, A->xn1, D, 1, G(m, w->wq), D);
+    tfm_gemm(1, 0, kvd, D, N, dkp, kvd, A->xn1, D, 1, G(m, w->wk), D);
     tfm_gemm(1, 0, kvd, D, N, dv, kvd, A->xn1, D, 1, G(m, w->wv), D);
-    tfm_gemm(0, 0, N, D, qd, dq, qd, P(m, w->wq), D, 0, dxn, D);
-    tfm_gemm(0, 0, N, D, kvd, dk, kvd, P(m, w->wk), D, 1, dxn, D);
+    tfm_gemm(0, 0, N, D, qd, dqp, qd, P(m, w->wq), D, 0, dxn, D);
+    tfm_gemm(0, 0, N, D, kvd, dkp, kvd, P(m, w->wk), D, 1, dxn, D);
     tfm_gemm(0, 0, N, D, kvd, dv, kvd, P(m, w->wv), D, 1, dxn, D);
     tfm_rmsnorm_bwd(N, D, A->X, P(m, w->attn_norm), A->r1, dxn, dx, G(m, w->attn_norm));
   }

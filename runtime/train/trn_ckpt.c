@@ -1,8 +1,11 @@
 /* trn_ckpt.c — checkpoints of a training run and resuming from them.
  *
  * OUT/ckpt-NNNNNN/ holds everything the loop needs to continue bit-identically on the CPU:
- *   config.json + model.safetensors   the policy (a model directory: `rein model`, --model)
- *   optim.safetensors                 AdamW's m, v and step count (F32, exact for float32)
+ *   config.json + model.safetensors   the policy (a model directory: `rein model`, --model), in
+ *                                     --save-dtype
+ *   optim.safetensors                 AdamW's m, v and step count (F32, exact for float32), and
+ *                                     the F32 master weights when the model file was rounded
+ *                                     (BF16/F16): resuming continues from them, not the rounding
  *   buffer.bin                        the explored batches not yet trained on (sync_offset)
  *   state.json                        step, next explore step, elapsed time, the run's options,
  *                                     and the size and XXH3-64 of each file above ("files")
@@ -15,7 +18,7 @@
  *
  * Sampling and the objective's randomness are counter-based (keyed by seed and step), so no
  * generator state is saved.  On resume the options that shape the computation must equal the
- * checkpoint's; only the eval/save cadence, keep, stop-at, time-limit and threads may change
+ * checkpoint's; only the eval/save cadence, keep, stop-at, time-limit, save-dtype and threads may change
  * (threads changes results: a warning says so).  `steps` may not: the explorer's schedule and the
  * learning-rate schedule depend on it.
  */
@@ -158,9 +161,10 @@ int trn_ckpt_save(Trainer *tr, char *err, size_t errlen) {
   snprintf(dir, sizeof dir, "%s/%s", o->out, name);
   snprintf(tmp, sizeof tmp, "%s/.%s.tmp.%d", o->out, name, (int)getpid());
   remove_dir(tmp);
-  if (tfm_model_save(tr->m, tmp, NULL, err, errlen)) return -1;
+  int dt = trn_save_dtype(o, tr->m);
+  if (tfm_model_save(tr->m, tmp, NULL, dt, err, errlen)) return -1;
   snprintf(p, sizeof p, "%s/optim.safetensors", tmp);
-  int rc = tfm_opt_save(tr->m, p, err, errlen);
+  int rc = tfm_opt_save(tr->m, p, dt != TFM_DT_F32, err, errlen);
   snprintf(p, sizeof p, "%s/buffer.bin", tmp);
   if (!rc) rc = trn_buffer_save(tr, p, err, errlen);
   if (!rc) {
@@ -217,7 +221,8 @@ int trn_ckpt_save(Trainer *tr, char *err, size_t errlen) {
 
 /* Options that may differ between a run and its resumption. */
 static int may_change(const char *key) {
-  static const char *const ok[] = {"eval-every", "save-every", "keep", "threads", "out", "stop-at", "time-limit", NULL};
+  static const char *const ok[] = {"eval-every", "save-every", "keep", "threads", "out", "stop-at", "time-limit",
+                                   "save-dtype", NULL};
   for (int i = 0; ok[i]; i++)
     if (!strcmp(key, ok[i])) return 1;
   return 0;
@@ -354,7 +359,7 @@ int trn_ckpt_load(Trainer *tr, char *err, size_t errlen) {
   /* the policy and the optimizer */
   unsigned char *seen = rc_calloc((size_t)tr->m->ntensors, 1);
   snprintf(p, sizeof p, "%s/model.safetensors", dir);
-  rc = tfm_st_read(tr->m, p, seen, err, errlen);
+  rc = tfm_st_read(tr->m, p, seen, NULL, err, errlen);   /* rounded, when optim has masters */
   for (int i = 0; !rc && i < tr->m->ntensors; i++)
     if (!seen[i]) rc = BAD("%s: tensor '%s': missing", p, tr->m->tensors[i].name);
   free(seen);

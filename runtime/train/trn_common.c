@@ -42,6 +42,11 @@ int trn_check_vocab(const Trainer *tr, char *err, size_t errlen) {
 
 double trn_elapsed(const Trainer *tr) { return tr->time_before + (rc_now() - tr->t0); }
 
+int trn_save_dtype(const TrnOpts *o, const TfmModel *m) {
+  int dt = tfm_dtype_parse(o->save_dtype);   /* checked when the options were parsed */
+  return dt < 0 ? m->dtype : dt;
+}
+
 double trn_lr_at(const TrnOpts *o, int64_t t) {
   if (o->warmup > 0 && t <= o->warmup) return o->lr * (double)t / (double)o->warmup;
   if (!strcmp(o->lr_schedule, "constant") || o->steps <= o->warmup) return o->lr;

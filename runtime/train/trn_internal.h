@@ -101,6 +101,9 @@ int trn_buffer_load(Trainer *tr, const char *path, char *err, size_t errlen);
 /* The embedded arithmetic checkpoint (trn_blob.S), loaded as a model. */
 TfmModel *trn_default_model(char *err, size_t errlen);
 
+/* The dtype (TFM_DT_F32/BF16/F16) of the model files written for M under --save-dtype: "same"
+ * is the dtype M's weights came in. */
+int trn_save_dtype(const TrnOpts *o, const TfmModel *m);
 /* The learning rate of step T (1-based) of O's schedule. */
 double trn_lr_at(const TrnOpts *o, int64_t t);
 /* The task of O (--task and its options); NULL with ERR. */

@@ -5,6 +5,7 @@
  */
 #include "rein/train.h"
 #include "rein/common.h"
+#include "rein/tfm.h"
 
 #include <errno.h>
 #include <float.h>
@@ -63,6 +64,8 @@ static const Opt opts[] = {
     {"out", K_STR, O_(out), 0, 0, TS, "run directory (sft: the model directory written)"},
     {"save-every", K_INT, O_(save_every), 0, 1e8, T, "checkpoint every N steps (0: only at the end)"},
     {"keep", K_INT, O_(keep), 0, 1e6, T, "checkpoints kept (0: all)"},
+    {"save-dtype", K_STR, O_(save_dtype), 0, 0, TS, "same | f32 | bf16 | f16: the dtype of the model files written "
+                                                    "(same: the one --model came in)"},
     {"stop-at", K_INT, O_(stop_at), 0, 1e8, T, "stop after step N with a checkpoint (--resume continues)"},
     {"time-limit", K_DBL, O_(time_limit), 0, 1e9, T, "stop with a checkpoint after S seconds of the run (0: none)"},
     {"resume", K_BOOL, O_(resume), 0, 1, T, "continue the run in --out from its latest checkpoint"},
@@ -88,6 +91,7 @@ void trn_opts_defaults(TrnOpts *o, int cmd) {
   o->max_new = 8;
   o->eval_prompts = 200;
   o->keep = 3;
+  strcpy(o->save_dtype, "same");
   o->progress = -1;
   o->seed = 42;
   if (cmd == TRN_CMD_SFT) {
@@ -263,6 +267,8 @@ static int validate(const TrnOpts *o, int cmd, char *err, size_t errlen) {
   if (strcmp(o->lr_schedule, "constant") && strcmp(o->lr_schedule, "cosine") && strcmp(o->lr_schedule, "linear"))
     return snprintf(err, errlen, "--lr-schedule '%s': expected constant, cosine or linear", o->lr_schedule), -1;
   if (!o->out[0]) return snprintf(err, errlen, "--out: empty path"), -1;
+  if (tfm_dtype_parse(o->save_dtype) == -2)
+    return snprintf(err, errlen, "--save-dtype '%s': expected same, f32, bf16 or f16", o->save_dtype), -1;
   /* sizes of one step, before anything is allocated: token offsets are int */
   if ((int64_t)o->batch_prompts * o->group > TRN_MAX_SEQS)
     return snprintf(err, errlen, "--batch-prompts %d x --group %d = %lld sequences per step: the limit is %d",

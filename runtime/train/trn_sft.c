@@ -128,7 +128,7 @@ int trn_sft_run(const char *prog, rt_objective *obj, int argc, char **argv) {
     }
   }
   if (prog_on) fputc('\n', stderr);
-  if (!rc && (rc_mkdir_p(o->out, err, sizeof err) || tfm_model_save(tr.m, o->out, NULL, err, sizeof err))) rc = -1;
+  if (!rc && (rc_mkdir_p(o->out, err, sizeof err) || tfm_model_save(tr.m, o->out, NULL, trn_save_dtype(o, tr.m), err, sizeof err))) rc = -1;
   if (rc) fprintf(stderr, "%s: error: %s\n", prog, err);
   free(metrics);
   free(tr.params);

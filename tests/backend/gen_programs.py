@@ -5,12 +5,15 @@
 
 writes DIR/p0000.rein ... DIR/p{N-1}.rein.  Program i depends only on (S, i), through its own
 random.Random, so the same seed always gives the same files.  With --rein PATH every file is also
-run through `PATH check`, which must exit 0 and print nothing (no warning either); the failing
+run through `PATH check`, which must exit 0 and print nothing (no warning either: a product of
+two factors that depend on logp wraps both in keepgrad(), the identity); the failing
 files are listed and the exit status is 1.  A coverage summary goes to stderr.
 
 Every program is valid by construction:
   * levels: element-wise nodes take the finest level of their operands, reductions go to a strictly
-    coarser level, filters are bools at the value's level or coarser, rank keeps its argument's level;
+    coarser level, filters are bools at the value's level or coarser, rank keeps its argument's level,
+    as do the scans cumsum/revcumsum[seq] (of a token value, a literal discount) and the selectors
+    topk/topfrac (bools); median/quantile (a literal q) reduce like the other reductions;
   * types: and/or/not and the condition of where get bools, count gets a bool, the loss and the
     metrics are batch floats, the loss depends differentiably on logp or entropy;
   * micro-batch decomposability (spec section 5): every expression carries a `fin` flag ("needs a
@@ -328,7 +331,18 @@ def rng_red(op, x, n, empty):
     return 0.0, float(n - 1)      # rank
 
 
+def keepgrad(e):
+    """keepgrad(e): e itself, said to carry a gradient on purpose."""
+    return E('keepgrad(' + e.s + ')', 9, e.lv, e.ty, e.lo, e.hi, (e,), ('fn', 'keepgrad'), dep=e.dep,
+             dlp=e.dlp, dent=e.dent, fin=e.fin, isint=e.isint, const=e.const, t=e.t)
+
+
 def bi(op, a, b):
+    if op in '*/' and a.dlp and b.dlp:
+        # Both factors depend on logp: the front end warns about such a product when one of them is
+        # logp (a forgotten sg on the weight of a score-function term) unless keepgrad says that the
+        # gradient through the weight is meant; these programs mean it.
+        a, b = keepgrad(a), keepgrad(b)
     if op in CMPS:
         p, pl, pr = 4, 5, 5
     else:
@@ -411,6 +425,34 @@ def red(op, R, x=None, filt=None, ddof=None):
     t = rng_red(op, x.t, NTYP[(R, El)], empty)
     return E(s, 9, lv, 'f', r[0], r[1], kids, ('red', op, R, El, filt is not None, ddof), dep=dep,
              dlp=dlp, dent=dent, fin=fin, isint=isint, t=t)
+
+
+def scan(op, x, gamma=None):
+    """cumsum/revcumsum[seq](x [, gamma]) of a token value x, gamma a batch-level constant in
+    [0, 1]: |y| <= 64 max|x| over a sequence of at most 64 tokens."""
+    assert x.lv == TOK
+    s = '%s[seq](%s)' % (op, x.s if gamma is None else x.s + ', ' + gamma.s)
+    n = NMAX[(SEQ, TOK)]
+    lo, hi = min(0.0, n * x.lo), max(0.0, n * x.hi)
+    kids = [x] if gamma is None else [x, gamma]
+    return E(s, 9, TOK, 'f', lo, hi, kids, ('red', op, SEQ, TOK, False, None), dep=x.dep,
+             dlp=x.dlp, dent=x.dent, fin=x.fin, isint=x.isint and gamma is None,
+             t=(min(0.0, 6 * x.t[0]), max(0.0, 6 * x.t[1])))
+
+
+def ostat(op, R, x, arg=None):
+    """median/quantile[R](x [, q]) (a value between x's extremes, 0 when empty) or
+    topk/topfrac[R](x, k) (a bool at x's level, like rank: fin over a batch of dep values)."""
+    El = x.lv
+    assert El < R
+    s = '%s[%s](%s)' % (op, LVN[R], x.s if arg is None else x.s + ', ' + arg.s)
+    kids = [x] if arg is None else [x, arg]
+    fin = x.fin or (R == BAT and x.dep)
+    tag = ('red', op, R, El, False, None)
+    if op in ('topk', 'topfrac'):
+        return E(s, 9, El, 'b', 0.0, 1.0, kids, tag, dep=x.dep, fin=fin, isint=True)
+    return E(s, 9, R, 'f', min(0.0, x.lo), max(0.0, x.hi), kids, tag, dep=x.dep, dlp=x.dlp,
+             dent=x.dent, fin=fin, isint=False, t=(min(0.0, x.t[0]), max(0.0, x.t[1])))
 
 
 def minmax(f, a, b):
@@ -841,6 +883,9 @@ class Gen:
                 prods.append((0.7, 'count'))
         if lv > TOK:
             prods.append((3.5 if budget > 1 else 20.0, 'red'))
+            prods.append((0.6, 'ostat'))
+        else:
+            prods.append((0.6, 'scan'))
         if self.fns and any(not f.isbool for f in self.fns):
             prods.append((1.2, 'fncall'))
         mix = self.mix_lets(lv, nodep, nofin)
@@ -1025,6 +1070,33 @@ class Gen:
             x = self.gen(lv, budget - 1, None, xnodep, nofin)
         return red('rank', R, x)
 
+    def p_scan(self, lv, budget, need, nodep, nofin):
+        """cumsum/revcumsum[seq] of a token value, sometimes discounted by a literal in (0, 1]."""
+        r = self.r
+        x = self.gen(TOK, budget - 1, need, nodep, nofin)
+        gamma = lit(r.choice(('0.5', '0.9', '0.99', '1'))) if r.random() < 0.5 else None
+        return scan(r.choice(('cumsum', 'revcumsum')), x, gamma)
+
+    def p_ostat(self, lv, budget, need, nodep, nofin):
+        """median/quantile[lv] of a finer value (q a literal in [0, 1])."""
+        r = self.r
+        El = r.randrange(lv)
+        x = self.gen(El, budget - 1, need, nodep or (lv == BAT and nofin), nofin)
+        if r.random() < 0.4:
+            return ostat('median', lv, x)
+        return ostat('quantile', lv, x, lit(r.choice(('0', '0.1', '0.25', '0.75', '0.9', '1'))))
+
+    def p_topsel(self, lv, budget, nodep, nofin):
+        """topk/topfrac[R](x, k) at x's level lv: a bool selector."""
+        r = self.r
+        if lv == BAT:
+            return None
+        R = r.randint(lv + 1, BAT)
+        x = self.gen(lv, max(1, budget - 1), None, nodep or (R == BAT and nofin), nofin)
+        if r.random() < 0.5:
+            return ostat('topk', R, x, lit(r.choice(('0', '1', '2', '3'))))
+        return ostat('topfrac', R, x, lit(r.choice(('0.25', '0.5', '0.3', '1'))))
+
     def p_count(self, lv, budget, need, nodep, nofin):
         if self.r.random() < 0.3:
             return red('count', lv)
@@ -1144,9 +1216,10 @@ class Gen:
     def _gen_bool(self, lv, budget, nodep, nofin):
         r = self.r
         if budget <= 2:
-            prods = [(5.0, 'cmp'), (2.0, 'leaf'), (0.3, 'not')]
+            prods = [(5.0, 'cmp'), (2.0, 'leaf'), (0.3, 'not'), (0.5, 'topsel')]
         else:
-            prods = [(5.0, 'cmp'), (0.8, 'not'), (1.5, 'andor'), (0.3, 'where'), (0.3, 'sg'), (0.8, 'leaf')]
+            prods = [(5.0, 'cmp'), (0.8, 'not'), (1.5, 'andor'), (0.3, 'where'), (0.3, 'sg'), (0.8, 'leaf'),
+                     (0.5, 'topsel')]
             if any(f.isbool for f in self.fns):
                 prods.append((1.0, 'fncall'))
         for _ in range(20):
@@ -1158,6 +1231,11 @@ class Gen:
                 continue
             if k == 'cmp':
                 return self.gen_cmp(lv, budget, nodep, nofin)
+            if k == 'topsel':
+                e = self.p_topsel(lv, budget, nodep, nofin)
+                if e is not None:
+                    return e
+                continue
             if k == 'not':
                 return un('not', self._gen_bool(lv, min(budget - 1, 2), nodep, nofin))
             if k == 'andor':
@@ -1732,6 +1810,9 @@ def expected_keys():
             if op not in ('rank', 'count'):
                 keys.append(base + '+filter')
     keys += ['red:count[%s]()' % LVN[L] for L in (SEQ, GRP, BAT)]
+    keys += ['red:%s[seq<-token]' % op for op in ('cumsum', 'revcumsum')]
+    keys += ['red:%s[%s<-%s]' % (op, LVN[R], LVN[El]) for op in ('median', 'quantile', 'topk', 'topfrac')
+             for R, El in COMBOS]
     keys += ['ddof:%s %s' % (op, d) for op in ('std', 'var') for d in ('none', 0, 1)]
     keys += ['input decl:token', 'input decl:seq']
     return keys

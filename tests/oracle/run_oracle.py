@@ -75,6 +75,8 @@ VARIANTS = {
     "ppo_tis": {"eps_low": 0.1, "eps_high": 0.3, "cap": 1.5},
     "ppo_mis": {"eps_low": 0.1, "eps_high": 0.3, "lo": 0.8, "hi": 2.5},
     "sft": None,
+    "reinforce_pp": {"beta": 0.5, "eps": 0.3},
+    "scan_order_ops": {"gamma": 0.5},
     "ex_rec_ring_nois": {"eps_low": 0.3, "eps_high": 0.1, "eps_low2": 0.5, "eps_high2": 1.5},
     "ex_gspo": {"eps_low": 1e-3, "eps_high": 2e-3},
     "ex_opmd_kl": {"c": 0.05, "kl_coef": 0.1, "ent_coef": 0.01},

@@ -75,6 +75,17 @@ CONFIGS = {
                                  tie_word_embeddings=False,
                                  rope_scaling={"type": "linear", "factor": 2.0}),
     # (rms_norm_eps 1e-2 makes the eps placement, sqrt(mean(x^2) + eps), visible)
+    # Qwen3: per-head q/k RMSNorm before RoPE, head_dim 12 != 32/4, GQA 4/2, no bias, untied
+    "qwen3_gqa_headdim": dict(BASE, model_type="qwen3", vocab_size=67, hidden_size=32,
+                              num_attention_heads=4, num_key_value_heads=2, head_dim=12,
+                              intermediate_size=40, rms_norm_eps=1e-6, rope_theta=1000000.0,
+                              tie_word_embeddings=False, attention_bias=False,
+                              eos_token_id=2),
+    # Qwen3 tied with attention_bias (q, k, v and o), one kv head, head_dim 6 != 24/3
+    "qwen3_tied_bias_kv1": dict(BASE, model_type="qwen3", vocab_size=45, hidden_size=24,
+                                num_attention_heads=3, num_key_value_heads=1, head_dim=6,
+                                intermediate_size=36, rms_norm_eps=1e-6, rope_theta=10000.0,
+                                tie_word_embeddings=True, attention_bias=True),
 }
 
 ATOL = 1e-4           # logp, entropy, sample_logp (absolute)

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""An independent PyTorch implementation of the Llama / Qwen2 decoder, for testing Rein's executor.
+"""An independent PyTorch implementation of the Llama / Qwen2 / Qwen3 decoder, for testing Rein's executor.
 
 Written from the Hugging Face formulas (not from Rein's C code). Every computation is plain
 PyTorch in the dtype the model is built with (float64 by default), so that it can serve as a
@@ -10,10 +10,11 @@ The architecture (Hugging Face names and semantics):
     x = embed_tokens[tok]
     for every layer:
         h = rmsnorm(x) * input_layernorm                       rmsnorm(x) = x / sqrt(mean(x^2) + eps)
-        q, k, v = h Wq^T + bq, h Wk^T + bk, h Wv^T + bv         (bias: qwen2 always; llama when attention_bias)
+        q, k, v = h Wq^T + bq, h Wk^T + bk, h Wv^T + bv         (bias: qwen2 always; llama, qwen3 when attention_bias)
+        qwen3 only: every head of q and k (hd values) rmsnorm'ed, times q_norm / k_norm (hd weights)
         q, k = rope(q, pos), rope(k, pos)                       "rotate_half": pair (i, i + hd/2)
         a = causal softmax(q k^T / sqrt(hd)) v                  grouped-query: q head j uses kv head j // (H/KV)
-        x = x + a Wo^T (+ bo: llama attention_bias only)
+        x = x + a Wo^T (+ bo: llama / qwen3 attention_bias only)
         h = rmsnorm(x) * post_attention_layernorm
         x = x + (silu(h Wg^T) * (h Wu^T)) Wd^T
     logits = (rmsnorm(x) * norm) W_head^T                       W_head = lm_head, or embed_tokens when tied
@@ -66,6 +67,7 @@ class Config:
     tie_word_embeddings: bool
     qkv_bias: bool
     o_bias: bool
+    qk_norm: bool
     rope_scaling: Optional[dict]
     eos_token_ids: List[int] = field(default_factory=list)
     raw: dict = field(default_factory=dict)
@@ -80,12 +82,13 @@ def load_config(src) -> Config:
         with open(path) as f:
             c = json.load(f)
     mt = c.get("model_type", "llama")
-    if mt not in ("llama", "qwen2"):
-        raise ValueError(f"model_type {mt!r}: only llama and qwen2")
+    if mt not in ("llama", "qwen2", "qwen3"):
+        raise ValueError(f"model_type {mt!r}: only llama, qwen2 and qwen3")
     D = int(c["hidden_size"])
     H = int(c["num_attention_heads"])
     KV = int(c.get("num_key_value_heads") or H)
-    hd = int(c.get("head_dim") or D // H)
+    # Qwen3's configuration defaults head_dim to 128, the others to hidden / heads
+    hd = int(c.get("head_dim") or (128 if mt == "qwen3" else D // H))
     if H % KV:
         raise ValueError("num_attention_heads must be a multiple of num_key_value_heads")
     act = c.get("hidden_act", "silu")
@@ -108,6 +111,7 @@ def load_config(src) -> Config:
         tie_word_embeddings=bool(c.get("tie_word_embeddings", False)),
         qkv_bias=True if mt == "qwen2" else attn_bias,
         o_bias=False if mt == "qwen2" else attn_bias,
+        qk_norm=mt == "qwen3",
         rope_scaling=c.get("rope_scaling"),
         eos_token_ids=eos,
         raw=dict(c),
@@ -132,6 +136,9 @@ def param_shapes(cfg: Config) -> Dict[str, tuple]:
         s[p + "self_attn.o_proj.weight"] = (D, H * hd)
         if cfg.o_bias:
             s[p + "self_attn.o_proj.bias"] = (D,)
+        if cfg.qk_norm:
+            s[p + "self_attn.q_norm.weight"] = (hd,)
+            s[p + "self_attn.k_norm.weight"] = (hd,)
         s[p + "post_attention_layernorm.weight"] = (D,)
         s[p + "mlp.gate_proj.weight"] = (I, D)
         s[p + "mlp.up_proj.weight"] = (I, D)
@@ -294,7 +301,7 @@ def random_params(cfg: Config, seed: int, std: float = 0.2, emb_std: float = 0.6
     g = torch.Generator().manual_seed(seed)
     out = {}
     for name, shape in param_shapes(cfg).items():
-        if name.endswith("layernorm.weight") or name == "model.norm.weight":
+        if name.endswith("norm.weight"):  # layernorms, the final norm, qwen3's q_norm / k_norm
             t = 1.0 + 0.2 * torch.randn(shape, generator=g, dtype=torch.float64)
         elif name.endswith(".bias"):
             t = 0.3 * torch.randn(shape, generator=g, dtype=torch.float64)
@@ -392,6 +399,9 @@ class TfmModel:
         T, hd = h.shape[0], c.head_dim
         q = self._lin(h, p + "q_proj.weight", p + "q_proj.bias").view(T, -1, hd).transpose(0, 1)
         k = self._lin(h, p + "k_proj.weight", p + "k_proj.bias").view(T, -1, hd).transpose(0, 1)
+        if c.qk_norm:  # per head over its hd values, before the rotary embedding
+            q = rmsnorm(q, self._p(p + "q_norm.weight"), c.rms_norm_eps)
+            k = rmsnorm(k, self._p(p + "k_norm.weight"), c.rms_norm_eps)
         v = self._lin(h, p + "v_proj.weight", p + "v_proj.bias").view(T, -1, hd).transpose(0, 1)
         cos, sin = self._cos_sin(pos)
         return rotate_half_rope(q, cos, sin), rotate_half_rope(k, cos, sin), v
@@ -637,6 +647,11 @@ def _naive_logits(m: "TfmModel", seq: List[int]) -> torch.Tensor:
         hs = [rms(x, P[p + "input_layernorm.weight"]) for x in xs]
         qs = [lin(h, p + "self_attn.q_proj") for h in hs]
         ks = [lin(h, p + "self_attn.k_proj") for h in hs]
+        if c.qk_norm:
+            qs = [torch.cat([rms(q[j * hd:(j + 1) * hd], P[p + "self_attn.q_norm.weight"])
+                             for j in range(H)]) for q in qs]
+            ks = [torch.cat([rms(k[j * hd:(j + 1) * hd], P[p + "self_attn.k_norm.weight"])
+                             for j in range(KV)]) for k in ks]
         vs = [lin(h, p + "self_attn.v_proj") for h in hs]
         new = []
         for t in range(len(seq)):
@@ -683,6 +698,9 @@ def _selftest():
         dict(model_type="qwen2", vocab_size=29, hidden_size=48, num_hidden_layers=2,
              num_attention_heads=6, num_key_value_heads=1, intermediate_size=64,
              rms_norm_eps=1e-6, rope_theta=1e6, tie_word_embeddings=True),
+        dict(model_type="qwen3", vocab_size=31, hidden_size=20, num_hidden_layers=2,
+             num_attention_heads=4, num_key_value_heads=2, head_dim=6, intermediate_size=36,
+             rms_norm_eps=1e-6, rope_theta=1e6, tie_word_embeddings=False, attention_bias=True),
     ]
     for ci, cd in enumerate(cfgs):
         cfg = load_config(cd)

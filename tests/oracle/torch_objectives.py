@@ -625,6 +625,79 @@ def obj_ppo_mis(P, p):
     return token_mean(Lw, P.mask), {"mis_frac": token_mean((~keep).to(DT), P.mask)}
 
 
+def obj_reinforce_pp(P, p):
+    """REINFORCE++ (OpenRLHF `reinforce`, peer-losses 2.3-2.4): token reward r_t = -beta*k1_t,
+    k1 = old_logp - ref_logp (no gradient), plus the sequence reward on its last token; returns
+    G_t = sum_{s>=t} r_s (gamma = 1) by flipping, cumsum and flipping back; whitened over every
+    valid token of the batch with rstd = var.clamp(min=1e-8).rsqrt() (population variance); then
+    PPO-clip with r = exp(logp - old_logp), token-mean."""
+    m = P.mask
+    kl = (P.old_logp - P.ref_logp) * m
+    T = P.T
+    last = torch.zeros_like(m)
+    for i in range(P.S):
+        n = int(P.lengths[i])
+        if n:
+            last[i, n - 1] = 1.0
+    r = (last * P.tok(P.reward) - p["beta"] * kl) * m
+    G = torch.flip(torch.cumsum(torch.flip(r, [1]), 1), [1]) * m
+    assert G.shape[1] == T
+    mean = token_mean(G, m)
+    var = token_mean((G - mean) ** 2, m)
+    A = ((G - mean) * var.clamp(min=1e-8).rsqrt()).detach()
+    L = ppo_clip_token_loss(A, P.logp, P.old_logp, p["eps"], p["eps"])
+    rho = torch.exp(P.logp - P.old_logp)
+    return token_mean(L, m), {"kl_mean": token_mean(kl, m),
+                              "clip_frac": token_mean(((rho - 1).abs() > p["eps"]).to(DT), m)}
+
+
+def _quantile(v, q):
+    """numpy's/torch's 'linear' quantile of a 1-d tensor; 0 for an empty one (Rein's rule)."""
+    return torch.quantile(v, q, interpolation="linear") if v.numel() else v.sum() * 0.0
+
+
+def _top_first(v, k):
+    """Indicator of the k largest entries of a 1-d tensor, ties to the earlier entry: a stable
+    sort of -v, the first k."""
+    order = torch.sort(-v.detach(), stable=True).indices
+    out = torch.zeros_like(v, dtype=torch.bool)
+    out[order[:k]] = True
+    return out
+
+
+def obj_scan_order_ops(P, p):
+    """tests/golden/scan_order_ops.rein: revcumsum with a discount (a backward loop), cumsum,
+    median per group, quantile 0.3 per sequence (gradient to the two interpolated entries),
+    topfrac 0.5 per sequence (ceil(0.5 n) entries) or topk 1 per group, floor and ceil."""
+    m = P.mask
+    x = torch.exp(P.logp - P.old_logp) * P.tok(P.reward) * m
+    cols = [None] * P.T
+    nxt = torch.zeros(P.S, dtype=DT)
+    for t in range(P.T - 1, -1, -1):
+        nxt = x[:, t] + p["gamma"] * nxt * m[:, t]
+        cols[t] = nxt
+    ret = torch.stack(cols, 1) * m
+    run = torch.cumsum((P.logp - P.ref_logp) * m, 1)
+    base = torch.zeros(P.S, dtype=DT)
+    top1 = torch.zeros(P.S, dtype=torch.bool)
+    for g in range(P.n_groups):
+        idx = (P.group == g).nonzero().flatten()
+        base[idx] = _quantile(P.reward[idx], 0.5)
+        top1[idx] = _top_first(P.reward[idx], 1)
+    q = torch.stack([_quantile(P.logp[i, :int(P.lengths[i])], 0.3) for i in range(P.S)])
+    keep = torch.zeros(P.S, P.T, dtype=torch.bool)
+    for i in range(P.S):
+        n = int(P.lengths[i])
+        if n:
+            keep[i, :n] = _top_first(P.old_logp[i, :n], math.ceil(0.5 * n - 1e-9))
+    keep = keep | P.tok(top1)
+    v = torch.where(keep, ret - P.tok(base), torch.zeros_like(ret)) \
+        + 0.1 * run * torch.floor(P.pos / 2) + P.tok(q * torch.ceil(P.reward))
+    valid = m > 0
+    return -token_mean(v, m), {"med": _quantile(P.old_logp[valid], 0.5),
+                               "q90": _quantile(P.logp[valid], 0.9)}
+
+
 def obj_sft(P, p):
     # supervised fine-tuning (rein sft): the token-mean of -log p over the batch
     return -token_mean(P.logp, P.mask), {}
@@ -685,6 +758,10 @@ OBJECTIVES = {
     "ppo_mis": (obj_ppo_mis, dict(REC_P, lo=0.5, hi=5.0), ["mis_frac"],
                 "lang/std/ppo_mis.rein"),
     "sft": (obj_sft, {}, [], "lang/std/sft.rein"),
+    "scan_order_ops": (obj_scan_order_ops, {"gamma": 0.9}, ["med", "q90"],
+                       "tests/backend/scan_order_ops.rein"),
+    "reinforce_pp": (obj_reinforce_pp, {"beta": 0.01, "eps": 0.2}, ["kl_mean", "clip_frac"],
+                     "lang/std/reinforce_pp.rein"),
     "ex_rec_ring_nois": (obj_rec_ring_nois, dict(RING_P), ["clip_frac", "ratio_mean"],
                          "examples/rec_ring_nois.rein"),
     "ex_gspo": (obj_gspo, dict(GSPO_P), ["seq_clip_frac", "long_frac", "mean_tokens"],
@@ -714,6 +791,8 @@ def boundaries(name, p):
         out["s"].update([1 - p["eps_low"], 1 + p["eps_high"]])
     elif "eps_low" in p:
         out["rho"].update([1 - p["eps_low"], 1 + p["eps_high"]])
+    if "eps" in p:  # a symmetric clip (reinforce_pp)
+        out["rho"].update([1 - p["eps"], 1 + p["eps"]])
     if "eps_low2" in p:
         out["rho"].update([1 - p["eps_low2"], 1 + p["eps_high2"]])
     if "clip_c" in p:  # the dual clip binds where r = c (c > 1 + eps_high)

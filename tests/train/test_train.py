@@ -10,7 +10,9 @@ CASE:
   resume  a run stopped after step 3 (--stop-at) and resumed ends bit-identical to the run done
           in one go: same model and AdamW state bytes, same metrics (timing fields aside);
           sync_offset > 0 so the checkpoint holds explored batches; micro-batches, ref_logp;
-          the policy version and lag of every batch follow docs/algorithms.md, the off-policy schedule
+          the policy version and lag of every batch follow docs/algorithms.md, the off-policy
+          schedule; with --save-dtype bf16 the checkpoints' weights are BF16 (torch's rounding of the F32 run's) and optim
+          holds the F32 masters, so stopping and resuming from them changes no step
   build   `rein build` makes a standalone trainer without LLVM that gives the same bits as
           `rein train`; `rein sft` trains a model that `rein model` loads
   faults  one run per directory (the lock names the holder's pid); a run killed before its first
@@ -25,9 +27,14 @@ import os
 import shutil
 import subprocess
 import sys
+import struct
 import tempfile
 
+import torch
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "oracle"))
+import tfm_oracle as O  # noqa: E402
 TIMING = {"time", "eval_s", "rollout_tok_s", "train_tok_s", "t_rollout", "t_ref", "t_forward", "t_objective",
           "t_backward", "t_optimizer"}
 FAILS = []
@@ -59,6 +66,13 @@ def sha(path):
 
 def strip(recs):
     return [{k: v for k, v in r.items() if k not in TIMING} for r in recs]
+
+
+def tensor_dtypes(path):
+    """{name: dtype} from a safetensors header."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        return {k: v["dtype"] for k, v in json.loads(f.read(n)).items() if k != "__metadata__"}
 
 
 def tiny_model(rein, work, name="tiny"):
@@ -144,6 +158,31 @@ def case_resume(rein, work):
     p = run(common + ["--out", b, "--resume"])
     check("complete" in p.stderr and sha(os.path.join(b, "ckpt-000008", "model.safetensors")) == before,
           "resuming a complete run says so and changes nothing")
+    # --save-dtype bf16: the checkpoints' model files are rounded, optim keeps the F32 masters, so
+    # a run stopped and resumed from a BF16 checkpoint trains exactly as the F32 run did
+    c = os.path.join(work, "c")
+    p = run(common + ["--out", c, "--stop-at", "3", "--save-dtype", "bf16"])
+    st = os.path.join(c, "ckpt-000003")
+    dts = set(tensor_dtypes(os.path.join(st, "model.safetensors")).values())
+    opt = tensor_dtypes(os.path.join(st, "optim.safetensors"))
+    check(dts == {"BF16"} and set(opt.values()) == {"F32"} and
+          sum(n.endswith(".master") for n in opt) == sum(n.endswith(".exp_avg") for n in opt) > 0,
+          f"--save-dtype bf16: model.safetensors is BF16 ({dts}), optim.safetensors holds F32 masters")
+    run(common + ["--out", c, "--resume", "--save-dtype", "bf16"])
+    check(sha(os.path.join(a, "ckpt-000008", "optim.safetensors")) !=
+          sha(os.path.join(c, "ckpt-000008", "optim.safetensors")) and
+          strip(records(c)) == strip(records(b)),
+          "a run checkpointed in BF16 and resumed from it computes every step as the F32 runs "
+          "(metrics.jsonl identical apart from timing): it went on from the masters")
+    ma = O.read_safetensors(os.path.join(a, "ckpt-000008", "optim.safetensors"))
+    mc = O.read_safetensors(os.path.join(c, "ckpt-000008", "optim.safetensors"))
+    fa = O.read_safetensors(os.path.join(a, "ckpt-000008", "model.safetensors"))
+    fc = O.read_safetensors(os.path.join(c, "ckpt-000008", "model.safetensors"))
+    check(all(torch.equal(ma[n], mc[n]) for n in ma) and
+          all(torch.equal(mc[n + ".master"], fa[n]) for n in fa) and
+          all(torch.equal(fa[n].to(torch.bfloat16).to(torch.float32), fc[n]) for n in fa),
+          "its final masters and moments equal the F32 run's weights and moments bit for bit, and its "
+          "BF16 weights are those rounded as torch rounds")
 
 
 def case_build(rein, work):

@@ -8,7 +8,9 @@
  *     the batch is evaluated whole or in micro-batches of 1, 2 or 3 whole groups.
  *  3. Exact cases: where() gives exactly 0 (not NaN) on the unselected branch even when it is
  *     Inf/NaN; max/min (element-wise and reductions) send the gradient to the first
- *     arg-extremum on ties; rank, count, comparisons, sign, sg and uniform pass no gradient.
+ *     arg-extremum on ties; rank, count, comparisons, sign, sg and uniform pass no gradient; the
+ *     scans' gradients; median/quantile/topk on ties (by position) and quantile's weights;
+ *     floor, ceil and topk pass no gradient.
  *  4. Determinism: two evaluations are bit-identical.
  *
  * Exit status 0 when every check passes; each failure is printed with program, batch and token.
@@ -225,10 +227,21 @@ static const char *const fd_programs[][2] = {
             "loss = -mean[batch](where(keep, adv * logp, 0));\nmetric clip = mean[batch](not keep);"},
     {"kl_entropy", "loss = mean[batch](exp(ref_logp - logp) - 1 - (ref_logp - logp) - 0.01 * entropy "
                    "+ 0.5 * (logp - ref_logp) ^ 2);"},
+    {"cumsum", "loss = mean[batch](cumsum[seq](logp) * entropy);"},
+    {"revcumsum_discount", "loss = mean[batch](revcumsum[seq](logp * entropy, 0.9) ^ 2);"},
+    {"cumsum_seq_discount", "loss = mean[batch](cumsum[seq](logp, sigmoid(reward)) * old_logp);"},
+    {"scan_nested", "loss = mean[batch](revcumsum[seq](cumsum[seq](logp), 0.5) * entropy);"},
+    {"scan_reduced_reuse", "loss = mean[batch](sum[seq](revcumsum[seq](logp)) * logp);"},
+    {"median_seq", "loss = mean[batch](median[seq](logp) * entropy);"},
+    {"quantile", "loss = mean[batch](quantile[group](logp * entropy, 0.3) + quantile[seq](entropy, 0.9) * logp);"},
+    {"median_group_of_seq", "loss = mean[batch](median[group](sum[seq](logp)) * logp);"},
+    {"top_topfrac", "loss = mean[batch](where(topk[seq](logp, 2), logp, entropy) + topfrac[group](entropy, 0.5) * logp);"},
+    {"floor_ceil", "loss = mean[batch](floor(logp * 3) * logp + ceil(entropy) * entropy);"},
     {"metrics_final", "loss = -mean[batch](logp);\nmetric v = var[batch](logp);\n"
                       "metric c = mean[batch]((logp - mean[batch](logp)) ^ 2);\n"
                       "metric r = mean[batch](rank[batch](logp) < 3);\nmetric l = logsumexp[batch](entropy);\n"
-                      "metric mx = max[batch](logp) - min[batch](entropy);\nmetric s = std[batch](logp, ddof=1);"},
+                      "metric mx = max[batch](logp) - min[batch](entropy);\nmetric s = std[batch](logp, ddof=1);\n"
+                      "metric md = median[batch](logp);\nmetric tp = mean[batch](topk[batch](entropy, 3));"},
 };
 
 static void run_fd_suite(void) {
@@ -319,6 +332,23 @@ static void run_exact_suite(void) {
   expect_grad("zero_grad_ops",
               "loss = sum[batch](sg(logp) + sign(logp) + rank[seq](logp) + count[seq](logp > -1.5)"
               " + where(logp > -1.5, 1, 0) + uniform() * 0) + 0 * sum[batch](logp);",
+              tl, to, 3, w8);
+  /* scans: d/dlogp_s sum_t cumsum_t = (tokens from s on); discounted revcumsum: sum_{t<=s} 0.5^(s-t) */
+  double w10[3] = {3, 2, 1};
+  expect_grad("cumsum_exact", "loss = sum[batch](cumsum[seq](logp));", lp, old, 3, w10);
+  double w11[3] = {1, 1.5, 1.75};
+  expect_grad("revcumsum_exact", "loss = sum[batch](revcumsum[seq](logp, 0.5));", lp, old, 3, w11);
+  /* order statistics: ties by position (the earlier element ranks first); quantile 0.25 of
+   * {-1, -2, -3} is halfway between the two smallest: weight 1/2 each */
+  expect_grad("median_tie", "loss = sum[batch](median[seq](logp));", tl, to, 3, w3);
+  double w12[3] = {0, 0.5, 0.5};
+  double lq[3] = {-1, -2, -3};
+  expect_grad("quantile_weights", "loss = sum[batch](quantile[seq](logp, 0.25));", lq, to, 3, w12);
+  expect_grad("top_tie", "loss = sum[batch](where(topk[seq](logp, 1), logp, 0));", tl, to, 3, w3);
+  double w13[3] = {1, 1, 0};
+  expect_grad("topfrac_tie", "loss = sum[batch](where(topfrac[seq](logp, 0.5), logp, 0));", tl, to, 3, w13);
+  expect_grad("floor_ceil_top_zero",
+              "loss = sum[batch](floor(logp) + ceil(logp) + topk[seq](logp, 1)) + 0 * sum[batch](logp);",
               tl, to, 3, w8);
 }
 

@@ -1,7 +1,9 @@
 /* test_tfm.c — tests of the transformer executor in C, built twice:
  *   test_tfm64 (library reintfm64, every value float64): finite-difference checks of the RMSNorm
- *     and rotary kernels and of every parameter tensor of three whole models (Llama untied with
- *     GQA, Llama tied with attention bias and llama3 rope scaling, Qwen2 with one kv head),
+ *     and rotary kernels and of every parameter tensor of five whole models (Llama untied with
+ *     GQA, Llama tied with attention bias and llama3 rope scaling, Qwen2 with one kv head, Qwen3
+ *     untied with GQA and head_dim != hidden/heads, Qwen3 tied with attention bias and one kv
+ *     head),
  *     micro-batch accumulation, AdamW against a scalar reference, KV-cache generation against the
  *     full forward, safetensors round trip;
  *   test_tfm32 (reintfm, float32): the matrix-product kernel against its naive reference, the
@@ -49,7 +51,19 @@ static const char *CONFIGS[] = {
     /* Wide enough that a 129-token batch splits its products across threads. */
     ("{\"model_type\":\"qwen2\",\"vocab_size\":97,\"hidden_size\":64,\"num_hidden_layers\":2,"
      "\"num_attention_heads\":8,\"num_key_value_heads\":2,\"intermediate_size\":128}"),
+    /* Qwen3: per-head q/k norm, head_dim 6 != 16/4, GQA, untied, no bias; a small eps so the
+     * norm's division matters. */
+    ("{\"model_type\":\"qwen3\",\"vocab_size\":21,\"hidden_size\":16,\"num_hidden_layers\":2,"
+     "\"num_attention_heads\":4,\"num_key_value_heads\":2,\"head_dim\":6,\"intermediate_size\":20,"
+     "\"rms_norm_eps\":1e-6,\"rope_theta\":1000.0,\"tie_word_embeddings\":false,\"eos_token_id\":3}"),
+    /* Qwen3 tied, attention_bias (q, k, v and o), one kv head, head_dim 10 != 12/3. */
+    ("{\"model_type\":\"qwen3\",\"vocab_size\":18,\"hidden_size\":12,\"num_hidden_layers\":2,"
+     "\"num_attention_heads\":3,\"num_key_value_heads\":1,\"head_dim\":10,\"intermediate_size\":16,"
+     "\"attention_bias\":true,\"tie_word_embeddings\":true}"),
 };
+/* The models the finite-difference, micro-batch and generation checks run on. */
+static const int CHECKED[] = {0, 1, 2, 4, 5};
+#define NCHECKED (int)(sizeof CHECKED / sizeof *CHECKED)
 
 static TfmModel *make_model(int which) {
   char err[512];
@@ -401,7 +415,7 @@ static void check_generate(int which) {
 static void check_roundtrip(const char *dir) {
   TfmModel *m = make_model(1);
   char err[512];
-  CHECK(!tfm_model_save(m, dir, NULL, err, sizeof err), "save: %s", err);
+  CHECK(!tfm_model_save(m, dir, NULL, TFM_DT_SAME, err, sizeof err), "save: %s", err);
   TfmModel *m2 = tfm_model_load(dir, err, sizeof err);
   CHECK(m2 != NULL, "load: %s", err);
   if (m2) {
@@ -427,8 +441,8 @@ static void check_resume(const char *dir) {
   }
   char err[512], p[4096];
   snprintf(p, sizeof p, "%s/optimizer.safetensors", dir);
-  CHECK(!tfm_model_save(m, dir, NULL, err, sizeof err), "save: %s", err);
-  CHECK(!tfm_opt_save(m, p, err, sizeof err), "opt save: %s", err);
+  CHECK(!tfm_model_save(m, dir, NULL, TFM_DT_SAME, err, sizeof err), "save: %s", err);
+  CHECK(!tfm_opt_save(m, p, 0, err, sizeof err), "opt save: %s", err);
   TfmModel *r = tfm_model_load(dir, err, sizeof err);
   CHECK(r != NULL, "load: %s", err);
   if (!r) return;
@@ -462,14 +476,14 @@ int main(int argc, char **argv) {
 #ifdef TFM_F64
   fd_rmsnorm();
   check_rope();
-  for (int k = 0; k < 3; k++) fd_model(k);
+  for (int k = 0; k < NCHECKED; k++) fd_model(CHECKED[k]);
   check_adamw();
 #else
   check_gemm();
   check_determinism();
 #endif
-  for (int k = 0; k < 3; k++) check_micro(k);
-  for (int k = 0; k < 3; k++) check_generate(k);
+  for (int k = 0; k < NCHECKED; k++) check_micro(CHECKED[k]);
+  for (int k = 0; k < NCHECKED; k++) check_generate(CHECKED[k]);
   check_roundtrip(argv[1]);
   check_resume(argv[1]);
   if (failures) {

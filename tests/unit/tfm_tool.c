@@ -91,9 +91,9 @@ int main(int argc, char **argv) {
   mkdir(out, 0777);
   char p[4096];
   snprintf(p, sizeof p, "%s/grads.safetensors", out);
-  if (tfm_st_write(m, m->grads, p, err, sizeof err)) return fail(err, NULL);
+  if (tfm_st_write(m, m->grads, TFM_DT_F32, p, err, sizeof err)) return fail(err, NULL);
   double gn = tfm_adamw_step(m, &o);
-  if (tfm_model_save(m, out, NULL, err, sizeof err)) return fail(err, NULL);
+  if (tfm_model_save(m, out, NULL, TFM_DT_SAME, err, sizeof err)) return fail(err, NULL);
   json_t *jl = json_array(), *je2 = json_array();
   for (int s = 0; s < S; s++) {
     json_t *a = json_array(), *b = json_array();

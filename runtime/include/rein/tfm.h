@@ -1,8 +1,9 @@
 /* tfm.h — the transformer executor on the CPU: the policy that Rein's objectives train.
  *
- * A Llama / Qwen2-style decoder (token embedding, RMSNorm, rotary embeddings, grouped-query
- * attention, SwiGLU MLP, optional q/k/v (and o) bias, tied or untied output head), configured by
- * a Hugging Face config.json and stored as safetensors with the Hugging Face tensor names.
+ * A Llama / Qwen2 / Qwen3-style decoder (token embedding, RMSNorm, rotary embeddings,
+ * grouped-query attention, SwiGLU MLP, optional q/k/v (and o) bias, Qwen3's per-head RMSNorm of q
+ * and k, tied or untied output head), configured by a Hugging Face config.json and stored as
+ * safetensors with the Hugging Face tensor names.
  *
  * Two paths:
  *   - training: a packed batch of variable-length sequences (offsets, causal attention inside each
@@ -32,24 +33,25 @@ typedef float tfm_f;
 #endif
 
 /* --- configuration (config.json) ------------------------------------------------------------ */
-enum { TFM_LLAMA = 1, TFM_QWEN2 = 2 };
+enum { TFM_LLAMA = 1, TFM_QWEN2 = 2, TFM_QWEN3 = 3 };
 enum { TFM_ROPE_DEFAULT = 0, TFM_ROPE_LINEAR = 1, TFM_ROPE_LLAMA3 = 2 };
 #define TFM_MAX_EOS 8
 #define TFM_MAX_PARAMS 16e9   /* a config with more parameters is rejected (64 GB in float32) */
 
 typedef struct {
-  int arch;            /* TFM_LLAMA or TFM_QWEN2 */
+  int arch;            /* TFM_LLAMA, TFM_QWEN2 or TFM_QWEN3 */
   int vocab;           /* vocab_size */
   int dim;             /* hidden_size */
   int n_layers;        /* num_hidden_layers */
   int n_heads;         /* num_attention_heads */
   int n_kv_heads;      /* num_key_value_heads (default n_heads) */
-  int head_dim;        /* head_dim (default dim / n_heads) */
+  int head_dim;        /* head_dim (default dim / n_heads; Qwen3: 128) */
   int hidden;          /* intermediate_size */
   int max_pos;         /* max_position_embeddings */
   int tie_embeddings;  /* tie_word_embeddings */
-  int qkv_bias;        /* Qwen2 always; Llama when attention_bias */
-  int o_bias;          /* Llama attention_bias */
+  int qkv_bias;        /* Qwen2 always; Llama and Qwen3 when attention_bias */
+  int o_bias;          /* Llama and Qwen3 attention_bias */
+  int qk_norm;         /* Qwen3: RMSNorm (weights of head_dim) on every q and k head before RoPE */
   double norm_eps;     /* rms_norm_eps */
   double rope_theta;
   int rope_kind;       /* rope_scaling.rope_type / type */
@@ -65,6 +67,23 @@ typedef struct {
 int tfm_config_load(const char *path, TfmConfig *cfg, char *err, size_t errlen);
 /* The same from a string (path is used in messages only). */
 int tfm_config_parse(const char *text, const char *path, TfmConfig *cfg, char *err, size_t errlen);
+/* An architecture's config.json model_type ("llama", "qwen2", "qwen3") and class name
+ * ("LlamaForCausalLM", ...). */
+const char *tfm_arch_name(int arch);
+const char *tfm_arch_class(int arch);
+
+/* --- dtypes of the tensors in files --------------------------------------------------------- */
+/* What a safetensors file holds: TFM_DT_SAME (for writers) means the model's own m->dtype. */
+enum { TFM_DT_SAME = -1, TFM_DT_F32 = 0, TFM_DT_BF16 = 1, TFM_DT_F16 = 2 };
+#define TFM_NDT 3
+/* "same", "f32", "bf16", "f16" -> TFM_DT_*; -2 for anything else. */
+int tfm_dtype_parse(const char *s);
+/* The safetensors dtype string of TFM_DT_F32/BF16/F16: "F32", "BF16", "F16". */
+const char *tfm_dtype_name(int dt);
+/* float32 -> bfloat16 / float16, rounding to nearest, ties to even (as PyTorch and numpy do):
+ * overflow gives infinity, a NaN stays a NaN (quiet, sign kept), float16 keeps subnormals. */
+uint16_t tfm_f32_to_bf16(float x);
+uint16_t tfm_f32_to_f16(float x);
 
 /* --- the model ------------------------------------------------------------------------------ */
 typedef struct {
@@ -76,7 +95,7 @@ typedef struct {
 } TfmTensor;
 
 typedef struct {       /* element offsets of one layer's tensors (SIZE_MAX: absent) */
-  size_t attn_norm, wq, bq, wk, bk, wv, bv, wo, bo, mlp_norm, wg, wu, wd;
+  size_t attn_norm, wq, bq, wk, bk, wv, bv, wo, bo, qn, kn, mlp_norm, wg, wu, wd;
 } TfmLayerW;
 
 typedef struct {
@@ -88,6 +107,8 @@ typedef struct {
   tfm_f *grads;        /* one allocation, same layout (NULL until the first backward) */
   tfm_f *opt;          /* AdamW state: m then v, one allocation (NULL until the first step) */
   long step;           /* AdamW steps taken */
+  int dtype;           /* TFM_DT_*: the dtype the weights came in (tfm_model_load: the one that
+                          held the most elements; F32 for tfm_model_new) */
   size_t embed, norm, head;   /* offsets; head == embed when tied */
   TfmLayerW *layers;
   double *inv_freq;    /* (head_dim/2) rotary inverse frequencies, scaling applied */
@@ -105,24 +126,33 @@ void tfm_model_init(TfmModel *m, uint64_t seed);
 const TfmTensor *tfm_model_tensor(const TfmModel *m, const char *name);
 
 /* Load DIR/config.json and DIR/model.safetensors (or the shards of
- * DIR/model.safetensors.index.json).  F32, BF16 and F16 tensors are converted to tfm_f. */
+ * DIR/model.safetensors.index.json).  F32, BF16 and F16 tensors are converted to tfm_f; m->dtype
+ * records the dtype they came in. */
 TfmModel *tfm_model_load(const char *dir, char *err, size_t errlen);
-/* Write DIR/config.json (copied from config_text, or generated when NULL) and
- * DIR/model.safetensors (F32), each to a temporary name then renamed.  Creates DIR. */
-int tfm_model_save(const TfmModel *m, const char *dir, const char *config_text, char *err,
-                   size_t errlen);
+/* Write DIR/config.json (copied from config_text, or generated when NULL, with torch_dtype for
+ * dtype) and DIR/model.safetensors in dtype (TFM_DT_SAME: m->dtype), each to a temporary name
+ * then renamed.  Creates DIR.  Rounding to BF16/F16 loses the low bits: a trainer that goes on
+ * from such a file keeps its float32 masters in the optimizer state (tfm_opt_save). */
+int tfm_model_save(const TfmModel *m, const char *dir, const char *config_text, int dtype,
+                   char *err, size_t errlen);
 
 /* --- safetensors ---------------------------------------------------------------------------- */
-/* Read every tensor of m from the file at path into m->params; names listed in `only` (NULL:
- * all) — used for shards.  `seen` (m->ntensors flags) is set for every tensor read. */
-int tfm_st_read(TfmModel *m, const char *path, unsigned char *seen, char *err, size_t errlen);
-/* Write values (laid out as m's tensors) as an F32 safetensors file, atomically. */
-int tfm_st_write(const TfmModel *m, const tfm_f *values, const char *path, char *err,
+/* Read the tensors of m in the file at path (all of the file's, a shard may hold a part) into
+ * m->params.  `seen` (m->ntensors flags) is set for every tensor read; counts (TFM_NDT entries,
+ * NULL: not wanted) gets the elements read added per dtype. */
+int tfm_st_read(TfmModel *m, const char *path, unsigned char *seen, size_t *counts, char *err,
+                size_t errlen);
+/* Write values (laid out as m's tensors) as a safetensors file of dtype (TFM_DT_F32, BF16 or
+ * F16), atomically. */
+int tfm_st_write(const TfmModel *m, const tfm_f *values, int dtype, const char *path, char *err,
                  size_t errlen);
 
 /* AdamW state (m, v, step) as safetensors: NAME.exp_avg and NAME.exp_avg_sq for every tensor,
- * "step" in the metadata; F32, so a float32 model resumes bit-identically.  Written atomically. */
-int tfm_opt_save(const TfmModel *m, const char *path, char *err, size_t errlen);
+ * "step" in the metadata; with masters, also NAME.master: the parameters themselves, for a model
+ * file written in BF16/F16.  All F32, so a float32 model resumes bit-identically.  Written
+ * atomically.  tfm_opt_load reads the masters, when the file has them, into m->params (over the
+ * rounded weights of the model file); it has all of them or none. */
+int tfm_opt_save(const TfmModel *m, const char *path, int masters, char *err, size_t errlen);
 int tfm_opt_load(TfmModel *m, const char *path, char *err, size_t errlen);
 
 /* --- training path -------------------------------------------------------------------------- */

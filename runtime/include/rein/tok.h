@@ -56,6 +56,9 @@ const char *tok_chat_template(const Tok *t);
 const char *tok_bos_token(const Tok *t);
 const char *tok_eos_token(const Tok *t);
 
+/* `rein tokenize` (runtime/tok/tok_cli.c): argv[0] is "tokenize"; returns the exit status. */
+int tok_cli_main(int argc, char **argv);
+
 /* ---- chat templates ---- */
 
 typedef struct {

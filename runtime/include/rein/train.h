@@ -54,6 +54,8 @@ typedef struct {
   /* run */
   char out[TRN_PATH];
   int save_every, keep, resume, progress, threads;
+  char save_dtype[8];          /* model files written: "same" (the dtype --model came in), "f32",
+                                  "bf16" or "f16"; rounded ones keep F32 masters in optim */
   int stop_at;                 /* stop (with a checkpoint) after this step; 0: run to the end */
   double time_limit;           /* stop (with a checkpoint) once the run has taken this long (s) */
   uint64_t seed;
