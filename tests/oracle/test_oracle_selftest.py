@@ -776,6 +776,20 @@ class TutorialHand(unittest.TestCase):
         self.assertEqual(out["grad"]["logp"][0][0][0], 0.0)
         self.assertAlmostEqual(out["metrics"]["margin"], 0.25, places=14)
 
+    def test_median_baseline(self):
+        # rewards (0, 10, 1, 2): median 1.5, A = (-1.5, 8.5, -0.5, 0.5); (1, 1, 0): median 1
+        b = {"groups": [[{"reward": 0, "logp": [-1]}, {"reward": 10, "logp": [-1]},
+                         {"reward": 1, "logp": [-1]}, {"reward": 2, "logp": [-1]}],
+                        [{"reward": 1, "logp": [-2]}, {"reward": 1, "logp": []},
+                         {"reward": 0, "logp": [-1]}]]}
+        out = O.evaluate("tut_median_baseline", b)
+        g = out["grad"]["logp"]
+        for got, want in ((g[0][0][0], 1.5 / 6), (g[0][1][0], -8.5 / 6), (g[0][2][0], 0.5 / 6),
+                          (g[0][3][0], -0.5 / 6), (g[1][0][0], 0.0), (g[1][2][0], 1 / 6)):
+            self.assertAlmostEqual(got, want, places=14)
+        self.assertAlmostEqual(out["metrics"]["zero_frac"], 2 / 7, places=14)
+        self.assertAlmostEqual(out["metrics"]["adv_abs"], (1.5 + 8.5 + 0.5 + 0.5 + 1) / 7, places=14)
+
     def test_seq_tis(self):
         # one group (1, 0): A = +-0.5; response 0 has log-weight log 3 (w = 3, truncated to 2),
         # response 1 log-weight log 0.5; N = 3

@@ -93,6 +93,26 @@ def tut_seq_tis(P, p):
                                      "w_mean": w.mean()}
 
 
+
+def _median(vals):
+    """The median of a list: the middle value, or the mean of the two middle ones."""
+    v = sorted(vals)
+    n = len(v)
+    return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+
+def tut_median_baseline(P, p):
+    """A = r - median of the group's rewards; -A * logp, token-mean; metrics: the mean |A| over
+    the responses and the share of responses with A = 0."""
+    A = torch.zeros(P.S, dtype=DT)
+    for idx in _groups(P):
+        med = _median([float(P.reward[i]) for i in idx])
+        for i in idx:
+            A[i] = float(P.reward[i]) - med
+    return O.token_mean(-P.tok(A) * P.logp, P.mask), {"adv_abs": A.abs().mean(),
+                                                      "zero_frac": (A == 0).to(DT).mean()}
+
+
 TUTORIAL = {
     "tut_rloo": (tut_rloo, {}, ["adv_abs"], "examples/tutorial_rloo.rein"),
     "tut_dapo_overlong": (tut_dapo_overlong,
@@ -104,6 +124,8 @@ TUTORIAL = {
                           "examples/tutorial_best_of_group.rein"),
     "tut_seq_tis": (tut_seq_tis, {"cap": 2.0}, ["trunc_frac", "w_mean"],
                     "examples/tutorial_seq_tis.rein"),
+    "tut_median_baseline": (tut_median_baseline, {}, ["adv_abs", "zero_frac"],
+                            "examples/tutorial_median_baseline.rein"),
 }
 
 # One non-default configuration each (run_oracle.py checks that it changes the answer).  The
@@ -115,6 +137,7 @@ VARIANTS = {
     "tut_dapo_overlong": {"max_len": 12.0, "cache_len": 8.0},
     "tut_best_of_group": None,
     "tut_seq_tis": {"cap": 1.5},
+    "tut_median_baseline": None,
 }
 
 O.OBJECTIVES.update(TUTORIAL)
