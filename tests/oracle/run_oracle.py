@@ -421,6 +421,13 @@ def compare(got, want, stats, atol, rtol):
     for k, v in want["metrics"].items():
         if k in gm:
             num("metrics." + k, gm[k], v)
+    gs, ws = got.get("state"), want.get("state")
+    if (gs is None) != (ws is None) or (ws is not None and sorted(gs) != sorted(ws)):
+        out.append("state: rein prints %s, the oracle defines %s"
+                   % (sorted(gs or {}), sorted(ws or {})))
+    elif ws is not None:
+        for k, v in ws.items():
+            num("state." + k, gs[k], v)
     for which in ("logp", "entropy"):
         G = got.get("grad", {}).get(which)
         W = want["grad"][which]

@@ -819,7 +819,9 @@ def evaluate(name, batch, overrides=None):
             raise KeyError("objective %s has no param %s" % (name, k))
         params[k] = float(v)
     P = Padded(batch)
-    loss, metrics = fn(P, params)
+    res = fn(P, params)  # (loss, metrics) or, for an objective with states, (loss, metrics, states)
+    loss, metrics = res[0], res[1]
+    states = res[2] if len(res) > 2 else None
     assert sorted(metrics) == sorted(metric_names), (name, sorted(metrics))
     if loss.requires_grad:
         gl, ge = torch.autograd.grad(loss, [P.logp, P.entropy], allow_unused=True)
@@ -827,11 +829,14 @@ def evaluate(name, batch, overrides=None):
         gl, ge = None, None
     gl = torch.zeros_like(P.logp) if gl is None else gl
     ge = torch.zeros_like(P.entropy) if ge is None else ge
-    return {
+    out = {
         "loss": float(loss),
         "metrics": {k: float(v) for k, v in metrics.items()},
         "grad": {"logp": P.unpad(gl), "entropy": P.unpad(ge)},
     }
+    if states is not None:  # the states' values for the next step, as `rein eval` prints them
+        out["state"] = {k: float(v) for k, v in states.items()}
+    return out
 
 
 def is_close(a, b, atol=1e-6, rtol=1e-6):
