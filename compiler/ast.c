@@ -165,8 +165,8 @@ void ast_program_add(Arena *a, Program *p, Decl *d) {
 }
 
 const char *ast_decl_kind_name(DeclKind k) {
-  static const char *names[] = {"objective", "param", "const", "input",
-                                "fn",        "let",   "loss",  "metric"};
+  static const char *names[] = {"objective", "param", "const",  "input", "fn",
+                                "let",       "loss",  "metric", "state", "update"};
   return names[k];
 }
 
@@ -208,7 +208,8 @@ static void print_expr(FILE *out, const Expr *e, int indent) {
     break;
   case AST_INPUT: fprintf(out, "input %s", bi_inputs[e->id].name); break;
   case AST_USERINPUT: fprintf(out, "input %s", e->decl->name); break;
-  case AST_PARAM: fprintf(out, "param %s", e->decl->name); break;
+  case AST_PARAM: fprintf(out, "%s %s", e->decl->kind == DECL_STATE ? "state" : "param", e->decl->name); break;
+  case AST_TRAINER: fprintf(out, "trainer %s", rein_trainer_const_name(e->id)); break;
   case AST_LET: fprintf(out, "let %s", e->decl->name); break;
   case AST_FUNC: fprintf(out, "func %s", bi_funcs[e->id].name); break;
   case AST_REDUCE:
@@ -240,6 +241,7 @@ void ast_print_program(FILE *out, const Program *p) {
       print_string(out, d->desc ? d->desc : "");
       break;
     case DECL_PARAM:
+    case DECL_STATE:
     case DECL_CONST:
       fprintf(out, " %s = ", d->name);
       if (d->type == TY_BOOL) fprintf(out, "%s", d->value != 0 ? "true" : "false");
@@ -252,6 +254,7 @@ void ast_print_program(FILE *out, const Program *p) {
       fprintf(out, ") inlined at %d call site%s", d->calls, d->calls == 1 ? "" : "s");
       break;
     case DECL_LET:
+    case DECL_UPDATE:
     case DECL_METRIC: fprintf(out, " %s", d->name); break;
     case DECL_LOSS: break;
     }

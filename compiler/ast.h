@@ -40,7 +40,8 @@ typedef enum {
   /* checked (sema) */
   AST_INPUT,     /* id = InputId */
   AST_USERINPUT, /* decl */
-  AST_PARAM,     /* decl */
+  AST_PARAM,     /* decl (a param or a state) */
+  AST_TRAINER,   /* id = REIN_TC_*: a trainer constant (max_new, group_size, step) */
   AST_LET,       /* decl: a reference to a checked let */
   AST_FUNC,      /* id = FuncId, args */
   AST_REDUCE,    /* id = RedId, level, args[0] = x (absent for count[L]()), args[1] = filter|NULL, ddof */
@@ -81,7 +82,9 @@ typedef enum {
   DECL_FN,
   DECL_LET,
   DECL_LOSS,
-  DECL_METRIC
+  DECL_METRIC,
+  DECL_STATE,   /* state NAME = default;  a value carried across training steps */
+  DECL_UPDATE   /* update NAME = expr;    the state's value for the next step */
 } DeclKind;
 
 struct Decl {
@@ -103,6 +106,7 @@ struct Decl {
   bool bad;           /* sema found an error in its definition */
   bool checking;      /* sema: currently being checked (self-reference detection) */
   int index;          /* position in Program.decls */
+  Decl *update;       /* state: its update statement (sema); update: the state it updates */
 };
 
 typedef struct {
@@ -111,6 +115,7 @@ typedef struct {
   Decl *objective;
   Decl *loss;
   const SrcFile *file;
+  bool trainer_used[REIN_NUM_TRAINER_CONSTS]; /* sema: the program reads trainer constant K */
 } Program;
 
 /* ---- constructors used by the parser (Arena *a owns the nodes) ---- */

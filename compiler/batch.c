@@ -280,16 +280,27 @@ Batch *bt_read_json(const char *path, const IrGraph *g, FILE *err) {
     const char *key;
     json_t *val;
     json_object_foreach(root, key, val) {
-      if (strcmp(key, "groups") && strcmp(key, "seed") && strcmp(key, "step")) {
-        ok = fail(&r, key, "unknown field (known: groups, seed, step)");
+      bool tc = false;
+      for (int k = 0; k < REIN_NUM_TRAINER_CONSTS; k++) tc |= !strcmp(key, rein_trainer_const_name(k));
+      if (strcmp(key, "groups") && strcmp(key, "seed") && !tc) {
+        ok = fail(&r, key, "unknown field (known: groups, seed, step, max_new, group_size)");
         break;
       }
+    }
+    for (int k = 0; k < REIN_NUM_TRAINER_CONSTS && ok; k++) {
+      json_t *v = json_object_get(root, rein_trainer_const_name(k));
+      b->tconst[k] = NAN;
+      if (!v || k == REIN_TC_STEP) continue;   /* step: read below, with the seed */
+      if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > (1 << 24))
+        ok = fail(&r, rein_trainer_const_name(k), "expected an integer from 0 to 16777216");
+      else b->tconst[k] = (double)json_integer_value(v);
     }
     json_t *groups = json_object_get(root, "groups");
     if (ok && !json_is_array(groups)) ok = fail(&r, "groups", "missing, or not an array of groups");
     if (ok && json_array_size(groups) == 0) ok = fail(&r, "groups", "the batch has no groups");
     ok = ok && get_u64(&r, root, "seed", uses_uniform, &b->seed) &&
          get_u64(&r, root, "step", uses_uniform, &b->step);
+    if (ok && json_object_get(root, "step")) b->tconst[REIN_TC_STEP] = (double)b->step;
     ok = ok && shapes(&r, g, groups, b, &lens) && values(&r, g, groups, b, used_in, used_uin);
   }
   free(lens);

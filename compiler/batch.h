@@ -19,6 +19,9 @@ typedef struct {
   double **uin;             /* (nuin) user inputs at their declared level; NULL if absent */
   int nuin;
   uint64_t seed, step;
+  /* the trainer constants the file gives (top-level "max_new", "group_size", "step"); NaN where
+   * absent — `rein eval` then takes --set, else refuses an objective that reads one */
+  double tconst[REIN_NUM_TRAINER_CONSTS];
 } Batch;
 
 /* Reads the batch JSON (docs/language.md, "The batch file") from PATH for graph G: every input G uses must be

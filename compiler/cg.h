@@ -22,7 +22,7 @@ typedef struct {
   int *store;    /* per node: index of its array at its level (token/seq/group), or its slot
                     (batch level); -1 when it lives only in registers */
   int *red;      /* per node: index of its running state (batch-level reductions), else -1 */
-  int *pass_of;  /* per node: the plan pass computing it outside the final stage, else -1 */
+  int *pass_of;  /* per node: the plan pass computing it outside the final and statistics stages, else -1 */
   int narrays[LV_COUNT]; /* arrays per level; narrays[LV_BATCH] is the number of slots */
   int nred;
   int gradpass;  /* 1 when a synthetic pass writes gradients that are prologue or data values */

@@ -59,12 +59,16 @@ static void add_descriptor(Desc *d, const CgLayout *l, char **ptx, int narchs) {
   const IrGraph *g = l->p->g;
   LLVMContextRef cx = d->cx;
   /* params */
-  LLVMTypeRef pt_f[2] = {d->ptr, d->f64};
-  LLVMTypeRef param_t = LLVMStructTypeInContext(cx, pt_f, 2, 0);
+  LLVMTypeRef pt_f[4] = {d->ptr, d->f64, d->i32, d->i32};
+  LLVMTypeRef param_t = LLVMStructTypeInContext(cx, pt_f, 4, 0);
   LLVMValueRef *pv = ir_xcalloc((size_t)g->nparams + 1, sizeof *pv);
   for (int i = 0; i < g->nparams; i++) {
-    LLVMValueRef f[2] = {str(d, g->params[i].name), LLVMConstReal(d->f64, g->params[i].value)};
-    pv[i] = LLVMConstStructInContext(cx, f, 2, 0);
+    int update = -1;
+    for (int m = 0; m < g->nmetrics; m++)
+      if (g->metrics[m].state == i) update = m;
+    LLVMValueRef f[4] = {str(d, g->params[i].name), LLVMConstReal(d->f64, g->params[i].value),
+                         i32c(d, g->params[i].kind), i32c(d, update)};
+    pv[i] = LLVMConstStructInContext(cx, f, 4, 0);
   }
   /* user inputs */
   LLVMTypeRef ut_f[2] = {d->ptr, d->i64};
@@ -103,6 +107,7 @@ static void add_descriptor(Desc *d, const CgLayout *l, char **ptx, int narchs) {
     if (used_in[k]) inputs |= 1u << k;
   if (uses_uniform) flags |= REIN_USES_UNIFORM;
   if (l->p->final_sweep) flags |= REIN_FINAL_SWEEP;
+  if (l->p->stats) flags |= REIN_STATS;
   if (g->grad[IR_GRAD_LOGP] >= 0) flags |= REIN_GRAD_LOGP;
   if (g->grad[IR_GRAD_ENTROPY] >= 0) flags |= REIN_GRAD_ENTROPY;
   LLVMValueRef archs[CG_NARCHS], ptxs[CG_NARCHS];

@@ -40,7 +40,7 @@ void cg_layout(CgLayout *l, const Plan *p) {
     for (int j = 0; j < ps->nnodes; j++) {
       int i = ps->nodes[j];
       const IrNode *n = &g->n[i];
-      if (ps->stage != PL_FINAL || l->pass_of[i] < 0) l->pass_of[i] = q;
+      if ((ps->stage != PL_FINAL && ps->stage != PL_STAT) || l->pass_of[i] < 0) l->pass_of[i] = q;
       if (ir_ops[n->op].cls == 's' || n->level == LV_BATCH) need[i] = true;
       for (int k = 0; k < ir_nslots(n); k++) {
         int a = n->a[k];
@@ -92,7 +92,8 @@ void cg_phases(const CgLayout *l, const PlPass *ps, char *phase) {
 void cg_pass_info(const CgLayout *l, int k, int *stage, int *loop, int *flags) {
   const Plan *p = l->p;
   const IrGraph *g = p->g;
-  static const int stages[PL_NSTAGES] = {0, REIN_STAGE_PROLOGUE, REIN_STAGE_MICRO, REIN_STAGE_FINAL};
+  static const int stages[PL_NSTAGES] = {0, REIN_STAGE_PROLOGUE, REIN_STAGE_STAT, REIN_STAGE_MICRO,
+                                                REIN_STAGE_FINAL};
   if (k == p->npasses) { /* the synthetic gradient pass */
     *stage = REIN_STAGE_MICRO;
     *loop = REIN_TOKEN;

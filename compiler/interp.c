@@ -288,6 +288,8 @@ void it_eval(const Plan *p, const Batch *b, const double *params, int micro_grou
   for (int i = 0; i < g->nn; i++)
     if (pl_is_data(&g->n[i])) eval_node(&it, i, &whole);
   run_stage(&it, PL_PRO, &whole);
+  /* statistics: over the whole batch, whose logp/entropy the interpreter has from the start */
+  run_stage(&it, PL_STAT, &whole);
 
   /* micro-batches */
   memset(r, 0, sizeof *r);

@@ -51,9 +51,9 @@ void ir_free(IrGraph *g) {
   free(g);
 }
 
-int ir_add_param(IrGraph *g, const char *name, double value) {
+int ir_add_param(IrGraph *g, const char *name, double value, int kind) {
   g->params = rc_realloc(g->params, sizeof *g->params * (size_t)(g->nparams + 1));
-  g->params[g->nparams] = (IrParam){xstrdup(name), value};
+  g->params[g->nparams] = (IrParam){xstrdup(name), value, kind};
   return g->nparams++;
 }
 
@@ -63,9 +63,9 @@ int ir_add_uinput(IrGraph *g, const char *name, Level level) {
   return g->nuinputs++;
 }
 
-void ir_add_metric(IrGraph *g, const char *name, int node) {
+void ir_add_metric(IrGraph *g, const char *name, int node, int state) {
   g->metrics = rc_realloc(g->metrics, sizeof *g->metrics * (size_t)(g->nmetrics + 1));
-  g->metrics[g->nmetrics++] = (IrMetric){xstrdup(name), node};
+  g->metrics[g->nmetrics++] = (IrMetric){xstrdup(name), node, state};
 }
 
 int ir_push(IrGraph *g, const IrNode *n) {
@@ -149,13 +149,14 @@ double ir_eval_elem(IrOp op, double x, double y, double z) { return bi_eval_elem
 
 IrGraph *ir_rebuild(IrGraph *g, IrMapFn map, void *ctx) {
   IrGraph *ng = ir_new(g->objective, g->desc);
-  for (int i = 0; i < g->nparams; i++) ir_add_param(ng, g->params[i].name, g->params[i].value);
+  for (int i = 0; i < g->nparams; i++) ir_add_param(ng, g->params[i].name, g->params[i].value, g->params[i].kind);
   for (int i = 0; i < g->nuinputs; i++) ir_add_uinput(ng, g->uinputs[i].name, g->uinputs[i].level);
   int *remap = rc_realloc(NULL, sizeof *remap * (size_t)(g->nn ? g->nn : 1));
   for (int i = 0; i < g->nn; i++) remap[i] = map(ctx, ng, g, i, remap);
   ng->loss = g->loss >= 0 ? remap[g->loss] : -1;
   for (int k = 0; k < IR_NGRADS; k++) ng->grad[k] = g->grad[k] >= 0 ? remap[g->grad[k]] : -1;
-  for (int i = 0; i < g->nmetrics; i++) ir_add_metric(ng, g->metrics[i].name, remap[g->metrics[i].node]);
+  for (int i = 0; i < g->nmetrics; i++)
+    ir_add_metric(ng, g->metrics[i].name, remap[g->metrics[i].node], g->metrics[i].state);
   free(remap);
   ir_free(g);
   return ng;
@@ -189,6 +190,22 @@ void ir_differentiable(const IrGraph *g, bool *diff) {
       if (n->op == IR_WHERE && k == 0) continue; /* the condition */
       if (cls != 'e' && k == 1) continue;        /* the filter, or a scan's discount */
       if (diff[n->a[k]]) diff[i] = true;
+    }
+  }
+}
+
+void ir_loss_path(const IrGraph *g, bool *path) {
+  memset(path, 0, sizeof(bool) * (size_t)g->nn);
+  if (g->loss >= 0) path[g->loss] = true;
+  for (int i = g->nn - 1; i >= 0; i--) {
+    const IrNode *n = &g->n[i];
+    if (!path[i] || !ir_ops[n->op].diff) continue;
+    char cls = ir_ops[n->op].cls;
+    for (int k = 0; k < ir_nslots(n); k++) {
+      if (n->a[k] < 0) continue;
+      if (n->op == IR_WHERE && k == 0) continue; /* the condition */
+      if (cls == 'r' && k == 1) continue;        /* the filter */
+      path[n->a[k]] = true;
     }
   }
 }
@@ -262,7 +279,11 @@ void ir_print(FILE *out, const IrGraph *g) {
   }
   fputc('\n', out);
   for (int i = 0; i < g->nparams; i++) {
-    fprintf(out, "param %s = ", g->params[i].name);
+    if (g->params[i].kind == REIN_PARAM_TRAINER) {
+      fprintf(out, "trainer %s\n", g->params[i].name);
+      continue;
+    }
+    fprintf(out, "%s %s = ", g->params[i].kind == REIN_PARAM_STATE ? "state" : "param", g->params[i].name);
     ir_print_num(out, g->params[i].value);
     fputc('\n', out);
   }
@@ -271,7 +292,8 @@ void ir_print(FILE *out, const IrGraph *g) {
   for (int i = 0; i < g->nn; i++) print_node(out, g, i);
   if (g->loss >= 0) fprintf(out, "loss %%%d\n", g->loss);
   for (int i = 0; i < g->nmetrics; i++)
-    fprintf(out, "metric %s %%%d\n", g->metrics[i].name, g->metrics[i].node);
+    fprintf(out, "%s %s %%%d\n", g->metrics[i].state >= 0 ? "update" : "metric", g->metrics[i].name,
+            g->metrics[i].node);
   for (int k = 0; k < IR_NGRADS; k++)
     if (g->grad[k] >= 0) fprintf(out, "grad %s %%%d\n", ir_grad_names[k], g->grad[k]);
 }

@@ -63,7 +63,8 @@ typedef struct {
 
 typedef struct {
   char *name;
-  double value;    /* default */
+  double value;    /* default (a trainer constant: NaN) */
+  int kind;        /* REIN_PARAM_* of rein/objective.h: param, state, trainer constant */
 } IrParam;
 
 typedef struct {
@@ -74,6 +75,7 @@ typedef struct {
 typedef struct {
   char *name;
   int node;
+  int state;       /* -1: a metric; else the state param whose next value this is (`update`) */
 } IrMetric;
 
 enum { IR_GRAD_LOGP, IR_GRAD_ENTROPY, IR_NGRADS };
@@ -102,9 +104,10 @@ typedef struct {
 /* ---- construction ---- */
 IrGraph *ir_new(const char *objective, const char *desc);
 void ir_free(IrGraph *g);
-int ir_add_param(IrGraph *g, const char *name, double value);
+int ir_add_param(IrGraph *g, const char *name, double value, int kind);
 int ir_add_uinput(IrGraph *g, const char *name, Level level);
-void ir_add_metric(IrGraph *g, const char *name, int node);
+/* STATE: -1 for a metric, else the param whose update this output is (named as the param). */
+void ir_add_metric(IrGraph *g, const char *name, int node, int state);
 
 /* Appends node N (its level and type must be set) and returns its index.  No checks: passes
  * build well-formed nodes and the verifier checks the result. */
@@ -143,6 +146,10 @@ void ir_depends(const IrGraph *g, bool *dep);
 /* Marks every node with a non-zero derivative path to logp or entropy (not through sg,
  * comparisons, logic, sign, count, rank, argmax/argmin, dmul's second operand). */
 void ir_differentiable(const IrGraph *g, bool *diff);
+/* Marks (in PATH, size g->nn) the loss and every node the loss reaches through arguments that
+ * pass a derivative (the mirror of ir_differentiable: not through sg, comparisons, ...).  A node
+ * that is differentiable but not on this path enters the loss only through sg. */
+void ir_loss_path(const IrGraph *g, bool *path);
 
 /* ---- text form ---- */
 /* Prints G deterministically: header (objective, params, inputs), one node per line, outputs. */

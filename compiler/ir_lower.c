@@ -9,6 +9,7 @@
  * functions and reductions become the IR op their table row names (bi_ops, bi_funcs, bi_reds).  Every node
  * keeps the source range of the expression it came from, so later errors point at the program.
  */
+#include <math.h>
 #include <stdlib.h>
 
 #include "ir.h"
@@ -18,6 +19,7 @@ typedef struct {
   IrGraph *g;
   int *let_node;   /* by Decl.index: node of a lowered let, -1 if not yet */
   int *decl_slot;  /* by Decl.index: param or input table index */
+  int trainer_slot[REIN_NUM_TRAINER_CONSTS]; /* param index of each trainer constant read */
 } Lower;
 
 static int leaf(IrGraph *g, IrOp op, int idx, Level lv, Type t, SrcRange rng) {
@@ -45,6 +47,7 @@ static int children(const Lower *L, const Expr *e, const Expr *ch[3]) {
   case AST_INPUT:
   case AST_USERINPUT:
   case AST_PARAM:
+  case AST_TRAINER:
   case AST_NAME:
   case AST_CALL:
   case AST_ERROR: return 0;
@@ -98,6 +101,7 @@ static int finish(Lower *L, const Expr *e, const int v[3]) {
   case AST_USERINPUT:
     return leaf(g, IR_UINPUT, L->decl_slot[e->decl->index], e->decl->level, TY_FLOAT, e->rng);
   case AST_PARAM: return leaf(g, IR_PARAM, L->decl_slot[e->decl->index], LV_BATCH, TY_FLOAT, e->rng);
+  case AST_TRAINER: return leaf(g, IR_PARAM, L->trainer_slot[e->id], LV_BATCH, TY_FLOAT, e->rng);
   case AST_LET: {
     int k = e->decl->index;
     if (L->let_node[k] < 0) L->let_node[k] = v[0];
@@ -173,17 +177,22 @@ static IrGraph *lower_program(const Program *prog, const Expr *loss, bool metric
   const Decl *obj = prog->objective;
   IrGraph *g = ir_new(obj ? obj->name : NULL, obj ? obj->desc : NULL);
   Lower L = {g, ir_xcalloc((size_t)prog->ndecls, sizeof(int)),
-             ir_xcalloc((size_t)prog->ndecls, sizeof(int))};
+             ir_xcalloc((size_t)prog->ndecls, sizeof(int)), {0}};
   for (int i = 0; i < prog->ndecls; i++) {
     const Decl *d = prog->decls[i];
     L.let_node[i] = -1;
-    if (d->kind == DECL_PARAM) L.decl_slot[i] = ir_add_param(g, d->name, d->value);
+    if (d->kind == DECL_PARAM || d->kind == DECL_STATE)
+      L.decl_slot[i] = ir_add_param(g, d->name, d->value, d->kind == DECL_STATE ? REIN_PARAM_STATE : REIN_PARAM_PARAM);
     if (d->kind == DECL_INPUT) L.decl_slot[i] = ir_add_uinput(g, d->name, d->level);
   }
+  for (int k = 0; k < REIN_NUM_TRAINER_CONSTS; k++)
+    L.trainer_slot[k] = prog->trainer_used[k] ? ir_add_param(g, rein_trainer_const_name(k), NAN, REIN_PARAM_TRAINER) : -1;
   for (int i = 0; i < prog->ndecls; i++) {
     const Decl *d = prog->decls[i];
     if (d->kind == DECL_LOSS) g->loss = lower(&L, loss ? loss : d->checked);
-    if (d->kind == DECL_METRIC && metrics) ir_add_metric(g, d->name, lower(&L, d->checked));
+    if (d->kind == DECL_METRIC && metrics) ir_add_metric(g, d->name, lower(&L, d->checked), -1);
+    if (d->kind == DECL_UPDATE)  /* even without metrics: the verifier wants each state's update */
+      ir_add_metric(g, d->name, lower(&L, d->checked), L.decl_slot[d->update->index]);
   }
   free(L.let_node);
   free(L.decl_slot);

@@ -304,13 +304,20 @@ static bool output_line(Rd *r, const char *kw, size_t kn, const char *ks) {
     if (g->n[node].level != LV_BATCH || g->n[node].type != TY_FLOAT)
       return err(r, ks, r->p, "the loss must be a batch-level float");
     g->loss = node;
-  } else if (kn == 6 && !strncmp(ks, "metric", 6)) {
+  } else if (kn == 6 && (!strncmp(ks, "metric", 6) || !strncmp(ks, "update", 6))) {
+    bool upd = ks[0] == 'u';
     if (!name_copy(r, nm, sizeof nm, &ns)) return false;
     for (int i = 0; i < g->nmetrics; i++)
-      if (!strcmp(g->metrics[i].name, nm)) return err(r, ns, ns + strlen(nm), "a second metric of this name");
+      if (!strcmp(g->metrics[i].name, nm))
+        return err(r, ns, ns + strlen(nm), upd ? "a second update of this state" : "a second metric of this name");
+    int st = -1;
+    for (int i = 0; upd && i < g->nparams; i++)
+      if (!strcmp(g->params[i].name, nm) && g->params[i].kind == REIN_PARAM_STATE) st = i;
+    if (upd && st < 0) return err(r, ns, ns + strlen(nm), "no `state` of this name");
     if (!ref(r, g->nn, &node)) return false;
-    if (g->n[node].level != LV_BATCH) return err(r, ks, r->p, "a metric must be batch-level");
-    ir_add_metric(g, nm, node);
+    if (g->n[node].level != LV_BATCH || (upd && g->n[node].type != TY_FLOAT))
+      return err(r, ks, r->p, upd ? "an update must be a batch-level float" : "a metric must be batch-level");
+    ir_add_metric(g, nm, node, st);
   } else {
     if (!name_copy(r, nm, sizeof nm, &ns)) return false;
     int k = !strcmp(nm, "logp") ? IR_GRAD_LOGP : !strcmp(nm, "entropy") ? IR_GRAD_ENTROPY : -1;
@@ -337,12 +344,19 @@ static bool header_line(Rd *r, const char *ks, size_t kn) {
   IrGraph *g = r->g;
   char nm[256];
   const char *ns;
-  if (kn == 5 && !strncmp(ks, "param", 5)) {
+  if (kn == 5 && (!strncmp(ks, "param", 5) || !strncmp(ks, "state", 5))) {
     double v;
     if (!name_copy(r, nm, sizeof nm, &ns)) return false;
     if (declared(g, nm)) return err(r, ns, ns + strlen(nm), "a second param or input of this name");
     if (!expect_punct(r, '=') || !number(r, &v)) return false;
-    ir_add_param(g, nm, v);
+    ir_add_param(g, nm, v, ks[0] == 's' ? REIN_PARAM_STATE : REIN_PARAM_PARAM);
+  } else if (kn == 7 && !strncmp(ks, "trainer", 7)) {
+    if (!name_copy(r, nm, sizeof nm, &ns)) return false;
+    if (declared(g, nm)) return err(r, ns, ns + strlen(nm), "a second param or input of this name");
+    bool known = false;
+    for (int k = 0; k < REIN_NUM_TRAINER_CONSTS; k++) known |= !strcmp(rein_trainer_const_name(k), nm);
+    if (!known) return err(r, ns, ns + strlen(nm), "not a trainer constant (max_new, group_size, step)");
+    ir_add_param(g, nm, NAN, REIN_PARAM_TRAINER);
   } else {
     Level lv;
     const char *ls = r->p;
@@ -407,18 +421,20 @@ IrGraph *ir_parse(Diag *d, const SrcFile *f) {
     }
     const char *ks;
     size_t kn = word(&r, &ks);
-    bool hd = (kn == 5 && !strncmp(ks, "param", 5)) || (kn == 5 && !strncmp(ks, "input", 5));
+    bool hd = (kn == 5 && !strncmp(ks, "param", 5)) || (kn == 5 && !strncmp(ks, "input", 5)) ||
+              (kn == 5 && !strncmp(ks, "state", 5)) || (kn == 7 && !strncmp(ks, "trainer", 7));
     bool out = (kn == 4 && !strncmp(ks, "loss", 4)) || (kn == 6 && !strncmp(ks, "metric", 6)) ||
+               (kn == 6 && !strncmp(ks, "update", 6)) ||
                (kn == 4 && !strncmp(ks, "grad", 4));
     if (hd) {
       ok = phase == HEAD ? header_line(&r, ks, kn)
-                         : err(&r, ks, ks + kn, "params and inputs must come before the nodes");
+                         : err(&r, ks, ks + kn, "params, states, trainer constants and inputs must come before the nodes");
     } else if (out) {
       phase = OUTS;
       ok = output_line(&r, ks, kn, ks);
     } else {
       ok = err(&r, ks, ks + (kn ? kn : 1),
-               "expected `param`, `input`, a node `%N = ...`, `loss`, `metric` or `grad`");
+               "expected `param`, `state`, `trainer`, `input`, a node `%N = ...`, `loss`, `metric`, `update` or `grad`");
     }
   }
   if (ok && !r.g) {

@@ -142,6 +142,15 @@ bool ir_verify(const IrGraph *g, const char *after, FILE *out) {
     int k = g->metrics[m].node;
     if (k < 0 || k >= g->nn) return fail(out, after, -1, "metric refers to no node");
     if (g->n[k].level != LV_BATCH) return fail(out, after, k, "a metric must be batch-level");
+    int st = g->metrics[m].state;
+    if (st >= g->nparams || (st >= 0 && g->params[st].kind != REIN_PARAM_STATE))
+      return fail(out, after, k, "an update refers to no state");
+  }
+  for (int i = 0; i < g->nparams; i++) {
+    int nupd = 0;
+    for (int m = 0; m < g->nmetrics; m++) nupd += g->metrics[m].state == i;
+    if (nupd != (g->params[i].kind == REIN_PARAM_STATE))
+      return fail(out, after, -1, "a state needs exactly one update, and only a state has one");
   }
   for (int j = 0; j < IR_NGRADS; j++) {
     int k = g->grad[j];

@@ -71,7 +71,7 @@ static Decl *named_decl(ParseCtx *p, DeclKind k, SrcRange all, const char *name,
 }
 
 %token OBJECTIVE "`objective`" PARAM "`param`" CONST "`const`" INPUT "`input`" FN "`fn`"
-%token LET "`let`" LOSS "`loss`" METRIC "`metric`" TRUE "`true`" FALSE "`false`"
+%token LET "`let`" LOSS "`loss`" METRIC "`metric`" STATE "`state`" UPDATE "`update`" TRUE "`true`" FALSE "`false`"
 %token AND "`and`" OR "`or`" NOT "`not`"
 %token <level> LEVEL "a level"
 %token <num> NUMBER "a number"
@@ -95,7 +95,8 @@ program
 
 /* stmt = "objective" NAME [STRING] ";" | "param" NAME "=" expr ";" | "const" NAME "=" expr ";"
  *      | "input" LEVEL NAME ";" | "fn" NAME "(" [NAME {"," NAME}] ")" "=" expr ";"
- *      | "let" NAME "=" expr ";" | "loss" "=" expr ";" | "metric" NAME "=" expr ";" */
+ *      | "let" NAME "=" expr ";" | "loss" "=" expr ";" | "metric" NAME "=" expr ";"
+ *      | "state" NAME "=" expr ";" | "update" NAME "=" expr ";" */
 stmt
   : OBJECTIVE IDENT STRING SEMI {
       Decl *d = named_decl(p, DECL_OBJECTIVE, @$, $2, @2);
@@ -123,6 +124,8 @@ stmt
   | LET IDENT ASSIGN expr SEMI    { named_decl(p, DECL_LET, @$, $2, @2)->body = $4; }
   | LOSS ASSIGN expr SEMI         { named_decl(p, DECL_LOSS, @$, NULL, @1)->body = $3; }
   | METRIC IDENT ASSIGN expr SEMI { named_decl(p, DECL_METRIC, @$, $2, @2)->body = $4; }
+  | STATE IDENT ASSIGN expr SEMI  { named_decl(p, DECL_STATE, @$, $2, @2)->body = $4; }
+  | UPDATE IDENT ASSIGN expr SEMI { named_decl(p, DECL_UPDATE, @$, $2, @2)->body = $4; }
   | error SEMI                    { yyerrok; }
   ;
 

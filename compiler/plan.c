@@ -147,8 +147,9 @@ static void reject(const Plan *P, int out, const char *which, Diag *d) {
              "micro-batches", c->op == IR_RANK ? "ranking" : "reduction",
              dep_name(g, culprit), which);
   diag_note(d, c->rng, "a batch-level reduction of logp or entropy may enter the loss only "
-            "linearly (sums and constant multiples of mean[batch](...) and sum[batch](...)); "
-            "metrics may use it freely");
+            "linearly (sums and constant multiples of mean[batch](...) and sum[batch](...)) or "
+            "through sg() only (then it is computed before the micro-batches); metrics may use it "
+            "freely");
   group_note(P, culprit, d);
 }
 
@@ -160,8 +161,18 @@ Plan *pl_plan(const IrGraph *g, Diag *d) {
   P->avail = ir_xcalloc((size_t)nn, sizeof(PlStage));
   P->partial = ir_xcalloc((size_t)nn, sizeof(bool));
   P->in_final = ir_xcalloc((size_t)nn, sizeof(bool));
+  P->in_stat = ir_xcalloc((size_t)nn, sizeof(bool));
   bool *dep = ir_xcalloc((size_t)nn, sizeof(bool));
   ir_depends(g, dep);
+  /* statistics: batch-level values of logp/entropy whose value a gradient needs but through
+   * which the loss is not differentiated (it sees them through sg only) */
+  bool *diff = ir_xcalloc((size_t)nn, sizeof(bool)), *path = ir_xcalloc((size_t)nn, sizeof(bool));
+  bool *cone = ir_xcalloc((size_t)nn, sizeof(bool));
+  ir_differentiable(g, diff);
+  ir_loss_path(g, path);
+  for (int k = 0; k < IR_NGRADS; k++)
+    if (g->grad[k] >= 0) cone[g->grad[k]] = true;
+  ir_mark_ancestors(g, cone);
   for (int i = 0; i < nn; i++) {
     const IrNode *n = &g->n[i];
     if (pl_is_data(n)) {
@@ -172,6 +183,8 @@ Plan *pl_plan(const IrGraph *g, Diag *d) {
     for (int k = 0; k < ir_nslots(n); k++)
       if (n->a[k] >= 0 && P->avail[n->a[k]] > s) s = P->avail[n->a[k]];
     char cls = ir_ops[n->op].cls;
+    bool batch = (cls == 's' || cls == 'r') && n->rlevel == LV_BATCH;
+    if (s == PL_MICRO && batch && cone[i] && !(diff[i] && path[i])) s = PL_STAT;
     if (s == PL_MICRO && cls == 's' && n->rlevel == LV_BATCH) s = PL_FINAL;
     P->stage[i] = P->avail[i] = s;
     if (s == PL_MICRO && cls == 'r' && n->rlevel == LV_BATCH) {
@@ -180,6 +193,9 @@ Plan *pl_plan(const IrGraph *g, Diag *d) {
     }
   }
   free(dep);
+  free(diff);
+  free(path);
+  free(cone);
 
   for (int k = 0; k < IR_NGRADS; k++) {
     if (g->grad[k] >= 0 && P->avail[g->grad[k]] == PL_FINAL) {
@@ -200,10 +216,22 @@ Plan *pl_plan(const IrGraph *g, Diag *d) {
         P->in_final[a] = true;
     }
   }
+  /* the statistics stage: statistics plus the micro values they read (at any level) */
+  for (int i = nn - 1; i >= 0; i--) {
+    if (P->stage[i] == PL_STAT) P->in_stat[i] = P->stats = true;
+    if (!P->in_stat[i]) continue;
+    const IrNode *n = &g->n[i];
+    for (int k = 0; k < ir_nslots(n); k++) {
+      int a = n->a[k];
+      if (a >= 0 && P->stage[a] == PL_MICRO && !pl_is_data(&g->n[a])) P->in_stat[a] = true;
+    }
+  }
   bool *member = ir_xcalloc((size_t)nn, sizeof(bool));
   for (PlStage s = PL_PRO; s <= PL_FINAL; s++) {
     for (int i = 0; i < nn; i++)
-      member[i] = !pl_is_data(&g->n[i]) && (s == PL_FINAL ? P->in_final[i] : P->stage[i] == s);
+      member[i] = !pl_is_data(&g->n[i]) && (s == PL_FINAL  ? P->in_final[i]
+                                            : s == PL_STAT ? P->in_stat[i]
+                                                           : P->stage[i] == s);
     make_passes(P, s, member);
   }
   free(member);
@@ -220,6 +248,7 @@ void pl_free(Plan *p) {
   free(p->avail);
   free(p->partial);
   free(p->in_final);
+  free(p->in_stat);
   free(p);
 }
 
@@ -233,11 +262,14 @@ static void print_outputs(FILE *out, const Plan *p, const PlPass *ps) {
     if (p->partial[i] && ps->stage == PL_MICRO)
       fprintf(out, "    partial %%%d = %s[batch] (combined across micro-batches)\n", i,
               ir_ops[g->n[i].op].name);
+    if (ps->stage == PL_STAT && p->stage[i] == PL_STAT)
+      fprintf(out, "    statistic %%%d = %s[batch] (read by the micro-batch passes)\n", i, ir_ops[g->n[i].op].name);
     const char *when = p->partial[i] ? " (complete after the last micro-batch)" : "";
     if (i == g->loss) fprintf(out, "    loss = %%%d%s\n", i, when);
     for (int m = 0; m < g->nmetrics; m++)
       if (g->metrics[m].node == i)
-        fprintf(out, "    metric %s = %%%d%s\n", g->metrics[m].name, i, when);
+        fprintf(out, "    %s %s = %%%d%s\n", g->metrics[m].state >= 0 ? "update" : "metric", g->metrics[m].name, i,
+                when);
     for (int k = 0; k < IR_NGRADS; k++)
       if (g->grad[k] == i && ps->stage == PL_MICRO)
         fprintf(out, "    grad %s = %%%d%s%s%s\n", ir_grad_names[k], i,
@@ -250,10 +282,12 @@ static void print_outputs(FILE *out, const Plan *p, const PlPass *ps) {
 void pl_print(FILE *out, const Plan *p) {
   const IrGraph *g = p->g;
   static const char *const title[PL_NSTAGES] = {
-      "", "prologue (once per batch, whole batch)", "micro-batch (each micro-batch of whole groups)",
-      "final (after the last micro-batch)"};
+      "", "prologue (once per batch, whole batch)",
+      "statistics (after a forward-only pass over every micro-batch, whole batch)",
+      "micro-batch (each micro-batch of whole groups)", "final (after the last micro-batch)"};
   fprintf(out, "plan %s\n", g->objective);
   for (PlStage s = PL_PRO; s <= PL_FINAL; s++) {
+    if (s == PL_STAT && !p->stats) continue;
     int np = 0;
     for (int i = 0; i < p->npasses; i++) np += p->passes[i].stage == s;
     fprintf(out, "%s: %d pass%s\n", title[s], np, np == 1 ? "" : "es");
@@ -272,11 +306,16 @@ void pl_print(FILE *out, const Plan *p) {
     int i = g->grad[k];
     if (i >= 0 && p->stage[i] != PL_MICRO)
       fprintf(out, "grad %s = %%%d (%s value, broadcast to tokens)\n", ir_grad_names[k], i,
-              p->stage[i] == PL_DATA ? "constant or input" : "prologue");
+              p->stage[i] == PL_DATA ? "constant or input" : p->stage[i] == PL_STAT ? "statistics" : "prologue");
   }
   for (int m = 0; m < g->nmetrics; m++) {
     int i = g->metrics[m].node;
-    if (p->stage[i] == PL_DATA) fprintf(out, "metric %s = %%%d (constant)\n", g->metrics[m].name, i);
+    if (p->stage[i] == PL_DATA)
+      fprintf(out, "%s %s = %%%d (constant)\n", g->metrics[m].state >= 0 ? "update" : "metric", g->metrics[m].name, i);
   }
+  if (p->stats)
+    fprintf(out, "the statistics stage needs logp/entropy of the whole batch before the first micro-batch: the "
+                 "trainer runs one extra forward per micro-batch (without activations) and keeps logp/entropy "
+                 "of every token (8 bytes a token)\n");
   if (p->final_sweep) fprintf(out, "the final stage sweeps the whole batch again: the runtime keeps logp/entropy of every micro-batch\n");
 }

@@ -3,6 +3,11 @@
  * Stages, in the order a training step runs them:
  *   PL_PRO    the prologue: everything that does not depend on logp/entropy (advantages, masks
  *             built from rewards, global token counts), once per batch over the whole batch;
+ *   PL_STAT   statistics: batch-level reductions (and batch-level rank/argmax/argmin) of values
+ *             that depend on logp/entropy only through sg, whose values the gradient needs (a
+ *             self-normalised importance weight, a batch entropy threshold), with the micro-stage
+ *             values they read; over the whole batch, once the logp/entropy of every micro-batch
+ *             are known (the trainer runs a forward-only pass over all micro-batches first);
  *   PL_MICRO  per micro-batch of whole groups: everything that depends on logp/entropy, including
  *             both gradients and the partial sums of batch-level reductions of such values;
  *   PL_FINAL  after the last micro-batch: the batch-level reductions are finished and the loss and
@@ -18,7 +23,7 @@
 
 #include "ir.h"
 
-typedef enum { PL_DATA, PL_PRO, PL_MICRO, PL_FINAL, PL_NSTAGES } PlStage;
+typedef enum { PL_DATA, PL_PRO, PL_STAT, PL_MICRO, PL_FINAL, PL_NSTAGES } PlStage;
 
 typedef struct {
   PlStage stage;
@@ -36,14 +41,19 @@ typedef struct {
   bool *partial;   /* per node: a batch-level reduction accumulated across micro-batches */
   bool *in_final;  /* per node: evaluated in the final stage (final nodes, and the micro-stage
                       values a final sweep recomputes over the whole batch) */
+  bool *in_stat;   /* per node: evaluated in the statistics stage (statistics, and the
+                      micro-stage values they read, recomputed there over the whole batch) */
   PlPass *passes;
   int npasses;
   bool final_sweep; /* the final stage needs logp/entropy of the whole batch */
+  bool stats;       /* there is a statistics stage: the runtime needs logp/entropy of the whole
+                       batch before the first micro-batch (a forward-only pass over all of them) */
 } Plan;
 
 /* Plans G (verified, differentiated).  Rejects, with a diagnostic on D pointing at the
- * reduction, a gradient that depends on a batch-level reduction of logp/entropy (the batch could
- * not be split into micro-batches).  Returns NULL on error. */
+ * reduction, a gradient that depends on the value of a batch-level reduction through which the
+ * loss is differentiated (the batch could not be split into micro-batches, and the statistics
+ * stage holds only values the loss sees through sg).  Returns NULL on error. */
 Plan *pl_plan(const IrGraph *g, Diag *d);
 void pl_free(Plan *p);
 void pl_print(FILE *out, const Plan *p);

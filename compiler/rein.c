@@ -319,13 +319,31 @@ static void print_eval(FILE *out, const IrGraph *g, const Batch *b, const ItResu
   fputs("{\"loss\": ", out);
   json_num(out, r->loss);
   fputs(", \"metrics\": {", out);
-  for (int m = 0; m < g->nmetrics; m++) {
-    fputs(m ? ", " : "", out);
+  for (int m = 0, first = 1; m < g->nmetrics; m++) {
+    if (g->metrics[m].state >= 0) continue;
+    fputs(first ? "" : ", ", out);
+    first = 0;
     ir_print_quoted(out, g->metrics[m].name);
     fputs(": ", out);
     json_num(out, r->metrics[m]);
   }
-  fputs("}, \"grad\": {", out);
+  fputs("}, ", out);
+  bool states = false;
+  for (int m = 0; m < g->nmetrics; m++) states |= g->metrics[m].state >= 0;
+  if (states) { /* the states' next values: what the update statements computed */
+    fputs("\"state\": {", out);
+    bool first = true;
+    for (int m = 0; m < g->nmetrics; m++) {
+      if (g->metrics[m].state < 0) continue;
+      fputs(first ? "" : ", ", out);
+      first = false;
+      ir_print_quoted(out, g->metrics[m].name);
+      fputs(": ", out);
+      json_num(out, r->metrics[m]);
+    }
+    fputs("}, ", out);
+  }
+  fputs("\"grad\": {", out);
   for (int k = 0; k < IR_NGRADS; k++) {
     fprintf(out, "%s\"%s\": [", k ? ", " : "", ir_grad_names[k]);
     for (int gi = 0; gi < b->ngroups; gi++) {
@@ -505,7 +523,25 @@ static int eval_loaded(const Loaded *l, const char *batch, const char *backend, 
   bool ok = true;
   for (int i = 0; ok && i < sets->n; i++) ok = apply_set(g, sets->v[i], params);
   Batch *b = ok ? bt_read_json(batch, g, stderr) : NULL;
+  if (ok && !b) ok = false, status = 1;
+  /* trainer constants: --set (finite), else the batch file's; a state starts at its initial value */
+  for (int i = 0; ok && i < g->nparams; i++)
+    for (int k = 0; k < REIN_NUM_TRAINER_CONSTS; k++)
+      if (g->params[i].kind == REIN_PARAM_TRAINER && isnan(params[i]) &&
+          !strcmp(g->params[i].name, rein_trainer_const_name(k)))
+        params[i] = b->tconst[k];
+  for (int i = 0; ok && i < g->nparams; i++)
+    if (g->params[i].kind == REIN_PARAM_TRAINER && isnan(params[i])) {
+      fprintf(stderr, "rein eval: error: the objective reads the trainer constant `%s`, which %s lacks: give it "
+              "in the batch (\"%s\": N) or with --set %s=N\n", g->params[i].name, batch, g->params[i].name,
+              g->params[i].name);
+      ok = false, status = 1;
+    }
   if (ok) status = 1;
+  if (!ok) {
+    bt_free(b);
+    b = NULL;
+  }
   if (b) {
     ItResult r;
     char err[1024];

@@ -46,6 +46,13 @@ static bool may_declare(Sema *s, Decl *d) {
                sema_a_level(bi_inputs[in].level));
     return false;
   }
+  for (int k = 0; k < REIN_NUM_TRAINER_CONSTS; k++)
+    if (s->prog->trainer_used[k] && !strcmp(rein_trainer_const_name(k), name)) {
+      diag_error(s->d, d->name_rng, "`%s` is defined after the trainer constant `%s` was used; a name "
+                 "must mean one thing in a program", name, name);
+      diag_note(s->d, s->tconst_use[k], "the trainer constant `%s` is used here", name);
+      return false;
+    }
   if (in >= 0 && s->input_used[in]) {
     diag_error(s->d, d->name_rng, "`%s` is defined after the built-in input `%s` (%s) was used; "
                "a name must mean one thing in a program", name, name,
@@ -59,7 +66,7 @@ static bool may_declare(Sema *s, Decl *d) {
 /* Finds the first leaf of checked tree E that is not a compile-time constant, for messages. */
 static const Expr *first_nonconst(const Expr *e) {
   if (e->is_const) return NULL;
-  if (e->kind == AST_PARAM || e->kind == AST_INPUT || e->kind == AST_USERINPUT ||
+  if (e->kind == AST_PARAM || e->kind == AST_TRAINER || e->kind == AST_INPUT || e->kind == AST_USERINPUT ||
       e->kind == AST_LET || (e->kind == AST_FUNC && e->id == FN_UNIFORM))
     return e;
   for (int i = 0; i < e->nargs; i++) {
@@ -71,7 +78,9 @@ static const Expr *first_nonconst(const Expr *e) {
 
 static void nonconst_error(Sema *s, const Decl *d, const Expr *c, const char *what) {
   const Expr *why = first_nonconst(c);
-  const char *kind = why->kind == AST_PARAM   ? "a param, set at run time"
+  const char *kind = why->kind == AST_PARAM && why->decl->kind == DECL_STATE ? "a state, set at run time"
+                     : why->kind == AST_PARAM   ? "a param, set at run time"
+                     : why->kind == AST_TRAINER ? "a trainer constant, set at run time"
                      : why->kind == AST_LET   ? "a let"
                      : why->kind == AST_FUNC  ? "a random draw"
                      : why->kind == AST_INPUT || why->kind == AST_USERINPUT ? "an input"
@@ -86,16 +95,19 @@ static void nonconst_error(Sema *s, const Decl *d, const Expr *c, const char *wh
 static void check_param_or_const(Sema *s, Decl *d) {
   bool ok = may_declare(s, d);
   Expr *c = sema_check_expr(s, d->body);
-  const char *what = d->kind == DECL_PARAM ? "the default of param" : "const";
+  const char *what = d->kind == DECL_PARAM   ? "the default of param"
+                     : d->kind == DECL_STATE ? "the initial value of state"
+                                             : "const";
   if (c->type == TY_ERROR) {
     sema_mark_used(s, d->body);
     d->bad = true;
   } else if (!c->is_const) {
     nonconst_error(s, d, c, what);
     d->bad = true;
-  } else if (d->kind == DECL_PARAM && c->type == TY_BOOL) {
-    diag_error(s->d, d->body->rng, "a param is a number, but the default of `%s` is a bool (use "
-               "a const for a compile-time bool)", d->name);
+  } else if (d->kind != DECL_CONST && c->type == TY_BOOL) {
+    diag_error(s->d, d->body->rng, "a %s is a number, but the %s of `%s` is a bool (use "
+               "a const for a compile-time bool)", d->kind == DECL_STATE ? "state" : "param",
+               d->kind == DECL_STATE ? "initial value" : "default", d->name);
     d->bad = true;
   } else if (!bi_fits_f32(c->num)) {
     char v[32];
@@ -202,6 +214,45 @@ static void check_value(Sema *s, Decl *d) {
   }
 }
 
+/* update NAME = expr;  NAME is a state declared before, updated once; the value is a batch
+ * float (computed after the step, from the whole batch). */
+static void check_update(Sema *s, Decl *d) {
+  Decl *st = sema_tab_get(&s->globals, d->name);
+  Expr *c = sema_check_expr(s, d->body);
+  d->checked = c;
+  d->level = c->level;
+  d->type = c->type;
+  if (!st || st->kind != DECL_STATE) {
+    if (st) {
+      diag_error(s->d, d->name_rng, "`update` needs a state, but `%s` is %s", d->name, sema_a_kind(st->kind));
+      diag_note(s->d, st->name_rng, "`%s` is defined here", d->name);
+    } else if (!sema_declared_elsewhere(s, d->name, d->name_rng, false)) {
+      diag_error(s->d, d->name_rng, "`update %s`: no state of this name is declared before it (declare it with "
+                 "`state %s = VALUE;`)", d->name, d->name);
+    }
+    d->bad = true;
+    return;
+  }
+  if (st->update) {
+    diag_error(s->d, d->name_rng, "a second `update` of state `%s`; a state has exactly one", d->name);
+    diag_note(s->d, st->update->name_rng, "the first `update %s` is here", d->name);
+    d->bad = true;
+    return;
+  }
+  st->update = d;
+  d->update = st;
+  if (c->type == TY_ERROR) {
+    d->bad = true;
+  } else if (c->level != LV_BATCH) {
+    diag_error(s->d, d->body->rng, "the update of a state must be a batch value, but this is %s; reduce it, "
+               "e.g. mean[batch](...)", sema_a_level(c->level));
+    d->bad = true;
+  } else if (c->type != TY_FLOAT) {
+    diag_error(s->d, d->body->rng, "a state is a number, but this update is a bool (use where(c, 1, 0))");
+    d->bad = true;
+  }
+}
+
 static void check_objective(Sema *s) {
   Program *p = s->prog;
   for (int i = 0; i < p->ndecls; i++) {
@@ -231,7 +282,7 @@ static void warn_unused(Sema *s) {
   for (int i = 0; i < s->prog->ndecls; i++) {
     Decl *d = s->prog->decls[i];
     if (d->uses || d->bad) continue;
-    if (d->kind == DECL_LET || d->kind == DECL_PARAM || d->kind == DECL_FN ||
+    if (d->kind == DECL_LET || d->kind == DECL_PARAM || d->kind == DECL_STATE || d->kind == DECL_FN ||
         d->kind == DECL_INPUT)
       diag_warning(s->d, d->name_rng, "unused %s `%s`", ast_decl_kind_name(d->kind), d->name);
   }
@@ -251,7 +302,7 @@ bool sema_check(Program *prog, Diag *diag, Arena *arena) {
   check_objective(&s);
   for (int i = 0; i < prog->ndecls; i++) {
     Decl *d = prog->decls[i];
-    if (d->name && d->kind != DECL_OBJECTIVE && !sema_tab_get(&s.all, d->name))
+    if (d->name && d->kind != DECL_OBJECTIVE && d->kind != DECL_UPDATE && !sema_tab_get(&s.all, d->name))
       sema_tab_put(&s.all, d->name, d);
   }
   for (int i = 0; i < prog->ndecls && !s.fatal; i++) {
@@ -260,7 +311,9 @@ bool sema_check(Program *prog, Diag *diag, Arena *arena) {
     switch (d->kind) {
     case DECL_OBJECTIVE: break;
     case DECL_PARAM:
+    case DECL_STATE:
     case DECL_CONST: check_param_or_const(&s, d); break;
+    case DECL_UPDATE: check_update(&s, d); break;
     case DECL_INPUT:
       if (may_declare(&s, d)) sema_tab_put(&s.globals, d->name, d);
       else d->bad = true;
@@ -275,6 +328,14 @@ bool sema_check(Program *prog, Diag *diag, Arena *arena) {
     SrcRange r = prog->objective ? prog->objective->rng : diag_range(1, 1, 1, 1);
     diag_error(diag, r, "no `loss` statement; an objective needs exactly one, e.g. "
                "`loss = -mean[batch](adv * logp);`");
+  }
+  for (int i = 0; i < prog->ndecls && !s.fatal; i++) {
+    Decl *d = prog->decls[i];
+    if (d->kind == DECL_STATE && !d->bad && !d->update) {
+      diag_error(diag, d->name_rng, "state `%s` has no `update %s = ...;`: a value that never changes is a "
+                 "param", d->name, d->name);
+      d->bad = true;
+    }
   }
   if (!s.fatal && !diag_too_many(diag)) warn_unused(&s);
   if (!s.fatal && diag->nerrors == before) sema_lint(&s);

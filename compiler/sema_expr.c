@@ -60,6 +60,7 @@ static Expr *check_name(Sema *s, const Expr *raw) {
       e->is_const = true;
       return d->bad ? s->error : e;
     }
+    case DECL_STATE:
     case DECL_PARAM: {
       if (d->bad) return s->error;
       Expr *e = new_node(s, AST_PARAM, raw->rng);
@@ -101,8 +102,21 @@ static Expr *check_name(Sema *s, const Expr *raw) {
       diag_note(s->d, d->name_rng, "metric `%s` is defined here", name);
       return s->error;
     case DECL_OBJECTIVE: /* not referred to by name: on to the built-ins */
+    case DECL_UPDATE:
     case DECL_LOSS: break;
     }
+  }
+  for (int k = 0; k < REIN_NUM_TRAINER_CONSTS; k++) {
+    if (strcmp(rein_trainer_const_name(k), name)) continue;
+    if (!s->prog->trainer_used[k]) {
+      s->prog->trainer_used[k] = true;
+      s->tconst_use[k] = raw->rng;
+    }
+    Expr *e = new_node(s, AST_TRAINER, raw->rng);
+    e->id = k;
+    e->level = LV_BATCH;
+    e->type = TY_FLOAT;
+    return e;
   }
   int in = bi_find_input(name);
   if (in >= 0) {
@@ -601,6 +615,7 @@ Expr *sema_check_expr(Sema *s, const Expr *raw) {
   case AST_INPUT: /* checked kinds: never in a raw tree */
   case AST_USERINPUT:
   case AST_PARAM:
+  case AST_TRAINER:
   case AST_LET:
   case AST_FUNC:
   case AST_REDUCE:

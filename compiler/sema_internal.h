@@ -51,6 +51,7 @@ typedef struct {
   bool defcheck;       /* checking a fn body at its definition */
   bool input_used[IN_COUNT];
   SrcRange input_use[IN_COUNT];
+  SrcRange tconst_use[REIN_NUM_TRAINER_CONSTS]; /* the first use of each trainer constant */
   Expr *error;         /* the shared AST_ERROR node */
 } Sema;
 

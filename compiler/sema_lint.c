@@ -51,11 +51,14 @@ static bool dep_logp(Lint *L, const Expr *e) {
     for (int i = e->id == FN_WHERE ? 1 : 0; i < e->nargs; i++)
       if (dep_logp(L, e->args[i])) return true;
     return false;
-  case AST_REDUCE: return e->id != RED_COUNT && e->id != RED_RANK && dep_logp(L, e->args[0]);
+  case AST_REDUCE:
+    return e->id != RED_COUNT && e->id != RED_RANK && e->id != RED_TOPK && e->id != RED_TOPFRAC &&
+           dep_logp(L, e->args[0]);
   case AST_NUM:
   case AST_BOOL:
   case AST_USERINPUT:
   case AST_PARAM:
+  case AST_TRAINER:
   case AST_NAME:
   case AST_CALL:
   case AST_ERROR: return false;
@@ -77,6 +80,7 @@ static bool is_score(Lint *L, const Expr *e) {
   case AST_CALL:
   case AST_USERINPUT:
   case AST_PARAM:
+  case AST_TRAINER:
   case AST_FUNC:
   case AST_ERROR: return false;
   }

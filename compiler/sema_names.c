@@ -79,8 +79,8 @@ const char *sema_with_level(Sema *s, const Expr *call, Level l, char *buf, size_
 
 /* "a let", "an input", ... */
 const char *sema_a_kind(DeclKind k) {
-  static const char *s[] = {"an objective", "a param", "a const", "an input",
-                            "a fn",         "a let",   "a loss",  "a metric"};
+  static const char *s[] = {"an objective", "a param",  "a const", "an input", "a fn",
+                            "a let",        "a loss",   "a metric", "a state", "an update"};
   return s[k];
 }
 

@@ -23,7 +23,7 @@ NUM_INPUTS = 9  # REIN_NUM_INPUTS, checked against the library below
 
 
 class Param(ctypes.Structure):  # rein_param
-    _fields_ = [("name", ctypes.c_char_p), ("value", ctypes.c_double)]
+    _fields_ = [("name", ctypes.c_char_p), ("value", ctypes.c_double), ("kind", c_int32), ("update", c_int32)]
 
 
 class UInput(ctypes.Structure):  # rein_uinput
@@ -65,7 +65,7 @@ class Result(ctypes.Structure):  # rt_result
 
 
 # rein_objective.flags
-USES_UNIFORM, FINAL_SWEEP, GRAD_LOGP, GRAD_ENTROPY = 1, 2, 4, 8
+USES_UNIFORM, FINAL_SWEEP, GRAD_LOGP, GRAD_ENTROPY, STATS = 1, 2, 4, 8, 16
 TOKEN, SEQ = 0, 1
 
 

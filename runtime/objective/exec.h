@@ -22,6 +22,7 @@ struct rt_exec {
    * (-1: no step begun), the gradients of rt_micro, and their float64 copy for rt_end */
   rt_batch b;
   int64_t next_g;
+  bool stats_done;  /* rt_stat ran in this step (objectives with REIN_STATS) */
   const float *grad[2];
   double *grad64;
   size_t cap64;

@@ -2,7 +2,7 @@
  *
  * rt_open dlopens an artifact and checks its descriptor before anything else reads it: the
  * magic and ABI version first (they are the first two words in every version), then counts and
- * entry points.  rt_begin, rt_micro and rt_end drive one step, stage by stage, through a small
+ * entry points.  rt_begin, rt_stat, rt_micro and rt_end drive one step, stage by stage, through a small
  * executor interface (RtOps, exec.h): the CPU one is in this file, the GPU one in exec_gpu.c.
  * The driver runs the stages in the order rein/objective.h gives and checks that the caller's
  * calls follow it; each executor only knows how to prepare buffers, call an entry point, move
@@ -47,7 +47,15 @@ static bool check_desc(const rein_objective *d, const char *path, char *err, siz
     const rein_pass *p = &d->passes[k];
     if (p->stage < REIN_STAGE_PROLOGUE || p->stage > REIN_STAGE_FINAL || p->loop < REIN_TOKEN || p->loop > REIN_BATCH)
       return FAIL("%s: pass %d has stage %d, loop %d", path, k, p->stage, p->loop);
+    if (p->stage == REIN_STAGE_STAT && !(d->flags & REIN_STATS))
+      return FAIL("%s: pass %d is a statistics pass, but the descriptor lacks REIN_STATS", path, k);
     if (!p->begin || !p->groups || !p->merge || !p->end) return FAIL("%s: pass %d lacks an entry point", path, k);
+  }
+  for (int k = 0; k < d->nparams; k++) {
+    const rein_param *p = &d->params[k];
+    if (!p->name || p->kind < REIN_PARAM_PARAM || p->kind > REIN_PARAM_TRAINER ||
+        (p->kind == REIN_PARAM_STATE) != (p->update >= 0) || p->update >= d->nmetrics)
+      return FAIL("%s: param %d is malformed", path, k);
   }
   for (int k = 0; k < d->nuinputs; k++)
     if (!d->uinputs[k].name || (d->uinputs[k].level != REIN_TOKEN && d->uinputs[k].level != REIN_SEQ))
@@ -324,14 +332,31 @@ bool rt_begin(rt_exec *x, const rt_batch *b, const double *params, char *err, si
   for (int k = 0; k < d->nuinputs; k++)
     if (!b->uin[k]) return FAIL("batch: the objective reads `%s`, which the batch lacks", d->uinputs[k].name);
   x->b = *b;
+  x->stats_done = false;
   err[0] = 0;
   bool ok = x->ops->prepare(x, b, params, err, errlen) && run_stage(x, REIN_STAGE_PROLOGUE, 0, b->ngroups);
   if (ok) x->next_g = 0;
   return failed(x, ok, err, errlen);
 }
 
+bool rt_stat(rt_exec *x, char *err, size_t errlen) {
+  if (x->next_g < 0) return FAIL("rt_stat: no step begun (rt_begin)");
+  if (x->next_g > 0 || x->stats_done) return FAIL("rt_stat: must come once, before the first rt_micro");
+  if (!(x->d->flags & REIN_STATS)) {
+    x->stats_done = true;   /* nothing to compute */
+    return true;
+  }
+  err[0] = 0;
+  bool ok = x->ops->inputs(x, 0, x->b.ntoks, err, errlen) && run_stage(x, REIN_STAGE_STAT, 0, x->b.ngroups);
+  if (ok) x->stats_done = true;
+  return failed(x, ok, err, errlen);
+}
+
 bool rt_micro(rt_exec *x, int64_t g0, int64_t g1, const float *grad[2], char *err, size_t errlen) {
   if (x->next_g < 0) return FAIL("rt_micro: no step begun (rt_begin)");
+  if ((x->d->flags & REIN_STATS) && !x->stats_done)
+    return FAIL("rt_micro: objective `%s` has a statistics stage: call rt_stat, with logp/entropy of the whole "
+                "batch, before the first micro-batch", x->d->name);
   if (g0 != x->next_g || g1 <= g0 || g1 > x->b.ngroups)
     return FAIL("rt_micro: groups [%lld, %lld) do not follow the micro-batches so far (next group %lld of %lld)",
                 (long long)g0, (long long)g1, (long long)x->next_g, (long long)x->b.ngroups);
@@ -371,7 +396,7 @@ bool rt_end(rt_exec *x, rt_result *r, char *err, size_t errlen) {
 
 bool rt_run(rt_exec *x, const rt_batch *b, const double *params, int64_t micro_groups, rt_result *r, char *err,
             size_t errlen) {
-  if (!rt_begin(x, b, params, err, errlen)) return false;
+  if (!rt_begin(x, b, params, err, errlen) || !rt_stat(x, err, errlen)) return false;
   int64_t step = micro_groups > 0 ? micro_groups : b->ngroups;
   for (int64_t g0 = 0; g0 < b->ngroups; g0 += step)
     if (!rt_micro(x, g0, g0 + step < b->ngroups ? g0 + step : b->ngroups, NULL, err, errlen)) return false;

@@ -49,10 +49,40 @@ char *task_tok_decode(const TaskTokenizer *t, const int32_t *ids, int n) {
   return s;
 }
 
+static void extras_free(int *n, char ***names, double **vals) {
+  for (int i = 0; i < *n; i++) free((*names)[i]);
+  free(*names);
+  free(*vals);
+  *n = 0, *names = NULL, *vals = NULL;
+}
+
 void task_item_free(TaskItem *it) {
   free(it->prompt);
   free(it->answer);
   it->prompt = it->answer = NULL;
+  extras_free(&it->nextra, &it->extra_names, &it->extra_vals);
+}
+
+void task_reward_free(TaskReward *r) { extras_free(&r->nextra, &r->extra_names, &r->extra_vals); }
+
+int task_extra_get(int n, char *const *names, const double *vals, const char *name, double *out) {
+  for (int i = 0; i < n; i++)
+    if (strcmp(names[i], name) == 0) {
+      *out = vals[i];
+      return 0;
+    }
+  return -1;
+}
+
+int task_extra_add(int *n, char ***names, double **vals, const char *name, double value) {
+  double v;
+  if (task_extra_get(*n, *names, *vals, name, &v) == 0) return -1;
+  *names = rc_realloc(*names, sizeof **names * (size_t)(*n + 1));
+  *vals = rc_realloc(*vals, sizeof **vals * (size_t)(*n + 1));
+  (*names)[*n] = rc_strdup(name);
+  (*vals)[*n] = value;
+  (*n)++;
+  return 0;
 }
 
 void task_free(Task *t) {

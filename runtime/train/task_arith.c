@@ -51,8 +51,10 @@ static int arith_item(const Task *t, int split, uint64_t index, TaskItem *out, c
     char p[64], s[32];
     snprintf(p, sizeof p, "%ld%c%ld=", a, op, b);
     snprintf(s, sizeof s, "%ld", c);
-    out->prompt = rc_strdup(p);
-    out->answer = rc_strdup(s);
+    *out = (TaskItem){.prompt = rc_strdup(p), .answer = rc_strdup(s)};
+    /* an extra for objectives that declare `input seq difficulty;`: the operands' digits */
+    int nd = (int)strlen(p) - 2 - (a < 0) - (b < 0);
+    task_extra_add(&out->nextra, &out->extra_names, &out->extra_vals, "difficulty", nd);
     return 0;
   }
   snprintf(err, errlen, "arith: no problem of split %d found", split);
@@ -62,7 +64,7 @@ static int arith_item(const Task *t, int split, uint64_t index, TaskItem *out, c
 static TaskReward arith_reward(const Task *t, const TaskItem *it, const char *response) {
   (void)t;
   double acc = task_exact_match(response, it->answer);
-  return (TaskReward){acc, acc, 0};
+  return (TaskReward){.reward = acc, .accuracy = acc};
 }
 
 static void arith_destroy(Task *t) { free(t->state); }

@@ -123,6 +123,7 @@ static int gsm_item(const Task *t, int split, uint64_t index, TaskItem *out, cha
   }
   const char *q = sp->q[index % sp->n];
   size_t n = strlen(q) + strlen(INSTRUCTION) + 2;
+  *out = (TaskItem){0};
   out->prompt = rc_malloc(n);
   snprintf(out->prompt, n, "%s%s", q, g->format_term ? INSTRUCTION : "\n");
   out->answer = rc_strdup(sp->a[index % sp->n]);
@@ -139,7 +140,7 @@ TaskReward task_gsm8k_score(const char *response, const char *answer, int format
   } else {
     snprintf(region, sizeof region, "%s", response);
   }
-  TaskReward r = {0, 0, 0};
+  TaskReward r = {0};
   /* "####" in a response is just text: look at the region's last number. */
   const char *last = region;
   for (const char *h = strstr(region, "####"); h; h = strstr(h + 1, "####")) last = h + 4;

@@ -20,12 +20,16 @@ void trn_rollout_free(TrnRollout *r) {
   free(r->reward);
   free(r->acc);
   free(r->trunc);
+  free(r->uin);
   memset(r, 0, sizeof *r);
 }
 
 /* ---- the buffer file ---------------------------------------------------------------------- */
 
-#define BUF_MAGIC "REINBUF1"
+/* REINBUF2 adds each rollout's user inputs after gen_s: int32 nuin, then nuin * nseq floats;
+ * REINBUF1 (no user inputs) is still read. */
+#define BUF_MAGIC "REINBUF2"
+#define BUF_MAGIC_V1 "REINBUF1"
 #define BAD(...) (snprintf(err, errlen, __VA_ARGS__), -1)
 
 static int wr(FILE *f, const void *p, size_t n) { return n == 0 || fwrite(p, 1, n, f) == n ? 0 : -1; }
@@ -46,6 +50,8 @@ int trn_buffer_save(const Trainer *tr, const char *path, char *err, size_t errle
     bad |= wr(f, r->old_logp, 4 * (size_t)r->roff[r->nseq]);
     bad |= wr(f, r->reward, 4 * (size_t)r->nseq) | wr(f, r->acc, 4 * (size_t)r->nseq) | wr(f, r->trunc, (size_t)r->nseq);
     bad |= wr(f, &r->gen_s, 8);
+    int32_t nu = r->nuin;
+    bad |= wr(f, &nu, 4) | wr(f, r->uin, 4 * (size_t)r->nuin * (size_t)r->nseq);
   }
   return rc_commit_file(f, bad, tmp, path, err, errlen);
 }
@@ -76,7 +82,7 @@ static int offsets_ok(Rd *r, const int *o, int n, int min_step, const char *fiel
   return 0;
 }
 
-static int load_rollout(Rd *d, TrnRollout *r, int vocab, int max_pos, char *err, size_t errlen) {
+static int load_rollout(Rd *d, TrnRollout *r, int vocab, int max_pos, int v1, int nuin, char *err, size_t errlen) {
   int32_t h[2];
   if (rd(d, &r->e, 8, "e", err, errlen) || rd(d, &r->version, 8, "version", err, errlen) ||
       rd(d, h, 8, "nseq", err, errlen))
@@ -104,6 +110,17 @@ static int load_rollout(Rd *d, TrnRollout *r, int vocab, int max_pos, char *err,
       rd(d, r->reward, 4 * ns, "reward", err, errlen) || rd(d, r->acc, 4 * ns, "acc", err, errlen) ||
       rd(d, r->trunc, ns, "trunc", err, errlen) || rd(d, &r->gen_s, 8, "gen_s", err, errlen))
     return -1;
+  int32_t nu = 0;
+  if (!v1 && rd(d, &nu, 4, "nuin", err, errlen)) return -1;
+  if (nu != nuin)
+    return snprintf(err, errlen, "%s: rollout %d: field 'nuin': %d user inputs, the objective declares %d", d->path,
+                    d->k, nu, nuin), -1;
+  r->nuin = nu;
+  r->uin = rc_malloc(4 * (size_t)nu * ns + 1);
+  if (rd(d, r->uin, 4 * (size_t)nu * ns, "uin", err, errlen)) return -1;
+  for (size_t i = 0; i < (size_t)nu * ns; i++)
+    if (!isfinite(r->uin[i]))
+      return snprintf(err, errlen, "%s: rollout %d: field 'uin': %g is not finite", d->path, d->k, r->uin[i]), -1;
   for (size_t i = 0; i < (size_t)r->poff[ns]; i++)
     if (r->prompt[i] < 0 || r->prompt[i] >= vocab)
       return snprintf(err, errlen, "%s: rollout %d: field 'prompt': token %d outside the vocabulary", d->path, d->k,
@@ -144,7 +161,8 @@ int trn_buffer_load(Trainer *tr, const char *path, char *err, size_t errlen) {
   Rd d = {p, n, 0, path, 0};
   int32_t cnt = 0;
   int rc = 0;
-  if (n < 12 || memcmp(p, BUF_MAGIC, 8)) {
+  int v1 = n >= 8 && !memcmp(p, BUF_MAGIC_V1, 8);
+  if (n < 12 || (memcmp(p, BUF_MAGIC, 8) && !v1)) {
     snprintf(err, errlen, "%s: not a Rein experience buffer (bad magic)", path);
     rc = -1;
   } else {
@@ -159,7 +177,7 @@ int trn_buffer_load(Trainer *tr, const char *path, char *err, size_t errlen) {
   for (int i = 0; i < cnt && !rc; i++) {
     TrnRollout r = {0};
     d.k = i;
-    rc = load_rollout(&d, &r, tr->m->cfg.vocab, tr->m->cfg.max_pos, err, errlen);
+    rc = load_rollout(&d, &r, tr->m->cfg.vocab, tr->m->cfg.max_pos, v1, tr->d->nuinputs, err, errlen);
     if (!rc && r.e != tr->t + 1 + i) {
       snprintf(err, errlen, "%s: rollout %d: field 'e': explore step %lld does not follow train step %lld", path, i,
                (long long)r.e, (long long)tr->t);

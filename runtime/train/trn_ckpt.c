@@ -174,6 +174,17 @@ int trn_ckpt_save(Trainer *tr, char *err, size_t errlen) {
     json_object_set_new(s, "step", json_integer(tr->t));
     json_object_set_new(s, "next_explore", json_integer(tr->next_e));
     json_object_set_new(s, "time", json_real(trn_elapsed(tr)));
+    /* the objective's states (values carried across steps), exactly: the bits of each double */
+    json_t *states = json_object();
+    for (int k = 0; k < tr->d->nparams; k++) {
+      if (tr->d->params[k].kind != REIN_PARAM_STATE) continue;
+      uint64_t bits;
+      memcpy(&bits, &tr->params[k], 8);
+      char hex[17];
+      snprintf(hex, sizeof hex, "%016llx", (unsigned long long)bits);
+      json_object_set_new(states, tr->d->params[k].name, json_pack("{s:f,s:s}", "value", tr->params[k], "bits", hex));
+    }
+    json_object_set_new(s, "states", states);
     char *oj = trn_opts_json(o, TRN_CMD_TRAIN);
     json_object_set_new(s, "options", json_loads(oj, 0, NULL));
     free(oj);
@@ -346,6 +357,25 @@ int trn_ckpt_load(Trainer *tr, char *err, size_t errlen) {
   json_t *sums = v1 ? NULL : json_incref(files);
   if (!rc && v1)
     fprintf(stderr, "%s: warning: %s: a checkpoint without checksums (written by an older rein)\n", tr->prog, p);
+  /* the states: every state of the objective, with its exact bits (older checkpoints have no
+   * field 'states': then the objective must have none) */
+  json_t *states = json_object_get(s, "states");
+  for (int k = 0; !rc && k < tr->d->nparams; k++) {
+    const char *nm = tr->d->params[k].name;
+    if (tr->d->params[k].kind != REIN_PARAM_STATE) continue;
+    json_t *e = states ? json_object_get(states, nm) : NULL, *bits = e ? json_object_get(e, "bits") : NULL;
+    const char *h = json_is_string(bits) ? json_string_value(bits) : "";
+    char *end;
+    unsigned long long u = strtoull(h, &end, 16);
+    double v;
+    memcpy(&v, &(uint64_t){u}, 8);
+    if (strlen(h) != 16 || *end || !isfinite(v))
+      rc = BAD("%s: field 'states': state '%s' of objective '%s' is %s", p, nm, tr->d->name,
+               !e ? "missing" : "not 16 hex digits of a finite double ('bits')");
+    else
+      tr->params[k] = v;
+  }
+  if (!rc && states && !json_is_object(states)) rc = BAD("%s: field 'states': expected an object", p);
   if (!rc) {
     tr->t = json_integer_value(step);
     tr->next_e = json_integer_value(ne);

@@ -113,6 +113,7 @@ int trn_eval(TfmModel *m, const Task *task, const TrnOpts *o, int64_t step, doub
     TaskReward r = task->reward(task, &items[i], text);
     free(text);
     sa += r.accuracy, sr += r.reward, sl += g.len[i];
+    task_reward_free(&r);
   }
   if (!rc) *acc = sa / (double)n, *reward = sr / (double)n, *len = sl / (double)n;
   tfm_genout_free(&g);

@@ -23,6 +23,9 @@ typedef struct {
   float *old_logp;         /* (roff[nseq]) behaviour log-prob of each response token */
   float *reward, *acc;     /* (nseq) */
   uint8_t *trunc;          /* (nseq) 1: hit max-new without <eos> */
+  int nuin;                /* the objective's user inputs (all seq level) */
+  float *uin;              /* (nuin * nseq) input k of sequence s at [k * nseq + s]: the response's
+                              reward extra of that name, else its item's extra (task.h) */
   double gen_s;            /* seconds the generation took (metrics only) */
 } TrnRollout;
 

@@ -108,7 +108,9 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
     r.reward = rc_malloc((size_t)nseq * sizeof(float));
     r.acc = rc_malloc((size_t)nseq * sizeof(float));
     r.trunc = rc_malloc((size_t)nseq);
-    for (int q = 0; q < nseq; q++) {
+    r.nuin = tr->d->nuinputs;
+    r.uin = rc_malloc((size_t)r.nuin * (size_t)nseq * sizeof(float) + 1);
+    for (int q = 0; q < nseq && !rc; q++) {
       const int32_t *tk = g.tokens + (size_t)q * (size_t)g.max_new;
       for (int j = 0; j < g.len[q]; j++) {
         r.resp[r.roff[q] + j] = tk[j];
@@ -121,6 +123,26 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
       r.reward[q] = (float)w.reward;
       r.acc[q] = (float)w.accuracy;
       r.trunc[q] = !g.stopped[q];
+      /* the objective's user inputs: the response's reward extra, else its item's */
+      for (int k = 0; k < r.nuin && !rc; k++) {
+        const char *nm = tr->d->uinputs[k].name;
+        const TaskItem *it = &items[q / G];
+        double v;
+        if (task_extra_get(w.nextra, w.extra_names, w.extra_vals, nm, &v) &&
+            task_extra_get(it->nextra, it->extra_names, it->extra_vals, nm, &v)) {
+          snprintf(err, errlen, "input '%s' of objective '%s': task '%s' supplied no value of that name for explore "
+                   "step %lld, prompt %d, response %d (expected a field of the item or an extra output of its "
+                   "reward)", nm, tr->d->name, tr->task->name, (long long)e, q / G, q % G);
+          rc = -1;
+        } else if (!isfinite(v) || fabs(v) > 3.4e38) {
+          snprintf(err, errlen, "input '%s': task '%s' gave %g for explore step %lld, prompt %d, response %d: not a "
+                   "finite float32", nm, tr->task->name, v, (long long)e, q / G, q % G);
+          rc = -1;
+        } else {
+          r.uin[(size_t)k * (size_t)nseq + (size_t)q] = (float)v;
+        }
+      }
+      task_reward_free(&w);
     }
   }
   tfm_genout_free(&g);
@@ -216,8 +238,18 @@ int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err
   for (int s = 0; s < nseq; s++) in_lag[s] = lag, in_tr[s] = r->trunc[s];
   for (int g = 0; g <= ngroups; g++) gs[g] = g * G;
   for (int s = 0; s <= nseq; s++) sq[s] = r->roff[s];
+  const float **uin = rc_calloc((size_t)d->nuinputs + 1, sizeof *uin);
+  for (int k = 0; k < d->nuinputs; k++) uin[k] = r->uin + (size_t)k * (size_t)nseq;
   rt_batch b = {.ngroups = ngroups, .nseqs = nseq, .ntoks = ntoks, .grp_seq = gs, .seq_tok = sq,
-                .seed = o->seed, .step = (uint64_t)(tr->t + 1)};
+                .seed = o->seed, .step = (uint64_t)(tr->t + 1), .uin = uin};
+  /* the trainer constants of this step */
+  for (int k = 0; k < d->nparams; k++) {
+    if (d->params[k].kind != REIN_PARAM_TRAINER) continue;
+    const char *nm = d->params[k].name;
+    tr->params[k] = !strcmp(nm, rein_trainer_const_name(REIN_TC_MAX_NEW))      ? o->max_new
+                    : !strcmp(nm, rein_trainer_const_name(REIN_TC_GROUP_SIZE)) ? G
+                                                                                : (double)(tr->t + 1);
+  }
   b.in[REIN_IN_LOGP] = in_lp;
   b.in[REIN_IN_ENTROPY] = in_en;
   b.in[REIN_IN_OLD_LOGP] = r->old_logp;
@@ -228,6 +260,22 @@ int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err
   tp = rc_now();
   if (!rc && !rt_begin(tr->x, &b, tr->params, err, errlen)) rc = -1;
   st->obj_s += rc_now() - tp;
+  /* the statistics stage (plan: batch statistics of values the loss sees through sg only) needs
+   * logp/entropy of the whole batch first: a forward-only pass over every micro-batch, keeping
+   * two floats a token; the forward+backward below computes the same values again */
+  if (!rc && (d->flags & REIN_STATS)) {
+    for (int g0 = 0; g0 < ngroups && !rc; g0 += mg) {
+      int g1 = g0 + mg < ngroups ? g0 + mg : ngroups;
+      TfmBatch tb = sub_batch(&p, g0 * G, g1 * G, off);
+      tp = rc_now();
+      rc = tfm_forward(tr->m, &tb, lp + p.off[g0 * G], en + p.off[g0 * G], NULL, err, errlen);
+      st->fwd_s += rc_now() - tp;
+    }
+    for (int i = 0; i < ntoks && !rc; i++) in_lp[i] = (float)lp[p.pos[i]], in_en[i] = (float)en[p.pos[i]];
+    tp = rc_now();
+    if (!rc && !rt_stat(tr->x, err, errlen)) rc = -1;
+    st->obj_s += rc_now() - tp;
+  }
   if (!rc) tfm_zero_grad(tr->m);
   /* one forward per micro-batch: its logp/entropy feed the objective, whose gradients of the
    * micro-batch's tokens are complete after rt_micro (runtime.h), then the backward */
@@ -265,6 +313,19 @@ int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err
   if (!rc) {
     st->loss = res.loss;
     for (int k = 0; k < d->nmetrics; k++) st->metrics[k] = res.metrics[k];
+    /* states: the record of this step shows the value the step used (under the state's name,
+     * the name of its update output); the next step reads the update */
+    for (int k = 0; k < d->nparams; k++) {
+      if (d->params[k].kind != REIN_PARAM_STATE) continue;
+      double next = res.metrics[d->params[k].update];
+      st->metrics[d->params[k].update] = tr->params[k];
+      if (!isfinite(next)) {
+        snprintf(err, errlen, "step %lld: the update of state '%s' is not finite (%g)", (long long)tr->t + 1,
+                 d->params[k].name, next);
+        rc = -1;
+      }
+      tr->params[k] = next;
+    }
     TfmAdamW opt = {trn_lr_at(o, tr->t + 1), o->beta1, o->beta2, o->adam_eps, o->weight_decay, o->max_grad_norm};
     st->lr = opt.lr;
     tp = rc_now();
@@ -291,7 +352,7 @@ int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err
   }
   st->train_s = rc_now() - t0;
   free(lp), free(en), free(dlp), free(den), free(in_lp), free(in_en), free(in_ref), free(in_lag), free(in_tr);
-  free(gs), free(sq), free(off);
+  free(gs), free(sq), free(off), free(uin);
   packed_free(&p);
   return rc;
 }
@@ -383,7 +444,15 @@ static int set_params(Trainer *tr, char *err, size_t errlen) {
   for (int k = 0; k < tr->o.nset; k++) {
     int found = 0;
     for (int i = 0; i < d->nparams; i++)
-      if (!strcmp(d->params[i].name, tr->o.set_name[k])) tr->params[i] = tr->o.set_value[k], found = 1;
+      if (!strcmp(d->params[i].name, tr->o.set_name[k])) {
+        if (d->params[i].kind == REIN_PARAM_TRAINER) {
+          snprintf(err, errlen, "--set %s: '%s' is a trainer constant: the trainer supplies it (max_new from "
+                   "--max-new, group_size from --group, step from the step count)", tr->o.set_name[k],
+                   tr->o.set_name[k]);
+          return -1;
+        }
+        tr->params[i] = tr->o.set_value[k], found = 1;
+      }
     if (!found) {
       int n = snprintf(err, errlen, "--set %s%s%s%s: objective '%s' has no param '%s' (params:", tr->o.set_name[k],
                        tr->o.set_from[0] ? " (or " : "", tr->o.set_from, tr->o.set_from[0] ? ": field 'set')" : "",
@@ -394,11 +463,13 @@ static int set_params(Trainer *tr, char *err, size_t errlen) {
       return -1;
     }
   }
-  if (d->nuinputs > 0) {
-    snprintf(err, errlen, "objective '%s' declares input '%s', which the trainer does not provide (it provides "
-                          "the built-in inputs only)", d->name, d->uinputs[0].name);
-    return -1;
-  }
+  for (int k = 0; k < d->nuinputs; k++)
+    if (d->uinputs[k].level != REIN_SEQ) {
+      snprintf(err, errlen, "objective '%s' declares 'input token %s': the trainer supplies seq inputs only (one "
+                            "number per response, from the task's item fields or reward outputs)", d->name,
+               d->uinputs[k].name);
+      return -1;
+    }
   return 0;
 }
 

@@ -207,7 +207,7 @@ BUF_FIELDS = (("poff", "i"), ("prompt", "i"), ("roff", "i"), ("resp", "i"), ("ol
 def buffer_load(path):
     with open(path, "rb") as f:
         b = f.read()
-    assert b[:8] == b"REINBUF1", path
+    assert b[:8] == b"REINBUF2", path
     at = 12
     rs = []
 
@@ -229,18 +229,22 @@ def buffer_load(path):
         r["old_logp"] = take("f", r["roff"][-1])
         r["reward"], r["acc"], r["trunc"] = take("f", n), take("f", n), take("B", n)
         r["gen_s"] = take("d", 1)[0]
+        r["nuin"] = take("i", 1)[0]
+        r["uin"] = take("f", r["nuin"] * n)
         rs.append(r)
     assert at == len(b), path
     return rs
 
 
 def buffer_save(path, rs):
-    out = [b"REINBUF1", struct.pack("<i", len(rs))]
+    out = [b"REINBUF2", struct.pack("<i", len(rs))]
     for r in rs:
         out.append(struct.pack("<qqii", r["e"], r["version"], r["nseq"], r["group"]))
         for k, f in BUF_FIELDS:
             out.append(struct.pack("<%d%s" % (len(r[k]), f), *r[k]))
         out.append(struct.pack("<d", r["gen_s"]))
+        out.append(struct.pack("<i", r["nuin"]))
+        out.append(struct.pack("<%df" % len(r["uin"]), *r["uin"]))
     with open(path, "wb") as f:
         f.write(b"".join(out))
 
@@ -288,14 +292,15 @@ def append(name, data):
     return edit
 
 
-def flip_last_bit(name):
-    """Flips the lowest bit of the file's last byte: the data of the last tensor, or the end of the
-    buffer's last field, so the file still parses."""
+def flip_last_bit(name, at=-1):
+    """Flips the lowest bit of the file's byte AT (default the last): the data of the last tensor,
+    or (at=-12) the low byte of the buffer's last gen_s, before its nuin = 0, so the file still
+    parses."""
     def edit(ck):
         p = os.path.join(ck, name)
         with open(p, "rb") as f:
             b = bytearray(f.read())
-        b[-1] ^= 1
+        b[at] ^= 1
         write(p, bytes(b))
     return edit
 
@@ -540,7 +545,7 @@ def resume_cases(ctx):
     # bytes that still parse but are not the ones written (issue 14, case 8): the checksums
     res("model bit flip", flip_last_bit("model.safetensors"),
         ["CK/model.safetensors: checksum mismatch", "the file was changed or replaced"])
-    res("buffer bit flip", flip_last_bit("buffer.bin"), ["CK/buffer.bin: checksum mismatch"])
+    res("buffer bit flip", flip_last_bit("buffer.bin", -12), ["CK/buffer.bin: checksum mismatch"])
     res("config whitespace", append("config.json", b"\n"), ["CK/config.json: checksum mismatch"])
     res("optim bit flip", flip_last_bit("optim.safetensors"), ["CK/optim.safetensors: checksum mismatch"])
     # the safetensors files

@@ -15,6 +15,11 @@ CASE:
           holds the F32 masters, so stopping and resuming from them changes no step
   build   `rein build` makes a standalone trainer without LLVM that gives the same bits as
           `rein train`; `rein sft` trains a model that `rein model` loads
+  state   an objective with a state (kl_coef, updated after every step), trainer constants
+          (max_new, group_size, step), an input from the task's data (arith's `difficulty`) and a
+          statistics stage (self-normalised importance weights): the state is logged, saved in
+          the checkpoint and restored, and a run stopped and resumed is bit-identical; --set of a
+          trainer constant is refused
   faults  one run per directory (the lock names the holder's pid); a run killed before its first
           checkpoint resumes by starting again; temporaries of interrupted saves are removed; a
           kill -9 mid-run resumes bit-identically
@@ -185,6 +190,48 @@ def case_resume(rein, work):
           "BF16 weights are those rounded as torch rounds")
 
 
+def case_state(rein, work):
+    _, model = tiny_model(rein, work)
+    obj = os.path.join(ROOT, "tests", "train", "stateful.rein")
+    common = [rein, "train", obj, "--model", model, "--steps", "6", "--batch-prompts", "4", "--group", "4",
+              "--micro-groups", "1", "--sync-interval", "1", "--sync-offset", "2", "--lr", "3e-3",
+              "--eval-every", "3", "--eval-prompts", "8", "--save-every", "3", "--threads", "2", "--progress", "0",
+              "--max-new", "5", "--seed", "3"]
+    a, b = os.path.join(work, "sa"), os.path.join(work, "sb")
+    run(common + ["--out", a])
+    run(common + ["--out", b, "--stop-at", "2"])
+    state = json.load(open(os.path.join(b, "ckpt-000002", "state.json")))
+    check("kl_coef" in state.get("states", {}) and len(state["states"]["kl_coef"]["bits"]) == 16,
+          f"the checkpoint holds the state with its bits: {state.get('states')}")
+    run(common + ["--out", b, "--resume"])
+    for f in ("model.safetensors", "optim.safetensors"):
+        check(sha(os.path.join(a, "ckpt-000006", f)) == sha(os.path.join(b, "ckpt-000006", f)),
+              f"with a state: the resumed run's {f} is bit-identical to the uninterrupted run's")
+    sa = json.load(open(os.path.join(a, "ckpt-000006", "state.json")))["states"]
+    sb = json.load(open(os.path.join(b, "ckpt-000006", "state.json")))["states"]
+    check(sa == sb, f"the final state is bit-identical after a resume: {sa} {sb}")
+    ra, rb = strip(records(a)), strip(records(b))
+    extra = [r for r in rb if r not in ra]
+    check([r for r in rb if r not in extra] == ra and [(r["kind"], r["step"]) for r in extra] == [("eval", 2)],
+          "with a state: metrics.jsonl identical apart from timing and the evaluation at the stop")
+    train = [r for r in records(a) if r["kind"] == "train"]
+    kc = [r["kl_coef"] for r in train]
+    check(kc[0] == 0.05 and len(set(kc)) > 1 and all(x > 0 for x in kc),
+          f"metrics.jsonl logs the state each step used, starting at its initial value: {kc}")
+    # the update rule, recomputed from the logged KL: next = cur * (1 + clamp(kl/target - 1, -0.2, 0.2) * 0.5)
+    want = [c * (1 + min(max(r["kl_ref"] / 0.001 - 1, -0.2), 0.2) * 0.5) for c, r in zip(kc, train)]
+    check(all(abs(w - n) <= 1e-6 * abs(n) for w, n in zip(want[:-1], kc[1:])),
+          "each step's state is the previous step's update (recomputed from the logged kl_ref)")
+    check([r["step_seen"] for r in train] == list(range(1, 7)) and all(r["group_seen"] == 4 for r in train),
+          "the trainer constants step and group_size reach the objective")
+    check(all(2 <= r["difficulty_mean"] <= 4 for r in train),
+          "the input `difficulty` comes from the arith items (2 to 4 digits): "
+          + str([round(r["difficulty_mean"], 3) for r in train]))
+    p = run(common[:-4] + ["--set", "max_new=3", "--out", os.path.join(work, "sc")], ok=False)
+    check(p.returncode != 0 and "trainer constant" in p.stderr, "--set of a trainer constant is refused: "
+          + p.stderr.strip()[-200:])
+
+
 def case_build(rein, work):
     cfg, model = tiny_model(rein, work)
     obj = os.path.join(ROOT, "examples", "rec_ring_nois.rein")
@@ -317,12 +364,13 @@ def case_faults(rein, work):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rein", required=True)
-    ap.add_argument("case", choices=["e2e", "resume", "build", "faults"])
+    ap.add_argument("case", choices=["e2e", "resume", "state", "build", "faults"])
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="rein_train_")
     try:
-        {"e2e": case_e2e, "resume": case_resume, "build": case_build, "faults": case_faults}[a.case](
+        {"e2e": case_e2e, "resume": case_resume, "state": case_state, "build": case_build,
+         "faults": case_faults}[a.case](
             os.path.abspath(a.rein), work)
     finally:
         if a.keep:

@@ -113,7 +113,7 @@ int main(int argc, char **argv) {
   expect_reject(path, "cannot load the objective", NULL);
 
   /* wrong ABI version / bad magic: patch the descriptor's first two words */
-  const char magic[8] = {'R', 'E', 'I', 'N', 1, 0, 0, 0};
+  const char magic[8] = {'R', 'E', 'I', 'N', (char)REIN_ABI_VERSION, 0, 0, 0};
   char *hit = NULL;
   for (size_t i = 0; i + 8 <= n && !hit; i++)
     if (!memcmp(bytes + i, magic, 8)) hit = bytes + i;

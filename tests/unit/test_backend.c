@@ -16,7 +16,10 @@
  * a micro-batch are written only just before its rt_micro (NaN until then), the gradients of its
  * tokens must be final on return (bit-identical to the whole step's), and rt_end must give the
  * whole step's result, for objectives with and without a final sweep (REIN_FINAL_SWEEP; the
- * summary counts both kinds); calls out of order must fail with a message.
+ * summary counts both kinds); calls out of order must fail with a message.  An objective with a
+ * statistics stage (REIN_STATS) gets logp/entropy of the whole batch for rt_stat, then NaN again
+ * until each micro-batch's rt_micro (the micro passes read their own tokens only); rt_micro before
+ * rt_stat must fail.  Trainer constants get the values 7 (max_new), 3 (group_size), 5 (step).
  * --gpu also runs the GPU executor (skipped with a note when there is no GPU).
  * Exit status 1 on any mismatch; every mismatch is printed with the program and batch seed.
  */
@@ -29,7 +32,8 @@
 #include "frontend.h"
 #include "pipeline.h"
 
-static int failures, checks, programs, final_sweeps;
+static int failures, checks, programs, final_sweeps, stats;
+static uint32_t cur_flags; /* the descriptor flags of the program under test */
 
 static uint64_t rng;
 static double urand(void) {
@@ -118,6 +122,17 @@ static bool run_backend(rt_backend *be, const rt_batch *rb, const double *params
   return false;
 }
 
+/* For an objective with a statistics stage: rt_stat with logp/entropy of the whole batch, then
+ * the tokens from TKEEP on are NaN again (not given yet).  True when there is nothing to do. */
+static bool staged_stat(rt_exec *x, const rt_batch *rb0, float *lp, float *en, int64_t tkeep, char *err,
+                        size_t errlen) {
+  if (!(cur_flags & REIN_STATS)) return true;
+  for (int64_t t = 0; t < rb0->ntoks; t++) lp[t] = rb0->in[REIN_IN_LOGP][t], en[t] = rb0->in[REIN_IN_ENTROPY][t];
+  bool ok = rt_stat(x, err, errlen);
+  for (int64_t t = tkeep; t < rb0->ntoks; t++) lp[t] = en[t] = NAN;
+  return ok;
+}
+
 /* The staged step on X against WANT (rt_run's result), micro-batches of MICRO groups. */
 static void test_staged(rt_exec *x, const rt_batch *rb0, const double *params, int micro, const rt_result *want,
                         const char *file, uint64_t seed) {
@@ -128,7 +143,11 @@ static void test_staged(rt_exec *x, const rt_batch *rb0, const double *params, i
   for (size_t t = 0; t < nt; t++) lp[t] = en[t] = NAN; /* not given yet */
   rb.in[REIN_IN_LOGP] = lp, rb.in[REIN_IN_ENTROPY] = en;
   checks++;
-  if (!rt_begin(x, &rb, params, err, sizeof err)) {
+  if ((cur_flags & REIN_STATS) && rt_begin(x, &rb, params, err, sizeof err)) {
+    checks++;
+    if (rt_micro(x, 0, 1, NULL, err, sizeof err)) fail(file, seed, "rt_micro accepted a step without rt_stat");
+  }
+  if (!rt_begin(x, &rb, params, err, sizeof err) || !staged_stat(x, rb0, lp, en, 0, err, sizeof err)) {
     fail(file, seed, err);
     free(lp), free(en);
     return;
@@ -156,7 +175,8 @@ static void test_staged(rt_exec *x, const rt_batch *rb0, const double *params, i
       if (rt_end(x, &(rt_result){0}, err, sizeof err)) fail(file, seed, "rt_end accepted a step with groups left");
       if (g1 + 1 < rb.ngroups && rt_micro(x, g1 + 1, rb.ngroups, NULL, err, sizeof err))
         fail(file, seed, "rt_micro accepted a micro-batch out of order");
-      if (!rt_begin(x, &rb, params, err, sizeof err)) break; /* a refused call ends the step: redo */
+      if (!rt_begin(x, &rb, params, err, sizeof err) || !staged_stat(x, rb0, lp, en, t1, err, sizeof err))
+        break; /* a refused call ends the step: redo */
       for (int64_t h = 0; h < g1; h += micro)
         if (!rt_micro(x, h, h + micro < g1 ? h + micro : g1, NULL, err, sizeof err)) break;
     }
@@ -198,8 +218,15 @@ static void test_file(const char *file, int nbatches, uint64_t seed0, bool gpu) 
   }
   programs++;
   if (o && (rt_desc(o)->flags & REIN_FINAL_SWEEP)) final_sweeps++;
+  if (o && (rt_desc(o)->flags & REIN_STATS)) stats++;
+  cur_flags = o ? rt_desc(o)->flags : 0;
   double *params = ir_xcalloc((size_t)g->nparams + 1, sizeof(double));
-  for (int i = 0; i < g->nparams; i++) params[i] = g->params[i].value;
+  for (int i = 0; i < g->nparams; i++) {
+    params[i] = g->params[i].value;
+    for (int k = 0; k < REIN_NUM_TRAINER_CONSTS; k++)
+      if (g->params[i].kind == REIN_PARAM_TRAINER && !strcmp(g->params[i].name, rein_trainer_const_name(k)))
+        params[i] = k == REIN_TC_MAX_NEW ? 7 : k == REIN_TC_GROUP_SIZE ? 3 : 5;
+  }
   /* every backend through the same interface: the reference, and the variants */
   rt_backend *interp = cg_interp_backend(p), *interp_m = cg_interp_backend(p);
   rt_backend *cpu = o ? cg_backend_new("cpu", p, o, 1, err, sizeof err) : NULL;
@@ -273,7 +300,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   for (; i < argc; i++) test_file(argv[i], nbatches, seed, gpu);
-  printf("test_backend: %d programs (%d with a final sweep), %d checks, %d failures\n", programs, final_sweeps, checks,
+  printf("test_backend: %d programs (%d with a final sweep, %d with a statistics stage), %d checks, %d failures\n",
+         programs, final_sweeps, stats, checks,
          failures);
   return failures ? 1 : 0;
 }

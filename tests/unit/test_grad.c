@@ -264,6 +264,79 @@ static void run_fd_suite(void) {
   }
 }
 
+/* Batch statistics of values the loss sees through sg only (the plan's statistics stage).  The
+ * statistic is a constant with respect to logp, so the gradient of each program is checked by
+ * finite differences of its frozen twin, where sg(logp) is the input `value`, set to logp's value
+ * and held while logp moves; micro_check then checks that micro-batches (the statistics computed
+ * before them over the whole batch) give the whole batch's results. */
+static const char *const sg_programs[][3] = {
+    {"snis", "let w = exp(sg(logp - old_logp));\nlet adv = reward - mean[group](reward);\n"
+             "loss = -mean[batch](w / mean[batch](w) * adv * logp);",
+     "input token value;\nlet w = exp(value - old_logp);\nlet adv = reward - mean[group](reward);\n"
+     "loss = -mean[batch](w / mean[batch](w) * adv * logp);"},
+    {"batch_threshold", "loss = -mean[batch](where(sg(logp) > mean[batch](sg(logp)), reward * logp, "
+                        "entropy * std[batch](sg(logp))));",
+     "input token value;\nloss = -mean[batch](where(value > mean[batch](value), reward * logp, "
+     "entropy * std[batch](value)));"},
+    {"adaptive_coef", "let c = 1 / (1 + var[batch](sg(logp - old_logp)));\n"
+                      "loss = -mean[batch](c * reward * logp) + c * mean[batch](entropy);",
+     "input token value;\nlet c = 1 / (1 + var[batch](value - old_logp));\n"
+     "loss = -mean[batch](c * reward * logp) + c * mean[batch](entropy);"},
+    {"batch_rank", "let top = rank[batch](sg(logp)) >= 0.8 * sum[batch](len);\n"
+                   "loss = -mean[batch](where(top, reward * logp, 0.5 * logp));",
+     "input token value;\nlet top = rank[batch](value) >= 0.8 * sum[batch](len);\n"
+     "loss = -mean[batch](where(top, reward * logp, 0.5 * logp));"},
+};
+
+static void run_sg_suite(void) {
+  char src[2048], src2[2048];
+  for (size_t i = 0; i < sizeof sg_programs / sizeof *sg_programs; i++) {
+    snprintf(src, sizeof src, "objective t \"test\";\n%s\n", sg_programs[i][1]);
+    snprintf(src2, sizeof src2, "objective t \"test\";\n%s\n", sg_programs[i][2]);
+    Prog P, F;
+    if (!compile(src, &P) || !compile(src2, &F)) {
+      failures++;
+      printf("FAIL compile %s\n", sg_programs[i][0]);
+      continue;
+    }
+    checks++;
+    if (!P.p->stats) {
+      failures++;
+      printf("FAIL plan %s: no statistics stage\n", sg_programs[i][0]);
+    }
+    for (uint64_t seed = 0; seed < 6; seed++) {
+      Batch *b = random_batch(seed);
+      for (int t = 0; t < b->ntoks; t++) b->uin[0][t] = b->in[IN_LOGP][t];
+      ItResult r, f;
+      it_eval(P.p, b, P.params, 0, &r);
+      it_eval(F.p, b, F.params, 0, &f);
+      checks++;
+      if (memcmp(&r.loss, &f.loss, sizeof r.loss)) {
+        failures++;
+        printf("FAIL sg %s: seed %llu: loss %.17g, frozen twin's %.17g\n", sg_programs[i][0],
+               (unsigned long long)seed, r.loss, f.loss);
+      }
+      /* the twin's gradient with value held is the program's: checked by finite differences */
+      for (int k = 0; k < IR_NGRADS; k++)
+        for (int t = 0; t < b->ntoks; t++) {
+          checks++;
+          if (!(fabs(r.grad[k][t] - f.grad[k][t]) <= 1e-12 * (1 + fabs(f.grad[k][t])))) {
+            failures++;
+            printf("FAIL sg %s: seed %llu: d/d%s token %d: %.17g, frozen twin's %.17g\n", sg_programs[i][0],
+                   (unsigned long long)seed, k ? "entropy" : "logp", t, r.grad[k][t], f.grad[k][t]);
+          }
+        }
+      it_result_free(&r);
+      it_result_free(&f);
+      fd_check(sg_programs[i][0], &F, b, seed);
+      micro_check(sg_programs[i][0], &P, b, seed);
+      bt_free(b);
+    }
+    release(&P);
+    release(&F);
+  }
+}
+
 /* A batch of one group, one sequence with the given token logp / old_logp. */
 static Batch *tiny(const double *lp, const double *old, int n) {
   int nseq[1] = {1}, lens[1] = {n};
@@ -354,6 +427,7 @@ static void run_exact_suite(void) {
 
 int main(void) {
   run_fd_suite();
+  run_sg_suite();
   run_exact_suite();
   printf("%d checks, %d failures\n", checks, failures);
   return failures ? 1 : 0;

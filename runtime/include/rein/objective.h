@@ -18,7 +18,10 @@
  *   end(ctx)              finishes the pass's batch-level reductions and the batch-level values
  *                         computed from them (one thread)
  *
- * A training step runs: every PROLOGUE pass over the whole batch; every MICRO pass over each
+ * A training step runs: every PROLOGUE pass over the whole batch; if the objective has
+ * REIN_STATS, every STAT pass over the whole batch once the caller has filled logp/entropy of
+ * every group (batch statistics of values the loss sees through sg only: the trainer runs a
+ * forward-only pass over all micro-batches first); every MICRO pass over each
  * micro-batch of whole groups (the caller has filled logp/entropy of those groups); `finish`
  * (finishes the reductions accumulated across micro-batches); every FINAL pass over the whole
  * batch; `outputs` (loss and metrics).  Each pass runs begin, groups, merge, end, skipping the
@@ -35,7 +38,7 @@
 
 #include "random.h"
 
-#define REIN_ABI_VERSION 1
+#define REIN_ABI_VERSION 2
 #define REIN_MAGIC 0x4e494552u /* "REIN" */
 #define REIN_SYMBOL "rein_objective"
 
@@ -104,7 +107,8 @@ static inline double rein_uniform(uint64_t seed, uint64_t step, uint64_t group, 
   return (double)(h >> 40) * (1.0 / 16777216.0);
 }
 
-enum { REIN_STAGE_PROLOGUE = 1, REIN_STAGE_MICRO = 2, REIN_STAGE_FINAL = 3 };
+/* rein_pass.stage, in the order a step runs them */
+enum { REIN_STAGE_PROLOGUE = 1, REIN_STAGE_STAT = 2, REIN_STAGE_MICRO = 3, REIN_STAGE_FINAL = 4 };
 
 /* rein_pass.flags */
 enum { REIN_PASS_BEGIN = 1, REIN_PASS_GROUPS = 2, REIN_PASS_MERGE = 4, REIN_PASS_END = 8 };
@@ -115,7 +119,36 @@ enum {
   REIN_FINAL_SWEEP = 2,    /* a FINAL pass reads logp/entropy of the whole batch */
   REIN_GRAD_LOGP = 4,      /* d loss / d logp is not identically zero */
   REIN_GRAD_ENTROPY = 8,   /* d loss / d entropy is not identically zero */
+  REIN_STATS = 16,         /* STAT passes: logp/entropy of every group are needed before the
+                              first MICRO pass */
 };
+
+/* The constants a trainer supplies (language.md): params of kind REIN_PARAM_TRAINER carry one of
+ * these names.  X(ID, spelling, meaning). */
+#define REIN_TRAINER_CONST_LIST(X)                                                  \
+  X(MAX_NEW, "max_new", "the sampling limit on response tokens (--max-new)")        \
+  X(GROUP_SIZE, "group_size", "responses sampled per prompt (--group)")             \
+  X(STEP, "step", "the 1-based training step")
+
+#define REIN_X_TCONST_ENUM(ID, name, meaning) REIN_TC_##ID,
+enum { REIN_TRAINER_CONST_LIST(REIN_X_TCONST_ENUM) REIN_NUM_TRAINER_CONSTS };
+#undef REIN_X_TCONST_ENUM
+
+/* The spelling of trainer constant K (REIN_TC_*), or NULL. */
+static inline const char *rein_trainer_const_name(int k) {
+#define REIN_X_TCONST_NAME(ID, name, meaning) if (k == REIN_TC_##ID) return name;
+  REIN_TRAINER_CONST_LIST(REIN_X_TCONST_NAME)
+#undef REIN_X_TCONST_NAME
+  return 0;
+}
+
+/* rein_param.kind: where a batch-level scalar of the objective gets its value.
+ *   PARAM    a hyper-parameter: its default, or what the user sets;
+ *   STATE    carried from one training step to the next: the default is the first step's value,
+ *            then the runtime's caller replaces it after each step by the metric `update` (the
+ *            program's `update NAME = ...;`, computed from the whole step);
+ *   TRAINER  a trainer constant (REIN_TRAINER_CONST_LIST): no default (value NaN). */
+enum { REIN_PARAM_PARAM = 0, REIN_PARAM_STATE = 1, REIN_PARAM_TRAINER = 2 };
 
 /* The state of the running reductions: 3 doubles each (count, and two op-specific values). */
 #define REIN_STATE_DOUBLES 3
@@ -156,7 +189,9 @@ typedef void (*rein_range_fn)(rein_ctx *ctx, int64_t g0, int64_t g1);
 
 typedef struct {
   const char *name;
-  double value;                    /* default */
+  double value;                    /* default (REIN_PARAM_TRAINER: NaN) */
+  int32_t kind;                    /* REIN_PARAM_* */
+  int32_t update;                  /* STATE: the index in metrics of its next value; else -1 */
 } rein_param;
 
 typedef struct {
@@ -183,7 +218,8 @@ typedef struct rein_objective {
   int32_t nparams, nuinputs, nmetrics, npasses;
   const rein_param *params;
   const rein_uinput *uinputs;
-  const char *const *metrics;
+  const char *const *metrics;      /* the outputs after the loss, by name: a state's update is
+                                      listed under the state's name (rein_param.update) */
   const rein_pass *passes;
   uint32_t inputs_used;            /* bit REIN_IN_* set: the objective reads that input */
   uint32_t flags;                  /* REIN_USES_UNIFORM, ... */

@@ -8,6 +8,8 @@
  * interleave them with its own forward and backward passes:
  *
  *   rt_begin(x, b, params)   the prologue, over the whole batch (every input but logp/entropy)
+ *   rt_stat(x)               objectives with REIN_STATS only: the statistics stage, over the
+ *                            whole batch, reading logp/entropy of every token
  *   rt_micro(x, g0, g1)      one micro-batch of whole groups: its logp/entropy are read, and on
  *                            return the gradients of its tokens are complete
  *   rt_end(x, r)             finishes the batch-level reductions, the final stage: loss, metrics
@@ -75,6 +77,14 @@ void rt_exec_free(rt_exec *x);
  * malformed batch or a failure. */
 bool rt_begin(rt_exec *x, const rt_batch *b, const double *params, char *err, size_t errlen);
 
+/* The statistics stage (objectives whose flags have REIN_STATS: batch statistics of values the
+ * loss sees through sg only, such as a self-normalised importance weight's denominator): reads
+ * logp/entropy of every token of the batch, which the caller has written before the call (a
+ * forward-only pass over every micro-batch: the values must be the ones each rt_micro will see
+ * again).  Once per step, after rt_begin and before the first rt_micro; for an objective without
+ * REIN_STATS it does nothing, so a caller may always call it.  False with a message on failure. */
+bool rt_stat(rt_exec *x, char *err, size_t errlen);
+
 /* Runs the micro-batch passes on groups [G0, G1) (0 <= G0 < G1 <= ngroups; micro-batches of one
  * step must be disjoint, cover the batch and come in group order), reading logp/entropy of
  * those groups' tokens from the batch.  On return GRAD[0], GRAD[1] (either may be NULL) point at
@@ -94,7 +104,7 @@ bool rt_micro(rt_exec *x, int64_t g0, int64_t g1, const float *grad[2], char *er
  * rt_begin).  Every group must have been in one rt_micro.  False with a message on failure. */
 bool rt_end(rt_exec *x, rt_result *r, char *err, size_t errlen);
 
-/* The whole step: rt_begin, rt_micro on micro-batches of MICRO_GROUPS whole groups (0: one
+/* The whole step: rt_begin, rt_stat, rt_micro on micro-batches of MICRO_GROUPS whole groups (0: one
  * micro-batch), rt_end. */
 bool rt_run(rt_exec *x, const rt_batch *b, const double *params, int64_t micro_groups, rt_result *r,
             char *err, size_t errlen);

@@ -4,7 +4,8 @@
  * A task is a small interface struct (Task) with plain C functions, so a user adds a task or a
  * reward by filling one in.  Built in:
  *   - "arith": seeded multi-digit arithmetic (add / subtract / multiply), an unbounded generator
- *     with a held-out evaluation split, character-level tokenizer;
+ *     with a held-out evaluation split, character-level tokenizer; each item has the extra
+ *     `difficulty`, the number of digits of its two operands;
  *   - "gsm8k": a GSM8K-format JSONL file ("question", "answer" ending in "#### N") with the
  *     reference reward of docs/algorithms.md, the GSM8K reward: exact match of the final number, optionally plus the
  *     +/-0.1 format term.
@@ -18,15 +19,28 @@
 
 enum { TASK_TRAIN = 0, TASK_EVAL = 1 };
 
+/* Extras: named numbers a task may attach to an item (a dataset field such as a difficulty) or
+ * to a scored response (a reward command's further outputs).  The trainer hands them to the
+ * objective's declared `input seq NAME;` by name: an item's extras go to every response of its
+ * group, a response's to that response (docs/trainer.md).  nextra 0 and NULL arrays: none.  Both
+ * arrays are owned by the struct (malloc'd, each name too) and freed by task_item_free /
+ * task_reward_free; names are unique within one struct. */
+
 typedef struct {
   char *prompt;  /* the text the policy continues */
   char *answer;  /* the reference answer, canonical form (e.g. "-42") */
+  int nextra;          /* per-item extras (see above) */
+  char **extra_names;  /* (nextra) */
+  double *extra_vals;  /* (nextra) */
 } TaskItem;
 
 typedef struct {
   double reward;    /* what the advantages use */
   double accuracy;  /* 0 or 1: what "accuracy" metrics report */
   double format;    /* the format term included in reward (0 when off) */
+  int nextra;          /* per-response extras (see above) */
+  char **extra_names;  /* (nextra) */
+  double *extra_vals;  /* (nextra) */
 } TaskReward;
 
 /* Character-level tokenizer: ids 0 <pad>, 1 <bos>, 2 <eos>, then one id per character of
@@ -53,15 +67,22 @@ struct Task {
   TaskTokenizer tok;
   /* Items in a split: 0 for an unbounded generator. */
   uint64_t (*count)(const Task *t, int split);
-  /* Item `index` of `split` (a pure function of them); returns -1 with err on failure. */
+  /* Item `index` of `split` (a pure function of them), every field of *out filled (no extras:
+   * nextra 0); returns -1 with err on failure. */
   int (*item)(const Task *t, int split, uint64_t index, TaskItem *out, char *err, size_t errlen);
-  /* Score a decoded response against an item. */
+  /* Score a decoded response against an item (the caller frees it with task_reward_free). */
   TaskReward (*reward)(const Task *t, const TaskItem *item, const char *response);
   void (*destroy)(Task *t);
   void *state;
 };
 
 void task_item_free(TaskItem *it);
+void task_reward_free(TaskReward *r);
+/* Appends extra NAME = VALUE to an item's or a response's arrays (*N, *NAMES, *VALS); NAME is
+ * copied.  -1 when NAME is already there. */
+int task_extra_add(int *n, char ***names, double **vals, const char *name, double value);
+/* The value of extra NAME among N (NAMES, VALS) into *OUT: 0, or -1 when absent. */
+int task_extra_get(int n, char *const *names, const double *vals, const char *name, double *out);
 void task_free(Task *t);
 
 /* arith: operands of 1..digits digits, the operators in ops (a subset of "+-*"), items of a

@@ -42,7 +42,13 @@ def main():
             prog += 'metric gv_check_%s = sum[batch]((%s) * %s);\n' % (k, g, weight)
         out = os.path.join(outdir, os.path.basename(path))
         open(out, 'w').write(prog)
-        r = subprocess.run([rein, 'eval', out, '--batch', batch], capture_output=True, text=True)
+        # the trainer's constants, which the batch file lacks, get fixed values
+        sets = []
+        for name, value in (('max_new', '64'), ('group_size', '4'), ('step', '3')):
+            if re.search(r'\b%s\b' % name, re.sub(r'#.*', '', src)):
+                sets += ['--set', '%s=%s' % (name, value)]
+        r = subprocess.run([rein, 'eval', out, '--batch', batch] + sets, capture_output=True,
+                           text=True)
         if r.returncode != 0:
             print('%s: rein eval failed:\n%s' % (path, r.stderr))
             bad += 1
