@@ -90,6 +90,7 @@ DEFAULT_BACKENDS = ["interp", "cpu"]
 
 DYADIC = [0.0, 1.0, 0.5, -0.25, 1.5]  # all-equal groups: the group mean is exact in float32
 GSM8K = [-0.1, 0.1, 0.9, 1.1]
+BATCH_MAX_NEW = 20480  # every generated batch's max_new (tutorial_objectives.py: the same)
 MARGIN = 1e-5  # min |log ratio - log boundary| of generated ratios (far above float32 error)
 K3_CAP = 10.0  # verl's clamp of the k3 value: generated k3 values stay 1e-3 away from it
 K3_MARGIN = 1e-3
@@ -341,7 +342,9 @@ class Gen:
                     s["truncated"] = True
         if sum(len(s["logp"]) for g in groups for s in g) == 0:
             groups[0][0] = self.seq(groups[0][0]["reward"], 3)
-        return {"seed": self.seed, "step": 0, "groups": groups}
+        # the trainer constant max_new (the sampling limit; docs/language.md), as the trainer
+        # would supply it: objectives that read it (tut_dapo_overlong) default to the same value
+        return {"seed": self.seed, "step": 0, "max_new": BATCH_MAX_NEW, "groups": groups}
 
     def rewards_ok(self, kind, n):
         for _ in range(1000):

@@ -790,6 +790,42 @@ class TutorialHand(unittest.TestCase):
         self.assertAlmostEqual(out["metrics"]["zero_frac"], 2 / 7, places=14)
         self.assertAlmostEqual(out["metrics"]["adv_abs"], (1.5 + 8.5 + 0.5 + 0.5 + 1) / 7, places=14)
 
+    def test_entropy_8020(self):
+        # 10 tokens, entropies 0..9 spread over two groups: the top ceil(0.2*10) = 2 are 9 and 8;
+        # an equal entropy goes to the earlier token (the two 7s at keep_top 0.3: only the first)
+        H = [[0, 9, 3], [7, 1], [8, 2, 7], [4, 5]]
+        b = {"groups": [[{"reward": 1, "logp": [-1] * 3, "old_logp": [-1] * 3, "entropy": H[0]},
+                         {"reward": 0, "logp": [-1] * 2, "old_logp": [-1] * 2, "entropy": H[1]}],
+                        [{"reward": 1, "logp": [-1] * 3, "old_logp": [-1] * 3, "entropy": H[2]},
+                         {"reward": 0, "logp": [-1] * 2, "old_logp": [-1] * 2, "entropy": H[3]}]]}
+        out = O.evaluate("tut_entropy_8020", b)
+        g = out["grad"]["logp"]
+        a = 0.5 / (math.sqrt(0.5) + 1e-6)  # A_z1 of (1, 0): +-0.5 / Bessel std sqrt(0.5)
+        self.assertAlmostEqual(g[0][0][1], -a / 10, places=12)   # entropy 9, A > 0, r = 1
+        self.assertAlmostEqual(g[1][0][0], -a / 10, places=12)   # entropy 8
+        self.assertEqual([x for grp in g for seq in grp for x in seq].count(0.0), 8)
+        self.assertAlmostEqual(out["metrics"]["hot_frac"], 0.2, places=14)
+        self.assertEqual(out["metrics"]["entropy_cut"], 8.0)
+        g3 = O.evaluate("tut_entropy_8020", b, {"keep_top": 0.3})["grad"]["logp"]
+        self.assertNotEqual(g3[0][1][0], 0.0)  # the first 7 (group 0, sequence 1)
+        self.assertEqual(g3[1][0][2], 0.0)     # the second 7
+
+    def test_adaptive_kl(self):
+        # one token per response, Delta = log 2 and log 0.5: d = ((1 - log 2) + (-0.5 + log 2))/2
+        # = 0.25; the next beta doubles at kl_target 0.1 (0.25 > 0.15), halves at 0.5
+        # (0.25 < 0.333), stays at 0.2
+        lg2 = math.log(2.0)
+        b = {"groups": [[{"reward": 1, "logp": [-1], "old_logp": [-1 - lg2]},
+                         {"reward": 0, "logp": [-1], "old_logp": [-1 + lg2]}]]}
+        for target, nxt in ((0.1, 2.0), (0.5, 0.5), (0.2, 1.0)):
+            out = O.evaluate("tut_adaptive_kl", b, {"kl_target": target})
+            self.assertAlmostEqual(out["metrics"]["kl_old"], 0.25, places=14)
+            self.assertEqual(out["state"], {"beta": nxt})
+        # d loss/d logp = -r*A/N + beta*(r - 1)/N, A = +-1/(0.5 + 1e-6)
+        a = 0.5 / (0.5 + 1e-6)
+        self.assertAlmostEqual(out["grad"]["logp"][0][0][0], (-2 * a + 1) / 2, places=12)
+        self.assertAlmostEqual(out["grad"]["logp"][0][1][0], (0.5 * a - 0.5) / 2, places=12)
+
     def test_seq_tis(self):
         # one group (1, 0): A = +-0.5; response 0 has log-weight log 3 (w = 3, truncated to 2),
         # response 1 log-weight log 0.5; N = 3

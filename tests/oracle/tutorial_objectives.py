@@ -13,6 +13,8 @@ token-mean is exactly sum / N, "mean over responses" counts every response of th
 ones included), and gradients come from autograd on the padded logp.
 """
 
+import math
+
 import torch
 
 import torch_objectives as O
@@ -53,9 +55,10 @@ def overlong_penalty(length, max_len, cache_len):
 
 
 def tut_dapo_overlong(P, p):
-    """Length-shaped reward r + penalty, group z-score with the Bessel std + 1e-6, PPO-clip with
+    """Length-shaped reward r + penalty (max_new: the trainer constant; run_oracle.py's batches
+    carry 20480, the default here, and the variant --sets it), group z-score with the Bessel std + 1e-6, PPO-clip with
     r = exp(clamp(logp - old_logp, +-20)) and (eps_low, eps_high), token-mean."""
-    pen = torch.tensor([overlong_penalty(int(n), p["max_len"], p["cache_len"])
+    pen = torch.tensor([overlong_penalty(int(n), p["max_new"], p["cache_len"])
                         for n in P.lengths], dtype=DT)
     shaped = P.reward + pen
     A = O.adv_zscore(shaped, P.group, P.n_groups, eps=1e-6, ddof=1)
@@ -113,10 +116,50 @@ def tut_median_baseline(P, p):
                                                       "zero_frac": (A == 0).to(DT).mean()}
 
 
+
+def tut_entropy_8020(P, p):
+    """Top ceil(keep_top * N - 1e-9) of the batch's N tokens by entropy (ties: the earlier token
+    in batch order) keep DAPO's per-token loss (A_z1, PPO-clip with clamped log-ratio), the rest
+    0; token-mean over all N.  Metrics: the share selected, the lowest selected entropy."""
+    toks = [(i, t) for i in range(P.S) for t in range(int(P.lengths[i]))]
+    order = sorted(range(len(toks)), key=lambda k: (-float(P.entropy[toks[k]]), k))
+    n_hot = max(0, math.ceil(p["keep_top"] * len(toks) - 1e-9))
+    hot = torch.zeros(P.S, P.T, dtype=torch.bool)
+    for k in order[:n_hot]:
+        hot[toks[k]] = True
+    A = O.adv_zscore(P.reward, P.group, P.n_groups, eps=1e-6, ddof=1)
+    L, _, _ = O.ppo_clip_terms(P.tok(A), P.logp, P.old_logp, p["eps_low"], p["eps_high"])
+    loss = O.token_mean(torch.where(hot, L, torch.zeros_like(L)), P.mask)
+    cut = min((float(P.entropy[toks[k]]) for k in order[:n_hot]), default=0.0)
+    return loss, {"hot_frac": O.token_mean(hot.to(DT), P.mask),
+                  "entropy_cut": torch.tensor(cut, dtype=DT)}
+
+
+def tut_adaptive_kl(P, p):
+    """PPO's adaptive KL penalty: -token-mean(r * A_z) + beta * d, d = token-mean of
+    (r - 1) - log r, r = exp(clamp(logp - old_logp, +-20)); the next beta doubles when
+    d > 1.5 * kl_target, halves when d < kl_target / 1.5, else stays.  beta is a state whose
+    initial value is the param `beta`."""
+    A = P.tok(O.adv_zscore(P.reward, P.group, P.n_groups, eps=1e-6, ddof=0))
+    delta = torch.clamp(P.logp - P.old_logp, -20.0, 20.0)
+    r = torch.exp(delta)
+    d = O.token_mean(r - 1 - delta, P.mask)
+    beta = p["beta"]
+    loss = -O.token_mean(r * A, P.mask) + beta * d
+    dv = float(d)
+    if dv > 1.5 * p["kl_target"]:
+        nxt = 2 * beta
+    elif dv < p["kl_target"] / 1.5:
+        nxt = beta / 2
+    else:
+        nxt = beta
+    return loss, {"kl_old": d.detach()}, {"beta": nxt}
+
+
 TUTORIAL = {
     "tut_rloo": (tut_rloo, {}, ["adv_abs"], "examples/tutorial_rloo.rein"),
     "tut_dapo_overlong": (tut_dapo_overlong,
-                          {"eps_low": 0.2, "eps_high": 0.28, "max_len": 20480.0,
+                          {"eps_low": 0.2, "eps_high": 0.28, "max_new": 20480.0,
                            "cache_len": 4096.0},
                           ["overlong_penalty", "overlong_frac"],
                           "examples/tutorial_dapo_overlong.rein"),
@@ -126,18 +169,24 @@ TUTORIAL = {
                     "examples/tutorial_seq_tis.rein"),
     "tut_median_baseline": (tut_median_baseline, {}, ["adv_abs", "zero_frac"],
                             "examples/tutorial_median_baseline.rein"),
+    "tut_entropy_8020": (tut_entropy_8020, {"eps_low": 0.2, "eps_high": 0.28, "keep_top": 0.2},
+                         ["hot_frac", "entropy_cut"], "examples/tutorial_entropy_8020.rein"),
+    "tut_adaptive_kl": (tut_adaptive_kl, {"kl_target": 0.01, "beta": 1.0}, ["kl_old"],
+                        "examples/tutorial_adaptive_kl.rein"),
 }
 
 # One non-default configuration each (run_oracle.py checks that it changes the answer).  The
-# generated responses have at most 9 tokens, so the DAPO variant shrinks the lengths to make the
+# generated responses have at most 9 tokens, so the DAPO variant shrinks max_new to make the
 # penalty bite: zero up to 4 tokens, then -1/8 per token; it never reaches -1, so a shaped reward
 # never lands a rounding error away from another one (0.9 - 1 against -0.1).
 VARIANTS = {
     "tut_rloo": None,
-    "tut_dapo_overlong": {"max_len": 12.0, "cache_len": 8.0},
+    "tut_dapo_overlong": {"max_new": 12.0, "cache_len": 8.0},
     "tut_best_of_group": None,
     "tut_seq_tis": {"cap": 1.5},
     "tut_median_baseline": None,
+    "tut_entropy_8020": {"keep_top": 0.5},
+    "tut_adaptive_kl": {"kl_target": 0.25, "beta": 0.5},
 }
 
 O.OBJECTIVES.update(TUTORIAL)
