@@ -1,6 +1,6 @@
 /* trn_loop.c — the off-policy RL loop (`rein train`, standalone trainers).
  *
- * One process plays both explorer and trainer of algorithms.md §7.1, in an order that gives
+ * One process plays both explorer and trainer of docs/algorithms.md, the off-policy schedule, in an order that gives
  * exactly the weights the real asynchronous system would: batch e must come from θ_{v(e)} with
  * v(e) = rt_sched_version(e, n, k), which is never later than θ_{e-1}.  So whenever the trainer
  * reaches version s (at the start, s = 0, and after each step), the explorer generates every

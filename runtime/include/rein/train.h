@@ -3,7 +3,7 @@
  *
  *   trn_main     `rein train FILE [options]` and the standalone trainer made by `rein build`:
  *                explore (G responses per prompt) -> experience buffer -> train steps, with
- *                sync_interval / sync_offset as in algorithms.md §7.1 (sched.h), micro-batches
+ *                sync_interval / sync_offset as in docs/algorithms.md, the off-policy schedule (sched.h), micro-batches
  *                of whole groups, periodic evaluation, atomic checkpoints, --resume;
  *   trn_sft_run  `rein sft [options]`: next-token training on the task's demonstrations.
  *
