@@ -15,7 +15,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define TOK_MAX_FILE ((size_t)1 << 30)
+/* The largest tokenizer.json / tokenizer_config.json read (the real ones of 2025 are at most a
+ * few tens of MB: Qwen3's 11 MB, Gemma 3's 33 MB). */
+#define TOK_MAX_FILE ((size_t)256 << 20)
 #define TOK_MAX_ID (1 << 24)
 
 static int lerr(char *err, size_t errlen, const char *path, const char *field, const char *fmt, ...) {
@@ -24,8 +26,32 @@ static int lerr(char *err, size_t errlen, const char *path, const char *field, c
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  snprintf(err, errlen, "%s: %s: %s", path, field, msg);
+  /* one line: control characters of the file's strings (keys, contents) written as \xNN */
+  char safe[2048];
+  size_t k = 0;
+  for (const unsigned char *p = (const unsigned char *)msg; *p && k + 5 < sizeof safe; p++)
+    if (*p < 0x20 || *p == 0x7f) k += (size_t)snprintf(safe + k, sizeof safe - k, "\\x%02x", *p);
+    else safe[k++] = (char)*p;
+  safe[k] = 0;
+  snprintf(err, errlen, "%s: %s: %s", path, field, safe);
   return -1;
+}
+
+/* The text of PATH (*len bytes), read only when it is a regular file of at most TOK_MAX_FILE
+ * bytes (a FIFO would block, /dev/zero never end); NULL with err naming the path. */
+static char *read_json_file(const char *path, size_t *len, char *err, size_t errlen) {
+  struct stat st;
+  if (!stat(path, &st)) {
+    if (!S_ISREG(st.st_mode)) {
+      snprintf(err, errlen, "%s: %s", path, S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
+      return NULL;
+    }
+    if ((uint64_t)st.st_size > TOK_MAX_FILE) {
+      snprintf(err, errlen, "%s: larger than %zu bytes (limit)", path, TOK_MAX_FILE);
+      return NULL;
+    }
+  }
+  return rc_read_file(path, TOK_MAX_FILE, len, err, errlen); /* bounded too (the file may grow) */
 }
 
 /* The "type" of component J at FIELD; NULL with err. */
@@ -43,7 +69,7 @@ static int get_bool(json_t *o, const char *key, int dflt) {
 /* normalizer := null | {"type": NFC|NFD|NFKC|NFKD} | {"type": "Prepend", "prepend": S}
  *             | {"type": "Sequence", "normalizers": [normalizer...]} */
 static int load_normalizer(Tok *t, json_t *j, const char *field, char *err, size_t errlen) {
-  if (json_is_null(j)) return 0;
+  if (!j || json_is_null(j)) return 0; /* absent: none, as in the reference */
   const char *ty = comp_type(j, t->path, field, err, errlen);
   if (!ty) return -1;
   if (!strcmp(ty, "Sequence")) {
@@ -80,7 +106,7 @@ static int load_normalizer(Tok *t, json_t *j, const char *field, char *err, size
  *                | {"type": "Sequence", "pretokenizers": [pre_tokenizer...]}
  * ByteLevel maps the pieces to its byte alphabet, so it must come last. */
 static int load_pre(Tok *t, json_t *j, const char *field, char *err, size_t errlen) {
-  if (json_is_null(j)) return 0;
+  if (!j || json_is_null(j)) return 0; /* absent: none, as in the reference */
   const char *ty = comp_type(j, t->path, field, err, errlen);
   if (!ty) return -1;
   if (t->byte_level)
@@ -263,8 +289,11 @@ static int load_added(Tok *t, json_t *a, char *err, size_t errlen) {
       return lerr(err, errlen, t->path, f, "\"content\" must be a non-empty string");
     if (get_bool(e, "single_word", 0))
       return lerr(err, errlen, t->path, f, "single_word added tokens are not supported");
+    int32_t id = (int32_t)json_integer_value(json_object_get(e, "id"));
+    if (t->is_added[id]) /* (the entry's string would replace the other's, which it points to) */
+      return lerr(err, errlen, t->path, f, "id %d is also the id of an earlier added token", id);
     TokAdded *ad = &t->added[t->nadded++];
-    ad->id = (int32_t)json_integer_value(json_object_get(e, "id"));
+    ad->id = id;
     ad->special = get_bool(e, "special", 0);
     ad->lstrip = get_bool(e, "lstrip", 0);
     ad->rstrip = get_bool(e, "rstrip", 0);
@@ -282,7 +311,7 @@ static int load_added(Tok *t, json_t *a, char *err, size_t errlen) {
  *     {"SpecialToken": {"id": S}} | {"Sequence": {"id": "A"}}...], "special_tokens": {...}}
  *   | {"type": "Sequence", "processors": [post_processor...]} */
 static int load_post(Tok *t, json_t *j, const char *field, char *err, size_t errlen) {
-  if (json_is_null(j)) return 0;
+  if (!j || json_is_null(j)) return 0; /* absent: none, as in the reference */
   const char *ty = comp_type(j, t->path, field, err, errlen);
   if (!ty) return -1;
   if (!strcmp(ty, "ByteLevel")) return 0; /* offsets only */
@@ -339,7 +368,7 @@ static int load_post(Tok *t, json_t *j, const char *field, char *err, size_t err
 
 /* decoder := null | {"type": "ByteLevel"} | {"type": "Sequence", "decoders": [decoder...]} */
 static int load_decoder(Tok *t, json_t *j, const char *field, char *err, size_t errlen) {
-  if (json_is_null(j)) return 0;
+  if (!j || json_is_null(j)) return 0; /* absent: none, as in the reference */
   const char *ty = comp_type(j, t->path, field, err, errlen);
   if (!ty) return -1;
   if (!strcmp(ty, "Sequence")) {
@@ -368,10 +397,11 @@ static int load_config(Tok *t, const char *cpath, char *err, size_t errlen) {
   struct stat st;
   if (stat(cpath, &st)) return 0; /* optional */
   char emsg[512];
-  char *text = rc_read_file(cpath, TOK_MAX_FILE, NULL, emsg, sizeof emsg);
-  if (!text) return lerr(err, errlen, cpath, "(file)", "%s", emsg);
+  size_t len;
+  char *text = read_json_file(cpath, &len, emsg, sizeof emsg);
+  if (!text) return snprintf(err, errlen, "%s", emsg), -1;
   json_error_t je;
-  json_t *c = json_loads(text, JSON_DECODE_INT_AS_REAL, &je); /* model_max_length: 1e30 */
+  json_t *c = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, &je); /* model_max_length: 1e30 */
   free(text);
   if (!json_is_object(c)) {
     json_decref(c);
@@ -432,7 +462,7 @@ Tok *tok_load(const char *path, char *err, size_t errlen) {
   t->unk_id = -1;
   char emsg[512];
   size_t len;
-  char *text = rc_read_file(json_path, TOK_MAX_FILE, &len, emsg, sizeof emsg);
+  char *text = read_json_file(json_path, &len, emsg, sizeof emsg);
   int rc = -1;
   if (!text) {
     snprintf(err, errlen, "%s", emsg);
