@@ -139,6 +139,18 @@ static int load_pre(Tok *t, json_t *j, const char *field, char *err, size_t errl
     p.invert = get_bool(j, "invert", 0);
     p.re = tok_regex_compile(rx ? rx : lit, !rx, emsg, sizeof emsg);
     if (!p.re) return lerr(err, errlen, t->path, field, "Split.pattern: %s", emsg);
+    /* Empty matches under the merging behaviors: the Rust library makes empty pieces that take
+     * part in the merging (by Oniguruma's rules for where empty matches fall), the JavaScript
+     * port ignores the behavior; refused rather than guessed.  (PCRE2's minimum length is a
+     * lower bound: 0 for every pattern that can match the empty string.) */
+    uint32_t minlen = 1;
+    pcre2_pattern_info(p.re, PCRE2_INFO_MINLENGTH, &minlen);
+    if (!minlen && p.behavior != TOK_SPLIT_REMOVED && p.behavior != TOK_SPLIT_ISOLATED) {
+      pcre2_code_free(p.re);
+      return lerr(err, errlen, t->path, field,
+                  "Split.pattern can match the empty string, which is not supported with behavior \"%s\" "
+                  "(supported with Isolated and Removed)", b);
+    }
   } else if (!strcmp(ty, "ByteLevel")) {
     p.kind = TOK_PRE_BYTELEVEL;
     p.add_prefix_space = get_bool(j, "add_prefix_space", 1);
@@ -440,7 +452,7 @@ static int load_json(Tok *t, json_t *j, char *err, size_t errlen) {
       load_post(t, json_object_get(j, "post_processor"), "post_processor", err, errlen) ||
       load_decoder(t, json_object_get(j, "decoder"), "decoder", err, errlen))
     return -1;
-  tok_added_index(t);
+  if (tok_added_index(t, err, errlen)) return -1;
   tok_bytelevel_init(t);
   return 0;
 }
@@ -499,6 +511,7 @@ void tok_free(Tok *t) {
   free(t->norms);
   for (int i = 0; i < t->npres; i++) pcre2_code_free(t->pres[i].re);
   free(t->pres);
+  for (int i = 0; i < t->nadded; i++) free(t->added[i].norm_content);
   free(t->added);
   for (int b = 0; b < 256; b++) free(t->first_idx[b]);
   free(t->tmpl);

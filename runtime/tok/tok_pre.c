@@ -119,8 +119,11 @@ int tok_normalize(const Tok *t, const char *s, size_t len, char **out, size_t *o
   return 0;
 }
 
-/* The regions of s[0, len) that re matches (is_match 1) and the text between them (0); empty
- * matches are skipped. */
+/* The regions of s[0, len) that re matches (is_match 1) and the text between them (0).  An empty
+ * match is no region but cuts the text between matches there, as in the reference (whose empty
+ * matches become empty pieces, dropped): `(?=\p{Lu})` cuts "HelloWorld" into "Hello", "World".
+ * (Only Isolated and Removed meet empty matches: tok_load.c refuses a pattern that can match the
+ * empty string with the other behaviors.) */
 typedef struct {
   size_t start, end;
   int match;
@@ -148,7 +151,9 @@ static int find_regions(Tok *t, pcre2_code *re, const char *s, size_t len, Regio
     }
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(t->md);
     size_t ms = ov[0], me = ov[1];
-    if (me == ms) { /* an empty match: go on from the next character */
+    if (me == ms) { /* an empty match: a cut, then on from the next character */
+      if (ms > prev) PUSH(prev, ms, 0);
+      prev = ms;
       if (ms >= len) break;
       uint32_t c;
       int l = tok_utf8_get((const unsigned char *)s + ms, len - ms, &c);
