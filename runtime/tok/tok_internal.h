@@ -73,6 +73,7 @@ typedef struct {
   TokSplitBehavior behavior; /* SPLIT */
   int invert;                /* SPLIT */
   int add_prefix_space;      /* BYTELEVEL */
+  char *field;               /* its JSON path in the file, for messages ("pre_tokenizer...") */
 } TokPre;
 
 /* One added token (added_tokens of tokenizer.json). */

@@ -141,8 +141,9 @@ static int load_pre(Tok *t, json_t *j, const char *field, char *err, size_t errl
     if (!p.re) return lerr(err, errlen, t->path, field, "Split.pattern: %s", emsg);
     /* Empty matches under the merging behaviors: the Rust library makes empty pieces that take
      * part in the merging (by Oniguruma's rules for where empty matches fall), the JavaScript
-     * port ignores the behavior; refused rather than guessed.  (PCRE2's minimum length is a
-     * lower bound: 0 for every pattern that can match the empty string.) */
+     * port ignores the behavior; refused rather than guessed: here when PCRE2's minimum match
+     * length is 0, and at encoding (tok_pre.c) for an empty match of a pattern it misses, such
+     * as a bare lookahead. */
     uint32_t minlen = 1;
     pcre2_pattern_info(p.re, PCRE2_INFO_MINLENGTH, &minlen);
     if (!minlen && p.behavior != TOK_SPLIT_REMOVED && p.behavior != TOK_SPLIT_ISOLATED) {
@@ -164,6 +165,7 @@ static int load_pre(Tok *t, json_t *j, const char *field, char *err, size_t errl
   } else
     return lerr(err, errlen, t->path, field,
                 "pre-tokenizer type \"%s\" is not supported (supported: Split, ByteLevel, Sequence)", ty);
+  p.field = rc_strdup(field);
   t->pres = rc_realloc(t->pres, (size_t)(t->npres + 1) * sizeof *t->pres);
   t->pres[t->npres++] = p;
   return 0;
@@ -509,7 +511,10 @@ void tok_free(Tok *t) {
   tok_pairmap_free(&t->merges);
   for (int i = 0; i < t->nnorms; i++) free(t->norms[i].prepend);
   free(t->norms);
-  for (int i = 0; i < t->npres; i++) pcre2_code_free(t->pres[i].re);
+  for (int i = 0; i < t->npres; i++) {
+    pcre2_code_free(t->pres[i].re);
+    free(t->pres[i].field);
+  }
   free(t->pres);
   for (int i = 0; i < t->nadded; i++) free(t->added[i].norm_content);
   free(t->added);
