@@ -4,7 +4,9 @@
  * with --decode reads ids (separated by spaces, commas or newlines) and prints the text.
  * --no-special: encode without the post-processor's special tokens (e.g. Llama 3's BOS); decode
  * without the special tokens.  Errors are one line, "rein tokenize: error: MESSAGE"; exit 1 for
- * bad input, 2 for a bad command line.
+ * bad input, 2 for a bad command line.  Hostile input is an error, never a crash or a silently
+ * different result: standard input past TOK_CLI_MAX_INPUT, text that is not UTF-8, an id that is
+ * negative, huge, malformed or not in the vocabulary (checked here, before tok_decode).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -70,7 +72,8 @@ static int parse_ids(const char *s, size_t len, int vocab, int32_t **ids, size_t
     errno = 0;
     long long v = strtoll(p, NULL, 10);
     if (*p == '-' || errno || v >= vocab) {
-      snprintf(err, errlen, "id %.*s (at %zu) is not in the vocabulary of %d tokens", (int)(q - p + (digits > 40 ? 40 : (int)digits)), p, *n, vocab);
+      int w = (int)(q - p) + (digits > 40 ? 40 : (int)digits);
+      snprintf(err, errlen, "id %.*s (at %zu) is not in the vocabulary of %d tokens", w, p, *n, vocab);
       return -1;
     }
     if (*n == cap) *ids = rc_realloc(*ids, (cap = cap ? 2 * cap : 64) * sizeof **ids);

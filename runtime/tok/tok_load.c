@@ -4,7 +4,10 @@
  * implement, or an option that would change the encoding in a way it does not implement (BPE
  * dropout, byte_fallback, a continuing-subword prefix, truncation, padding, single_word added
  * tokens), is an error naming the component's JSON path — never a silently different encoding.
- * Errors read "FILE: FIELD: what is wrong".
+ * Errors read "FILE: FIELD: what is wrong", on one line.  The files are untrusted input: they are
+ * read only when regular and at most TOK_MAX_FILE bytes, every id is range-checked before it
+ * indexes anything, and an added token may not take the id of another (tests/fuzz/fuzz_tokjson.c
+ * fuzzes this reader).
  */
 #include "tok_internal.h"
 
