@@ -370,7 +370,8 @@ static int load_post(Tok *t, json_t *j, const char *field, char *err, size_t err
       int32_t id;
       if (json_is_array(ids)) {
         json_t *x = json_array_get(ids, k);
-        if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) >= t->ntokens)
+        if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) >= t->ntokens ||
+            !t->tokens[json_integer_value(x)]) /* (a hole: an id no token has) */
           return lerr(err, errlen, t->path, f, "special_tokens[\"%s\"].ids[%zu] is not an id of the vocabulary", name, k);
         id = (int32_t)json_integer_value(x);
       } else if ((id = lookup(t, name, strlen(name))) < 0)
