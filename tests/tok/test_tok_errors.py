@@ -77,6 +77,11 @@ CASES = [
         {"type": "Split", "pattern": {"Regex": "b?"}, "behavior": "MergedWithPrevious"},
         {"type": "ByteLevel", "add_prefix_space": False, "use_regex": False}]}),
      ["pre_tokenizer.pretokenizers[0]", "empty string", "MergedWithPrevious"]),
+    ("template id in a hole", mutate(["post_processor"], {"type": "TemplateProcessing", "single": [
+        {"SpecialToken": {"id": "<s>"}}, {"Sequence": {"id": "A"}}],
+        "special_tokens": {"<s>": {"id": "<s>", "ids": [3, 7]}}}) | {"added_tokens": [
+            {"id": 9, "content": "<s>", "special": True}]},   # ids 6..8 are holes
+     ["post_processor.single[0]", "ids[1]", "not an id of the vocabulary"]),
     # a bare lookahead: PCRE2 gives it a minimum length of 1, so the empty match is caught at encoding
     ("empty match at encoding", mutate(["pre_tokenizer"], {"type": "Sequence", "pretokenizers": [
         {"type": "Split", "pattern": {"Regex": "(?=b)"}, "behavior": "MergedWithNext"},
