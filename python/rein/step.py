@@ -8,6 +8,7 @@ and the states' updates).
 """
 
 import ctypes
+import math
 
 import numpy as np
 import torch
@@ -63,20 +64,36 @@ class MicroBatch:
 
 
 class Step:
-    """The staged step (rt_begin / rt_micro / rt_end): made by Objective.step, used as a context.
+    """The staged step (rt_begin / rt_stat / rt_micro / rt_end): made by Objective.step, used as a
+    context.
+
+    stat(logp, entropy=None) is the statistics stage, for objectives with one (needs_stats): the
+    whole batch's logp (and entropy), in the step's layout, once, before the first micro-batch.
+    Only their values are read (no gradient flows through them): compute them under
+    torch.no_grad(), with the parameters that the micro-batches' forward passes will use.
 
     micro(logp, entropy=None, groups=None) runs one micro-batch of whole groups, the next in order
     (padded layout: the groups are found from logp's rows when groups= is omitted; packed layout:
     groups= (g0, g1) or slice(g0, g1) is required).  It returns a tensor whose backward() delivers
     the kernel's gradient of those tokens, final: summed over the micro-batches they equal the
     whole batch's.  Its value is the surrogate sum(grad * logp) of the micro-batch, not the loss:
-    the loss and the metrics are known when the context ends, as .loss and .metrics."""
+    the loss and the metrics are known when the context ends, as .loss and .metrics.
 
-    def __init__(self, obj, batch, gpu):
+    .state_used holds the states' values the step reads, .state their updates (set when the
+    context ends; with advance_states they also become obj.states).  .stat_drift is the largest
+    |logp - stat()'s logp| (and the same for entropy) over the micro-batches so far: the
+    statistics are those of stat()'s values, so it should be 0."""
+
+    def __init__(self, obj, batch, gpu, advance_states=True):
         self.obj, self.b, self.gpu = obj, batch, gpu
         self.layout = batch.layout
         self.ngroups = self.layout.G
-        self.loss, self.metrics = None, None
+        self.needs_stats = obj.needs_stats
+        self.advance_states = bool(advance_states)
+        self.loss, self.metrics, self.state = None, None, None
+        self.state_used = dict(obj.states)
+        self.stat_drift = 0.0
+        self._stat = None  # the float32 logp/entropy that stat() gave the runtime
         self._next = None
 
     def __enter__(self):
@@ -100,9 +117,41 @@ class Step:
                             "before the step ends" % (nxt, self.ngroups))
         r = L.Result()
         L.call(L.lib.rt_end, self.obj._executor(self.gpu), ctypes.byref(r))
+        obj = self.obj
         self.loss = float(r.loss)
-        self.metrics = {m: float(r.metrics[k]) for k, m in enumerate(self.obj.metrics)}
+        self.metrics = {m: float(r.metrics[k]) for m, k in obj._metric_index}
+        self.state = {n: float(r.metrics[k]) for n, k in obj._updates.items()}
+        obj.last_state = dict(self.state)
+        bad = [n for n, v in self.state.items() if not math.isfinite(v)]
+        if bad:  # as `rein train`: a state is never advanced to a value no later step could use
+            raise ReinError("step: the update of state `%s` is not finite (%r); %s" % (
+                bad[0], self.state[bad[0]], "the state keeps its value %r" % obj.states[bad[0]]
+                if self.advance_states else "the states were not to advance"))
+        if self.advance_states:
+            obj.states.update(self.state)
         return False
+
+    def stat(self, logp, entropy=None):
+        """The statistics stage: LOGP (and ENTROPY) of the whole batch, in the step's layout
+        ([B, T] padded, [N] packed), read as values only.  Once, before the first micro(); for
+        an objective without a statistics stage it checks the values and does nothing else."""
+        if self._next is None:
+            raise ReinError("stat(): no step open (use it inside `with obj.step(...) as s:`)")
+        if self._next > 0 or self._stat is not None:
+            raise ReinError("stat(): comes once per step, before the first micro-batch")
+        obj, lay = self.obj, self.layout
+        logp = _tensor(logp, "logp")
+        if logp.is_cuda != self.gpu:
+            raise ValueError("logp: a %s tensor, but the step runs on the %s" % (
+                logp.device.type, "GPU" if self.gpu else "CPU"))
+        self.b.logp[:lay.N] = _checked32(lay.tokens(logp.detach(), "logp", grad=True), "logp", lay)
+        if entropy is not None:
+            ent = _tensor(entropy, "entropy").detach()
+            self.b.entropy[:lay.N] = _checked32(lay.tokens(ent, "entropy", grad=True), "entropy", lay)
+        elif "entropy" in obj.inputs:
+            raise TypeError("%s reads `entropy`: pass entropy=... to stat() (the whole batch, like logp)" % obj.name)
+        L.call(L.lib.rt_stat, obj._executor(self.gpu))
+        self._stat = (self.b.logp[:lay.N].clone(), self.b.entropy[:lay.N].clone() if entropy is not None else None)
 
     def split(self, groups_per_micro):
         """The micro-batches of GROUPS_PER_MICRO whole groups (the last may have fewer), in order."""
@@ -149,6 +198,10 @@ class Step:
     def micro(self, logp, entropy=None, *, groups=None, _whole=False):
         if self._next is None:
             raise ReinError("micro(): no step open (use it inside `with obj.step(...) as s:`)")
+        if self.needs_stats and self._stat is None:
+            raise ReinError("micro(): %s has a statistics stage: call stat(logp, entropy) with the whole batch's "
+                            "logp/entropy (detached, e.g. under torch.no_grad()) before the first micro-batch "
+                            "(docs/python.md, \"Statistics stage\")" % self.obj.name)
         if self._next >= self.ngroups:
             raise ValueError("micro(): every group of the batch is done (%d groups); the step is complete"
                              % self.ngroups)
@@ -168,6 +221,11 @@ class Step:
             self.b.entropy[t0:t1] = _checked32(ent_tok, "entropy", lay, t0, s0)
         elif "entropy" in obj.inputs:
             raise TypeError("%s reads `entropy`: pass entropy=... (one value per token, like logp)" % obj.name)
+        if self._stat is not None and self.needs_stats:
+            for k, buf in enumerate((self.b.logp, self.b.entropy)):
+                if self._stat[k] is not None and t1 > t0:
+                    d = float((buf[t0:t1].double() - self._stat[k][t0:t1].double()).abs().max())
+                    self.stat_drift = max(self.stat_drift, d if d == d else float("inf"))
         grads = (L.c_float_p * 2)()
         L.call(L.lib.rt_micro, obj._executor(self.gpu), g0, g1, grads)
         self._next = g1
