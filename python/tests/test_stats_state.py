@@ -5,7 +5,7 @@ Run by ctest (python_stats_state, python/CMakeLists.txt) with REIN_LIB, REIN_BIN
 by hand:  PYTHONPATH=python REIN_LIB=build/python/librein_runtime.so REIN_BIN=build/rein \
           /usr/bin/python3 python/tests/test_stats_state.py
 
-  stats   data/snis_topent.rein (self-normalised importance weights on the batch's top-20%
+  stats   examples/python/snis_topent.rein (self-normalised importance weights on the batch's top-20%
           entropy tokens: a statistics stage): Step.stat + micro-batches of 1, 2, 3 groups
           (padded and packed) give the per-token gradients of `rein eval` on the whole batch
           and of a float64 PyTorch implementation written here, bit-identical across splits; a
@@ -38,7 +38,7 @@ import rein  # noqa: E402
 from rein._compile import _child_env, find_rein  # noqa: E402
 
 TOL = 1e-5  # float32 kernels against float64 references (the oracle runner's cpu tolerance)
-SNIS = os.path.join(HERE, "data", "snis_topent.rein")
+SNIS = os.path.join(REPO, "examples", "python", "snis_topent.rein")
 PPO_KL = os.path.join(REPO, "examples", "ppo_adaptive_kl.rein")
 SCALE = os.path.join(HERE, "data", "running_scale.rein")
 
