@@ -2,8 +2,11 @@
 
 Objective(source, **params)        compiles (or loads a .so) and opens it
 obj(logp, entropy=None, *, mask= | offsets=, group=, **inputs) -> (loss, metrics)
-obj.step(*, mask= | offsets=, group=, **inputs) -> Step: the staged step, one micro() per
-                                   micro-batch of whole groups, loss and metrics at the end
+obj.step(*, mask= | offsets=, group=, **inputs) -> Step (step.py): the staged step, stat() for
+                                   an objective with a statistics stage, one micro() per
+                                   micro-batch of whole groups, loss, metrics and states at the end
+Params, states (carried across steps) and trainer constants are the descriptor's params of the
+three kinds: obj.params, obj.states, obj.trainer; _param_array puts them in the descriptor's order.
 
 The batch: groups -> sequences -> tokens.  Two layouts:
   padded  logp [B, T] (one row per sequence), mask [B, T] (the response tokens; default all),
