@@ -24,6 +24,7 @@
  */
 #define _GNU_SOURCE
 #include "trn_internal.h"
+#include "trn_dist.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -423,6 +424,6 @@ int trn_ckpt_load(Trainer *tr, char *err, size_t errlen) {
   /* every file read and checked for structure; now their bytes are the ones written */
   if (!rc && sums) rc = verify_files(dir, state, sums, err, errlen);
   json_decref(sums);
-  if (!rc) rc = cut_metrics(tr, tr->t, err, errlen);
+  if (!rc && trn_dist_rank() == 0) rc = cut_metrics(tr, tr->t, err, errlen);   /* rank 0 owns it */
   return rc;
 }

@@ -157,7 +157,7 @@ int trn_eval(TfmModel *m, Task *task, const TrnOpts *o, int64_t step, const char
   }
   TfmGenOut g = {0};
   TfmSampling s = {o->eval_temperature, 1.0, 0, o->max_new, tk->neos, tk->eos,
-                   rein_mix64(o->seed ^ 0x6576616cull) ^ rein_mix64((uint64_t)step)};
+                   rein_mix64(o->seed ^ 0x6576616cull) ^ rein_mix64((uint64_t)step), 0};
   if (!rc && tfm_generate(m, (int)n, off, prompt, &s, &g, err, errlen)) rc = -1;
   double sa = 0, sr = 0, sl = 0;
   json_t *logged = samples && o->log_samples > 0 ? json_array() : NULL;

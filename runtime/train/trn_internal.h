@@ -72,6 +72,22 @@ typedef struct {
  * objective reads ref_logp), x, params and t; does not advance t.  -1 with ERR on failure. */
 int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err, size_t errlen);
 
+/* Data-parallel shares (trn_shard.c, docs/distributed.md).  [*A, *B): rank R's part of N items
+ * split among NR ranks in contiguous ranges, in rank order. */
+void trn_shard_range(int n, int r, int nr, int *a, int *b);
+/* Rank R's groups [*GA, *GB) of a step of NGROUPS groups in micro-batches of MG: whole
+ * micro-batches of the single process's split while there are at least NR of them, else the
+ * groups split evenly. */
+void trn_shard_groups(int ngroups, int mg, int r, int nr, int *ga, int *gb);
+/* Every rank's explored SHARE (its prompts, in rank order) gathered into WHOLE, the batch one
+ * process would have explored.  NX0: tr->nxname before the share was explored (its exploration
+ * added its new extra fields' names); the shares' new names join tr->xname in rank order, the
+ * order of first appearance in which one process registers them.  -1 with ERR. */
+int trn_shard_gather_rollout(Trainer *tr, const TrnRollout *share, int nx0, TrnRollout *whole, char *err,
+                             size_t errlen);
+/* A (BOUND[NR] floats) completed on every rank: rank r's values are at [BOUND[r], BOUND[r+1]). */
+int trn_shard_gather_floats(float *a, const int *bound, char *err, size_t errlen);
+
 /* The metrics writer (trn_metrics.c): one JSON line to tr->metrics.  The record of an evaluation
  * at step tr->t; the record of train step tr->t on rollout R with stats ST (RL: the reinforcement
  * fields too — reward, accuracy, kl_behaviour, lag, version, truncated, rollout speed — which
