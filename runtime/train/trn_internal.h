@@ -81,7 +81,7 @@ typedef struct {
 } TrnEvalExtras;
 
 /* The metrics writer (trn_metrics.c): one JSON line to tr->metrics.  The record of an evaluation
- * at step tr->t (with reward_NAME for each extra field of XS); the record of train step tr->t on
+ * at step tr->t (with eval_reward_NAME for each extra field of XS); the record of train step tr->t on
  * rollout R with stats ST (RL: the reinforcement fields too — reward, accuracy, kl_behaviour, lag,
  * version, truncated, rollout speed — which `rein sft` does not have). */
 void trn_metrics_eval(const Trainer *tr, double acc, double reward, double len, const TrnEvalExtras *xs,

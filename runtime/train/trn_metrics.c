@@ -27,10 +27,12 @@ void trn_metrics_eval(const Trainer *tr, double acc, double reward, double len, 
   json_object_set_new(j, "time", json_real(trn_elapsed(tr)));
   json_object_set_new(j, "eval_accuracy", num(acc));
   json_object_set_new(j, "eval_reward", num(reward));
-  /* the reward command's extra fields: the mean over the evaluated responses whose answer had it */
+  /* the reward command's extra fields: the mean over the evaluated responses whose answer had it
+   * (eval_reward_NAME, as eval_reward beside the train records' reward_mean: `rein plot` keeps
+   * a train and an eval value of one name at one step as one point) */
   for (int k = 0; xs && k < xs->n; k++) {
     char key[64];
-    snprintf(key, sizeof key, "reward_%s", xs->name[k]);
+    snprintf(key, sizeof key, "eval_reward_%s", xs->name[k]);
     json_object_set_new(j, key, num(xs->mean[k]));
   }
   json_object_set_new(j, "eval_response_len", num(len));
