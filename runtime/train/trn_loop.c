@@ -221,8 +221,10 @@ static int do_eval(Trainer *tr, double *acc_out, char *err, size_t errlen) {
     if (rc_mkdir_p(samples, err, errlen)) return -1;
     snprintf(samples, sizeof samples, "%s/samples/eval-%06lld.jsonl", tr->o.out, (long long)tr->t);
   }
-  if (trn_eval(tr->m, tr->task, &tr->o, tr->t, samples[0] ? samples : NULL, &acc, &rew, &len, err, errlen)) return -1;
-  trn_metrics_eval(tr, acc, rew, len, rc_now() - t0);
+  TrnEvalExtras xs;
+  if (trn_eval(tr->m, tr->task, &tr->o, tr->t, samples[0] ? samples : NULL, &acc, &rew, &len, &xs, err, errlen))
+    return -1;
+  trn_metrics_eval(tr, acc, rew, len, &xs, rc_now() - t0);
   *acc_out = acc;
   /* without a terminal (a log file) the progress bar is replaced by one line per evaluation */
   if (tr->o.progress < 0 && !isatty(2))
