@@ -20,9 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The longest dataset line read (a GSM8K item is about 1 KB). */
-#define TASK_MAX_LINE (16 << 20)
-
 typedef struct {
   char **q, **a;  /* question, canonical reference number */
   uint64_t n;
@@ -71,67 +68,40 @@ static int encodes(Task *t, const char *q, const char *path, long lineno, char *
   return 0;
 }
 
-static int load_split(const char *path, Task *tok, Split *sp, char *err, size_t errlen) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-    return -1;
+typedef struct {
+  Task *t;
+  const char *path;
+  Split *sp;
+  uint64_t cap;
+} GsmLoad;
+
+/* One line {"question", "answer"} of a split's file into L->sp. */
+static int gsm_line(void *ctx, json_t *o, long lineno, char *err, size_t errlen) {
+  GsmLoad *L = ctx;
+  Split *sp = L->sp;
+  json_t *q = json_object_get(o, "question"), *a = json_object_get(o, "answer");
+  char num[128];
+  if (!json_is_string(q))
+    return snprintf(err, errlen, "%s:%ld: field 'question': missing or not a string", L->path, lineno), -1;
+  if (!json_is_string(a))
+    return snprintf(err, errlen, "%s:%ld: field 'answer': missing or not a string", L->path, lineno), -1;
+  if (!strstr(json_string_value(a), "####") || task_last_number(json_string_value(a), num, sizeof num))
+    return snprintf(err, errlen, "%s:%ld: field 'answer': no final '#### N'", L->path, lineno), -1;
+  if (!encodes(L->t, json_string_value(q), L->path, lineno, err, errlen)) return -1;  /* err says why */
+  if (sp->n == L->cap) {
+    L->cap = L->cap ? 2 * L->cap : 256;
+    sp->q = rc_realloc(sp->q, L->cap * sizeof *sp->q);
+    sp->a = rc_realloc(sp->a, L->cap * sizeof *sp->a);
   }
-  char *line = NULL;
-  size_t cap = 0;
-  long len;
-  long lineno = 0;
-  uint64_t ncap = 0;
-  int rc = -1;
-  while ((len = rc_read_line(f, &line, &cap, TASK_MAX_LINE)) >= 0 || len == -2) {
-    lineno++;
-    if (len == -2) {
-      snprintf(err, errlen, "%s:%ld: longer than %d bytes", path, lineno, TASK_MAX_LINE);
-      goto done;
-    }
-    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-    if (!len) continue;
-    json_error_t je;
-    json_t *o = json_loadb(line, (size_t)len, 0, &je);
-    if (!o || !json_is_object(o)) {
-      snprintf(err, errlen, "%s:%ld: not a JSON object (%s)", path, lineno, o ? "other value" : je.text);
-      json_decref(o);
-      goto done;
-    }
-    json_t *q = json_object_get(o, "question"), *a = json_object_get(o, "answer");
-    char num[128];
-    if (!json_is_string(q)) {
-      snprintf(err, errlen, "%s:%ld: field 'question': missing or not a string", path, lineno);
-    } else if (!json_is_string(a)) {
-      snprintf(err, errlen, "%s:%ld: field 'answer': missing or not a string", path, lineno);
-    } else if (!strstr(json_string_value(a), "####") || task_last_number(json_string_value(a), num, sizeof num)) {
-      snprintf(err, errlen, "%s:%ld: field 'answer': no final '#### N'", path, lineno);
-    } else if (!encodes(tok, json_string_value(q), path, lineno, err, errlen)) {
-      /* err says which character */
-    } else {
-      if (sp->n == ncap) {
-        ncap = ncap ? 2 * ncap : 256;
-        sp->q = rc_realloc(sp->q, ncap * sizeof *sp->q);
-        sp->a = rc_realloc(sp->a, ncap * sizeof *sp->a);
-      }
-      sp->q[sp->n] = rc_strdup(json_string_value(q));
-      sp->a[sp->n] = rc_strdup(num);
-      sp->n++;
-      json_decref(o);
-      continue;
-    }
-    json_decref(o);
-    goto done;
-  }
-  if (!sp->n) {
-    snprintf(err, errlen, "%s: no items", path);
-    goto done;
-  }
-  rc = 0;
-done:
-  free(line);
-  fclose(f);
-  return rc;
+  sp->q[sp->n] = rc_strdup(json_string_value(q));
+  sp->a[sp->n] = rc_strdup(num);
+  sp->n++;
+  return 0;
+}
+
+static int load_split(const char *path, Task *t, Split *sp, char *err, size_t errlen) {
+  GsmLoad L = {t, path, sp, 0};
+  return task_data_lines(path, gsm_line, &L, err, errlen) < 0 ? -1 : 0;
 }
 
 static uint64_t gsm_count(const Task *t, int split) { return ((const Gsm *)t->state)->split[split].n; }
@@ -201,6 +171,43 @@ void task_data_tok(Task *t, TaskTok *tok) {
   byte_chars(chars);
   task_tok_init(&t->tok, chars);
   t->tk = tok ? tok : task_tok_char(&t->tok);
+}
+
+long task_data_lines(const char *path, TaskLineFn fn, void *ctx, char *err, size_t errlen) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno)), -1;
+  char *line = NULL;
+  size_t cap = 0;
+  long len, lineno = 0, items = 0, rc = -1;
+  while ((len = rc_read_line(f, &line, &cap, TASK_MAX_LINE)) >= 0 || len == -2) {
+    lineno++;
+    if (len == -2) {
+      snprintf(err, errlen, "%s:%ld: longer than %d bytes", path, lineno, TASK_MAX_LINE);
+      goto done;
+    }
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+    if (!len) continue;
+    json_error_t je;
+    json_t *o = json_loadb(line, (size_t)len, 0, &je);
+    if (!o || !json_is_object(o)) {
+      snprintf(err, errlen, "%s:%ld: not a JSON object (%s)", path, lineno, o ? "other value" : je.text);
+      json_decref(o);
+      goto done;
+    }
+    int bad = fn(ctx, o, lineno, err, errlen);
+    json_decref(o);
+    if (bad) goto done;
+    items++;
+  }
+  if (!items) {
+    snprintf(err, errlen, "%s: no items", path);
+    goto done;
+  }
+  rc = lineno;
+done:
+  free(line);
+  fclose(f);
+  return rc;
 }
 
 Task *task_gsm8k_open(const TaskData *d, char *err, size_t errlen) {

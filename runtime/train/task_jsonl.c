@@ -12,14 +12,11 @@
 #include "task_internal.h"
 #include "rein/common.h"
 
-#include <errno.h>
-#include <math.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define JL_MAX_LINE (16 << 20)
 
 typedef struct {
   TaskItem *it;
@@ -93,59 +90,42 @@ static int parse_item(const Jsonl *J, json_t *o, const char *path, long ln, Task
   return 0;
 }
 
+typedef struct {
+  Task *t;
+  const char *path;
+  JlSplit *sp;
+  uint64_t cap;
+} JlLoad;
+
+/* One line of a split's file into L->sp: its item, whose prompt must encode. */
+static int jl_line(void *ctx, json_t *o, long ln, char *err, size_t errlen) {
+  JlLoad *L = ctx;
+  const Jsonl *J = L->t->state;
+  TaskItem it;
+  int bad = parse_item(J, o, L->path, ln, &it, err, errlen);
+  if (!bad) {
+    int32_t *ids = NULL;
+    char why[512];
+    if (L->t->tk->prompt(L->t->tk, &it, &ids, why, sizeof why) < 0) {
+      snprintf(err, errlen, "%s:%ld: field '%s': %s", L->path, ln,
+               J->messages_field ? J->messages_field : J->prompt_field, why);
+      bad = 1;
+    }
+    free(ids);
+  }
+  if (bad) {
+    task_item_free(&it);
+    return -1;
+  }
+  JlSplit *sp = L->sp;
+  if (sp->n == L->cap) sp->it = rc_realloc(sp->it, (L->cap = L->cap ? 2 * L->cap : 256) * sizeof *sp->it);
+  sp->it[sp->n++] = it;
+  return 0;
+}
+
 static int load_split(Task *t, const char *path, JlSplit *sp, char *err, size_t errlen) {
-  const Jsonl *J = t->state;
-  FILE *f = fopen(path, "rb");
-  if (!f) return snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno)), -1;
-  char *line = NULL;
-  size_t cap = 0;
-  long len, ln = 0;
-  uint64_t ncap = 0;
-  int rc = -1;
-  while ((len = rc_read_line(f, &line, &cap, JL_MAX_LINE)) >= 0 || len == -2) {
-    ln++;
-    if (len == -2) {
-      snprintf(err, errlen, "%s:%ld: longer than %d bytes", path, ln, JL_MAX_LINE);
-      goto done;
-    }
-    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-    if (!len) continue;
-    json_error_t je;
-    json_t *o = json_loadb(line, (size_t)len, 0, &je);
-    if (!o || !json_is_object(o)) {
-      snprintf(err, errlen, "%s:%ld: not a JSON object (%s)", path, ln, o ? "other value" : je.text);
-      json_decref(o);
-      goto done;
-    }
-    TaskItem it;
-    int bad = parse_item(J, o, path, ln, &it, err, errlen);
-    json_decref(o);
-    if (!bad) {
-      int32_t *ids = NULL;
-      char why[512];
-      if (t->tk->prompt(t->tk, &it, &ids, why, sizeof why) < 0) {
-        snprintf(err, errlen, "%s:%ld: field '%s': %s", path, ln, J->messages_field ? J->messages_field : J->prompt_field,
-                 why);
-        bad = 1;
-      }
-      free(ids);
-    }
-    if (bad) {
-      task_item_free(&it);
-      goto done;
-    }
-    if (sp->n == ncap) sp->it = rc_realloc(sp->it, (ncap = ncap ? 2 * ncap : 256) * sizeof *sp->it);
-    sp->it[sp->n++] = it;
-  }
-  if (!sp->n) {
-    snprintf(err, errlen, "%s: no items", path);
-    goto done;
-  }
-  rc = 0;
-done:
-  free(line);
-  fclose(f);
-  return rc;
+  JlLoad L = {t, path, sp, 0};
+  return task_data_lines(path, jl_line, &L, err, errlen) < 0 ? -1 : 0;
 }
 
 static uint64_t jl_count(const Task *t, int split) { return ((const Jsonl *)t->state)->split[split].n; }
