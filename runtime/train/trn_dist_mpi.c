@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rein/common.h"
 
@@ -158,6 +159,19 @@ int trn_dist_split(int k, char *err, size_t errlen) {
 int trn_dist_world_rank(void) { return world_rank; }
 int trn_dist_world_size(void) { return world_size; }
 
+/* Waits for the N requests REQ, sleeping between tests: a rank that waits for the other group (an
+ * explorer for weights, a trainer for a batch) leaves its core to the ranks that compute, where
+ * MPI's own wait would spin on it — ranks share cores whenever they are oversubscribed. */
+static int wait_all(int n, MPI_Request *req) {
+  int done = 0, rc = MPI_SUCCESS;
+  struct timespec nap = {0, 20000};   /* 20 us, doubling to 1 ms */
+  while (rc == MPI_SUCCESS && !(rc = MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE)) && !done) {
+    nanosleep(&nap, NULL);
+    if (nap.tv_nsec < 1000000) nap.tv_nsec *= 2;
+  }
+  return rc;
+}
+
 /* Messages sent and not yet known delivered: each its requests (a size header, then blocks of at
  * most DIST_BLOCK bytes) and the buffers freed once all of them completed. */
 typedef struct {
@@ -174,7 +188,7 @@ static int reap(int wait, char *err, size_t errlen) {
   for (int i = 0; i < npend; i++) {
     int done = 1;
     if (rc == MPI_SUCCESS)
-      rc = wait ? MPI_Waitall(pend[i].nreq, pend[i].req, MPI_STATUSES_IGNORE)
+      rc = wait ? wait_all(pend[i].nreq, pend[i].req)
                 : MPI_Testall(pend[i].nreq, pend[i].req, &done, MPI_STATUSES_IGNORE);
     if (rc == MPI_SUCCESS && done) {
       free(pend[i].req), free(pend[i].buf), free(pend[i].head);
@@ -209,12 +223,15 @@ int trn_dist_send(int to, int tag, void *buf, size_t n, char *err, size_t errlen
 
 int trn_dist_recv(int from, int tag, void **buf, size_t *n, char *err, size_t errlen) {
   unsigned long long head = 0;
-  int rc = MPI_Recv(&head, 1, MPI_UNSIGNED_LONG_LONG, from, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+  MPI_Request q;
+  int rc = MPI_Irecv(&head, 1, MPI_UNSIGNED_LONG_LONG, from, tag, MPI_COMM_WORLD, &q);
+  if (rc == MPI_SUCCESS) rc = wait_all(1, &q);
   if (rc != MPI_SUCCESS) return fail(rc, "receive", err, errlen);
   char *p = rc_malloc((size_t)head + 1);
   for (size_t at = 0; at < head && rc == MPI_SUCCESS; at += DIST_BLOCK) {
     size_t m = head - at < DIST_BLOCK ? head - at : DIST_BLOCK;
-    rc = MPI_Recv(p + at, (int)m, MPI_BYTE, from, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    rc = MPI_Irecv(p + at, (int)m, MPI_BYTE, from, tag, MPI_COMM_WORLD, &q);
+    if (rc == MPI_SUCCESS) rc = wait_all(1, &q);
   }
   if (rc != MPI_SUCCESS) return free(p), fail(rc, "receive", err, errlen);
   *buf = p, *n = (size_t)head;
