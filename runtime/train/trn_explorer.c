@@ -68,7 +68,7 @@ static int recv_weights(Trainer *tr, int64_t *have, int *done, char *err, size_t
   return 0;
 }
 
-int trn_explorer_run(Trainer *tr, char *err, size_t errlen) {
+int trn_explorer_run(Trainer *tr, TrnExploreFn explore, char *err, size_t errlen) {
   const TrnOpts *o = &tr->o;
   int ntrain = trn_dist_world_size() - o->explorer_ranks, done = 0, rc = 0;
   int64_t have = tr->t;   /* the version of the weights held: 0, or the checkpoint's step */
@@ -84,7 +84,7 @@ int trn_explorer_run(Trainer *tr, char *err, size_t errlen) {
                (long long)tr->next_e, (long long)v, (long long)have);
       break;
     }
-    if (trn_explore(tr, tr->next_e, err, errlen)) {
+    if (explore(tr, tr->next_e, err, errlen)) {
       rc = -1;
       break;
     }

@@ -72,19 +72,20 @@ typedef struct {
  * objective reads ref_logp), x, params and t; does not advance t.  -1 with ERR on failure. */
 int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err, size_t errlen);
 
-/* Explores batch E with the current weights into the buffer's end (trn_loop.c).  -1 with ERR. */
-int trn_explore(Trainer *tr, int64_t e, char *err, size_t errlen);
+/* What explores batch E with the current weights into the buffer's end (trn_loop.c's); -1 with ERR. */
+typedef int (*TrnExploreFn)(Trainer *tr, int64_t e, char *err, size_t errlen);
 
 /* A separate explorer (trn_explorer.c, --explorer-ranks).  trn_explorer_check: whether O's
  * --explorer-ranks fits the world (call on every rank before any collective); trn_explorer_is:
- * whether this rank explores.  trn_explorer_run: the explorer's whole part of the run.  On the
+ * whether this rank explores.  trn_explorer_run: the explorer's whole part of the run, each batch
+ * explored by EXPLORE.  On the
  * trainer ranks: trn_explorer_receive takes the explorer's batches into the buffer while the next
  * is <= UPTO_E or was explored with a version <= VERSION (and <= o.steps); trn_explorer_sync,
  * after each step that does not stop the run, sends the weights when a batch needs version tr->t
  * (rank 0); trn_explorer_end, after the run (or its stop), ends the explorer.  -1 with ERR. */
 int trn_explorer_check(const TrnOpts *o, char *err, size_t errlen);
 int trn_explorer_is(const TrnOpts *o);
-int trn_explorer_run(Trainer *tr, char *err, size_t errlen);
+int trn_explorer_run(Trainer *tr, TrnExploreFn explore, char *err, size_t errlen);
 int trn_explorer_receive(Trainer *tr, int64_t upto_e, int64_t version, char *err, size_t errlen);
 int trn_explorer_sync(Trainer *tr, char *err, size_t errlen);
 int trn_explorer_end(Trainer *tr, char *err, size_t errlen);

@@ -83,7 +83,7 @@ static int keep_extras(Trainer *tr, TrnRollout *r, const TaskExtra *ex, char *er
  * --shard-explore 1 its share, prompts [p0, p1) (trn_shard_range), drawn as the whole batch would
  * draw them; every rank's share is then gathered, so every rank buffers the whole batch (the
  * rollout's matrix products see fewer rows, which can change the last bit of a behaviour logp). */
-int trn_explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
+static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
   const TrnOpts *o = &tr->o;
   int p0 = 0, p1 = o->batch_prompts, nx0 = tr->nxname, shard = o->shard_explore && trn_dist_size() > 1;
   if (shard) trn_shard_range(o->batch_prompts, trn_dist_rank(), trn_dist_size(), &p0, &p1);
@@ -238,7 +238,7 @@ static int do_eval(Trainer *tr, double *acc_out, char *err, size_t errlen) {
 /* Explores every batch whose policy version is the trainer's current one. */
 static int explore_ready(Trainer *tr, double *gen_s, long *gen_tok, char *err, size_t errlen) {
   while (tr->next_e <= tr->o.steps && rt_sched_version(tr->next_e, tr->o.sync_interval, tr->o.sync_offset) <= tr->t) {
-    if (trn_explore(tr, tr->next_e, err, errlen)) return -1;
+    if (explore(tr, tr->next_e, err, errlen)) return -1;
     *gen_s += tr->buf[tr->nbuf - 1].gen_s;
     *gen_tok += tr->buf[tr->nbuf - 1].roff[tr->buf[tr->nbuf - 1].nseq];
     tr->next_e++;
@@ -470,7 +470,7 @@ int trn_main(const char *prog, rt_objective *obj, int argc, char **argv) {
     fprintf(stderr, "%s: the run in %s is complete (%lld steps)\n", prog, tr.o.out, (long long)tr.t);
   /* with --explorer-ranks the world splits in trainers and explorers (trn_explorer.c) */
   if (!rc && tr.o.explorer_ranks) rc = trn_dist_split(tr.o.explorer_ranks, err, sizeof err);
-  if (!rc && explorer) rc = trn_explorer_run(&tr, err, sizeof err);
+  if (!rc && explorer) rc = trn_explorer_run(&tr, explore, err, sizeof err);
   if (!rc && !explorer) rc = run_loop(&tr, err, sizeof err);
   if (!rc && !explorer && tr.o.explorer_ranks) rc = trn_explorer_end(&tr, err, sizeof err);
   if (rc && trn_dist_world_size() > 1) {
