@@ -23,8 +23,8 @@
  *
  * Sampling and the objective's randomness are counter-based (keyed by seed and step), so no
  * generator state is saved.  On resume the options that shape the computation must equal the
- * checkpoint's; only the eval/save cadence, keep, stop-at, time-limit, save-dtype and threads may change
- * (threads changes results: a warning says so).  `steps` may not: the explorer's schedule and the
+ * checkpoint's; only the eval/save cadence, keep, stop-at, time-limit, save-dtype, threads and
+ * explorer-ranks may change (threads changes results: a warning says so).  `steps` may not: the explorer's schedule and the
  * learning-rate schedule depend on it.
  */
 #define _GNU_SOURCE
@@ -249,7 +249,7 @@ int trn_ckpt_save(Trainer *tr, char *err, size_t errlen) {
 static int may_change(const char *key) {
   static const char *const ok[] = {"eval-every", "save-every", "keep",        "threads",        "out",
                                    "stop-at",    "time-limit", "save-dtype",  "log-samples",    "reward-timeout",
-                                   NULL};
+                                   "explorer-ranks", NULL};
   for (int i = 0; ok[i]; i++)
     if (!strcmp(key, ok[i])) return 1;
   return 0;
@@ -257,7 +257,7 @@ static int may_change(const char *key) {
 
 /* Options added after the checkpoint format (their absence from a checkpoint means the default). */
 static int added_later(const char *key) {
-  static const char *const later[] = {"prompt-field", "messages-field", "answer-field", "reward-cmd", NULL};
+  static const char *const later[] = {"prompt-field", "messages-field", "answer-field", "reward-cmd", "explorer-ranks", NULL};
   for (int i = 0; later[i]; i++)
     if (!strcmp(key, later[i])) return 1;
   return 0;

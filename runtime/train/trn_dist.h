@@ -42,4 +42,21 @@ int trn_dist_sum(float *buf, size_t n, char *err, size_t errlen);
  * WHAT and the first rank that differs from rank 0. */
 int trn_dist_same(const char *what, uint64_t value, char *err, size_t errlen);
 
+/* Splits the world in two groups: ranks [0, N-K) train, the last K (K >= 1) explore
+ * (--explorer-ranks, trn_explorer.c).  From then on trn_dist_rank, trn_dist_size and every
+ * collective above are those of the caller's own group; trn_dist_world_rank/size and the
+ * point-to-point messages below are the world's.  -1 with ERR (a world of one cannot split). */
+int trn_dist_split(int k, char *err, size_t errlen);
+int trn_dist_world_rank(void);
+int trn_dist_world_size(void);
+
+/* Sends BUF (N bytes, malloc'd; the layer owns and frees it) to world rank TO with TAG without
+ * waiting for the receiver: it travels while the caller computes.  Messages of one sender and
+ * tag arrive in the order sent.  -1 with ERR. */
+int trn_dist_send(int to, int tag, void *buf, size_t n, char *err, size_t errlen);
+/* Waits for the next message of TAG from world rank FROM: *BUF (malloc'd) of *N bytes.  -1 with ERR. */
+int trn_dist_recv(int from, int tag, void **buf, size_t *n, char *err, size_t errlen);
+/* Waits until every message this rank sent has been delivered.  -1 with ERR. */
+int trn_dist_flush(char *err, size_t errlen);
+
 #endif

@@ -38,3 +38,26 @@ int trn_dist_same(const char *what, uint64_t value, char *err, size_t errlen) {
   (void)what, (void)value, (void)err, (void)errlen;
   return 0;
 }
+
+int trn_dist_split(int k, char *err, size_t errlen) {
+  return snprintf(err, errlen, "--explorer-ranks %d: the explorer runs on ranks of its own, started by mpirun "
+                               "(mpirun -np N, N > %d)", k, k), -1;
+}
+
+int trn_dist_world_rank(void) { return 0; }
+int trn_dist_world_size(void) { return 1; }
+
+int trn_dist_send(int to, int tag, void *buf, size_t n, char *err, size_t errlen) {
+  (void)n, (void)tag, free(buf);
+  return snprintf(err, errlen, "no rank %d in a world of one", to), -1;
+}
+
+int trn_dist_recv(int from, int tag, void **buf, size_t *n, char *err, size_t errlen) {
+  (void)tag, *buf = NULL, *n = 0;
+  return snprintf(err, errlen, "no rank %d in a world of one", from), -1;
+}
+
+int trn_dist_flush(char *err, size_t errlen) {
+  (void)err, (void)errlen;
+  return 0;
+}

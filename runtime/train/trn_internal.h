@@ -72,6 +72,24 @@ typedef struct {
  * objective reads ref_logp), x, params and t; does not advance t.  -1 with ERR on failure. */
 int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err, size_t errlen);
 
+/* What explores batch E with the current weights into the buffer's end (trn_loop.c's); -1 with ERR. */
+typedef int (*TrnExploreFn)(Trainer *tr, int64_t e, char *err, size_t errlen);
+
+/* A separate explorer (trn_explorer.c, --explorer-ranks).  trn_explorer_check: whether O's
+ * --explorer-ranks fits the world (call on every rank before any collective); trn_explorer_is:
+ * whether this rank explores.  trn_explorer_run: the explorer's whole part of the run, each batch
+ * explored by EXPLORE.  On the
+ * trainer ranks: trn_explorer_receive takes the explorer's batches into the buffer while the next
+ * is <= UPTO_E or was explored with a version <= VERSION (and <= o.steps); trn_explorer_sync,
+ * after each step that does not stop the run, sends the weights when a batch needs version tr->t
+ * (rank 0); trn_explorer_end, after the run (or its stop), ends the explorer.  -1 with ERR. */
+int trn_explorer_check(const TrnOpts *o, char *err, size_t errlen);
+int trn_explorer_is(const TrnOpts *o);
+int trn_explorer_run(Trainer *tr, TrnExploreFn explore, char *err, size_t errlen);
+int trn_explorer_receive(Trainer *tr, int64_t upto_e, int64_t version, char *err, size_t errlen);
+int trn_explorer_sync(Trainer *tr, char *err, size_t errlen);
+int trn_explorer_end(Trainer *tr, char *err, size_t errlen);
+
 /* Data-parallel shares (trn_shard.c, docs/distributed.md).  [*A, *B): rank R's part of N items
  * split among NR ranks in contiguous ranges, in rank order. */
 void trn_shard_range(int n, int r, int nr, int *a, int *b);
@@ -85,6 +103,11 @@ void trn_shard_groups(int ngroups, int mg, int r, int nr, int *ga, int *gb);
  * order of first appearance in which one process registers them.  -1 with ERR. */
 int trn_shard_gather_rollout(Trainer *tr, const TrnRollout *share, int nx0, TrnRollout *whole, char *err,
                              size_t errlen);
+/* R as one byte string *P (malloc'd, *N bytes), with the names of tr's extra fields, and back:
+ * the rollout R of the bytes P (N of them), its new extra fields' names joining tr->xname, as
+ * when exploring it.  From one process to another of the same build (no byte-order checks). */
+void trn_rollout_to_bytes(const Trainer *tr, const TrnRollout *r, void **p, size_t *n);
+int trn_rollout_from_bytes(Trainer *tr, const void *p, size_t n, TrnRollout *r, char *err, size_t errlen);
 /* A (BOUND[NR] floats) completed on every rank: rank r's values are at [BOUND[r], BOUND[r+1]). */
 int trn_shard_gather_floats(float *a, const int *bound, char *err, size_t errlen);
 

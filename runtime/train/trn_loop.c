@@ -5,7 +5,9 @@
  * v(e) = rt_sched_version(e, n, k), which is never later than θ_{e-1}.  So whenever the trainer
  * reaches version s (at the start, s = 0, and after each step), the explorer generates every
  * batch e with v(e) == s and appends it to the FIFO buffer; train step t then consumes batch t.
- * With sync_offset k the buffer holds up to k + n batches generated ahead.
+ * With sync_offset k the buffer holds up to k + n batches generated ahead.  With --explorer-ranks
+ * the explorer is a rank of its own (trn_explorer.c) sampling the same batches with the same
+ * weights concurrently; this loop then receives them instead of exploring.
  *
  * A train step: pack the batch's sequences (prompt + response, causal within each, no padding),
  * run the compiled objective's prologue on the whole batch (rt_begin), then for each micro-batch
@@ -268,7 +270,9 @@ static int run_loop(Trainer *tr, char *err, size_t errlen) {
   if (tr->t == 0) rc = do_eval(tr, &eval_acc, err, errlen);
   char line[256] = "";
   while (!rc && tr->t < o->steps) {
-    if (explore_ready(tr, &gen_s, &gen_tok, err, errlen)) {
+    /* a separate explorer's batch t+1 arrives (its rollout overlapped the previous steps) */
+    if (o->explorer_ranks ? trn_explorer_receive(tr, tr->t + 1, -1, err, errlen)
+                          : explore_ready(tr, &gen_s, &gen_tok, err, errlen)) {
       rc = -1;
       break;
     }
@@ -280,6 +284,7 @@ static int run_loop(Trainer *tr, char *err, size_t errlen) {
     TrnRollout r = tr->buf[0];
     memmove(tr->buf, tr->buf + 1, (size_t)(tr->nbuf - 1) * sizeof *tr->buf);
     tr->nbuf--;
+    if (o->explorer_ranks) gen_s += r.gen_s, gen_tok += r.roff[r.nseq];
     TrnStepStats st = {0};
     st.metrics = metrics;
     rc = trn_train_step(tr, &r, &st, err, errlen);
@@ -295,8 +300,12 @@ static int run_loop(Trainer *tr, char *err, size_t errlen) {
       if (!rc && o->time_limit > 0 && trn_dist_size() > 1) rc = rank0_flag(&stop, err, errlen);
       /* a run that stops early is evaluated where it stops */
       if (!rc && stop && !(o->eval_every > 0 && tr->t % o->eval_every == 0)) rc = do_eval(tr, &eval_acc, err, errlen);
-      if (!rc && lead && ((o->save_every > 0 && tr->t % o->save_every == 0) || tr->t == o->steps || stop))
-        rc = trn_ckpt_save(tr, err, errlen);
+      /* the explorer samples version t while the trainers go on */
+      if (!rc && !stop && o->explorer_ranks) rc = trn_explorer_sync(tr, err, errlen);
+      int save = (o->save_every > 0 && tr->t % o->save_every == 0) || tr->t == o->steps || stop;
+      /* a checkpoint holds the batches one process would have explored by now: versions <= t-1 */
+      if (!rc && save && o->explorer_ranks) rc = trn_explorer_receive(tr, 0, tr->t - 1, err, errlen);
+      if (!rc && lead && save) rc = trn_ckpt_save(tr, err, errlen);
       if (!rc && stop) {
         if (prog) fputc('\n', stderr);
         if (lead) fprintf(stderr, "%s: stopped after step %lld of %d (%s); continue with --resume\n", tr->prog,
@@ -412,9 +421,10 @@ static int open_metrics(Trainer *tr, char *err, size_t errlen) {
 static int dist_check(const Trainer *tr, char *err, size_t errlen) {
   int R = trn_dist_size();
   if (R == 1) return 0;
-  if (tr->o.batch_prompts < R)
-    return snprintf(err, errlen, "--batch-prompts %d is fewer than the %d ranks: every rank explores at least one "
-                    "prompt of each batch", tr->o.batch_prompts, R), -1;
+  if (tr->o.batch_prompts < R - tr->o.explorer_ranks)
+    return snprintf(err, errlen, "--batch-prompts %d is fewer than the %d %sranks: every rank %s at least one "
+                    "prompt of each batch", tr->o.batch_prompts, R - tr->o.explorer_ranks,
+                    tr->o.explorer_ranks ? "trainer " : "", tr->o.explorer_ranks ? "trains on" : "explores"), -1;
   char *cfg = trn_opts_json(&tr->o, TRN_CMD_TRAIN);
   const rein_objective *d = tr->d;
   uint64_t h[4] = {rc_hash_bytes(cfg, strlen(cfg)), rc_hash_bytes(d->name, strlen(d->name)),
@@ -440,7 +450,8 @@ int trn_main(const char *prog, rt_objective *obj, int argc, char **argv) {
     return status;
   }
   tr.next_e = 1;
-  int rc = set_params(&tr, err, sizeof err);
+  int rc = trn_explorer_check(&tr.o, err, sizeof err), explorer = trn_explorer_is(&tr.o);
+  if (!rc) rc = set_params(&tr, err, sizeof err);
   if (!rc && !(tr.task = trn_make_task(&tr.o, err, sizeof err))) rc = -1;
   if (!rc && !(tr.m = load_policy(&tr.o, err, sizeof err))) rc = -1;
   if (!rc) rc = trn_check_vocab(&tr, err, sizeof err);
@@ -457,10 +468,14 @@ int trn_main(const char *prog, rt_objective *obj, int argc, char **argv) {
   if (!rc && lead) rc = open_metrics(&tr, err, sizeof err);
   if (!rc && lead && tr.o.resume && tr.t >= tr.o.steps)
     fprintf(stderr, "%s: the run in %s is complete (%lld steps)\n", prog, tr.o.out, (long long)tr.t);
-  if (!rc) rc = run_loop(&tr, err, sizeof err);
-  if (rc && trn_dist_size() > 1) {
+  /* with --explorer-ranks the world splits in trainers and explorers (trn_explorer.c) */
+  if (!rc && tr.o.explorer_ranks) rc = trn_dist_split(tr.o.explorer_ranks, err, sizeof err);
+  if (!rc && explorer) rc = trn_explorer_run(&tr, explore, err, sizeof err);
+  if (!rc && !explorer) rc = run_loop(&tr, err, sizeof err);
+  if (!rc && !explorer && tr.o.explorer_ranks) rc = trn_explorer_end(&tr, err, sizeof err);
+  if (rc && trn_dist_world_size() > 1) {
     /* one rank's failure ends the job; the last checkpoint (written atomically) stays intact */
-    fprintf(stderr, "%s: error (rank %d of %d): %s\n", prog, trn_dist_rank(), trn_dist_size(), err);
+    fprintf(stderr, "%s: error (rank %d of %d): %s\n", prog, trn_dist_world_rank(), trn_dist_world_size(), err);
     trn_dist_abort(1);
   }
   if (rc) fprintf(stderr, "%s: error: %s\n", prog, err);

@@ -82,6 +82,8 @@ static const Opt opts[] = {
     {"shard-explore", K_INT, O_(shard_explore), 0, 1, T, "under mpirun, 1: each rank explores its share of "
                                                          "the prompts (faster; behaviour logp may differ from "
                                                          "one process's in the last bit), 0: every rank all"},
+    {"explorer-ranks", K_INT, O_(explorer_ranks), 0, 1e6, T, "under mpirun: the last K ranks sample rollouts "
+                                                             "while the others train (0: every rank does both)"},
     {"seed", K_U64, O_(seed), 0, 0, TS, "seed of sampling and of the objective's uniform()"},
 };
 #define NOPTS ((int)(sizeof opts / sizeof opts[0]))

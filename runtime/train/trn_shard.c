@@ -5,7 +5,8 @@
  * gathered from the ranks and concatenated in rank order is in group order, exactly the array a
  * single process would hold.  Exploration is split the same way by prompt (a prompt is a group).
  * Explored shares travel as one byte string each (rollout_pack); every rank rebuilds the whole
- * batch, so every rank holds the same experience buffer as a single process.
+ * batch, so every rank holds the same experience buffer as a single process.  A separate explorer
+ * (trn_explorer.c) sends its batches to the trainers in the same form (trn_rollout_to_bytes).
  */
 #include "trn_internal.h"
 
@@ -53,7 +54,7 @@ static void get(const char **p, void *dst, size_t n) {
 }
 
 /* R as bytes: the header, the names of its extra fields NAMES (NX of them), then the arrays. */
-static void rollout_pack(const TrnRollout *r, int nx, char (*names)[48], Bytes *b) {
+static void rollout_pack(const TrnRollout *r, int nx, const char *names, Bytes *b) {
   int32_t h[5] = {r->nseq, r->group, r->nuin, nx, r->nextra};
   int64_t ev[2] = {r->e, r->version};
   put(b, ev, sizeof ev);
@@ -73,16 +74,10 @@ static void rollout_pack(const TrnRollout *r, int nx, char (*names)[48], Bytes *
   put(b, r->extra, (size_t)r->nextra * ns * sizeof(float));
 }
 
-int trn_shard_gather_rollout(Trainer *tr, const TrnRollout *share, int nx0, TrnRollout *whole, char *err,
-                             size_t errlen) {
-  int R = trn_dist_size();
-  Bytes b = {0};
-  rollout_pack(share, tr->nxname, tr->xname, &b);
-  tr->nxname = nx0;   /* the names before this batch: the shares' new ones join in rank order */
-  void *all = NULL;
-  size_t *counts = rc_malloc((size_t)R * sizeof *counts);
-  if (trn_dist_allgather(b.p, b.n, &all, counts, err, errlen)) return free(b.p), free(counts), -1;
-  free(b.p);
+/* The R packed shares at ALL (COUNTS[r] bytes each, in order) joined into WHOLE; their extra
+ * fields' new names join tr->xname in order.  -1 with ERR. */
+static int rollout_join(Trainer *tr, const void *all, const size_t *counts, int R, TrnRollout *whole, char *err,
+                        size_t errlen) {
   /* the shares' headers first: sizes of the whole */
   const char **at = rc_malloc((size_t)R * sizeof *at);
   int32_t (*h)[5] = rc_malloc((size_t)R * sizeof *h);
@@ -105,7 +100,7 @@ int trn_shard_gather_rollout(Trainer *tr, const TrnRollout *share, int nx0, TrnR
       while (j < tr->nxname && strcmp(tr->xname[j], p)) j++;
       if (j == tr->nxname) {
         if (j == TRN_MAX_XNAMES)
-          return free(all), free(counts), free(at), free(h),
+          return free(at), free(h),
                  snprintf(err, errlen, "reward command '%s': more than %d different extra fields in the run",
                           tr->o.reward_cmd, TRN_MAX_XNAMES), -1;
         snprintf(tr->xname[tr->nxname++], sizeof tr->xname[0], "%s", p);
@@ -161,9 +156,34 @@ int trn_shard_gather_rollout(Trainer *tr, const TrnRollout *share, int nx0, TrnR
     free(po), free(ro);
     s0 += ns;
   }
-  free(all), free(counts), free(at), free(h);
+  free(at), free(h);
   *whole = w;
   return 0;
+}
+
+int trn_shard_gather_rollout(Trainer *tr, const TrnRollout *share, int nx0, TrnRollout *whole, char *err,
+                             size_t errlen) {
+  int R = trn_dist_size();
+  Bytes b = {0};
+  rollout_pack(share, tr->nxname, tr->xname[0], &b);
+  tr->nxname = nx0;   /* the names before this batch: the shares' new ones join in rank order */
+  void *all = NULL;
+  size_t *counts = rc_malloc((size_t)R * sizeof *counts);
+  int rc = trn_dist_allgather(b.p, b.n, &all, counts, err, errlen);
+  free(b.p);
+  if (!rc) rc = rollout_join(tr, all, counts, R, whole, err, errlen);
+  free(all), free(counts);
+  return rc;
+}
+
+void trn_rollout_to_bytes(const Trainer *tr, const TrnRollout *r, void **p, size_t *n) {
+  Bytes b = {0};
+  rollout_pack(r, tr->nxname, tr->xname[0], &b);
+  *p = b.p, *n = b.n;
+}
+
+int trn_rollout_from_bytes(Trainer *tr, const void *p, size_t n, TrnRollout *r, char *err, size_t errlen) {
+  return rollout_join(tr, p, &n, 1, r, err, errlen);
 }
 
 int trn_shard_gather_floats(float *a, const int *bound, char *err, size_t errlen) {

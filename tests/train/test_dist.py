@@ -16,6 +16,12 @@ CASE:
   faults  ranks started with different options end the job with a message naming the rank; a
           rank killed mid-run ends the job (non-zero status) and leaves the last checkpoint
           intact: the run resumes from it to the end
+  explorer  --explorer-ranks 1 (rollout on a rank of its own, concurrent with training, with the
+          sync_interval 2 / sync_offset 1 schedule): 1 trainer + 1 explorer equals one process bit
+          for bit (metrics, and every checkpoint's model, AdamW state and buffer of batches explored
+          ahead); 2 trainers + 1 explorer within the data-parallel tolerance; stopped (--stop-at)
+          and resumed equals the uninterrupted run; bad --explorer-ranks refused with a message;
+          prints the steps/s of one process and of 1 trainer + 1 explorer (the machine's load too)
 Exits 77 (skipped) when mpirun is missing or the build has no MPI.
 """
 import argparse
@@ -64,6 +70,25 @@ def records(d):
 def sha(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
+
+
+def buffer_bytes(path):
+    """buffer.bin (runtime/train/trn_buffer.c's layout) with each rollout's generation time (a
+    timing field) zeroed, and the number of rollouts."""
+    b = bytearray(open(path, "rb").read())
+    assert b[:8] == b"REINBUF2", path
+    n, at = int.from_bytes(b[8:12], "little"), 12
+    for _ in range(n):
+        nseq = int.from_bytes(b[at + 16:at + 20], "little", signed=True)
+        at += 24
+        np_ = int.from_bytes(b[at + 4 * nseq:at + 4 * nseq + 4], "little")
+        at += 4 * (nseq + 1) + 4 * np_
+        nr = int.from_bytes(b[at + 4 * nseq:at + 4 * nseq + 4], "little")
+        at += 4 * (nseq + 1) + 8 * nr + 9 * nseq
+        b[at:at + 8] = bytes(8)   # gen_s
+        nu = int.from_bytes(b[at + 8:at + 12], "little")
+        at += 12 + 4 * nu * nseq
+    return bytes(b), n
 
 
 def close(a, b, tol):
@@ -201,18 +226,77 @@ def case_faults(rein, work):
           "the run resumes from it (to --stop-at 6): " + p.stderr.strip()[-200:])
 
 
+def case_explorer(rein, work):
+    cmd = common(rein, work, steps=6) + ["--save-every", "2"]
+    one, e2 = os.path.join(work, "one"), os.path.join(work, "e2")
+    t0 = time.time()
+    run(cmd + ["--out", one])
+    t_one = time.time() - t0
+    t0 = time.time()
+    run(mpirun(2) + cmd + ["--out", e2, "--explorer-ranks", "1"])
+    t_e2 = time.time() - t0
+    check(records(one) == records(e2), "1 trainer + 1 explorer: metrics.jsonl identical to one process's "
+          "(timing aside)")
+    for c in ("ckpt-000002", "ckpt-000004", "ckpt-000006"):
+        for f in ("model.safetensors", "optim.safetensors"):
+            check(sha(os.path.join(one, c, f)) == sha(os.path.join(e2, c, f)),
+                  f"1 trainer + 1 explorer: {c}/{f} bit-identical to one process's")
+        ba, na = buffer_bytes(os.path.join(one, c, "buffer.bin"))
+        bb, nb = buffer_bytes(os.path.join(e2, c, "buffer.bin"))
+        check(ba == bb, f"1 trainer + 1 explorer: {c}/buffer.bin ({na} batches explored ahead) identical to one "
+              "process's (generation times aside)")
+    check(buffer_bytes(os.path.join(one, "ckpt-000002", "buffer.bin"))[1] > 0, "... step 2's holds a batch")
+    # 2 trainers: the weight gradients are summed in rank order (docs/distributed.md's tolerance)
+    e3 = os.path.join(work, "e3")
+    run(mpirun(3) + cmd + ["--out", e3, "--explorer-ranks", "1"])
+    a, b = records(one), records(e3)
+    s1 = lambda rs: {k: v for k, v in [r for r in rs if r["kind"] == "train" and r["step"] == 1][0].items()   # noqa: E731
+                     if k != "grad_norm"}
+    check(s1(a) == s1(b), "2 trainers + 1 explorer: step 1's loss and metrics equal one process's bit for bit")
+    ok, what = close(a, b, TOL)
+    check(ok, f"2 trainers + 1 explorer: every step within relative {TOL:g} of one process: {what}")
+    # stopped after step 3 (the checkpoint holds batches 4 and 5, explored ahead) and resumed
+    s = os.path.join(work, "e2stop")
+    p = run(mpirun(2) + cmd + ["--out", s, "--explorer-ranks", "1", "--stop-at", "3"])
+    check("stopped after step 3" in p.stderr, "1 trainer + 1 explorer --stop-at 3: stopped")
+    check(buffer_bytes(os.path.join(s, "ckpt-000003", "buffer.bin"))[1] == 2,
+          "... its checkpoint holds batches 4 and 5 (explored ahead with version 2)")
+    run(mpirun(2) + cmd + ["--out", s, "--resume", "--explorer-ranks", "1"])
+    for f in ("model.safetensors", "optim.safetensors"):
+        check(sha(os.path.join(one, "ckpt-000006", f)) == sha(os.path.join(s, "ckpt-000006", f)),
+              f"stopped and resumed with the explorer: {f} bit-identical to one process's")
+    check([r for r in records(s) if not (r["kind"] == "eval" and r["step"] == 3)] == records(one),
+          "stopped and resumed with the explorer: metrics.jsonl identical apart from the evaluation at the stop")
+    # refused
+    p = run(mpirun(3) + cmd + ["--out", os.path.join(work, "k2"), "--explorer-ranks", "2"], ok=False)
+    check(p.returncode != 0 and "one explorer rank is supported" in p.stderr,
+          "--explorer-ranks 2: refused with a message")
+    p = run(cmd + ["--out", os.path.join(work, "k1"), "--explorer-ranks", "1"], ok=False)
+    check(p.returncode != 0 and "needs more ranks than explorers" in p.stderr,
+          "--explorer-ranks 1 in one process: refused with a message")
+    # throughput: steps 2 to 6 by the run's own clock (start-up and the first evaluation aside), and
+    # the wall clock of the whole run (mpirun's start-up included); a measurement, not a check
+    def rate(d):
+        with open(os.path.join(d, "metrics.jsonl")) as f:
+            t = [r["time"] for r in map(json.loads, f) if r["kind"] == "train"]
+        return (len(t) - 1) / (t[-1] - t[0])
+    print(f"info  throughput: one process {rate(one):.2f} steps/s (whole run {t_one:.1f} s), 1 trainer + 1 "
+          f"explorer {rate(e2):.2f} steps/s (whole run {t_e2:.1f} s); load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rein", required=True)
     ap.add_argument("--mpi", default="ON")
-    ap.add_argument("case", choices=["np2", "np3", "faults"])
+    ap.add_argument("case", choices=["np2", "np3", "faults", "explorer"])
     a = ap.parse_args()
     if not shutil.which("mpirun") or a.mpi not in ("ON", "TRUE", "1"):
         print("SKIP: mpirun or an MPI build is missing (install libopenmpi-dev openmpi-bin and build again)")
         sys.exit(77)
     work = tempfile.mkdtemp(prefix="rein-dist-")
     try:
-        {"np2": case_np2, "np3": case_np3, "faults": case_faults}[a.case](os.path.abspath(a.rein), work)
+        {"np2": case_np2, "np3": case_np3, "faults": case_faults, "explorer": case_explorer}[a.case](os.path.abspath(a.rein), work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{len(FAILS)} failure(s)" if FAILS else "all passed")

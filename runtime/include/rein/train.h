@@ -59,6 +59,7 @@ typedef struct {
   char out[TRN_PATH];
   int save_every, keep, resume, progress, threads;
   int shard_explore;           /* data-parallel runs: 1: each rank explores its share of the prompts */
+  int explorer_ranks;          /* under mpirun: the last K ranks explore, the others train (0: none) */
   char save_dtype[8];          /* model files written: "same" (the dtype --model came in), "f32",
                                   "bf16" or "f16"; rounded ones keep F32 masters in optim */
   int stop_at;                 /* stop (with a checkpoint) after this step; 0: run to the end */
