@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Eager PyTorch (CPU) baseline for three Rein objectives: loss + d loss / d logp via autograd.
+"""Eager PyTorch baseline (CPU; CUDA with --device cuda, torch.compile with --compile) for three Rein objectives: loss + d loss / d logp via autograd.
 
 The objectives are written the way a practitioner writes them inside a training framework
 (TRL / verl / Trinity style): the batch is a padded [B, L] tensor pair (logp, old_logp) with a
@@ -28,7 +28,7 @@ Semantics are exactly those of the Rein programs (defaults included):
 Usage (only /usr/bin/python3 has torch):
   bench/torch_eager.py --objective grpo|rec_oneside_nois|gspo --tokens N [--group-size 16]
         [--seq-len 256] [--threads T] [--repeat R] [--warmup W] [--metrics]
-        [--malloc-cache] [--omp-wait-policy default|active|passive]
+        [--malloc-cache] [--omp-wait-policy default|active|passive] [--device cpu|cuda] [--compile]
       -> one JSON line {"objective", "tokens", "threads", "best_s", "median_s", ...}
   bench/torch_eager.py --objective OBJ --check DIR [--rein build/rein] [--backend interp,cpu]
       -> writes small batches (Rein batch JSON) into DIR, runs `rein eval` on them and compares
@@ -166,11 +166,12 @@ def gspo_loss(logp, old_logp, mask, reward, G, eps_low=3e-4, eps_high=4e-4, with
 LOSSES = {"grpo": grpo_loss, "rec_oneside_nois": rec_oneside_nois_loss, "gspo": gspo_loss}
 
 
-def loss_and_grad(name, logp, old_logp, mask, reward, G, params, with_metrics=False, **extra):
+def loss_and_grad(name, logp, old_logp, mask, reward, G, params, with_metrics=False, fn=None, **extra):
     """One training-step's worth of objective work: build the loss from the leaf logp and
-    backpropagate.  Returns (loss, d loss / d logp, metrics)."""
+    backpropagate.  Returns (loss, d loss / d logp, metrics).  FN: the loss function to use in
+    place of LOSSES[name] (its torch.compile'd form)."""
     logp.grad = None
-    loss, metrics = LOSSES[name](logp, old_logp, mask, reward, G, with_metrics=with_metrics,
+    loss, metrics = (fn or LOSSES[name])(logp, old_logp, mask, reward, G, with_metrics=with_metrics,
                                  **params, **({} if name != "gspo" else extra))
     loss.backward()
     return loss, logp.grad, metrics
@@ -208,15 +209,22 @@ def bench(args):
     tokens = n_groups * G * L
     name = args.objective
     params = dict(OBJECTIVES[name][1])
-    logp0, old_logp, mask, reward, truncated, lengths = make_bench_batch(n_groups, G, L, args.seed)
+    logp0, old_logp, mask, reward, truncated, lengths = (
+        t.to(args.device) for t in make_bench_batch(n_groups, G, L, args.seed))
     logp = logp0.clone().requires_grad_(True)
     extra = {"lengths": lengths, "truncated": truncated} if name == "gspo" else {}
+    if args.compile and not hasattr(torch, "compile"):
+        sys.exit("torch %s has no torch.compile (2.0 or newer needed)" % torch.__version__)
+    fn = torch.compile(LOSSES[name]) if args.compile else None
+    cuda = args.device.startswith("cuda")
 
     times = []
     for i in range(args.warmup + args.repeat):
         t0 = time.perf_counter()
         loss, grad, metrics = loss_and_grad(name, logp, old_logp, mask, reward, G, params,
-                                            with_metrics=args.metrics, **extra)
+                                            with_metrics=args.metrics, fn=fn, **extra)
+        if cuda:
+            torch.cuda.synchronize()
         # Reading the values forces nothing extra on CPU (eager ops are synchronous), but keep
         # the loss and the gradient alive until the clock stops, as a trainer would use them.
         t1 = time.perf_counter()
@@ -228,6 +236,8 @@ def bench(args):
         "objective": name,
         "tokens": tokens,
         "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
+        "compile": bool(args.compile),
         "best_s": min(times),
         "median_s": statistics.median(times),
         "repeat": args.repeat,
@@ -472,6 +482,9 @@ def main():
     ap.add_argument("--omp-wait-policy", choices=["default", "active", "passive"],
                     default="default", help="re-run with OMP_WAIT_POLICY set (libgomp)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="torch device of the benchmark (cpu, cuda)")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile the loss (give --warmup 2 or more: the first calls compile)")
     ap.add_argument("--check", metavar="BATCH_OUT_DIR")
     ap.add_argument("--rein", default="build/rein")
     ap.add_argument("--backend", default="interp,cpu", help="comma-separated rein backends")
