@@ -206,10 +206,15 @@ static void sibling(Cg *c, int i) {
     cg_span(c, n->rlevel, n->elev, &lo, &hi);
   }
   LLVMValueRef cnt = LLVMBuildSub(c->b, hi, lo, "");
-  /* scratch regions of max(ntoks, nseqs) + 1 each: values, keeps / indices, temporaries */
+  /* scratch regions of max(ntoks, nseqs) + 1 each: values, keeps / indices, temporaries; three
+   * for siblings over tokens and three more for siblings over sequences or groups.  The element
+   * index ranges [lo, hi) of one level are disjoint between the units that threads work on at
+   * once, but a token range and a sequence range may overlap: rank[seq] of a token value and
+   * rank[group] of a sequence value in one pass would otherwise share scratch across threads. */
   LLVMValueRef nt = cg_field(c, REIN_CTX_NTOKS, false), ns = cg_field(c, REIN_CTX_NSEQS, false);
   LLVMValueRef reg = add1(c, LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, nt, ns, ""), nt, ns, ""));
   LLVMValueRef sc = cg_field(c, REIN_CTX_SCRATCH, true);
+  if (n->elev != LV_TOKEN) sc = gep(c, c->f64, sc, LLVMBuildMul(c->b, reg, ci64(c, 3), ""));
   SibData d = {i, lo, gep(c, c->f64, sc, lo), NULL};
   LLVMValueRef r2 = gep(c, c->f64, sc, LLVMBuildAdd(c->b, reg, lo, ""));
   LLVMValueRef r3 = gep(c, c->f64, sc, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, reg, ci64(c, 2), ""), lo, ""));

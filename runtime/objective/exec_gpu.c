@@ -163,7 +163,7 @@ static bool gpu_prepare(rt_exec *xb, const rt_batch *b, const double *params, ch
   ok = ok && dev_buf(x, B_SLOTS, 8 * (size_t)d->nslots) && dev_buf(x, B_TOK, 8 * (size_t)d->ntok_arrays * nt) &&
        dev_buf(x, B_SEQ, 8 * (size_t)d->nseq_arrays * ns) && dev_buf(x, B_GRP, 8 * (size_t)d->ngrp_arrays * ng) &&
        dev_buf(x, B_RECORDS, 24 * ng * (size_t)d->nreductions) && dev_buf(x, B_STATES, 24 * (size_t)d->nreductions) &&
-       dev_buf(x, B_GRAD, 8 * nt) && dev_buf(x, B_SCRATCH, 24 * big) && dev_buf(x, B_OUT, 8 * (1 + (size_t)d->nmetrics)) &&
+       dev_buf(x, B_GRAD, 8 * nt) && dev_buf(x, B_SCRATCH, 48 * big) && dev_buf(x, B_OUT, 8 * (1 + (size_t)d->nmetrics)) &&
        dev_buf(x, B_CTX, sizeof(rein_ctx));
   ok = ok && (d->nreductions == 0 ||
               cu_ok(x, x->cu.cuMemsetD8_v2(x->buf[B_STATES], 0, 24 * (size_t)d->nreductions), "cuMemset")) &&

@@ -179,7 +179,7 @@ static bool cpu_prepare(rt_exec *xb, const rt_batch *b, const double *params, ch
   x->records = grow(x->records, &x->cap[4], (size_t)b->ngroups * (size_t)d->nreductions * 3, sizeof(double));
   x->states = grow(x->states, &x->cap[5], (size_t)d->nreductions * 3, sizeof(double));
   size_t big = (size_t)(b->ntoks > b->nseqs ? b->ntoks : b->nseqs) + 1;
-  x->scratch = grow(x->scratch, &x->cap[6], 3 * big, sizeof(double));
+  x->scratch = grow(x->scratch, &x->cap[6], 6 * big, sizeof(double));
   x->out = grow(x->out, &x->cap[7], 1 + (size_t)d->nmetrics, sizeof(double));
   x->grad = grow(x->grad, &x->cap[8], 2 * (size_t)b->ntoks, sizeof(float));
   memset(x->states, 0, sizeof(double) * (size_t)d->nreductions * 3);

@@ -168,7 +168,8 @@ typedef struct rein_ctx {
   double *records;                 /* (ngroups * nreductions * 3) per-group partial states */
   double *states;                  /* (nreductions * 3) running states; zero at step start */
   float *grad[2];                  /* (ntoks) d loss/d logp, d loss/d entropy (written) */
-  double *scratch;                 /* (3 * (max(ntoks, nseqs) + 1)) for rank/argmax/argmin */
+  double *scratch;                 /* (6 * (max(ntoks, nseqs) + 1)) for rank/argmax/argmin/scans:
+                                      3 regions over tokens, 3 over sequences or groups */
   uint64_t seed, step;             /* uniform() */
   int64_t g0, g1;                  /* the groups of the current view (micro-batch or batch) */
   double *out;                     /* (1 + nmetrics) written by outputs(): loss, metrics */
