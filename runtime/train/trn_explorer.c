@@ -2,22 +2,29 @@
  * off-policy schedule of docs/trainer.md with real concurrency.
  *
  * Under `mpirun -np N`, ranks [0, N-K) train (data-parallel among themselves, trn_step.c; rank 0
- * writes the run directory) and the last K explore; only K = 1 is built.  The explorer keeps its
- * own copy of the weights.  Batch e must be sampled from θ_{v(e)}, v(e) = rt_sched_version(e, n, k):
- * trainer rank 0 sends the weights after train step s whenever a batch needs version s (s > 0;
- * version 0 is the initial policy every rank loaded), and the explorer samples every batch whose
- * version it holds, sending each finished batch to every trainer rank at once without waiting for
- * it to be received — so it runs ahead of the trainers exactly as far as the schedule allows,
- * while they train.  Sampling is keyed by (seed, e) and the weights of version v are the same bits
- * as the single process's, so every batch is the single process's batch.
+ * writes the run directory) and the last K explore.  Every explorer keeps its own copy of the
+ * weights.  Batch e must be sampled from θ_{v(e)}, v(e) = rt_sched_version(e, n, k): trainer rank
+ * 0 sends the weights after train step s to every explorer (one message each) whenever a batch
+ * needs version s (s > 0; version 0 is the initial policy every rank loaded), and the explorers
+ * sample every batch whose version they hold; the first explorer sends each finished batch to
+ * every trainer rank at once without waiting for it to be received — so the explorers run ahead
+ * of the trainers exactly as far as the schedule allows, while they train.  With K > 1 the
+ * explorers split each batch's prompts among themselves as --shard-explore splits them among
+ * ranks (the explore function, trn_loop.c: the same seed per sequence) and gather the shares
+ * within their group in rank order; the explorers after the first drop the gathered batch.  Every
+ * explorer receives the same messages from rank 0, so all of them take part in the same gathers.
+ * Sampling is keyed by (seed, e) and the weights of version v are the same bits as the single
+ * process's, so every batch is the single process's (with K > 1, up to the last bit of a
+ * behaviour logp, as with --shard-explore).
  *
  * The trainers take batch t+1 before step t+1 (the explorer's batches arrive in order).  A
  * checkpoint after step t holds, as in one process, the batches explored with versions <= t-1 and
  * not yet trained on: the trainers receive those before rank 0 saves.  After the last step, or
- * when the run stops early (--stop-at, --time-limit), rank 0 sends an empty message instead of
- * weights and the explorer ends; every batch it sampled by then has been received.  On --resume
- * the explorer loads the checkpoint's weights (version t) and continues from its next batch; the
- * trainers hold the checkpoint's buffer.  Messages: trn_dist_send / trn_dist_recv (trn_dist.h).
+ * when the run stops early (--stop-at, --time-limit), rank 0 sends every explorer an empty
+ * message instead of weights and the explorers end; every batch sampled by then has been
+ * received.  On --resume each explorer loads the checkpoint's weights (version t) and continues
+ * from its next batch; the trainers hold the checkpoint's buffer.  Messages: trn_dist_send /
+ * trn_dist_recv (trn_dist.h).
  */
 #include "trn_internal.h"
 
@@ -32,12 +39,12 @@ enum { EXP_TAG_BATCH = 71, EXP_TAG_WEIGHTS = 72 };
 int trn_explorer_check(const TrnOpts *o, char *err, size_t errlen) {
   int k = o->explorer_ranks, n = trn_dist_world_size();
   if (!k) return 0;
-  if (k > 1)
-    return snprintf(err, errlen, "--explorer-ranks %d: one explorer rank is supported (--explorer-ranks 1); the "
-                    "trainer ranks are data-parallel", k), -1;
   if (n <= k)
     return snprintf(err, errlen, "--explorer-ranks %d needs more ranks than explorers: start the trainer with "
                     "mpirun -np N, N > %d (the first N-%d ranks train)", k, k, k), -1;
+  if (o->batch_prompts < k)
+    return snprintf(err, errlen, "--batch-prompts %d is fewer than the %d explorer ranks: every explorer samples "
+                    "at least one prompt of each batch", o->batch_prompts, k), -1;
   if (o->shard_explore)
     return snprintf(err, errlen, "--shard-explore 1 with --explorer-ranks %d: the explorer ranks do all the "
                     "rollout, the trainer ranks none", k), -1;
@@ -91,6 +98,11 @@ int trn_explorer_run(Trainer *tr, TrnExploreFn explore, char *err, size_t errlen
     TrnRollout *r = &tr->buf[--tr->nbuf];
     void *p = NULL;
     size_t n = 0;
+    if (trn_dist_rank() > 0) {   /* the first explorer sends the gathered batch */
+      trn_rollout_free(r);
+      tr->next_e++;
+      continue;
+    }
     trn_rollout_to_bytes(tr, r, &p, &n);
     trn_rollout_free(r);
     for (int d = 0; d < ntrain && !rc; d++) {
@@ -141,16 +153,18 @@ int trn_explorer_sync(Trainer *tr, char *err, size_t errlen) {
       rt_sched_version(e, o->sync_interval, o->sync_offset) != tr->t)
     return 0;
   size_t n = tr->m->nparams * sizeof(tfm_f);
-  char *p = rc_malloc(sizeof tr->t + n);
-  memcpy(p, &tr->t, sizeof tr->t);
-  memcpy(p + sizeof tr->t, tr->m->params, n);
-  return trn_dist_send(trn_dist_world_size() - o->explorer_ranks, EXP_TAG_WEIGHTS, p, sizeof tr->t + n, err,
-                       errlen);
+  for (int x = trn_dist_world_size() - o->explorer_ranks; x < trn_dist_world_size(); x++) {
+    char *p = rc_malloc(sizeof tr->t + n);   /* one buffer per message: the layer frees each */
+    memcpy(p, &tr->t, sizeof tr->t);
+    memcpy(p + sizeof tr->t, tr->m->params, n);
+    if (trn_dist_send(x, EXP_TAG_WEIGHTS, p, sizeof tr->t + n, err, errlen)) return -1;
+  }
+  return 0;
 }
 
 int trn_explorer_end(Trainer *tr, char *err, size_t errlen) {
-  if (trn_dist_rank() == 0 &&
-      trn_dist_send(trn_dist_world_size() - tr->o.explorer_ranks, EXP_TAG_WEIGHTS, rc_malloc(1), 0, err, errlen))
-    return -1;
+  int w = trn_dist_world_size();
+  for (int x = w - tr->o.explorer_ranks; x < w && trn_dist_rank() == 0; x++)
+    if (trn_dist_send(x, EXP_TAG_WEIGHTS, rc_malloc(1), 0, err, errlen)) return -1;
   return trn_dist_flush(err, errlen);
 }

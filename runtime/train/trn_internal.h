@@ -81,8 +81,9 @@ typedef int (*TrnExploreFn)(Trainer *tr, int64_t e, char *err, size_t errlen);
  * explored by EXPLORE.  On the
  * trainer ranks: trn_explorer_receive takes the explorer's batches into the buffer while the next
  * is <= UPTO_E or was explored with a version <= VERSION (and <= o.steps); trn_explorer_sync,
- * after each step that does not stop the run, sends the weights when a batch needs version tr->t
- * (rank 0); trn_explorer_end, after the run (or its stop), ends the explorer.  -1 with ERR. */
+ * after each step that does not stop the run, sends the weights to every explorer when a batch
+ * needs version tr->t (rank 0); trn_explorer_end, after the run (or its stop), ends the
+ * explorers.  -1 with ERR. */
 int trn_explorer_check(const TrnOpts *o, char *err, size_t errlen);
 int trn_explorer_is(const TrnOpts *o);
 int trn_explorer_run(Trainer *tr, TrnExploreFn explore, char *err, size_t errlen);

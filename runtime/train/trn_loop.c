@@ -80,12 +80,15 @@ static int keep_extras(Trainer *tr, TrnRollout *r, const TaskExtra *ex, char *er
 
 /* Explores batch E with the current weights, B prompts of G responses each.  Every rank explores
  * the whole batch (one process, or a data-parallel run: the same bits everywhere), or with
- * --shard-explore 1 its share, prompts [p0, p1) (trn_shard_range), drawn as the whole batch would
- * draw them; every rank's share is then gathered, so every rank buffers the whole batch (the
- * rollout's matrix products see fewer rows, which can change the last bit of a behaviour logp). */
+ * --shard-explore 1, and on each of several explorer ranks (--explorer-ranks K > 1, where
+ * trn_dist_size() is the explorer group's), its share, prompts [p0, p1) (trn_shard_range), drawn
+ * as the whole batch would draw them; every rank's share is then gathered, so every rank buffers
+ * the whole batch (the rollout's matrix products see fewer rows, which can change the last bit of
+ * a behaviour logp).  The trainer ranks of --explorer-ranks never call this. */
 static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
   const TrnOpts *o = &tr->o;
-  int p0 = 0, p1 = o->batch_prompts, nx0 = tr->nxname, shard = o->shard_explore && trn_dist_size() > 1;
+  int p0 = 0, p1 = o->batch_prompts, nx0 = tr->nxname;
+  int shard = (o->shard_explore || o->explorer_ranks) && trn_dist_size() > 1;
   if (shard) trn_shard_range(o->batch_prompts, trn_dist_rank(), trn_dist_size(), &p0, &p1);
   int B = p1 - p0, G = o->group, nseq = B * G;
   TrnRollout r = {0};

@@ -83,7 +83,8 @@ static const Opt opts[] = {
                                                          "the prompts (faster; behaviour logp may differ from "
                                                          "one process's in the last bit), 0: every rank all"},
     {"explorer-ranks", K_INT, O_(explorer_ranks), 0, 1e6, T, "under mpirun: the last K ranks sample rollouts "
-                                                             "while the others train (0: every rank does both)"},
+                                                             "(sharing each batch's prompts) while the others "
+                                                             "train (0: every rank does both)"},
     {"seed", K_U64, O_(seed), 0, 0, TS, "seed of sampling and of the objective's uniform()"},
 };
 #define NOPTS ((int)(sizeof opts / sizeof opts[0]))

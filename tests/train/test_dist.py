@@ -22,6 +22,11 @@ CASE:
           ahead); 2 trainers + 1 explorer within the data-parallel tolerance; stopped (--stop-at)
           and resumed equals the uninterrupted run; bad --explorer-ranks refused with a message;
           prints the steps/s of one process and of 1 trainer + 1 explorer (the machine's load too)
+  explorers  --explorer-ranks 2 (1 trainer + 2 explorers splitting each batch's prompts as
+          --shard-explore does): step 1 samples one process's tokens (metrics equal but for the
+          rounding of the behaviour logp) and equals -np 2 --shard-explore 1 bit for bit; stopped
+          and resumed equals the uninterrupted run (weights, AdamW state, metrics); an explorer
+          without a prompt refused with a message
 Exits 77 (skipped) when mpirun is missing or the build has no MPI.
 """
 import argparse
@@ -268,9 +273,6 @@ def case_explorer(rein, work):
     check([r for r in records(s) if not (r["kind"] == "eval" and r["step"] == 3)] == records(one),
           "stopped and resumed with the explorer: metrics.jsonl identical apart from the evaluation at the stop")
     # refused
-    p = run(mpirun(3) + cmd + ["--out", os.path.join(work, "k2"), "--explorer-ranks", "2"], ok=False)
-    check(p.returncode != 0 and "one explorer rank is supported" in p.stderr,
-          "--explorer-ranks 2: refused with a message")
     p = run(cmd + ["--out", os.path.join(work, "k1"), "--explorer-ranks", "1"], ok=False)
     check(p.returncode != 0 and "needs more ranks than explorers" in p.stderr,
           "--explorer-ranks 1 in one process: refused with a message")
@@ -285,18 +287,66 @@ def case_explorer(rein, work):
           f"{os.cpu_count()} cores", flush=True)
 
 
+def case_explorers(rein, work):
+    cmd = common(rein, work, steps=6) + ["--save-every", "2"]
+    one, k2, sh = os.path.join(work, "one"), os.path.join(work, "k2"), os.path.join(work, "np2s")
+    run(cmd + ["--out", one])
+    run(mpirun(3) + cmd + ["--out", k2, "--explorer-ranks", "2"])
+    # the explorers sample their shares of the prompts as --shard-explore does: the same tokens as
+    # one process, a behaviour logp that can differ in its last bit (so, as for --shard-explore,
+    # step 1 only: its loss, kl_behaviour and gradient are that rounding noise)
+    step1 = lambda d: [r for r in records(d) if r["kind"] == "train" and r["step"] == 1][0]   # noqa: E731
+    noise = ("loss", "kl_behaviour", "grad_norm")
+    a, b = step1(one), step1(k2)
+    check({k: v for k, v in a.items() if k not in noise} == {k: v for k, v in b.items() if k not in noise} and
+          all(abs(a[k] - b[k]) < 1e-7 for k in noise),
+          "1 trainer + 2 explorers: step 1 sampled one process's tokens (reward, accuracy, lengths, entropy "
+          f"equal), the loss differs by rounding only ({a['loss']:.3g} vs {b['loss']:.3g}); differing: " +
+          str([k for k in a if a[k] != b.get(k)]))
+    check([(r["kind"], r["step"]) for r in records(one)] == [(r["kind"], r["step"]) for r in records(k2)],
+          "1 trainer + 2 explorers: the same train and eval records as one process")
+    # ... split exactly as --shard-explore splits among 2 ranks: step 1's behaviour logp are the
+    # same bits, so its loss and metrics are (the gradient norm within the rank-order sum)
+    run(mpirun(2) + cmd + ["--out", sh, "--shard-explore", "1"])
+    a = step1(sh)
+    ga, gb = a.pop("grad_norm"), b.pop("grad_norm")
+    gn = abs(ga - gb) / max(abs(gb), 1e-30)
+    check(a == b and gn < 1e-6, "1 trainer + 2 explorers: step 1's loss and metrics equal -np 2 --shard-explore "
+          f"1's bit for bit (gradient norm within {gn:.1e})")
+    # stopped after step 3 (batches 4 and 5 explored ahead, in the checkpoint) and resumed with 2
+    # explorers: the uninterrupted run's weights, AdamW state and metrics
+    s = os.path.join(work, "k2stop")
+    p = run(mpirun(3) + cmd + ["--out", s, "--explorer-ranks", "2", "--stop-at", "3"])
+    check("stopped after step 3" in p.stderr, "1 trainer + 2 explorers --stop-at 3: stopped")
+    check(buffer_bytes(os.path.join(s, "ckpt-000003", "buffer.bin"))[1] == 2,
+          "... its checkpoint holds batches 4 and 5 (explored ahead with version 2)")
+    run(mpirun(3) + cmd + ["--out", s, "--resume", "--explorer-ranks", "2"])
+    for f in ("model.safetensors", "optim.safetensors"):
+        check(sha(os.path.join(k2, "ckpt-000006", f)) == sha(os.path.join(s, "ckpt-000006", f)),
+              f"1 trainer + 2 explorers stopped and resumed: {f} bit-identical to the uninterrupted run")
+    check([r for r in records(s) if not (r["kind"] == "eval" and r["step"] == 3)] == records(k2),
+          "1 trainer + 2 explorers stopped and resumed: metrics.jsonl identical apart from the evaluation at the "
+          "stop")
+    # refused: an explorer without a prompt
+    p = run(mpirun(3) + cmd + ["--out", os.path.join(work, "few"), "--explorer-ranks", "2", "--batch-prompts", "1"],
+            ok=False)
+    check(p.returncode != 0 and "fewer than the 2 explorer ranks" in p.stderr,
+          "--explorer-ranks 2 --batch-prompts 1: refused with a message")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rein", required=True)
     ap.add_argument("--mpi", default="ON")
-    ap.add_argument("case", choices=["np2", "np3", "faults", "explorer"])
+    ap.add_argument("case", choices=["np2", "np3", "faults", "explorer", "explorers"])
     a = ap.parse_args()
     if not shutil.which("mpirun") or a.mpi not in ("ON", "TRUE", "1"):
         print("SKIP: mpirun or an MPI build is missing (install libopenmpi-dev openmpi-bin and build again)")
         sys.exit(77)
     work = tempfile.mkdtemp(prefix="rein-dist-")
     try:
-        {"np2": case_np2, "np3": case_np3, "faults": case_faults, "explorer": case_explorer}[a.case](os.path.abspath(a.rein), work)
+        {"np2": case_np2, "np3": case_np3, "faults": case_faults, "explorer": case_explorer,
+         "explorers": case_explorers}[a.case](os.path.abspath(a.rein), work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{len(FAILS)} failure(s)" if FAILS else "all passed")
