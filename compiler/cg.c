@@ -455,10 +455,11 @@ static void emit_outputs(Cg *c) {
   fn_end(c);
 }
 
-LLVMModuleRef cg_module(LLVMContextRef cx, const CgLayout *l, CgTarget t) {
+LLVMModuleRef cg_module(LLVMContextRef cx, const CgLayout *l, CgTarget t, bool f64) {
   Cg cs = {0}, *c = &cs;
   c->cx = cx;
   c->gpu = t == CG_GPU;
+  c->tok_f32 = !c->gpu && !f64;
   c->l = l;
   c->g = l->p->g;
   c->m = LLVMModuleCreateWithNameInContext(c->g->objective, cx);

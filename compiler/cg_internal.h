@@ -38,6 +38,7 @@ typedef struct {
   LLVMBuilderRef b;   /* the code */
   LLVMBuilderRef eb;  /* the entry block: allocas and loads of ctx fields */
   bool gpu;
+  bool tok_f32;       /* token-level element-wise values in float (CPU, CgOptions.f64 false) */
   const CgLayout *l;
   const IrGraph *g;
   LLVMTypeRef f64, f32, i32, i64, i1, ptr, vd;
