@@ -29,10 +29,15 @@
  */
 #include "cg_internal.h"
 
+#include <llvm-c/DebugInfo.h>
+
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- loops ---- */
+#ifndef CG_TOK_F32_LANES
+#define CG_TOK_F32_LANES 8
+#endif
 typedef struct {
   LLVMBasicBlockRef head, exit;
   LLVMValueRef phi, step;
@@ -53,13 +58,25 @@ static LLVMValueRef loop_begin(Cg *c, Loop *L, LLVMValueRef lo, LLVMValueRef hi,
   return L->phi;
 }
 
-static void loop_end(Cg *c, Loop *L) {
+/* Closes loop L; WIDTH > 0 asks the loop vectorizer for that many lanes (llvm.loop metadata). */
+static void loop_end_width(Cg *c, Loop *L, unsigned width) {
   LLVMValueRef next = LLVMBuildAdd(c->b, L->phi, L->step, "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
   LLVMAddIncoming(L->phi, &next, &latch, 1);
-  LLVMBuildBr(c->b, L->head);
+  LLVMValueRef br = LLVMBuildBr(c->b, L->head);
+  if (width) {
+    LLVMMetadataRef self = LLVMTemporaryMDNode(c->cx, NULL, 0);
+    LLVMMetadataRef w[2] = {LLVMMDStringInContext2(c->cx, "llvm.loop.vectorize.width", 25),
+                            LLVMValueAsMetadata(ci32(c, (int)width))};
+    LLVMMetadataRef ops[2] = {self, LLVMMDNodeInContext2(c->cx, w, 2)};
+    LLVMMetadataRef loop = LLVMMDNodeInContext2(c->cx, ops, 2);
+    LLVMMetadataReplaceAllUsesWith(self, loop);
+    LLVMSetMetadata(br, LLVMGetMDKindIDInContext(c->cx, "llvm.loop", 9), LLVMMetadataAsValue(c->cx, loop));
+  }
   LLVMPositionBuilderAtEnd(c->b, L->exit);
 }
+
+static void loop_end(Cg *c, Loop *L) { loop_end_width(c, L, 0); }
 
 /* A loop over [lo, hi), split among the block's threads when PARALLEL (GPU). */
 static LLVMValueRef loop_split(Cg *c, Loop *L, LLVMValueRef lo, LLVMValueRef hi, bool parallel) {
@@ -267,7 +284,9 @@ static void emit_level(Cg *c, Level L) {
     Loop lp;
     c->ix[E] = loop_split(c, &lp, lo, hi, E == c->par);
     emit_level(c, E);
-    loop_end(c, &lp);
+    /* float token loops: 8 lanes (a 256-bit vector of float; the vectorizer's own choice, 4, is
+     * set by the float64 reduction accumulators and leaves half of each vector unused) */
+    loop_end_width(c, &lp, c->tok_f32 && E == LV_TOKEN ? CG_TOK_F32_LANES : 0);
     c->ix[E] = NULL;
     for (int j = 0; j < ps->nnodes; j++) {
       int i = ps->nodes[j];
