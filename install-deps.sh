@@ -13,6 +13,7 @@ PKGS="
   python3 python3-torch python3-numpy
   libjansson-dev pkg-config libopenblas-pthread-dev libxxhash-dev
   libpcre2-dev libutf8proc-dev
+  libopenmpi-dev openmpi-bin
 "
 
 # Node.js runs the test oracles only (the Hugging Face tokenizer and Jinja reference

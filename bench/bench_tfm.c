@@ -258,7 +258,7 @@ static double rein_train(Rein *r) {
 
 static double rein_gen(Rein *r) {
   char err[512];
-  TfmSampling sp = {1.0, 1.0, 0, r->w.NEW, 0, NULL, 7};
+  TfmSampling sp = {1.0, 1.0, 0, r->w.NEW, 0, NULL, 7, 0};
   TfmGenOut go;
   double t0 = now();
   if (tfm_generate(r->m, r->w.S, r->poff, r->tok, &sp, &go, err, sizeof err)) {

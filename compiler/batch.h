@@ -24,7 +24,7 @@ typedef struct {
   double tconst[REIN_NUM_TRAINER_CONSTS];
 } Batch;
 
-/* Reads the batch JSON of language.md §6 from PATH for graph G: every input G uses must be
+/* Reads the batch JSON (docs/language.md, "The batch file") from PATH for graph G: every input G uses must be
  * present (pos and len are computed from the shape), token arrays of a sequence must have equal
  * lengths, numbers must be finite float32 values, and no unknown field may appear.  Errors go to
  * ERR as "PATH: error: group G, sequence S, field `F`: ..." (indices 0-based).  NULL on error. */

@@ -2,7 +2,7 @@
  * and operators.
  *
  * Each table is an X-macro, so the enum, the printed name and the properties of an entry are
- * written once (spec §2 and §4).  The functions and reductions are rows of the op tables of ops.h,
+ * written once (docs/language.md, "Built-in inputs" and "Expressions").  The functions and reductions are rows of the op tables of ops.h,
  * which also give the IR ops: adding a built-in function means adding one row there (and, if its
  * typing is not the default, a rule in sema_expr.c).
  */
@@ -21,7 +21,7 @@ typedef enum { LV_TOKEN, LV_SEQ, LV_GROUP, LV_BATCH, LV_COUNT } Level;
 
 typedef enum { TY_FLOAT, TY_BOOL, TY_ERROR } Type;
 
-/* The built-in inputs (spec §2) are the ABI's list, REIN_INPUT_LIST of rein/objective.h, so the
+/* The built-in inputs (docs/language.md, "Built-in inputs") are the ABI's list, REIN_INPUT_LIST of rein/objective.h, so the
  * language and the ABI cannot disagree: IN_X == REIN_IN_X. */
 
 /* The built-in functions are the element-wise ops of ops.h that have a language name (FN_ID for

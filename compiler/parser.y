@@ -1,10 +1,10 @@
-/* parser.y — the grammar of the Rein language (spec §3–§4), as a reentrant bison parser.
+/* parser.y — the grammar of the Rein language (docs/language.md, "Statements" and "Expressions"), as a reentrant bison parser.
  *
  * It builds the raw AST (ast.h) with a source range on every node and leaves every question of
  * meaning (names, levels, types) to sema.c.  Syntax errors are reported in the project's format
  * by parse_report_syntax_error below and the parser recovers at the next `;`, so one run reports
  * several errors.  Operator precedence is encoded in the rules (one nonterminal per level, as in
- * spec §4) rather than with %left/%right, so that a chained comparison can get its own message.
+ * docs/language.md) rather than with %left/%right, so that a chained comparison can get its own message.
  * The readable summary of this grammar is lang/grammar.ebnf.
  */
 %define api.pure full

@@ -1,4 +1,4 @@
-/* rein.c — the `rein` driver: one binary, one subcommand per job (spec §6).
+/* rein.c — the `rein` driver: one binary, one subcommand per job (the commands: README.md, "Using rein").
  *
  *   rein check FILE...        parse, type-check and plan; diagnostics on stderr; exit 1 on error
  *   rein emit --ast FILE      print the checked syntax tree (deterministic, for golden tests)
@@ -178,7 +178,7 @@ static int cmd_check(int argc, char **argv) {
   }
   status = 0;
   for (int i = k; i < argc; i++) {
-    /* the middle end too: it rejects programs that micro-batches could not run (spec §5) */
+    /* the middle end too: it rejects programs that micro-batches could not run (docs/language.md, "Differentiation") */
     PipeOptions o = {NULL, stdout, false};
     Loaded l;
     if (!rein_load(&l, argv[i], &o, true, max_errors)) status = 1;

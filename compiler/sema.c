@@ -1,4 +1,4 @@
-/* sema.c — semantic analysis of a program: the driver and the statements (spec §1–§5).
+/* sema.c — semantic analysis of a program: the driver and the statements (docs/language.md).
  *
  * The checker walks the statements in order (use before definition is an error, so one pass
  * suffices): the objective line, params and consts (compile-time constants), inputs, fn

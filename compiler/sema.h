@@ -1,4 +1,4 @@
-/* sema.h — semantic analysis of a parsed program (spec §1–§5).
+/* sema.h — semantic analysis of a parsed program (docs/language.md).
  *
  * sema_check resolves names, inlines fn calls, folds constants, infers the level and type of
  * every value, checks reductions, filters, the loss and the metrics, and fills Decl.checked for

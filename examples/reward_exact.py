@@ -11,7 +11,8 @@ and waits (at most --reward-timeout seconds) for one JSON line on our stdout,
     {"reward": 1.0, "accuracy": 1.0, "length": 7}
 
 "reward" is what the advantages use, "accuracy" (0..1) what the accuracy metrics report; any
-other numeric field (here "length") becomes the metric reward_length of the train records.
+other numeric field (here "length") becomes the metric reward_length of the train records
+(eval_reward_length of the evaluation records).
 Print nothing else on stdout (use stderr for messages) and flush after every line.  The program
 ends when its stdin closes.
 

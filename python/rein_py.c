@@ -1,6 +1,7 @@
 /* rein_py.c — the few facts the Python binding (python/rein/_lib.py) reads from C rather than
  * writing them twice: struct sizes (checked against the ctypes mirrors at import), the built-in
- * inputs' names and levels (REIN_INPUT_LIST), the device enum and the ABI version.  Compiled into
+ * inputs' names and levels (REIN_INPUT_LIST), the param kinds (REIN_PARAM_*), the trainer
+ * constants' names (REIN_TRAINER_CONST_LIST), the device enum and the ABI version.  Compiled into
  * librein_runtime.so with the runtime's objective and common sources (python/CMakeLists.txt). */
 #include <stddef.h>
 
@@ -36,3 +37,9 @@ int rein_input_is_bool(int k) {
 
 int rein_device_cpu(void) { return RT_CPU; }
 int rein_device_gpu(void) { return RT_GPU; }
+
+int rein_param_kind_param(void) { return REIN_PARAM_PARAM; }
+int rein_param_kind_state(void) { return REIN_PARAM_STATE; }
+int rein_param_kind_trainer(void) { return REIN_PARAM_TRAINER; }
+int rein_num_trainer_consts(void) { return REIN_NUM_TRAINER_CONSTS; }
+const char *rein_trainer_const_name_of(int k) { return rein_trainer_const_name(k); }

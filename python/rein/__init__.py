@@ -8,7 +8,8 @@
 
 from ._lib import ABI_VERSION, LIB_PATH
 from .errors import ReinError
-from .objective import MicroBatch, Objective, Step
+from .objective import Objective
+from .step import MicroBatch, Step
 
 __version__ = "0.1.0"
 __all__ = ["Objective", "Step", "MicroBatch", "ReinError", "ABI_VERSION", "LIB_PATH"]

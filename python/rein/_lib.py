@@ -107,6 +107,7 @@ _sig = {
     "rt_exec_free": (None, [ctypes.c_void_p]),
     "rt_begin": (ctypes.c_bool, [ctypes.c_void_p, ctypes.POINTER(Batch), c_double_p, ctypes.c_char_p,
                                  ctypes.c_size_t]),
+    "rt_stat": (ctypes.c_bool, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]),
     "rt_micro": (ctypes.c_bool, [ctypes.c_void_p, c_int64, c_int64, ctypes.POINTER(c_float_p),
                                  ctypes.c_char_p, ctypes.c_size_t]),
     "rt_end": (ctypes.c_bool, [ctypes.c_void_p, ctypes.POINTER(Result), ctypes.c_char_p, ctypes.c_size_t]),
@@ -118,8 +119,9 @@ for _n in ("rein_sizeof_rt_batch", "rein_sizeof_rt_result", "rein_sizeof_objecti
            "rein_sizeof_param", "rein_offsetof_objective_inputs_used", "rein_offsetof_rt_batch_in64"):
     getattr(lib, _n).restype = ctypes.c_size_t
     getattr(lib, _n).argtypes = []
-lib.rein_input_name_of.restype = ctypes.c_char_p
-lib.rein_input_name_of.argtypes = [ctypes.c_int]
+for _n in ("rein_input_name_of", "rein_trainer_const_name_of"):
+    getattr(lib, _n).restype = ctypes.c_char_p
+    getattr(lib, _n).argtypes = [ctypes.c_int]
 for _n in ("rein_input_level", "rein_input_is_bool"):
     getattr(lib, _n).argtypes = [ctypes.c_int]
 
@@ -149,6 +151,11 @@ INPUTS = [(lib.rein_input_name_of(k).decode(), lib.rein_input_level(k), bool(lib
           for k in range(NUM_INPUTS)]
 INPUT_INDEX = {n: k for k, (n, _, _) in enumerate(INPUTS)}
 COMPUTED = ("pos", "len")  # the kernels compute these from the layout
+# rein_param.kind: a hyper-parameter, a state carried across steps, a trainer constant
+PARAM_PARAM, PARAM_STATE, PARAM_TRAINER = (lib.rein_param_kind_param(), lib.rein_param_kind_state(),
+                                           lib.rein_param_kind_trainer())
+# the trainer constants' names (REIN_TRAINER_CONST_LIST): max_new, group_size, step
+TRAINER_CONSTS = [lib.rein_trainer_const_name_of(k).decode() for k in range(lib.rein_num_trainer_consts())]
 
 
 def errbuf():

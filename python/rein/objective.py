@@ -2,8 +2,11 @@
 
 Objective(source, **params)        compiles (or loads a .so) and opens it
 obj(logp, entropy=None, *, mask= | offsets=, group=, **inputs) -> (loss, metrics)
-obj.step(*, mask= | offsets=, group=, **inputs) -> Step: the staged step, one micro() per
-                                   micro-batch of whole groups, loss and metrics at the end
+obj.step(*, mask= | offsets=, group=, **inputs) -> Step (step.py): the staged step, stat() for
+                                   an objective with a statistics stage, one micro() per
+                                   micro-batch of whole groups, loss, metrics and states at the end
+Params, states (carried across steps) and trainer constants are the descriptor's params of the
+three kinds: obj.params, obj.states, obj.trainer; _param_array puts them in the descriptor's order.
 
 The batch: groups -> sequences -> tokens.  Two layouts:
   padded  logp [B, T] (one row per sequence), mask [B, T] (the response tokens; default all),
@@ -19,208 +22,15 @@ kernel's d loss/d logp (and d loss/d entropy) to the graph that produced logp (a
 import ctypes
 import math
 
-import numpy as np
 import torch
 
 from . import _lib as L
 from ._compile import compile_objective
+from ._layout import _buf, _checked32, _fptr, _Layout, _shape, _tensor
 from .errors import ReinError
+from .step import Step, _inject
 
-_LOGPROBS = ("logp", "old_logp", "ref_logp")  # at most 0, as the batch reader checks (README)
-_I32_MAX = 2**31 - 1
-
-
-def _tensor(x, name):
-    if isinstance(x, torch.Tensor):
-        return x
-    try:
-        return torch.as_tensor(x)
-    except Exception:
-        raise TypeError("%s: expected a tensor, got %s" % (name, type(x).__name__)) from None
-
-
-def _shape(t):
-    return "[" + ", ".join(str(s) for s in t.shape) + "]"
-
-
-def _int_tensor(x, name):
-    t = _tensor(x, name)
-    if t.dtype.is_floating_point or t.dtype == torch.bool or t.is_complex():
-        raise TypeError("%s: expected an integer tensor, got %s" % (name, t.dtype))
-    return t.detach().cpu().to(torch.int64)
-
-
-def _buf(n):
-    """A float32 host buffer of N values (at least one, so that its pointer is never NULL), NaN."""
-    return torch.full((max(n, 1),), float("nan"), dtype=torch.float32)
-
-
-def _fptr(t):
-    return ctypes.cast(t.data_ptr(), L.c_float_p)
-
-
-class _Layout:
-    """Where the tokens of a batch are: grp_seq [G+1], seq_tok [S+1] (int32, the ABI's offsets),
-    and for the padded layout the flat positions [N] of the response tokens in the [B, T] grid."""
-
-    def __init__(self, group, mask=None, shape=None, offsets=None, ntoks=None):
-        if offsets is not None:
-            self.kind = "packed"
-            off = _int_tensor(offsets, "offsets")
-            if off.dim() != 1 or off.numel() < 2:
-                raise ValueError("offsets: expected a 1-D tensor [S+1] (the first token of each sequence, "
-                                 "then the number of tokens), got shape %s" % _shape(off))
-            if int(off[0]) != 0:
-                raise ValueError("offsets: must start at 0, starts at %d" % int(off[0]))
-            d = off[1:] - off[:-1]
-            if bool((d < 0).any()):
-                k = int(torch.nonzero(d < 0)[0])
-                raise ValueError("offsets: must not decrease (offsets[%d] = %d > offsets[%d] = %d)"
-                                 % (k, int(off[k]), k + 1, int(off[k + 1])))
-            if ntoks is not None and int(off[-1]) != ntoks:
-                raise ValueError("offsets: end at %d, but logp has %d tokens" % (int(off[-1]), ntoks))
-            self.S, self.N, self.T = off.numel() - 1, int(off[-1]), None
-            self.seq_tok64 = off
-            self.flat = None
-        else:
-            self.kind = "padded"
-            if mask is None:
-                m = torch.ones(shape, dtype=torch.bool)
-            else:
-                m = _tensor(mask, "mask").detach().cpu()
-                if m.is_complex():
-                    raise TypeError("mask: expected a bool or 0/1 tensor, got %s" % m.dtype)
-                if shape is not None and tuple(m.shape) != tuple(shape):
-                    raise ValueError("mask: expected shape %s (logp's), got %s"
-                                     % (list(shape), _shape(m)))
-                if m.dim() != 2:
-                    raise ValueError("mask: expected a 2-D tensor [B, T], got shape %s" % _shape(m))
-                if m.dtype != torch.bool:
-                    if not bool(((m == 0) | (m == 1)).all()):
-                        raise ValueError("mask: values must be 0 or 1")
-                    m = m != 0
-            self.S, self.T = m.shape
-            self.flat = torch.nonzero(m.reshape(-1)).squeeze(1)
-            self.N = self.flat.numel()
-            self.seq_tok64 = torch.cat([torch.zeros(1, dtype=torch.int64), torch.cumsum(m.sum(1), 0)])
-        if self.S == 0:
-            raise ValueError("empty batch: no sequence")
-        if self.N > _I32_MAX or self.S > _I32_MAX:
-            raise ValueError("batch too large: %d tokens, %d sequences (the ABI's offsets are int32)"
-                             % (self.N, self.S))
-        if group is None:
-            raise TypeError("group: required, the group id of every sequence (shape [%d]); the "
-                            "sequences of one group must be adjacent" % self.S)
-        g = _int_tensor(group, "group")
-        if tuple(g.shape) != (self.S,):
-            raise ValueError("group: expected shape [%d] (one id per sequence), got %s" % (self.S, _shape(g)))
-        starts = torch.cat([torch.zeros(1, dtype=torch.int64), torch.nonzero(g[1:] != g[:-1]).squeeze(1) + 1])
-        ids = g[starts].tolist()
-        if len(set(ids)) != len(ids):
-            seen = {}
-            for k, i in enumerate(ids):
-                if i in seen:
-                    raise ValueError("group: the sequences of group id %d are not adjacent (sequences %d and %d); "
-                                     "order the batch by group" % (i, int(starts[seen[i]]), int(starts[k])))
-                seen[i] = k
-        self.grp_seq64 = torch.cat([starts, torch.tensor([self.S])])
-        self.G = len(ids)
-        self.grp_seq = self.grp_seq64.to(torch.int32).contiguous()
-        self.seq_tok = self.seq_tok64.to(torch.int32).contiguous()
-
-    def where(self, t, s0=0):
-        """User coordinates of token T (index into the batch's tokens)."""
-        if self.kind == "packed":
-            return "[%d]" % t
-        r, c = divmod(int(self.flat[t]), self.T)
-        return "[%d, %d]" % (r - s0, c)
-
-    def tokens(self, x, name, s0=None, s1=None, grad=False):
-        """Token input X as a 1-D tensor of the tokens of sequences [s0, s1) (default: all), in
-        X's dtype and on its device; differentiable when GRAD."""
-        x = _tensor(x, name)
-        whole = s0 is None
-        if whole:
-            s0, s1 = 0, self.S
-        t0, t1 = int(self.seq_tok64[s0]), int(self.seq_tok64[s1])
-        if self.kind == "packed":
-            want = (t1 - t0,)
-        else:
-            want = (s1 - s0, self.T)
-        if tuple(x.shape) != want:
-            where = ("sequences %d..%d of the batch" % (s0, s1 - 1)) if not whole else "the batch"
-            raise ValueError("%s: expected shape %s (%s, %s layout), got %s"
-                             % (name, list(want), where, self.kind, _shape(x)))
-        if x.is_complex() or (grad and not x.dtype.is_floating_point):
-            raise TypeError("%s: expected a floating-point tensor, got %s" % (name, x.dtype))
-        if not grad:
-            x = x.detach()
-        if self.kind == "packed":
-            return x
-        idx = self.flat[t0:t1] - s0 * self.T
-        return x.reshape(-1).index_select(0, idx.to(x.device))
-
-    def seqs(self, x, name):
-        x = _tensor(x, name)
-        if tuple(x.shape) != (self.S,):
-            raise ValueError("%s: expected shape [%d] (one value per sequence), got %s" % (name, self.S, _shape(x)))
-        if x.is_complex():
-            raise TypeError("%s: expected a real tensor, got %s" % (name, x.dtype))
-        return x.detach()
-
-
-def _checked32(v, name, layout, t0=0, s0=0, level=L.TOKEN):
-    """V (1-D, any real dtype, any device) as float32 on the host, finite, with the sign checks of
-    log-probabilities and entropies.  ValueError naming the first bad value's position."""
-    a = v.detach().to("cpu", torch.float32).contiguous()
-    if a.numel() == 0:
-        return a
-    # the fast path: one sum (NaN and infinities make it non-finite) and one max or min
-    if math.isfinite(float(a.sum(dtype=torch.float64))) and (
-            (name not in _LOGPROBS or float(a.max()) <= 0) and (name != "entropy" or float(a.min()) >= 0)):
-        return a
-    bad = ~torch.isfinite(a)
-    why = "NaN or infinite"
-    if not bool(bad.any()):
-        if name in _LOGPROBS:
-            bad, why = a > 0, "positive (log-probabilities are at most 0)"
-        elif name == "entropy":
-            bad, why = a < 0, "negative (entropies are at least 0)"
-    if bool(bad.any()):
-        k = int(torch.nonzero(bad)[0])
-        at = layout.where(t0 + k, s0) if level == L.TOKEN else "[%d]" % k
-        raise ValueError("%s: %d value%s %s, the first at %s: %r" % (
-            name, int(bad.sum()), "s are" if int(bad.sum()) > 1 else " is", why, at, float(a[k])))
-    return a
-
-
-class _Inject(torch.autograd.Function):
-    """Returns VALUE; its backward gives d/d logp_tok = G_LOGP, d/d ent_tok = G_ENT (times the
-    incoming gradient): the kernel's gradients, injected into the caller's graph."""
-
-    @staticmethod
-    def forward(ctx, value, g_logp, g_ent, logp_tok, ent_tok):
-        ctx.save_for_backward(g_logp, g_ent)
-        return value
-
-    @staticmethod
-    def backward(ctx, gout):
-        g_logp, g_ent = ctx.saved_tensors
-        gl = gout.to(g_logp.dtype) * g_logp if ctx.needs_input_grad[3] else None
-        ge = gout.to(g_ent.dtype) * g_ent if ctx.needs_input_grad[4] else None
-        return None, None, None, gl, ge
-
-
-def _inject(value, g_logp, g_ent, logp_tok, ent_tok, out_dtype, device):
-    v = torch.tensor(value, dtype=out_dtype, device=device)
-    gl = g_logp.to(device=logp_tok.device, dtype=logp_tok.dtype)
-    if ent_tok is not None and g_ent is not None:
-        ge = g_ent.to(device=ent_tok.device, dtype=ent_tok.dtype)
-    else:
-        ge = torch.zeros(0)
-    if not (logp_tok.requires_grad or (ent_tok is not None and ent_tok.requires_grad)):
-        return v
-    return _Inject.apply(v, gl, ge, logp_tok, ent_tok)
+_F32_MAX = 3.4028234663852886e38
 
 
 class _Batch:
@@ -229,12 +39,21 @@ class _Batch:
     def __init__(self, obj, layout, inputs, seed, step):
         self.layout = lay = layout
         if "logp" in inputs or "entropy" in inputs:
-            raise TypeError("step(): logp and entropy are given per micro-batch, to micro()")
+            raise TypeError("step(): logp and entropy are given per micro-batch, to micro() (and for the "
+                            "statistics stage, once for the whole batch, to stat())")
+        # trainer constants given to this call (a user input may reuse such a name only when the
+        # program does not read the constant, so the two never clash)
+        inputs = dict(inputs)
+        tconst = {n: inputs.pop(n) for n in list(inputs) if n in obj.trainer and n not in obj.uinputs}
+        if step is not None and "step" in obj.trainer:
+            tconst["step"] = step
+        self.params = obj._param_array(tconst)
         for name in inputs:
             if name in L.COMPUTED:
                 raise TypeError("`%s` is computed from the layout; do not pass it" % name)
             if name not in L.INPUT_INDEX and name not in obj.uinputs:
-                raise TypeError("unknown input `%s` (%s reads: %s)" % (name, obj.name, ", ".join(obj.inputs)))
+                extra = "; trainer constants: %s" % ", ".join(obj.trainer) if obj.trainer else ""
+                raise TypeError("unknown input `%s` (%s reads: %s%s)" % (name, obj.name, ", ".join(obj.inputs), extra))
         for name in obj.inputs:
             if name not in ("logp", "entropy") and inputs.get(name) is None:
                 raise TypeError("%s reads `%s`: pass %s=... (%s)" % (
@@ -244,7 +63,7 @@ class _Batch:
         c.ngroups, c.nseqs, c.ntoks = lay.G, lay.S, lay.N
         c.grp_seq = ctypes.cast(lay.grp_seq.data_ptr(), L.c_int32_p)
         c.seq_tok = ctypes.cast(lay.seq_tok.data_ptr(), L.c_int32_p)
-        c.seed, c.step = _u64(seed, "seed"), _u64(step, "step")
+        c.seed, c.step = _u64(seed, "seed"), _u64(0 if step is None else step, "step")
         self.keep = [lay.grp_seq, lay.seq_tok]
         self.gpu = False
 
@@ -275,7 +94,17 @@ class _Batch:
         for k, name in enumerate(names):
             self.uin[k] = convert(name, inputs[name], obj.uinputs[name])
         c.uin = ctypes.cast(self.uin, ctypes.POINTER(L.c_float_p))
-        self.params = (ctypes.c_double * max(len(obj.params), 1))(*obj.params.values())
+
+
+def _finite(v, name, what):
+    """V as a float, finite and representable in float32 (the ABI's inputs; `rein eval --set`)."""
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        raise TypeError("%s %s: expected a number, got %r" % (what, name, v)) from None
+    if not math.isfinite(v) or abs(v) > _F32_MAX:
+        raise ValueError("%s %s: must be a finite float32 value, got %r" % (what, name, v))
+    return v
 
 
 def _u64(v, name):
@@ -285,22 +114,19 @@ def _u64(v, name):
     return v
 
 
-def _as_array(p, t0, t1):
-    """A float32 copy of entries [t0, t1) of the runtime's array P."""
-    if t1 <= t0:
-        return torch.zeros(0, dtype=torch.float32)
-    return torch.from_numpy(np.ctypeslib.as_array(p, shape=(t1,))[t0:t1].copy())
-
-
 class Objective:
     """A compiled Rein objective used as a PyTorch loss.
 
     Objective(source, *, threads=0, cpu=None, **params)
       source   a .rein file or std:NAME (compiled through `rein compile`, cached), or a compiled .so
       threads  CPU threads of the executor (0: OpenMP's default)
-      params   the objective's params by name (the others keep their defaults); obj.set(...) later
-    Attributes: name, description, params (dict, in the descriptor's order), defaults, metrics
-    (names), inputs (what a call must give, besides mask/offsets/group), uinputs ({name: level}).
+      params   the objective's params, states or trainer constants by name (obj.set(...) later)
+    Attributes: name, description, params and defaults (the hyper-parameters, in the descriptor's
+    order), states and state_init (the states: the values the next step reads, the program's
+    initial values), last_state (the updates of the last step), trainer (the trainer constants it
+    reads: {name: value set with set(), or None}), metrics (names, without the states' updates),
+    inputs (what a call must give, besides mask/offsets/group), uinputs ({name: level}),
+    needs_stats (the objective has a statistics stage: Step.stat before the micro-batches).
     """
 
     def __init__(self, source, *, threads=0, cpu=None, **params):
@@ -316,28 +142,70 @@ class Objective:
         d = L.lib.rt_desc(h).contents
         self.name = d.name.decode()
         self.description = d.description.decode()
-        self.defaults = {d.params[k].name.decode(): d.params[k].value for k in range(d.nparams)}
+        # every descriptor param in order: (name, kind); its value comes from params, states or trainer
+        self._pspec = [(d.params[k].name.decode(), int(d.params[k].kind)) for k in range(d.nparams)]
+        vals = [d.params[k].value for k in range(d.nparams)]
+        self.defaults = {n: v for (n, kd), v in zip(self._pspec, vals) if kd == L.PARAM_PARAM}
         self.params = dict(self.defaults)
-        self.metrics = [d.metrics[k].decode() for k in range(d.nmetrics)]
+        self.state_init = {n: v for (n, kd), v in zip(self._pspec, vals) if kd == L.PARAM_STATE}
+        self.states = dict(self.state_init)
+        self.last_state = None
+        self.trainer = {n: None for n, kd in self._pspec if kd == L.PARAM_TRAINER}
+        # the outputs after the loss: metrics, and each state's update (listed under the state's name)
+        self._updates = {d.params[k].name.decode(): int(d.params[k].update) for k in range(d.nparams)
+                         if d.params[k].kind == L.PARAM_STATE}
+        upd = set(self._updates.values())
+        self._metric_index = [(d.metrics[k].decode(), k) for k in range(d.nmetrics) if k not in upd]
+        self.metrics = [m for m, _ in self._metric_index]
         self.uinputs = {d.uinputs[k].name.decode(): int(d.uinputs[k].level) for k in range(d.nuinputs)}
         self.flags = int(d.flags)
+        self.needs_stats = bool(self.flags & L.STATS)
         self.inputs = [n for k, (n, _, _) in enumerate(L.INPUTS)
                        if d.inputs_used >> k & 1 and n not in L.COMPUTED] + list(self.uinputs)
         self.threads = int(threads)
         self._busy = False
         self.set(**params)
 
-    def set(self, **params):
-        """Sets params by name; TypeError for a name the objective does not have."""
-        for k, v in params.items():
-            if k not in self.defaults:
-                raise TypeError("%s has no param `%s` (params: %s)" % (
-                    self.name, k, ", ".join(self.defaults) or "none"))
-            v = float(v)
-            if v != v or v in (float("inf"), float("-inf")):
-                raise ValueError("param %s: must be finite, got %r" % (k, v))
-            self.params[k] = v
+    def set(self, **values):
+        """Sets params, states (the value the next step reads) and trainer constants (the value
+        of every later step that is not given one) by name, like `rein eval --set NAME=VALUE`;
+        TypeError for a name the objective does not have, ValueError for a value that is not a
+        finite float32 number."""
+        for k, v in values.items():
+            where = (self.params if k in self.params else self.states if k in self.states
+                     else self.trainer if k in self.trainer else None)
+            if where is None:
+                more = "".join("; %s: %s" % (what, ", ".join(d)) for what, d in (
+                    ("states", self.states), ("trainer constants", self.trainer)) if d)
+                raise TypeError("%s has no param `%s` (params: %s%s)" % (
+                    self.name, k, ", ".join(self.defaults) or "none", more))
+            where[k] = _finite(v, k, "state" if where is self.states else
+                               "trainer constant" if where is self.trainer else "param")
         return self
+
+    def reset_states(self):
+        """Every state back to its initial value (the program's, state_init)."""
+        self.states = dict(self.state_init)
+        return self
+
+    def _param_array(self, tconst):
+        """The values of every descriptor param for one step (rt_begin's PARAMS): the params, the
+        states, and the trainer constants of TCONST (this call's) or else of set()."""
+        out = []
+        for name, kind in self._pspec:
+            if kind == L.PARAM_PARAM:
+                out.append(self.params[name])
+            elif kind == L.PARAM_STATE:
+                out.append(self.states[name])
+            else:
+                v = tconst.get(name, self.trainer[name])
+                if v is None:
+                    how = "step=N (the 1-based training step)" if name == "step" else "%s=N" % name
+                    raise TypeError("%s reads the trainer constant `%s`, which this step lacks: pass %s to the "
+                                    "call or to step(), or set it once with obj.set(%s=N)" % (
+                                        self.name, name, how, name))
+                out.append(_finite(v, name, "trainer constant"))
+        return (ctypes.c_double * max(len(out), 1))(*out)
 
     def _level(self, name):
         return self.uinputs[name] if name in self.uinputs else L.INPUTS[L.INPUT_INDEX[name]][1]
@@ -384,22 +252,35 @@ class Objective:
                              "(packed), got shape %s" % _shape(logp))
         return _Layout(group, mask=mask, shape=tuple(logp.shape))
 
-    def __call__(self, logp, entropy=None, *, mask=None, offsets=None, group=None, seed=0, step=0, **inputs):
+    def __call__(self, logp, entropy=None, *, mask=None, offsets=None, group=None, seed=0, step=None,
+                 advance_states=True, **inputs):
         """The loss of the whole batch and its metrics: (loss tensor, {metric: float}).
-        loss.backward() delivers d loss/d logp (and d loss/d entropy) into their graphs."""
+        loss.backward() delivers d loss/d logp (and d loss/d entropy) into their graphs.  The
+        statistics stage, if any, reads the same (detached) logp/entropy; the states' updates are
+        in last_state and, with ADVANCE_STATES, become the states of the next call."""
         lay = self._layout(logp, mask, offsets, group)
-        with self.step(layout=lay, seed=seed, step=step, **inputs) as s:
+        with self.step(layout=lay, seed=seed, step=step, advance_states=advance_states, **inputs) as s:
+            if self.needs_stats:
+                s.stat(logp, entropy)
             s.micro(logp, entropy, groups=(0, lay.G), _whole=True)
         dtype = torch.float64 if logp.dtype == torch.float64 else torch.float32
         return _inject(s.loss, *s._grads, dtype, logp.device), s.metrics
 
-    def step(self, *, mask=None, offsets=None, group=None, seed=0, step=0, layout=None, device=None, **inputs):
+    def step(self, *, mask=None, offsets=None, group=None, seed=0, step=None, layout=None, device=None,
+             advance_states=True, **inputs):
         """The staged step over a whole batch (every input but logp/entropy): a context manager.
 
             with obj.step(mask=mask, group=group, reward=r, old_logp=old) as s:
+                if s.needs_stats:                          # a statistics stage: the whole batch first
+                    with torch.no_grad():
+                        s.stat(policy_logp(all_rows))
                 for mb in s.split(groups_per_micro=2):
                     s.micro(policy_logp(mb.rows)).backward()
-            s.loss, s.metrics
+            s.loss, s.metrics, s.state
+
+        SEED and STEP feed uniform(); STEP is also the trainer constant `step`.  Other trainer
+        constants the objective reads (max_new, group_size) are keywords too, or come from set().
+        With ADVANCE_STATES the states' updates become obj.states when the step ends.
 
         The padded layout needs mask= [B, T] (the grid of the micro-batches' logp rows); the packed
         layout offsets= [S+1].  device="cuda" runs the GPU executor (also chosen when an input is
@@ -412,135 +293,4 @@ class Objective:
             layout = _Layout(group, mask=mask) if offsets is None else _Layout(group, offsets=offsets)
         b = _Batch(self, layout, inputs, seed, step)
         gpu = b.gpu or (device is not None and torch.device(device).type == "cuda")
-        return Step(self, b, gpu)
-
-
-class MicroBatch:
-    """One micro-batch of Step.split: groups, rows (sequences) and tokens, as slices."""
-
-    def __init__(self, groups, rows, tokens):
-        self.groups, self.rows, self.tokens = groups, rows, tokens
-
-    def __repr__(self):
-        return "MicroBatch(groups=%s, rows=%s, tokens=%s)" % (self.groups, self.rows, self.tokens)
-
-
-class Step:
-    """The staged step (rt_begin / rt_micro / rt_end): made by Objective.step, used as a context.
-
-    micro(logp, entropy=None, groups=None) runs one micro-batch of whole groups, the next in order
-    (padded layout: the groups are found from logp's rows when groups= is omitted; packed layout:
-    groups= (g0, g1) or slice(g0, g1) is required).  It returns a tensor whose backward() delivers
-    the kernel's gradient of those tokens, final: summed over the micro-batches they equal the
-    whole batch's.  Its value is the surrogate sum(grad * logp) of the micro-batch, not the loss:
-    the loss and the metrics are known when the context ends, as .loss and .metrics."""
-
-    def __init__(self, obj, batch, gpu):
-        self.obj, self.b, self.gpu = obj, batch, gpu
-        self.layout = batch.layout
-        self.ngroups = self.layout.G
-        self.loss, self.metrics = None, None
-        self._next = None
-
-    def __enter__(self):
-        if self.obj._busy:
-            raise ReinError("%s: a step is already open on this objective (one at a time)" % self.obj.name)
-        x = self.obj._executor(self.gpu)
-        L.call(L.lib.rt_begin, x, ctypes.byref(self.b.c), self.b.params)
-        self.obj._busy = True
-        self._next = 0
-        return self
-
-    def __exit__(self, et, ev, tb):
-        if self._next is None:
-            return False
-        nxt, self._next = self._next, None
-        self.obj._busy = False
-        if et is not None:
-            return False  # the step is abandoned; the next rt_begin starts afresh
-        if nxt != self.ngroups:
-            raise ReinError("step: groups [%d, %d) were in no micro-batch; every group must be in one micro() "
-                            "before the step ends" % (nxt, self.ngroups))
-        r = L.Result()
-        L.call(L.lib.rt_end, self.obj._executor(self.gpu), ctypes.byref(r))
-        self.loss = float(r.loss)
-        self.metrics = {m: float(r.metrics[k]) for k, m in enumerate(self.obj.metrics)}
-        return False
-
-    def split(self, groups_per_micro):
-        """The micro-batches of GROUPS_PER_MICRO whole groups (the last may have fewer), in order."""
-        k = int(groups_per_micro)
-        if k < 1:
-            raise ValueError("split: groups_per_micro must be at least 1, got %d" % k)
-        lay = self.layout
-        out = []
-        for g0 in range(0, lay.G, k):
-            g1 = min(g0 + k, lay.G)
-            s0, s1 = int(lay.grp_seq64[g0]), int(lay.grp_seq64[g1])
-            out.append(MicroBatch(slice(g0, g1), slice(s0, s1),
-                                  slice(int(lay.seq_tok64[s0]), int(lay.seq_tok64[s1]))))
-        return out
-
-    def _groups(self, logp, groups):
-        lay, g0 = self.layout, self._next
-        if groups is None:
-            if lay.kind == "packed":
-                raise TypeError("micro(): groups=(g0, g1) is required with the packed layout")
-            x = _tensor(logp, "logp")
-            rows = x.shape[0] if x.dim() == 2 else 0
-            base = int(lay.grp_seq64[g0])
-            hit = torch.nonzero(lay.grp_seq64 == base + rows)
-            if rows <= 0 or hit.numel() == 0:
-                raise ValueError("micro(): logp of shape %s is not whole groups from group %d on (the next "
-                                 "groups end after %s rows); micro-batches are whole groups, in order" % (
-                                     _shape(x), g0, ", ".join(str(int(v) - base) for v in lay.grp_seq64[g0 + 1:g0 + 4])))
-            return g0, int(hit[0])
-        if isinstance(groups, slice):
-            if groups.step not in (None, 1):
-                raise ValueError("micro(): groups must be a contiguous range, got %s" % groups)
-            a, b = groups.start if groups.start is not None else g0, groups.stop
-        else:
-            a, b = groups
-        a, b = int(a), int(b)
-        if a != g0:
-            raise ValueError("micro(): groups [%d, %d) are out of order: the next micro-batch starts at group %d "
-                             "(micro-batches are whole groups, in order, each once)" % (a, b, g0))
-        if not a < b <= lay.G:
-            raise ValueError("micro(): groups [%d, %d) are not a range of the batch's %d groups" % (a, b, lay.G))
-        return a, b
-
-    def micro(self, logp, entropy=None, *, groups=None, _whole=False):
-        if self._next is None:
-            raise ReinError("micro(): no step open (use it inside `with obj.step(...) as s:`)")
-        if self._next >= self.ngroups:
-            raise ValueError("micro(): every group of the batch is done (%d groups); the step is complete"
-                             % self.ngroups)
-        obj, lay = self.obj, self.layout
-        g0, g1 = self._groups(logp, groups)
-        s0, s1 = int(lay.grp_seq64[g0]), int(lay.grp_seq64[g1])
-        t0, t1 = int(lay.seq_tok64[s0]), int(lay.seq_tok64[s1])
-        logp = _tensor(logp, "logp")
-        if logp.is_cuda != self.gpu:
-            raise ValueError("logp: a %s tensor, but the step runs on the %s" % (
-                logp.device.type, "GPU" if self.gpu else "CPU"))
-        logp_tok = lay.tokens(logp, "logp", s0, s1, grad=True)
-        self.b.logp[t0:t1] = _checked32(logp_tok, "logp", lay, t0, s0)
-        ent_tok = None
-        if entropy is not None:
-            ent_tok = lay.tokens(entropy, "entropy", s0, s1, grad=True)
-            self.b.entropy[t0:t1] = _checked32(ent_tok, "entropy", lay, t0, s0)
-        elif "entropy" in obj.inputs:
-            raise TypeError("%s reads `entropy`: pass entropy=... (one value per token, like logp)" % obj.name)
-        grads = (L.c_float_p * 2)()
-        L.call(L.lib.rt_micro, obj._executor(self.gpu), g0, g1, grads)
-        self._next = g1
-        gl = _as_array(grads[0], t0, t1)
-        ge = _as_array(grads[1], t0, t1) if ent_tok is not None else None
-        self._grads = (gl, ge, logp_tok, ent_tok)
-        if _whole:  # Objective.__call__ injects the loss itself
-            return None
-        value = float((gl.double() * self.b.logp[t0:t1].double()).sum())
-        if ent_tok is not None:
-            value += float((ge.double() * self.b.entropy[t0:t1].double()).sum())
-        dtype = torch.float64 if logp.dtype == torch.float64 else torch.float32
-        return _inject(value, gl, ge, logp_tok, ent_tok, dtype, logp.device)
+        return Step(self, b, gpu, advance_states)

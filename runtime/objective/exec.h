@@ -23,6 +23,7 @@ struct rt_exec {
   rt_batch b;
   int64_t next_g;
   bool stats_done;  /* rt_stat ran in this step (objectives with REIN_STATS) */
+  bool skipped;     /* rt_skip passed over groups in this step: rt_end refuses it */
   const float *grad[2];
   double *grad64;
   size_t cap64;

@@ -333,6 +333,7 @@ bool rt_begin(rt_exec *x, const rt_batch *b, const double *params, char *err, si
     if (!b->uin[k]) return FAIL("batch: the objective reads `%s`, which the batch lacks", d->uinputs[k].name);
   x->b = *b;
   x->stats_done = false;
+  x->skipped = false;
   err[0] = 0;
   bool ok = x->ops->prepare(x, b, params, err, errlen) && run_stage(x, REIN_STAGE_PROLOGUE, 0, b->ngroups);
   if (ok) x->next_g = 0;
@@ -371,9 +372,23 @@ bool rt_micro(rt_exec *x, int64_t g0, int64_t g1, const float *grad[2], char *er
   return failed(x, ok, err, errlen);
 }
 
+bool rt_skip(rt_exec *x, int64_t g1, char *err, size_t errlen) {
+  if (x->next_g < 0) return FAIL("rt_skip: no step begun (rt_begin)");
+  if ((x->d->flags & REIN_STATS) && !x->stats_done)
+    return FAIL("rt_skip: objective `%s` has a statistics stage: call rt_stat first", x->d->name);
+  if (g1 < x->next_g || g1 > x->b.ngroups)
+    return FAIL("rt_skip: group %lld is not between the next group %lld and the batch's %lld", (long long)g1,
+                (long long)x->next_g, (long long)x->b.ngroups);
+  if (g1 > x->next_g) x->skipped = true;
+  x->next_g = g1;
+  return true;
+}
+
 bool rt_end(rt_exec *x, rt_result *r, char *err, size_t errlen) {
   if (x->next_g != x->b.ngroups)
     return FAIL("rt_end: %s", x->next_g < 0 ? "no step begun (rt_begin)" : "some groups were in no micro-batch");
+  if (x->skipped)
+    return FAIL("rt_end: the step skipped groups (rt_skip): only the gradients of its micro-batches are valid");
   err[0] = 0;
   int64_t ngroups = x->b.ngroups;
   bool ok = x->ops->scalar(x, -1, RT_FINISH) && run_stage(x, REIN_STAGE_FINAL, 0, ngroups) &&

@@ -284,7 +284,7 @@ static int cli_generate(TfmModel *m, CliArgs *a) {
       memcpy(pr + off[q], t->v + src, (size_t)t->lens[s] * sizeof(int32_t));
       off[q + 1] = off[q] + t->lens[s];
     }
-  TfmSampling sp = {a->temp, a->top_p, (int)a->top_k, (int)a->max_new, stop->n, stop->v, (uint64_t)a->seed};
+  TfmSampling sp = {a->temp, a->top_p, (int)a->top_k, (int)a->max_new, stop->n, stop->v, (uint64_t)a->seed, 0};
   TfmGenOut go;
   if (tfm_generate(m, n, off, pr, &sp, &go, err, sizeof err)) {
     fprintf(stderr, "rein model generate: %s\n", err);

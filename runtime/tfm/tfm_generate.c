@@ -263,7 +263,7 @@ int tfm_generate(TfmModel *m, int nseq, const int *off, const int32_t *prompt,
       for (int i = 0; i < nlive; i++) {
         int b = live[i];
         double lp, lq;
-        int tk = sample_row(z + (size_t)i * V, V, s, uniform(s->seed, b, t), cand, &lp, &lq);
+        int tk = sample_row(z + (size_t)i * V, V, s, uniform(s->seed, s->seq0 + b, t), cand, &lp, &lq);
         size_t o = (size_t)b * s->max_new + t;
         out->tokens[o] = tk;
         out->logp[o] = (tfm_f)lp;

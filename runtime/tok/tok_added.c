@@ -3,11 +3,13 @@
  * They are matched before pre-tokenization, leftmost-longest: the first position where any added
  * token starts wins, and there the longest one.  Tokens with normalized: false are matched in the
  * raw text; those with normalized: true in the normalized text of what lies between the first
- * ones.  lstrip / rstrip make the token take the whitespace (Unicode White_Space) on its left /
+ * ones, by their own content normalized the same way (so a token written in NFD matches the NFC
+ * text of a file whose normalizer is NFC, as in the reference).  lstrip / rstrip make the token take the whitespace (Unicode White_Space) on its left /
  * right with it.  Candidates are indexed by their first byte, longest first.
  */
 #include "tok_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -15,13 +17,34 @@
 static const Tok *sort_tok;
 static int by_len_desc(const void *a, const void *b) {
   int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-  int32_t lx = sort_tok->added[x].len, ly = sort_tok->added[y].len;
+  int32_t lx = sort_tok->added[x].match_len, ly = sort_tok->added[y].match_len;
   return lx != ly ? (ly > lx) - (ly < lx) : (x > y) - (x < y);
 }
 
-void tok_added_index(Tok *t) {
+int tok_added_index(Tok *t, char *err, size_t errlen) {
   for (int i = 0; i < t->nadded; i++) {
-    unsigned b = (unsigned char)t->added[i].content[0];
+    TokAdded *a = &t->added[i];
+    a->match = a->content;
+    a->match_len = a->len;
+    if (a->normalized && t->nnorms) {
+      char *ns, msg[256];
+      size_t nl;
+      if (tok_normalize(t, a->content, (size_t)a->len, &ns, &nl, msg, sizeof msg)) {
+        snprintf(err, errlen, "%s: added_tokens: id %d: %s", t->path, a->id, msg);
+        return -1;
+      }
+      if (!nl || nl > INT32_MAX) {
+        free(ns);
+        snprintf(err, errlen, "%s: added_tokens: id %d: the normalized content is empty", t->path, a->id);
+        return -1;
+      }
+      a->norm_content = ns;
+      a->match = ns;
+      a->match_len = (int32_t)nl;
+    }
+  }
+  for (int i = 0; i < t->nadded; i++) {
+    unsigned b = (unsigned char)t->added[i].match[0];
     t->first_idx[b] = rc_realloc(t->first_idx[b], (size_t)(t->first_n[b] + 1) * sizeof(int32_t));
     t->first_idx[b][t->first_n[b]++] = i;
     if (t->added[i].normalized) t->any_normalized_added = 1;
@@ -30,6 +53,7 @@ void tok_added_index(Tok *t) {
   for (int b = 0; b < 256; b++)
     if (t->first_n[b] > 1) qsort(t->first_idx[b], (size_t)t->first_n[b], sizeof(int32_t), by_len_desc);
   sort_tok = NULL;
+  return 0;
 }
 
 static int is_white(uint32_t c) {
@@ -54,8 +78,9 @@ int tok_added_find(const Tok *t, const char *s, size_t len, size_t from, int nor
     unsigned b = (unsigned char)s[i];
     for (int k = 0; k < t->first_n[b]; k++) {
       const TokAdded *a = &t->added[t->first_idx[b][k]];
-      if (a->normalized != norm || (size_t)a->len > len - i || memcmp(s + i, a->content, (size_t)a->len)) continue;
-      size_t st = i, en = i + (size_t)a->len, w;
+      if (a->normalized != norm || (size_t)a->match_len > len - i || memcmp(s + i, a->match, (size_t)a->match_len))
+        continue;
+      size_t st = i, en = i + (size_t)a->match_len, w;
       if (a->lstrip)
         while ((w = white_before(s, from, st)) > 0) st -= w;
       if (a->rstrip)

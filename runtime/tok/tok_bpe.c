@@ -192,7 +192,7 @@ void tok_bpe_piece(Tok *t, const char *s, size_t len, int32_t **ids, size_t *n, 
   c->nbytes += len;
   c->ids_off[slot] = (uint32_t)c->nids_used;
   c->nids[slot] = (uint32_t)got;
-  memcpy(c->ids + c->nids_used, *ids + before, got * sizeof **ids);
+  if (got) memcpy(c->ids + c->nids_used, *ids + before, got * sizeof **ids); /* (none: *ids may be NULL) */
   c->nids_used += got;
   c->n++;
 }

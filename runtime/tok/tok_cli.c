@@ -4,7 +4,9 @@
  * with --decode reads ids (separated by spaces, commas or newlines) and prints the text.
  * --no-special: encode without the post-processor's special tokens (e.g. Llama 3's BOS); decode
  * without the special tokens.  Errors are one line, "rein tokenize: error: MESSAGE"; exit 1 for
- * bad input, 2 for a bad command line.
+ * bad input, 2 for a bad command line.  Hostile input is an error, never a crash or a silently
+ * different result: standard input past TOK_CLI_MAX_INPUT, text that is not UTF-8, an id that is
+ * negative, huge, malformed or not in the vocabulary (checked here, before tok_decode).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,38 +23,62 @@ static void cli_usage(FILE *f) {
   fprintf(f, "usage: rein tokenize --tokenizer DIR [--decode] [--no-special] TEXT|-\n");
 }
 
-static char *read_stdin(size_t *len) {
+/* Standard input, at most TOK_CLI_MAX_INPUT bytes; NULL with err when longer or unreadable. */
+static char *read_stdin(size_t *len, char *err, size_t errlen) {
   size_t cap = 1 << 16, n = 0;
   char *b = rc_malloc(cap);
   size_t got;
   while ((got = fread(b + n, 1, cap - n - 1, stdin)) > 0) {
     n += got;
-    if (n > TOK_CLI_MAX_INPUT) break;
+    if (n > TOK_CLI_MAX_INPUT) {
+      snprintf(err, errlen, "standard input: longer than %zu bytes (limit)", TOK_CLI_MAX_INPUT);
+      free(b);
+      return NULL;
+    }
     if (cap - n - 1 == 0) b = rc_realloc(b, cap *= 2);
+  }
+  if (ferror(stdin)) {
+    snprintf(err, errlen, "standard input: cannot read (%s)", strerror(errno));
+    free(b);
+    return NULL;
   }
   b[n] = 0;
   *len = n;
   return b;
 }
 
-/* Ids "1 2,3\n4" -> *ids; 0, or -1 with err. */
-static int parse_ids(const char *s, int32_t **ids, size_t *n, char *err, size_t errlen) {
+/* Ids "1 2,3\n4" (len bytes) -> *ids; 0, or -1 with err.  Each must be an id of a vocabulary of
+ * vocab tokens. */
+static int parse_ids(const char *s, size_t len, int vocab, int32_t **ids, size_t *n, char *err, size_t errlen) {
   size_t cap = 0;
   *ids = NULL;
   *n = 0;
+  if (strlen(s) != len) {
+    snprintf(err, errlen, "expected token ids, got a NUL byte (at %zu)", strlen(s));
+    return -1;
+  }
   for (const char *p = s;;) {
     while (*p == ' ' || *p == ',' || *p == '\n' || *p == '\t' || *p == '\r') p++;
     if (!*p) return 0;
-    char *end;
+    const char *q = p + (*p == '-' || *p == '+');
+    size_t digits = strspn(q, "0123456789");
+    int sep = !q[digits] || strchr(" ,\n\t\r", q[digits]);
+    if (!digits || !sep) {
+      size_t w = strcspn(p, " ,\n\t\r");
+      snprintf(err, errlen, "expected token ids (integers separated by spaces or commas), got `%.*s`",
+               (int)(w > 40 ? 40 : w), p);
+      return -1;
+    }
     errno = 0;
-    long v = (*p >= '0' && *p <= '9') ? strtol(p, &end, 10) : -1;
-    if (v < 0 || errno || v > INT32_MAX) {
-      snprintf(err, errlen, "expected token ids, got `%.20s`", p);
+    long long v = strtoll(p, NULL, 10);
+    if (*p == '-' || errno || v >= vocab) {
+      int w = (int)(q - p) + (digits > 40 ? 40 : (int)digits);
+      snprintf(err, errlen, "id %.*s (at %zu) is not in the vocabulary of %d tokens", w, p, *n, vocab);
       return -1;
     }
     if (*n == cap) *ids = rc_realloc(*ids, (cap = cap ? 2 * cap : 64) * sizeof **ids);
     (*ids)[(*n)++] = (int32_t)v;
-    p = end;
+    p = q + digits;
   }
 }
 
@@ -90,15 +116,21 @@ int tok_cli_main(int argc, char **argv) {
     fprintf(stderr, "rein tokenize: error: %s\n", err);
     return 1;
   }
-  size_t len;
-  char *text = strcmp(argv[k], "-") ? rc_strdup(argv[k]) : read_stdin(&len);
+  size_t len = 0;
+  char *text = strcmp(argv[k], "-") ? rc_strdup(argv[k]) : read_stdin(&len, err, sizeof err);
+  if (!text) {
+    fprintf(stderr, "rein tokenize: error: %s\n", err);
+    tok_free(tk);
+    return 1;
+  }
   if (strcmp(argv[k], "-")) len = strlen(text);
   int status = 0;
   if (decode) {
     int32_t *ids;
     size_t n;
     char *s = NULL;
-    if (parse_ids(text, &ids, &n, err, sizeof err) || !(s = tok_decode(tk, ids, n, no_special, err, sizeof err))) {
+    if (parse_ids(text, len, tok_vocab_size(tk), &ids, &n, err, sizeof err) ||
+        !(s = tok_decode(tk, ids, n, no_special, err, sizeof err))) {
       fprintf(stderr, "rein tokenize: error: %s\n", err);
       status = 1;
     } else {

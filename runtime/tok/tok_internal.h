@@ -73,6 +73,7 @@ typedef struct {
   TokSplitBehavior behavior; /* SPLIT */
   int invert;                /* SPLIT */
   int add_prefix_space;      /* BYTELEVEL */
+  char *field;               /* its JSON path in the file, for messages ("pre_tokenizer...") */
 } TokPre;
 
 /* One added token (added_tokens of tokenizer.json). */
@@ -81,6 +82,11 @@ typedef struct {
   char *content;
   int32_t len;
   int special, lstrip, rstrip, normalized;
+  /* what is matched: content, or for a normalized token (when the file has a normalizer) the
+   * normalized content, as the reference matches it in the normalized text (owned: norm_content) */
+  const char *match;
+  int32_t match_len;
+  char *norm_content;
 } TokAdded;
 
 /* A bounded cache of BPE results: piece bytes -> ids. */
@@ -189,8 +195,10 @@ void tok_cache_free(TokCache *c);
 void tok_bpe_piece(Tok *t, const char *s, size_t len, int32_t **ids, size_t *n, size_t *cap);
 
 /* ---- tok_added.c */
-/* Index the added tokens for matching (after t->added is loaded). */
-void tok_added_index(Tok *t);
+/* Index the added tokens for matching (after t->added and the normalizers are loaded): the
+ * normalized tokens' match strings are made here.  0, or -1 with err (a content that does not
+ * normalize). */
+int tok_added_index(Tok *t, char *err, size_t errlen);
 /* Find the leftmost-longest added token in s[from, len) among those with normalized == norm;
  * its index in *which and the span it takes (with lstrip/rstrip's whitespace) in *start, *end;
  * 0 when there is none. */

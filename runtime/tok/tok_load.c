@@ -4,7 +4,10 @@
  * implement, or an option that would change the encoding in a way it does not implement (BPE
  * dropout, byte_fallback, a continuing-subword prefix, truncation, padding, single_word added
  * tokens), is an error naming the component's JSON path — never a silently different encoding.
- * Errors read "FILE: FIELD: what is wrong".
+ * Errors read "FILE: FIELD: what is wrong", on one line.  The files are untrusted input: they are
+ * read only when regular and at most TOK_MAX_FILE bytes, every id is range-checked before it
+ * indexes anything, and an added token may not take the id of another (tests/fuzz/fuzz_tokjson.c
+ * fuzzes this reader).
  */
 #include "tok_internal.h"
 
@@ -15,7 +18,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define TOK_MAX_FILE ((size_t)1 << 30)
+/* The largest tokenizer.json / tokenizer_config.json read (the real ones of 2025 are at most a
+ * few tens of MB: Qwen3's 11 MB, Gemma 3's 33 MB). */
+#define TOK_MAX_FILE ((size_t)256 << 20)
 #define TOK_MAX_ID (1 << 24)
 
 static int lerr(char *err, size_t errlen, const char *path, const char *field, const char *fmt, ...) {
@@ -24,8 +29,32 @@ static int lerr(char *err, size_t errlen, const char *path, const char *field, c
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  snprintf(err, errlen, "%s: %s: %s", path, field, msg);
+  /* one line: control characters of the file's strings (keys, contents) written as \xNN */
+  char safe[2048];
+  size_t k = 0;
+  for (const unsigned char *p = (const unsigned char *)msg; *p && k + 5 < sizeof safe; p++)
+    if (*p < 0x20 || *p == 0x7f) k += (size_t)snprintf(safe + k, sizeof safe - k, "\\x%02x", *p);
+    else safe[k++] = (char)*p;
+  safe[k] = 0;
+  snprintf(err, errlen, "%s: %s: %s", path, field, safe);
   return -1;
+}
+
+/* The text of PATH (*len bytes), read only when it is a regular file of at most TOK_MAX_FILE
+ * bytes (a FIFO would block, /dev/zero never end); NULL with err naming the path. */
+static char *read_json_file(const char *path, size_t *len, char *err, size_t errlen) {
+  struct stat st;
+  if (!stat(path, &st)) {
+    if (!S_ISREG(st.st_mode)) {
+      snprintf(err, errlen, "%s: %s", path, S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
+      return NULL;
+    }
+    if ((uint64_t)st.st_size > TOK_MAX_FILE) {
+      snprintf(err, errlen, "%s: larger than %zu bytes (limit)", path, TOK_MAX_FILE);
+      return NULL;
+    }
+  }
+  return rc_read_file(path, TOK_MAX_FILE, len, err, errlen); /* bounded too (the file may grow) */
 }
 
 /* The "type" of component J at FIELD; NULL with err. */
@@ -43,7 +72,7 @@ static int get_bool(json_t *o, const char *key, int dflt) {
 /* normalizer := null | {"type": NFC|NFD|NFKC|NFKD} | {"type": "Prepend", "prepend": S}
  *             | {"type": "Sequence", "normalizers": [normalizer...]} */
 static int load_normalizer(Tok *t, json_t *j, const char *field, char *err, size_t errlen) {
-  if (json_is_null(j)) return 0;
+  if (!j || json_is_null(j)) return 0; /* absent: none, as in the reference */
   const char *ty = comp_type(j, t->path, field, err, errlen);
   if (!ty) return -1;
   if (!strcmp(ty, "Sequence")) {
@@ -80,7 +109,7 @@ static int load_normalizer(Tok *t, json_t *j, const char *field, char *err, size
  *                | {"type": "Sequence", "pretokenizers": [pre_tokenizer...]}
  * ByteLevel maps the pieces to its byte alphabet, so it must come last. */
 static int load_pre(Tok *t, json_t *j, const char *field, char *err, size_t errlen) {
-  if (json_is_null(j)) return 0;
+  if (!j || json_is_null(j)) return 0; /* absent: none, as in the reference */
   const char *ty = comp_type(j, t->path, field, err, errlen);
   if (!ty) return -1;
   if (t->byte_level)
@@ -113,6 +142,19 @@ static int load_pre(Tok *t, json_t *j, const char *field, char *err, size_t errl
     p.invert = get_bool(j, "invert", 0);
     p.re = tok_regex_compile(rx ? rx : lit, !rx, emsg, sizeof emsg);
     if (!p.re) return lerr(err, errlen, t->path, field, "Split.pattern: %s", emsg);
+    /* Empty matches under the merging behaviors: the Rust library makes empty pieces that take
+     * part in the merging (by Oniguruma's rules for where empty matches fall), the JavaScript
+     * port ignores the behavior; refused rather than guessed: here when PCRE2's minimum match
+     * length is 0, and at encoding (tok_pre.c) for an empty match of a pattern it misses, such
+     * as a bare lookahead. */
+    uint32_t minlen = 1;
+    pcre2_pattern_info(p.re, PCRE2_INFO_MINLENGTH, &minlen);
+    if (!minlen && p.behavior != TOK_SPLIT_REMOVED && p.behavior != TOK_SPLIT_ISOLATED) {
+      pcre2_code_free(p.re);
+      return lerr(err, errlen, t->path, field,
+                  "Split.pattern can match the empty string, which is not supported with behavior \"%s\" "
+                  "(supported with Isolated and Removed)", b);
+    }
   } else if (!strcmp(ty, "ByteLevel")) {
     p.kind = TOK_PRE_BYTELEVEL;
     p.add_prefix_space = get_bool(j, "add_prefix_space", 1);
@@ -126,6 +168,7 @@ static int load_pre(Tok *t, json_t *j, const char *field, char *err, size_t errl
   } else
     return lerr(err, errlen, t->path, field,
                 "pre-tokenizer type \"%s\" is not supported (supported: Split, ByteLevel, Sequence)", ty);
+  p.field = rc_strdup(field);
   t->pres = rc_realloc(t->pres, (size_t)(t->npres + 1) * sizeof *t->pres);
   t->pres[t->npres++] = p;
   return 0;
@@ -263,8 +306,11 @@ static int load_added(Tok *t, json_t *a, char *err, size_t errlen) {
       return lerr(err, errlen, t->path, f, "\"content\" must be a non-empty string");
     if (get_bool(e, "single_word", 0))
       return lerr(err, errlen, t->path, f, "single_word added tokens are not supported");
+    int32_t id = (int32_t)json_integer_value(json_object_get(e, "id"));
+    if (t->is_added[id]) /* (the entry's string would replace the other's, which it points to) */
+      return lerr(err, errlen, t->path, f, "id %d is also the id of an earlier added token", id);
     TokAdded *ad = &t->added[t->nadded++];
-    ad->id = (int32_t)json_integer_value(json_object_get(e, "id"));
+    ad->id = id;
     ad->special = get_bool(e, "special", 0);
     ad->lstrip = get_bool(e, "lstrip", 0);
     ad->rstrip = get_bool(e, "rstrip", 0);
@@ -282,7 +328,7 @@ static int load_added(Tok *t, json_t *a, char *err, size_t errlen) {
  *     {"SpecialToken": {"id": S}} | {"Sequence": {"id": "A"}}...], "special_tokens": {...}}
  *   | {"type": "Sequence", "processors": [post_processor...]} */
 static int load_post(Tok *t, json_t *j, const char *field, char *err, size_t errlen) {
-  if (json_is_null(j)) return 0;
+  if (!j || json_is_null(j)) return 0; /* absent: none, as in the reference */
   const char *ty = comp_type(j, t->path, field, err, errlen);
   if (!ty) return -1;
   if (!strcmp(ty, "ByteLevel")) return 0; /* offsets only */
@@ -324,7 +370,8 @@ static int load_post(Tok *t, json_t *j, const char *field, char *err, size_t err
       int32_t id;
       if (json_is_array(ids)) {
         json_t *x = json_array_get(ids, k);
-        if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) >= t->ntokens)
+        if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) >= t->ntokens ||
+            !t->tokens[json_integer_value(x)]) /* (a hole: an id no token has) */
           return lerr(err, errlen, t->path, f, "special_tokens[\"%s\"].ids[%zu] is not an id of the vocabulary", name, k);
         id = (int32_t)json_integer_value(x);
       } else if ((id = lookup(t, name, strlen(name))) < 0)
@@ -339,7 +386,7 @@ static int load_post(Tok *t, json_t *j, const char *field, char *err, size_t err
 
 /* decoder := null | {"type": "ByteLevel"} | {"type": "Sequence", "decoders": [decoder...]} */
 static int load_decoder(Tok *t, json_t *j, const char *field, char *err, size_t errlen) {
-  if (json_is_null(j)) return 0;
+  if (!j || json_is_null(j)) return 0; /* absent: none, as in the reference */
   const char *ty = comp_type(j, t->path, field, err, errlen);
   if (!ty) return -1;
   if (!strcmp(ty, "Sequence")) {
@@ -368,10 +415,11 @@ static int load_config(Tok *t, const char *cpath, char *err, size_t errlen) {
   struct stat st;
   if (stat(cpath, &st)) return 0; /* optional */
   char emsg[512];
-  char *text = rc_read_file(cpath, TOK_MAX_FILE, NULL, emsg, sizeof emsg);
-  if (!text) return lerr(err, errlen, cpath, "(file)", "%s", emsg);
+  size_t len;
+  char *text = read_json_file(cpath, &len, emsg, sizeof emsg);
+  if (!text) return snprintf(err, errlen, "%s", emsg), -1;
   json_error_t je;
-  json_t *c = json_loads(text, JSON_DECODE_INT_AS_REAL, &je); /* model_max_length: 1e30 */
+  json_t *c = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, &je); /* model_max_length: 1e30 */
   free(text);
   if (!json_is_object(c)) {
     json_decref(c);
@@ -410,7 +458,7 @@ static int load_json(Tok *t, json_t *j, char *err, size_t errlen) {
       load_post(t, json_object_get(j, "post_processor"), "post_processor", err, errlen) ||
       load_decoder(t, json_object_get(j, "decoder"), "decoder", err, errlen))
     return -1;
-  tok_added_index(t);
+  if (tok_added_index(t, err, errlen)) return -1;
   tok_bytelevel_init(t);
   return 0;
 }
@@ -432,7 +480,7 @@ Tok *tok_load(const char *path, char *err, size_t errlen) {
   t->unk_id = -1;
   char emsg[512];
   size_t len;
-  char *text = rc_read_file(json_path, TOK_MAX_FILE, &len, emsg, sizeof emsg);
+  char *text = read_json_file(json_path, &len, emsg, sizeof emsg);
   int rc = -1;
   if (!text) {
     snprintf(err, errlen, "%s", emsg);
@@ -467,8 +515,12 @@ void tok_free(Tok *t) {
   tok_pairmap_free(&t->merges);
   for (int i = 0; i < t->nnorms; i++) free(t->norms[i].prepend);
   free(t->norms);
-  for (int i = 0; i < t->npres; i++) pcre2_code_free(t->pres[i].re);
+  for (int i = 0; i < t->npres; i++) {
+    pcre2_code_free(t->pres[i].re);
+    free(t->pres[i].field);
+  }
   free(t->pres);
+  for (int i = 0; i < t->nadded; i++) free(t->added[i].norm_content);
   free(t->added);
   for (int b = 0; b < 256; b++) free(t->first_idx[b]);
   free(t->tmpl);

@@ -119,15 +119,20 @@ int tok_normalize(const Tok *t, const char *s, size_t len, char **out, size_t *o
   return 0;
 }
 
-/* The regions of s[0, len) that re matches (is_match 1) and the text between them (0); empty
- * matches are skipped. */
+/* The regions of s[0, len) that re matches (is_match 1) and the text between them (0).  An empty
+ * match is no region but cuts the text between matches there, as in the reference (whose empty
+ * matches become empty pieces, dropped): `(?=\p{Lu})` cuts "HelloWorld" into "Hello", "World".
+ * With the other behaviors an empty match is an error naming the pre-tokenizer (tok_load.c
+ * refuses the patterns it can tell match the empty string; this catches the rest). */
 typedef struct {
   size_t start, end;
   int match;
 } Region;
 
-static int find_regions(Tok *t, pcre2_code *re, const char *s, size_t len, Region **rv, size_t *rn,
+static int find_regions(Tok *t, const TokPre *p, const char *s, size_t len, Region **rv, size_t *rn,
                         size_t *rcap, char *err, size_t errlen) {
+  pcre2_code *re = p->re;
+  int cuts = p->kind == TOK_PRE_BYTELEVEL || p->behavior == TOK_SPLIT_ISOLATED || p->behavior == TOK_SPLIT_REMOVED;
   size_t pos = 0, prev = 0;
   *rn = 0;
 #define PUSH(a, b, m)                                                                            \
@@ -143,12 +148,19 @@ static int find_regions(Tok *t, pcre2_code *re, const char *s, size_t len, Regio
     if (rc < 0) {
       char msg[200];
       pcre2_get_error_message(rc, (PCRE2_UCHAR *)msg, sizeof msg);
-      snprintf(err, errlen, "pre_tokenizer: Split: matching failed: %s", msg);
+      snprintf(err, errlen, "%s: %s: Split.pattern: matching failed: %s", t->path, p->field, msg);
       return -1;
     }
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(t->md);
     size_t ms = ov[0], me = ov[1];
-    if (me == ms) { /* an empty match: go on from the next character */
+    if (me == ms) { /* an empty match: a cut, then on from the next character */
+      if (!cuts) {
+        snprintf(err, errlen, "%s: %s: Split.pattern matched the empty string (at byte %zu of a piece), which is "
+                 "not supported with behavior MergedWithPrevious, MergedWithNext or Contiguous", t->path, p->field, ms);
+        return -1;
+      }
+      if (ms > prev) PUSH(prev, ms, 0);
+      prev = ms;
       if (ms >= len) break;
       uint32_t c;
       int l = tok_utf8_get((const unsigned char *)s + ms, len - ms, &c);
@@ -168,7 +180,7 @@ static int find_regions(Tok *t, pcre2_code *re, const char *s, size_t len, Regio
 static int split_span(Tok *t, const TokPre *p, TokSpan sp, const char *buf, TokSpans *out,
                       Region **rv, size_t *rcap, char *err, size_t errlen) {
   size_t rn;
-  if (find_regions(t, p->re, buf + sp.off, sp.len, rv, &rn, rcap, err, errlen)) return -1;
+  if (find_regions(t, p, buf + sp.off, sp.len, rv, &rn, rcap, err, errlen)) return -1;
   Region *r = *rv;
   if (p->kind == TOK_PRE_SPLIT && p->invert)
     for (size_t i = 0; i < rn; i++) r[i].match = !r[i].match;

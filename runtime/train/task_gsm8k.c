@@ -1,10 +1,10 @@
-/* task_gsm8k.c — a GSM8K-format dataset task and its reference reward (algorithms.md §7.2).
+/* task_gsm8k.c — a GSM8K-format dataset task and its reference reward (docs/algorithms.md, the GSM8K reward).
  *
  * Each non-empty line of the JSONL files is {"question": ..., "answer": "... #### N"}; every
  * line is checked on load and a bad one is reported as PATH:LINE with the field.  The prompt is
  * the question and a newline (with the format term on, an instruction to answer in
  * <think>...</think><answer>...</answer> follows the question); for a model with a chat template
- * the item is also a conversation, the R1 system prompt of algorithms.md §7.2 then the question
+ * the item is also a conversation, the R1 system prompt of docs/algorithms.md, the GSM8K reward then the question
  * as the user's turn, and the task's TaskTok chooses which it encodes.  The reward:
  *   accuracy = 1 when the last number of the response (of its first <answer>...</answer> when
  *              there is one) equals N, compared in canonical form ("1,000.0" == "1000");

@@ -3,12 +3,17 @@
  * OUT/ckpt-NNNNNN/ holds everything the loop needs to continue bit-identically on the CPU:
  *   config.json + model.safetensors   the policy (a model directory: `rein model`, --model), in
  *                                     --save-dtype
+ *   tokenizer.json, tokenizer_config.json, generation_config.json
+ *                                     copied from --model when it has them, so the checkpoint is a
+ *                                     model directory with the run's tokenizer (not read on resume:
+ *                                     the run's tokenizer is --model's)
  *   optim.safetensors                 AdamW's m, v and step count (F32, exact for float32), and
  *                                     the F32 master weights when the model file was rounded
  *                                     (BF16/F16): resuming continues from them, not the rounding
  *   buffer.bin                        the explored batches not yet trained on (sync_offset)
  *   state.json                        step, next explore step, elapsed time, the run's options,
- *                                     and the size and XXH3-64 of each file above ("files")
+ *                                     and the size and XXH3-64 of each file above ("files"; the
+ *                                     tokenizer files only when present)
  * It is written as OUT/.ckpt-NNNNNN.tmp.PID and renamed; then OUT/latest (the name of the newest
  * checkpoint) is replaced atomically; only then are checkpoints beyond --keep removed.  So a
  * crash at any point leaves the previous checkpoint and `latest` intact.  On resume every file is
@@ -24,6 +29,7 @@
  */
 #define _GNU_SOURCE
 #include "trn_internal.h"
+#include "trn_dist.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -45,15 +51,19 @@
 static const char *const ckpt_files[] = {"config.json", "model.safetensors", "optim.safetensors", "buffer.bin"};
 #define NCKPT_FILES (int)(sizeof ckpt_files / sizeof *ckpt_files)
 
-/* Checks every file of checkpoint DIR against FILES (state.json's "files", from STATE). */
+/* Checks every file of checkpoint DIR against FILES (state.json's "files", from STATE): the
+ * checkpoint's own files, which must be recorded, then the model directory's tokenizer files
+ * (trn_model_files) that are recorded (a checkpoint of a model without them has none). */
 static int verify_files(const char *dir, const char *state, json_t *files, char *err, size_t errlen) {
-  for (int i = 0; i < NCKPT_FILES; i++) {
-    json_t *f = json_object_get(files, ckpt_files[i]);
+  for (int i = 0; i < NCKPT_FILES + TRN_NMODEL_FILES; i++) {
+    const char *name = i < NCKPT_FILES ? ckpt_files[i] : trn_model_files[i - NCKPT_FILES];
+    json_t *f = json_object_get(files, name);
+    if (!f && i >= NCKPT_FILES) continue;
     json_t *bytes = json_object_get(f, "bytes"), *hx = json_object_get(f, "xxh3");
     if (!json_is_integer(bytes) || !json_is_string(hx) || strlen(json_string_value(hx)) != 16)
-      return BAD("%s: field 'files.%s': expected {\"bytes\": N, \"xxh3\": \"16 hex digits\"}", state, ckpt_files[i]);
+      return BAD("%s: field 'files.%s': expected {\"bytes\": N, \"xxh3\": \"16 hex digits\"}", state, name);
     char p[TRN_PATH + 128];
-    snprintf(p, sizeof p, "%s/%s", dir, ckpt_files[i]);
+    snprintf(p, sizeof p, "%s/%s", dir, name);
     uint64_t h, n;
     if (rc_hash_file(p, &h, &n, err, errlen)) return -1;
     char hex[17];
@@ -167,6 +177,8 @@ int trn_ckpt_save(Trainer *tr, char *err, size_t errlen) {
   int rc = tfm_opt_save(tr->m, p, dt != TFM_DT_F32, err, errlen);
   snprintf(p, sizeof p, "%s/buffer.bin", tmp);
   if (!rc) rc = trn_buffer_save(tr, p, err, errlen);
+  /* the source model's tokenizer files: the checkpoint is a model directory with its tokenizer */
+  if (!rc && o->model[0]) rc = trn_copy_model_files(o->model, tmp, err, errlen);
   if (!rc) {
     json_t *s = json_object();
     json_object_set_new(s, "format", json_string(CKPT_FORMAT));
@@ -189,13 +201,16 @@ int trn_ckpt_save(Trainer *tr, char *err, size_t errlen) {
     json_object_set_new(s, "options", json_loads(oj, 0, NULL));
     free(oj);
     json_t *files = json_object();
-    for (int i = 0; !rc && i < NCKPT_FILES; i++) {
+    for (int i = 0; !rc && i < NCKPT_FILES + TRN_NMODEL_FILES; i++) {
+      const char *fname = i < NCKPT_FILES ? ckpt_files[i] : trn_model_files[i - NCKPT_FILES];
       uint64_t h, n;
-      snprintf(p, sizeof p, "%s/%s", tmp, ckpt_files[i]);
+      snprintf(p, sizeof p, "%s/%s", tmp, fname);
+      struct stat sb;
+      if (i >= NCKPT_FILES && stat(p, &sb) && errno == ENOENT) continue;   /* not in the source model */
       if ((rc = rc_hash_file(p, &h, &n, err, errlen))) break;
       char hex[17];
       snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
-      json_object_set_new(files, ckpt_files[i], json_pack("{s:I,s:s}", "bytes", (json_int_t)n, "xxh3", hex));
+      json_object_set_new(files, fname, json_pack("{s:I,s:s}", "bytes", (json_int_t)n, "xxh3", hex));
     }
     json_object_set_new(s, "files", files);
     char *text = json_dumps(s, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
@@ -423,6 +438,6 @@ int trn_ckpt_load(Trainer *tr, char *err, size_t errlen) {
   /* every file read and checked for structure; now their bytes are the ones written */
   if (!rc && sums) rc = verify_files(dir, state, sums, err, errlen);
   json_decref(sums);
-  if (!rc) rc = cut_metrics(tr, tr->t, err, errlen);
+  if (!rc && trn_dist_rank() == 0) rc = cut_metrics(tr, tr->t, err, errlen);   /* rank 0 owns it */
   return rc;
 }

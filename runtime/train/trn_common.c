@@ -1,5 +1,6 @@
 /* trn_common.c — pieces both training commands use: the learning-rate schedule, evaluation on
- * the held-out split, the progress line, file helpers, and the embedded default checkpoint.
+ * the held-out split, the progress line, file helpers (the tokenizer files copied into every
+ * model directory written), and the embedded default checkpoint.
  */
 #define _GNU_SOURCE
 #include "trn_internal.h"
@@ -103,6 +104,26 @@ int trn_apply_genconfig(TrnOpts *o, const TfmModel *m, const char *prog, char *e
   return 0;
 }
 
+const char *const trn_model_files[TRN_NMODEL_FILES] = {"tokenizer.json", "tokenizer_config.json",
+                                                      "generation_config.json"};
+
+int trn_copy_model_files(const char *src, const char *dst, char *err, size_t errlen) {
+  for (int i = 0; i < TRN_NMODEL_FILES; i++) {
+    char from[TRN_PATH + 64], to[TRN_PATH + 128];
+    snprintf(from, sizeof from, "%s/%s", src, trn_model_files[i]);
+    snprintf(to, sizeof to, "%s/%s", dst, trn_model_files[i]);
+    struct stat sb;
+    if (stat(from, &sb) && errno == ENOENT) continue;
+    size_t n = 0;
+    char *data = rc_read_file(from, (size_t)1 << 30, &n, err, errlen);   /* the tokenizer's own limit */
+    if (!data) return -1;
+    int rc = rc_write_atomic(to, data, n, err, errlen);
+    free(data);
+    if (rc) return -1;
+  }
+  return 0;
+}
+
 static json_t *jtext(const char *s) {
   char *c = task_utf8_clean(s);
   json_t *j = json_string(c);
@@ -127,7 +148,8 @@ static void sample_line(json_t *arr, int64_t step, const TaskItem *it, const cha
 }
 
 int trn_eval(TfmModel *m, Task *task, const TrnOpts *o, int64_t step, const char *samples, double *acc,
-             double *reward, double *len, char *err, size_t errlen) {
+             double *reward, double *len, TrnEvalExtras *xs, char *err, size_t errlen) {
+  xs->n = 0;
   uint64_t n = (uint64_t)o->eval_prompts, cnt = task->count(task, TASK_EVAL);
   if (cnt && n > cnt) n = cnt;
   if (task->count(task, TASK_TRAIN) && cnt == 0) {
@@ -157,15 +179,17 @@ int trn_eval(TfmModel *m, Task *task, const TrnOpts *o, int64_t step, const char
   }
   TfmGenOut g = {0};
   TfmSampling s = {o->eval_temperature, 1.0, 0, o->max_new, tk->neos, tk->eos,
-                   rein_mix64(o->seed ^ 0x6576616cull) ^ rein_mix64((uint64_t)step)};
+                   rein_mix64(o->seed ^ 0x6576616cull) ^ rein_mix64((uint64_t)step), 0};
   if (!rc && tfm_generate(m, (int)n, off, prompt, &s, &g, err, errlen)) rc = -1;
   double sa = 0, sr = 0, sl = 0;
+  int xcnt[TRN_MAX_XNAMES] = {0};
   json_t *logged = samples && o->log_samples > 0 ? json_array() : NULL;
   for (uint64_t i = 0; i < n && !rc; i++) {
     const int32_t *resp = g.tokens + i * (uint64_t)g.max_new;
     char *text = tk->decode(tk, resp, g.len[i], 0, err, errlen);
     TaskReward r;
-    if (!text || task_score(task, &items[i], text, &r, NULL, err, errlen)) {
+    TaskExtra ex;
+    if (!text || task_score(task, &items[i], text, &r, &ex, err, errlen)) {
       if (text) {
         size_t l = strlen(err);
         snprintf(err + l, errlen > l ? errlen - l : 0, "; while scoring evaluation response %llu at step %lld",
@@ -188,6 +212,18 @@ int trn_eval(TfmModel *m, Task *task, const TrnOpts *o, int64_t step, const char
     free(text);
     sa += r.accuracy, sr += r.reward, sl += g.len[i];
     task_reward_free(&r);
+    for (int k = 0; k < ex.n && !rc; k++) {   /* the command's extra fields, summed by name */
+      int j = 0;
+      while (j < xs->n && strcmp(xs->name[j], ex.name[k])) j++;
+      if (j == TRN_MAX_XNAMES) {
+        snprintf(err, errlen, "reward command '%s': more than %d different extra fields in the evaluation at step %lld",
+                 o->reward_cmd, TRN_MAX_XNAMES, (long long)step);
+        rc = -1;
+      } else {
+        if (j == xs->n) snprintf(xs->name[xs->n++], sizeof xs->name[0], "%s", ex.name[k]), xs->mean[j] = 0;
+        xs->mean[j] += ex.value[k], xcnt[j]++;
+      }
+    }
   }
   if (!rc && logged) {   /* one file per evaluation, written atomically: a rerun after --resume rewrites it */
     size_t tlen = 0, tcap = 4096;
@@ -210,6 +246,7 @@ int trn_eval(TfmModel *m, Task *task, const TrnOpts *o, int64_t step, const char
   }
   json_decref(logged);
   if (!rc) *acc = sa / (double)n, *reward = sr / (double)n, *len = sl / (double)n;
+  for (int k = 0; k < xs->n; k++) xs->mean[k] /= xcnt[k];   /* each name was seen at least once */
   tfm_genout_free(&g);
   for (uint64_t i = 0; i < n; i++) task_item_free(&items[i]);
   free(items);

@@ -72,11 +72,36 @@ typedef struct {
  * objective reads ref_logp), x, params and t; does not advance t.  -1 with ERR on failure. */
 int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err, size_t errlen);
 
+/* Data-parallel shares (trn_shard.c, docs/distributed.md).  [*A, *B): rank R's part of N items
+ * split among NR ranks in contiguous ranges, in rank order. */
+void trn_shard_range(int n, int r, int nr, int *a, int *b);
+/* Rank R's groups [*GA, *GB) of a step of NGROUPS groups in micro-batches of MG: whole
+ * micro-batches of the single process's split while there are at least NR of them, else the
+ * groups split evenly. */
+void trn_shard_groups(int ngroups, int mg, int r, int nr, int *ga, int *gb);
+/* Every rank's explored SHARE (its prompts, in rank order) gathered into WHOLE, the batch one
+ * process would have explored.  NX0: tr->nxname before the share was explored (its exploration
+ * added its new extra fields' names); the shares' new names join tr->xname in rank order, the
+ * order of first appearance in which one process registers them.  -1 with ERR. */
+int trn_shard_gather_rollout(Trainer *tr, const TrnRollout *share, int nx0, TrnRollout *whole, char *err,
+                             size_t errlen);
+/* A (BOUND[NR] floats) completed on every rank: rank r's values are at [BOUND[r], BOUND[r+1]). */
+int trn_shard_gather_floats(float *a, const int *bound, char *err, size_t errlen);
+
+/* The reward command's extra fields over an evaluation: each name (in order of first appearance)
+ * and its mean over the evaluated responses whose answer had it. */
+typedef struct {
+  int n;
+  char name[TRN_MAX_XNAMES][48];
+  double mean[TRN_MAX_XNAMES];
+} TrnEvalExtras;
+
 /* The metrics writer (trn_metrics.c): one JSON line to tr->metrics.  The record of an evaluation
- * at step tr->t; the record of train step tr->t on rollout R with stats ST (RL: the reinforcement
- * fields too — reward, accuracy, kl_behaviour, lag, version, truncated, rollout speed — which
- * `rein sft` does not have). */
-void trn_metrics_eval(const Trainer *tr, double acc, double reward, double len, double eval_s);
+ * at step tr->t (with eval_reward_NAME for each extra field of XS); the record of train step tr->t on
+ * rollout R with stats ST (RL: the reinforcement fields too — reward, accuracy, kl_behaviour, lag,
+ * version, truncated, rollout speed — which `rein sft` does not have). */
+void trn_metrics_eval(const Trainer *tr, double acc, double reward, double len, const TrnEvalExtras *xs,
+                      double eval_s);
 void trn_metrics_train(const Trainer *tr, const TrnStepStats *st, const TrnRollout *r, int rl, double rollout_tok_s,
                        double rollout_s);
 
@@ -107,6 +132,16 @@ int trn_ckpt_load(Trainer *tr, char *err, size_t errlen);
 int trn_buffer_save(const Trainer *tr, const char *path, char *err, size_t errlen);
 int trn_buffer_load(Trainer *tr, const char *path, char *err, size_t errlen);
 
+/* The files of a model directory that carry its tokenizer and generation defaults, copied with
+ * the weights into every model directory the trainer writes (checkpoints, `rein sft -o`) when the
+ * source directory (--model) has them: tokenizer.json, tokenizer_config.json,
+ * generation_config.json. */
+#define TRN_NMODEL_FILES 3
+extern const char *const trn_model_files[TRN_NMODEL_FILES];
+/* Copies each of trn_model_files that directory SRC holds into directory DST, each written
+ * atomically (rc_write_atomic); a file SRC lacks is skipped.  0, or -1 with ERR. */
+int trn_copy_model_files(const char *src, const char *dst, char *err, size_t errlen);
+
 /* The embedded arithmetic checkpoint (trn_blob.S), loaded as a model. */
 TfmModel *trn_default_model(char *err, size_t errlen);
 
@@ -130,11 +165,12 @@ Task *trn_make_task(const TrnOpts *o, char *err, size_t errlen);
  * trn_model_tok; the character tokenizer's <eos> is its own.)  Call before the run directory's
  * config.json is written.  -1 with ERR. */
 int trn_apply_genconfig(TrnOpts *o, const TfmModel *m, const char *prog, char *err, size_t errlen);
-/* Evaluation on the first eval_prompts held-out items: accuracy, reward, mean response length.
+/* Evaluation on the first eval_prompts held-out items: accuracy, reward, mean response length,
+ * and in *XS the reward command's extra fields (n 0 without a command or without extras).
  * SAMPLES (NULL: none): the path of a JSONL file written atomically with the first
  * o->log_samples items' prompt, response, answer, reward and accuracy. */
 int trn_eval(TfmModel *m, Task *task, const TrnOpts *o, int64_t step, const char *samples, double *acc,
-             double *reward, double *len, char *err, size_t errlen);
+             double *reward, double *len, TrnEvalExtras *xs, char *err, size_t errlen);
 /* Progress line on stderr. */
 void trn_progress(int on, int64_t t, int64_t total, double elapsed, double done_at_start, const char *extra);
 

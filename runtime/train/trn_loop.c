@@ -1,6 +1,6 @@
 /* trn_loop.c — the off-policy RL loop (`rein train`, standalone trainers).
  *
- * One process plays both explorer and trainer of algorithms.md §7.1, in an order that gives
+ * One process plays both explorer and trainer of docs/algorithms.md, the off-policy schedule, in an order that gives
  * exactly the weights the real asynchronous system would: batch e must come from θ_{v(e)} with
  * v(e) = rt_sched_version(e, n, k), which is never later than θ_{e-1}.  So whenever the trainer
  * reaches version s (at the start, s = 0, and after each step), the explorer generates every
@@ -29,6 +29,7 @@
 
 #include "rein/sched.h"
 #include "rein/common.h"
+#include "trn_dist.h"
 
 /* Item index of prompt i of explore step e in the training split: consecutive for a generator;
  * for a dataset of N items, epoch by epoch, each epoch a seeded permutation. */
@@ -75,10 +76,16 @@ static int keep_extras(Trainer *tr, TrnRollout *r, const TaskExtra *ex, char *er
   return 0;
 }
 
-/* Explores batch E with the current weights: B prompts, G responses each. */
+/* Explores batch E with the current weights, B prompts of G responses each.  Every rank explores
+ * the whole batch (one process, or a data-parallel run: the same bits everywhere), or with
+ * --shard-explore 1 its share, prompts [p0, p1) (trn_shard_range), drawn as the whole batch would
+ * draw them; every rank's share is then gathered, so every rank buffers the whole batch (the
+ * rollout's matrix products see fewer rows, which can change the last bit of a behaviour logp). */
 static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
   const TrnOpts *o = &tr->o;
-  int B = o->batch_prompts, G = o->group, nseq = B * G;
+  int p0 = 0, p1 = o->batch_prompts, nx0 = tr->nxname, shard = o->shard_explore && trn_dist_size() > 1;
+  if (shard) trn_shard_range(o->batch_prompts, trn_dist_rank(), trn_dist_size(), &p0, &p1);
+  int B = p1 - p0, G = o->group, nseq = B * G;
   TrnRollout r = {0};
   r.e = e;
   r.version = rt_sched_version(e, o->sync_interval, o->sync_offset);
@@ -91,7 +98,7 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
   for (int i = 0; i < B && !rc; i++) {
     int32_t *ids = NULL;
     int k = -1;
-    if (tr->task->item(tr->task, TASK_TRAIN, train_index(tr, e, i), &items[i], err, errlen) ||
+    if (tr->task->item(tr->task, TASK_TRAIN, train_index(tr, e, p0 + i), &items[i], err, errlen) ||
         (k = tk->prompt(tk, &items[i], &ids, err, errlen)) < 0) {
       rc = -1;
       break;
@@ -102,7 +109,7 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
       rc = -1;
     }
     /* the packed batch holds every prompt and every response: checked before the offsets grow */
-    if (!rc && (int64_t)r.poff[i * G] + (int64_t)G * k + (int64_t)nseq * o->max_new > TRN_MAX_TOKENS) {
+    if (!rc && (int64_t)r.poff[i * G] + (int64_t)G * k + (int64_t)o->batch_prompts * G * o->max_new > TRN_MAX_TOKENS) {
       snprintf(err, errlen, "explore step %lld: the batch's prompts and responses exceed %d tokens (--batch-prompts "
                "x --group x (prompt + --max-new)): lower one of them", (long long)e, TRN_MAX_TOKENS);
       rc = -1;
@@ -120,7 +127,7 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
   }
   TfmGenOut g = {0};
   TfmSampling s = {o->temperature, o->top_p, o->top_k, o->max_new, tk->neos, tk->eos,
-                   rein_mix64(o->seed ^ 0x6578706cull) ^ rein_mix64((uint64_t)e)};
+                   rein_mix64(o->seed ^ 0x6578706cull) ^ rein_mix64((uint64_t)e), p0 * G};
   double t0 = rc_now();
   if (!rc && tfm_generate(tr->m, nseq, r.poff, r.prompt, &s, &g, err, errlen)) rc = -1;
   r.gen_s = rc_now() - t0;
@@ -148,7 +155,7 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
       if (!text || task_score(tr->task, &items[q / G], text, &w, &ex[q], err, errlen)) {
         if (text) {
           size_t n = strlen(err);
-          snprintf(err + n, errlen > n ? errlen - n : 0, "; while scoring response %d of explore step %lld", q,
+          snprintf(err + n, errlen > n ? errlen - n : 0, "; while scoring response %d of explore step %lld", p0 * G + q,
                    (long long)e);
         }
         free(text);
@@ -168,11 +175,11 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
             task_extra_get(it->nextra, it->extra_names, it->extra_vals, nm, &v)) {
           snprintf(err, errlen, "input '%s' of objective '%s': task '%s' supplied no value of that name for explore "
                    "step %lld, prompt %d, response %d (expected a field of the item or an extra output of its "
-                   "reward)", nm, tr->d->name, tr->task->name, (long long)e, q / G, q % G);
+                   "reward)", nm, tr->d->name, tr->task->name, (long long)e, p0 + q / G, q % G);
           rc = -1;
         } else if (!isfinite(v) || fabs(v) > 3.4e38) {
           snprintf(err, errlen, "input '%s': task '%s' gave %g for explore step %lld, prompt %d, response %d: not a "
-                   "finite float32", nm, tr->task->name, v, (long long)e, q / G, q % G);
+                   "finite float32", nm, tr->task->name, v, (long long)e, p0 + q / G, q % G);
           rc = -1;
         } else {
           r.uin[(size_t)k * (size_t)nseq + (size_t)q] = (float)v;
@@ -186,6 +193,12 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
   tfm_genout_free(&g);
   for (int i = 0; i < B; i++) task_item_free(&items[i]);
   free(items);
+  if (!rc && shard) {
+    TrnRollout w;
+    rc = trn_shard_gather_rollout(tr, &r, nx0, &w, err, errlen);
+    trn_rollout_free(&r);
+    r = w;
+  }
   if (rc) {
     trn_rollout_free(&r);
     return -1;
@@ -198,204 +211,9 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
   return 0;
 }
 
-/* A packed training batch of rollout R: inputs prompt ++ response[:-1], targets the next token on
- * response positions, -1 elsewhere; pos[i] the packed position of response token i. */
-typedef struct {
-  int *off;               /* (nseq+1) */
-  int32_t *tok, *tgt;     /* (N) */
-  int *pos;               /* (ntoks) */
-  int N;
-} Packed;
-
-static void pack(const TrnRollout *r, Packed *p) {
-  int nseq = r->nseq;
-  p->off = rc_calloc((size_t)nseq + 1, sizeof(int));
-  for (int s = 0; s < nseq; s++)
-    p->off[s + 1] = p->off[s] + (r->poff[s + 1] - r->poff[s]) + (r->roff[s + 1] - r->roff[s]) - 1;
-  p->N = p->off[nseq];
-  p->tok = rc_malloc((size_t)p->N * sizeof(int32_t));
-  p->tgt = rc_malloc((size_t)p->N * sizeof(int32_t));
-  p->pos = rc_malloc((size_t)r->roff[nseq] * sizeof(int) + 1);
-  for (int s = 0; s < nseq; s++) {
-    int P = r->poff[s + 1] - r->poff[s], L = r->roff[s + 1] - r->roff[s], o = p->off[s];
-    for (int i = 0; i < P + L - 1; i++) {
-      p->tok[o + i] = i < P ? r->prompt[r->poff[s] + i] : r->resp[r->roff[s] + i - P];
-      p->tgt[o + i] = i >= P - 1 ? r->resp[r->roff[s] + i - P + 1] : -1;
-    }
-    for (int j = 0; j < L; j++) p->pos[r->roff[s] + j] = o + P - 1 + j;
-  }
-}
-
-static void packed_free(Packed *p) {
-  free(p->off);
-  free(p->tok);
-  free(p->tgt);
-  free(p->pos);
-}
-
-/* The sub-batch of sequences [s0, s1) of P (offsets rebased into OFF). */
-static TfmBatch sub_batch(const Packed *p, int s0, int s1, int *off) {
-  for (int s = s0; s <= s1; s++) off[s - s0] = p->off[s] - p->off[s0];
-  return (TfmBatch){s1 - s0, off, p->tok + p->off[s0], p->tgt + p->off[s0]};
-}
-
-/* The train step (trn_internal.h): the objective's stages around one forward and one backward
- * per micro-batch. */
-int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err, size_t errlen) {
-  const TrnOpts *o = &tr->o;
-  const rein_objective *d = tr->d;
-  double t0 = rc_now();
-  Packed p;
-  pack(r, &p);
-  int nseq = r->nseq, G = r->group, ngroups = nseq / G, ntoks = r->roff[nseq];
-  int mg = o->micro_groups > 0 && o->micro_groups < ngroups ? o->micro_groups : ngroups;
-  tfm_f *lp = rc_calloc((size_t)p.N + 1, sizeof(tfm_f)), *en = rc_calloc((size_t)p.N + 1, sizeof(tfm_f));
-  tfm_f *dlp = rc_calloc((size_t)p.N + 1, sizeof(tfm_f)), *den = rc_calloc((size_t)p.N + 1, sizeof(tfm_f));
-  float *in_lp = rc_malloc((size_t)ntoks * sizeof(float) + 1), *in_en = rc_malloc((size_t)ntoks * sizeof(float) + 1);
-  float *in_ref = NULL, *in_lag = rc_malloc((size_t)nseq * sizeof(float)), *in_tr = rc_malloc((size_t)nseq * sizeof(float));
-  int32_t *gs = rc_malloc(((size_t)ngroups + 1) * sizeof(int32_t)), *sq = rc_malloc(((size_t)nseq + 1) * sizeof(int32_t));
-  int *off = rc_malloc(((size_t)nseq + 1) * sizeof(int));
-  int rc = 0;
-  /* the reference policy's logp, micro-batch by micro-batch without activations: the prologue
-   * may read it, so it is complete before rt_begin */
-  double tp = rc_now();
-  if (tr->ref) {
-    tfm_f *rl = rc_calloc((size_t)p.N + 1, sizeof(tfm_f)), *re = rc_calloc((size_t)p.N + 1, sizeof(tfm_f));
-    in_ref = rc_malloc((size_t)ntoks * sizeof(float) + 1);
-    for (int g0 = 0; g0 < ngroups && !rc; g0 += mg) {
-      int g1 = g0 + mg < ngroups ? g0 + mg : ngroups;
-      TfmBatch b = sub_batch(&p, g0 * G, g1 * G, off);
-      rc = tfm_forward(tr->ref, &b, rl + p.off[g0 * G], re + p.off[g0 * G], NULL, err, errlen);
-    }
-    for (int i = 0; i < ntoks; i++) in_ref[i] = (float)rl[p.pos[i]];
-    free(rl);
-    free(re);
-  }
-  if (tr->ref) st->ref_s = rc_now() - tp;
-  float lag = (float)((tr->t + 1 - 1) - r->version);
-  for (int s = 0; s < nseq; s++) in_lag[s] = lag, in_tr[s] = r->trunc[s];
-  for (int g = 0; g <= ngroups; g++) gs[g] = g * G;
-  for (int s = 0; s <= nseq; s++) sq[s] = r->roff[s];
-  const float **uin = rc_calloc((size_t)d->nuinputs + 1, sizeof *uin);
-  for (int k = 0; k < d->nuinputs; k++) uin[k] = r->uin + (size_t)k * (size_t)nseq;
-  rt_batch b = {.ngroups = ngroups, .nseqs = nseq, .ntoks = ntoks, .grp_seq = gs, .seq_tok = sq,
-                .seed = o->seed, .step = (uint64_t)(tr->t + 1), .uin = uin};
-  /* the trainer constants of this step */
-  for (int k = 0; k < d->nparams; k++) {
-    if (d->params[k].kind != REIN_PARAM_TRAINER) continue;
-    const char *nm = d->params[k].name;
-    tr->params[k] = !strcmp(nm, rein_trainer_const_name(REIN_TC_MAX_NEW))      ? o->max_new
-                    : !strcmp(nm, rein_trainer_const_name(REIN_TC_GROUP_SIZE)) ? G
-                                                                                : (double)(tr->t + 1);
-  }
-  b.in[REIN_IN_LOGP] = in_lp;
-  b.in[REIN_IN_ENTROPY] = in_en;
-  b.in[REIN_IN_OLD_LOGP] = r->old_logp;
-  b.in[REIN_IN_REF_LOGP] = in_ref;
-  b.in[REIN_IN_REWARD] = r->reward;
-  b.in[REIN_IN_TRUNCATED] = in_tr;
-  b.in[REIN_IN_LAG] = in_lag;
-  tp = rc_now();
-  if (!rc && !rt_begin(tr->x, &b, tr->params, err, errlen)) rc = -1;
-  st->obj_s += rc_now() - tp;
-  /* the statistics stage (plan: batch statistics of values the loss sees through sg only) needs
-   * logp/entropy of the whole batch first: a forward-only pass over every micro-batch, keeping
-   * two floats a token; the forward+backward below computes the same values again */
-  if (!rc && (d->flags & REIN_STATS)) {
-    for (int g0 = 0; g0 < ngroups && !rc; g0 += mg) {
-      int g1 = g0 + mg < ngroups ? g0 + mg : ngroups;
-      TfmBatch tb = sub_batch(&p, g0 * G, g1 * G, off);
-      tp = rc_now();
-      rc = tfm_forward(tr->m, &tb, lp + p.off[g0 * G], en + p.off[g0 * G], NULL, err, errlen);
-      st->fwd_s += rc_now() - tp;
-    }
-    for (int i = 0; i < ntoks && !rc; i++) in_lp[i] = (float)lp[p.pos[i]], in_en[i] = (float)en[p.pos[i]];
-    tp = rc_now();
-    if (!rc && !rt_stat(tr->x, err, errlen)) rc = -1;
-    st->obj_s += rc_now() - tp;
-  }
-  if (!rc) tfm_zero_grad(tr->m);
-  /* one forward per micro-batch: its logp/entropy feed the objective, whose gradients of the
-   * micro-batch's tokens are complete after rt_micro (runtime.h), then the backward */
-  for (int g0 = 0; g0 < ngroups && !rc; g0 += mg) {
-    int g1 = g0 + mg < ngroups ? g0 + mg : ngroups;
-    TfmBatch tb = sub_batch(&p, g0 * G, g1 * G, off);
-    TfmActs *a = NULL;
-    const float *grad[2];
-    tp = rc_now();
-    rc = tfm_forward(tr->m, &tb, lp + p.off[g0 * G], en + p.off[g0 * G], &a, err, errlen);
-    st->fwd_s += rc_now() - tp;
-    if (rc) break;
-    for (int i = sq[g0 * G]; i < sq[g1 * G]; i++) in_lp[i] = (float)lp[p.pos[i]], in_en[i] = (float)en[p.pos[i]];
-    tp = rc_now();
-    int ok = rt_micro(tr->x, g0, g1, grad, err, errlen);
-    st->obj_s += rc_now() - tp;
-    if (!ok) {
-      tfm_acts_free(a);
-      rc = -1;
-      break;
-    }
-    for (int i = sq[g0 * G]; i < sq[g1 * G]; i++) dlp[p.pos[i]] = grad[0][i], den[p.pos[i]] = grad[1][i];
-    tp = rc_now();
-    tfm_backward(tr->m, a, dlp + p.off[g0 * G], den + p.off[g0 * G]);
-    st->bwd_s += rc_now() - tp;
-  }
-  rt_result res = {0};
-  tp = rc_now();
-  if (!rc && !rt_end(tr->x, &res, err, errlen)) rc = -1;
-  st->obj_s += rc_now() - tp;
-  if (!rc && !isfinite(res.loss)) {
-    snprintf(err, errlen, "step %lld: the loss is not finite (%g)", (long long)tr->t + 1, res.loss);
-    rc = -1;
-  }
-  if (!rc) {
-    st->loss = res.loss;
-    for (int k = 0; k < d->nmetrics; k++) st->metrics[k] = res.metrics[k];
-    /* states: the record of this step shows the value the step used (under the state's name,
-     * the name of its update output); the next step reads the update */
-    for (int k = 0; k < d->nparams; k++) {
-      if (d->params[k].kind != REIN_PARAM_STATE) continue;
-      double next = res.metrics[d->params[k].update];
-      st->metrics[d->params[k].update] = tr->params[k];
-      if (!isfinite(next)) {
-        snprintf(err, errlen, "step %lld: the update of state '%s' is not finite (%g)", (long long)tr->t + 1,
-                 d->params[k].name, next);
-        rc = -1;
-      }
-      tr->params[k] = next;
-    }
-    TfmAdamW opt = {trn_lr_at(o, tr->t + 1), o->beta1, o->beta2, o->adam_eps, o->weight_decay, o->max_grad_norm};
-    st->lr = opt.lr;
-    tp = rc_now();
-    st->grad_norm = tfm_adamw_step(tr->m, &opt);
-    st->opt_s = rc_now() - tp;
-    if (!isfinite(st->grad_norm)) {
-      snprintf(err, errlen, "step %lld: the gradient is not finite", (long long)tr->t + 1);
-      rc = -1;
-    }
-    /* token means: entropy, and KL(behaviour || policy) by the k3 estimator */
-    double se = 0, sk = 0;
-    for (int i = 0; i < ntoks; i++) {
-      double lr_ = (double)in_lp[i] - (double)r->old_logp[i];
-      se += in_en[i];
-      sk += exp(lr_) - lr_ - 1;
-    }
-    st->entropy = se / ntoks, st->kl = sk / ntoks;
-    double sr = 0, sr2 = 0, sa = 0, stc = 0;
-    for (int s = 0; s < nseq; s++) sr += r->reward[s], sa += r->acc[s], stc += r->trunc[s];
-    for (int s = 0; s < nseq; s++) sr2 += (r->reward[s] - sr / nseq) * (r->reward[s] - sr / nseq);
-    st->reward_mean = sr / nseq, st->reward_std = sqrt(sr2 / nseq), st->acc = sa / nseq;
-    st->len = (double)ntoks / nseq;
-    st->trunc = stc / nseq;
-  }
-  st->train_s = rc_now() - t0;
-  free(lp), free(en), free(dlp), free(den), free(in_lp), free(in_en), free(in_ref), free(in_lag), free(in_tr);
-  free(gs), free(sq), free(off), free(uin);
-  packed_free(&p);
-  return rc;
-}
-
+/* Evaluates the policy and logs it: rank 0's work (every rank holds the same weights). */
 static int do_eval(Trainer *tr, double *acc_out, char *err, size_t errlen) {
+  if (trn_dist_rank() > 0) return 0;
   double acc, rew, len, t0 = rc_now();
   char samples[TRN_PATH + 64] = "";
   if (tr->o.log_samples > 0) {
@@ -403,8 +221,10 @@ static int do_eval(Trainer *tr, double *acc_out, char *err, size_t errlen) {
     if (rc_mkdir_p(samples, err, errlen)) return -1;
     snprintf(samples, sizeof samples, "%s/samples/eval-%06lld.jsonl", tr->o.out, (long long)tr->t);
   }
-  if (trn_eval(tr->m, tr->task, &tr->o, tr->t, samples[0] ? samples : NULL, &acc, &rew, &len, err, errlen)) return -1;
-  trn_metrics_eval(tr, acc, rew, len, rc_now() - t0);
+  TrnEvalExtras xs;
+  if (trn_eval(tr->m, tr->task, &tr->o, tr->t, samples[0] ? samples : NULL, &acc, &rew, &len, &xs, err, errlen))
+    return -1;
+  trn_metrics_eval(tr, acc, rew, len, &xs, rc_now() - t0);
   *acc_out = acc;
   /* without a terminal (a log file) the progress bar is replaced by one line per evaluation */
   if (tr->o.progress < 0 && !isatty(2))
@@ -424,10 +244,22 @@ static int explore_ready(Trainer *tr, double *gen_s, long *gen_tok, char *err, s
   return 0;
 }
 
+/* *FLAG on every rank replaced by rank 0's. */
+static int rank0_flag(int *flag, char *err, size_t errlen) {
+  unsigned char v = (unsigned char)*flag;
+  void *all = NULL;
+  size_t *counts = rc_malloc((size_t)trn_dist_size() * sizeof *counts);
+  int rc = trn_dist_allgather(&v, 1, &all, counts, err, errlen);
+  if (!rc) *flag = ((unsigned char *)all)[0];
+  free(all), free(counts);
+  return rc;
+}
+
 /* The loop from tr->t to o.steps; the trainer is set up (fresh or resumed). */
 static int run_loop(Trainer *tr, char *err, size_t errlen) {
   const TrnOpts *o = &tr->o;
-  int prog = o->progress < 0 ? isatty(2) : o->progress;
+  int lead = trn_dist_rank() == 0;   /* rank 0 logs, evaluates and saves */
+  int prog = lead && (o->progress < 0 ? isatty(2) : o->progress);
   double *metrics = rc_calloc((size_t)tr->d->nmetrics + 1, sizeof(double));
   double eval_acc = NAN, gen_s = 0;
   long gen_tok = 0;
@@ -453,19 +285,21 @@ static int run_loop(Trainer *tr, char *err, size_t errlen) {
     rc = trn_train_step(tr, &r, &st, err, errlen);
     if (!rc) {
       tr->t++;
-      trn_metrics_train(tr, &st, &r, 1, gen_s > 0 ? (double)gen_tok / gen_s : 0, gen_s);
+      if (lead) trn_metrics_train(tr, &st, &r, 1, gen_s > 0 ? (double)gen_tok / gen_s : 0, gen_s);
       gen_s = 0, gen_tok = 0;
       if (o->eval_every > 0 && tr->t % o->eval_every == 0 && tr->t < o->steps) rc = do_eval(tr, &eval_acc, err, errlen);
       if (!rc && tr->t == o->steps) rc = do_eval(tr, &eval_acc, err, errlen);
       int stop = tr->t < o->steps && ((o->stop_at > 0 && tr->t >= o->stop_at) ||
                                       (o->time_limit > 0 && trn_elapsed(tr) >= o->time_limit));
+      /* the clocks of the ranks differ: rank 0's decides */
+      if (!rc && o->time_limit > 0 && trn_dist_size() > 1) rc = rank0_flag(&stop, err, errlen);
       /* a run that stops early is evaluated where it stops */
       if (!rc && stop && !(o->eval_every > 0 && tr->t % o->eval_every == 0)) rc = do_eval(tr, &eval_acc, err, errlen);
-      if (!rc && ((o->save_every > 0 && tr->t % o->save_every == 0) || tr->t == o->steps || stop))
+      if (!rc && lead && ((o->save_every > 0 && tr->t % o->save_every == 0) || tr->t == o->steps || stop))
         rc = trn_ckpt_save(tr, err, errlen);
       if (!rc && stop) {
         if (prog) fputc('\n', stderr);
-        fprintf(stderr, "%s: stopped after step %lld of %d (%s); continue with --resume\n", tr->prog,
+        if (lead) fprintf(stderr, "%s: stopped after step %lld of %d (%s); continue with --resume\n", tr->prog,
                 (long long)tr->t, o->steps, o->stop_at > 0 && tr->t >= o->stop_at ? "--stop-at" : "--time-limit");
         trn_rollout_free(&r);
         break;
@@ -573,11 +407,38 @@ static int open_metrics(Trainer *tr, char *err, size_t errlen) {
   return 0;
 }
 
+/* The checks that make a data-parallel run one run: every rank has the same options, objective
+ * and initial weights (a hash of each), and a prompt of each batch to explore. */
+static int dist_check(const Trainer *tr, char *err, size_t errlen) {
+  int R = trn_dist_size();
+  if (R == 1) return 0;
+  if (tr->o.batch_prompts < R)
+    return snprintf(err, errlen, "--batch-prompts %d is fewer than the %d ranks: every rank explores at least one "
+                    "prompt of each batch", tr->o.batch_prompts, R), -1;
+  char *cfg = trn_opts_json(&tr->o, TRN_CMD_TRAIN);
+  const rein_objective *d = tr->d;
+  uint64_t h[4] = {rc_hash_bytes(cfg, strlen(cfg)), rc_hash_bytes(d->name, strlen(d->name)),
+                   (uint64_t)d->nparams << 32 | (uint64_t)d->nmetrics << 16 | (uint64_t)d->npasses,
+                   rc_hash_bytes(tr->m->params, tr->m->nparams * sizeof(tfm_f))};
+  free(cfg);
+  return trn_dist_same("configuration (options)", h[0], err, errlen) ||
+         trn_dist_same("objective", h[1] ^ rein_mix64(h[2]), err, errlen) ||
+         trn_dist_same("policy (initial weights)", h[3], err, errlen) ? -1 : 0;
+}
+
 int trn_main(const char *prog, rt_objective *obj, int argc, char **argv) {
   Trainer tr = {.lock_fd = -1};
   char err[2048] = "";
+  if (trn_dist_init(err, sizeof err)) {
+    fprintf(stderr, "%s: error: %s\n", prog, err);
+    return 1;
+  }
+  int lead = trn_dist_rank() == 0;
   int status = trn_start(&tr, TRN_CMD_TRAIN, prog, obj, argc, argv);
-  if (status >= 0) return status;
+  if (status >= 0) {
+    trn_dist_finalize();
+    return status;
+  }
   tr.next_e = 1;
   int rc = set_params(&tr, err, sizeof err);
   if (!rc && !(tr.task = trn_make_task(&tr.o, err, sizeof err))) rc = -1;
@@ -587,12 +448,21 @@ int trn_main(const char *prog, rt_objective *obj, int argc, char **argv) {
   if (!rc && (tr.d->inputs_used & (1u << REIN_IN_REF_LOGP)) && !(tr.ref = load_policy(&tr.o, err, sizeof err)))
     rc = -1;
   if (!rc && !(tr.x = rt_exec_new(obj, RT_CPU, tr.o.threads, err, sizeof err))) rc = -1;
-  if (!rc) rc = open_run_dir(&tr, err, sizeof err);
+  if (!rc) rc = dist_check(&tr, err, sizeof err);
+  /* rank 0 owns the run directory (lock, config.json, metrics.jsonl, checkpoints); the others
+   * read its checkpoint once rank 0 has cleaned it, and learn from rank 0 whether to resume */
+  if (!rc && lead) rc = open_run_dir(&tr, err, sizeof err);
+  if (!rc && trn_dist_size() > 1) rc = rank0_flag(&tr.o.resume, err, sizeof err);
   if (!rc && tr.o.resume) rc = trn_ckpt_load(&tr, err, sizeof err);
-  if (!rc) rc = open_metrics(&tr, err, sizeof err);
-  if (!rc && tr.o.resume && tr.t >= tr.o.steps)
+  if (!rc && lead) rc = open_metrics(&tr, err, sizeof err);
+  if (!rc && lead && tr.o.resume && tr.t >= tr.o.steps)
     fprintf(stderr, "%s: the run in %s is complete (%lld steps)\n", prog, tr.o.out, (long long)tr.t);
   if (!rc) rc = run_loop(&tr, err, sizeof err);
+  if (rc && trn_dist_size() > 1) {
+    /* one rank's failure ends the job; the last checkpoint (written atomically) stays intact */
+    fprintf(stderr, "%s: error (rank %d of %d): %s\n", prog, trn_dist_rank(), trn_dist_size(), err);
+    trn_dist_abort(1);
+  }
   if (rc) fprintf(stderr, "%s: error: %s\n", prog, err);
   if (tr.metrics) fclose(tr.metrics);
   if (tr.lock_fd >= 0) close(tr.lock_fd);
@@ -603,5 +473,6 @@ int trn_main(const char *prog, rt_objective *obj, int argc, char **argv) {
   tfm_model_free(tr.m);
   tfm_model_free(tr.ref);
   task_free(tr.task);
+  trn_dist_finalize();
   return rc ? 1 : 0;
 }

@@ -19,13 +19,22 @@ static void emit(FILE *f, json_t *j) {
   json_decref(j);
 }
 
-void trn_metrics_eval(const Trainer *tr, double acc, double reward, double len, double eval_s) {
+void trn_metrics_eval(const Trainer *tr, double acc, double reward, double len, const TrnEvalExtras *xs,
+                      double eval_s) {
   json_t *j = json_object();
   json_object_set_new(j, "kind", json_string("eval"));
   json_object_set_new(j, "step", json_integer(tr->t));
   json_object_set_new(j, "time", json_real(trn_elapsed(tr)));
   json_object_set_new(j, "eval_accuracy", num(acc));
   json_object_set_new(j, "eval_reward", num(reward));
+  /* the reward command's extra fields: the mean over the evaluated responses whose answer had it
+   * (eval_reward_NAME, as eval_reward beside the train records' reward_mean: `rein plot` keeps
+   * a train and an eval value of one name at one step as one point) */
+  for (int k = 0; xs && k < xs->n; k++) {
+    char key[64];
+    snprintf(key, sizeof key, "eval_reward_%s", xs->name[k]);
+    json_object_set_new(j, key, num(xs->mean[k]));
+  }
   json_object_set_new(j, "eval_response_len", num(len));
   json_object_set_new(j, "eval_s", json_real(eval_s));
   emit(tr->metrics, j);

@@ -79,6 +79,9 @@ static const Opt opts[] = {
     {"resume", K_BOOL, O_(resume), 0, 1, T, "continue the run in --out from its latest checkpoint"},
     {"progress", K_INT, O_(progress), -1, 1, TS, "progress bar: 1 on, 0 off, -1 when stderr is a terminal"},
     {"threads", K_INT, O_(threads), 0, 4096, TS, "CPU threads (0: OpenMP's default)"},
+    {"shard-explore", K_INT, O_(shard_explore), 0, 1, T, "under mpirun, 1: each rank explores its share of "
+                                                         "the prompts (faster; behaviour logp may differ from "
+                                                         "one process's in the last bit), 0: every rank all"},
     {"seed", K_U64, O_(seed), 0, 0, TS, "seed of sampling and of the objective's uniform()"},
 };
 #define NOPTS ((int)(sizeof opts / sizeof opts[0]))

@@ -6,7 +6,8 @@
  * AdamW with the same schedule options as `rein train`, greedy evaluation on the held-out split
  * every --eval-every steps, the records of `rein train`'s metrics.jsonl on stdout (trn_metrics.c:
  * a train record per step, an eval record per evaluation), and the final model written to --out as a model
- * directory (config.json + model.safetensors, each atomically).  The shipped arithmetic checkpoint
+ * directory (config.json + model.safetensors, and --model's tokenizer.json, tokenizer_config.json
+ * and generation_config.json when it has them; each file atomically).  The shipped arithmetic checkpoint
  * is made by this command (README, "The shipped model").  Steps are a pure function of (options,
  * seed, thread count): reruns on one machine give the same bits.
  */
@@ -120,15 +121,17 @@ int trn_sft_run(const char *prog, rt_objective *obj, int argc, char **argv) {
     if (!rc && ((o->eval_every > 0 && t % o->eval_every == 0) || t == o->steps)) {
       double acc, rew, len, t0 = rc_now();
       tr.t = t;
-      if (trn_eval(tr.m, tr.task, o, t, NULL, &acc, &rew, &len, err, sizeof err)) rc = -1;
+      TrnEvalExtras xs;
+      if (trn_eval(tr.m, tr.task, o, t, NULL, &acc, &rew, &len, &xs, err, sizeof err)) rc = -1;
       else {
         if (prog_on) fputc('\n', stderr);
-        trn_metrics_eval(&tr, acc, rew, len, rc_now() - t0);
+        trn_metrics_eval(&tr, acc, rew, len, &xs, rc_now() - t0);
       }
     }
   }
   if (prog_on) fputc('\n', stderr);
   if (!rc && (rc_mkdir_p(o->out, err, sizeof err) || tfm_model_save(tr.m, o->out, NULL, trn_save_dtype(o, tr.m), err, sizeof err))) rc = -1;
+  if (!rc && o->model[0] && trn_copy_model_files(o->model, o->out, err, sizeof err)) rc = -1;   /* its tokenizer */
   if (rc) fprintf(stderr, "%s: error: %s\n", prog, err);
   free(metrics);
   free(tr.params);

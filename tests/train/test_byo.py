@@ -12,7 +12,8 @@ CASE:
   reward   `--reward-cmd` on the arithmetic task from the shipped model (about half its answers
            are right): the example command examples/reward_exact.py gives bit-identical results
            to the task's built-in exact match; extra numeric fields become reward_<name>
-           metrics and survive a stop and --resume bit-identically; a command that answers a
+           metrics of train records and eval_reward_<name> of evaluation records (the mean over
+           its responses, recomputed from the requests) and survive a stop and --resume bit-identically; a command that answers a
            malformed line, omits "reward", dies, or hangs past --reward-timeout stops the run
            with a clear error and status 1, the last checkpoint intact, and --resume with a
            working command then ends bit-identical to an uninterrupted run
@@ -186,12 +187,14 @@ def case_reward(rein, work):
     log = os.path.join(work, "requests.jsonl")
     run(cmd + ["--out", example, "--reward-cmd", f"{sys.executable} {os.path.join(ROOT, 'examples', 'reward_exact.py')}"])
     a, b = strip(records(builtin)), strip(records(example))
-    b_no_len = [{k: v for k, v in r.items() if k != "reward_length"} for r in b]
+    b_no_len = [{k: v for k, v in r.items() if k not in ("reward_length", "eval_reward_length")} for r in b]
     check(a == b_no_len, "examples/reward_exact.py gives the same metrics as the built-in exact match")
     check(0 < sum(r.get("reward_mean", 0) for r in a) < 3, "some rewards are 1, some 0")
     check(sha(os.path.join(builtin, "ckpt-000003", "model.safetensors")) ==
           sha(os.path.join(example, "ckpt-000003", "model.safetensors")), "... and the same model bits")
-    check(all("reward_length" in r for r in b if r["kind"] == "train"), "its extra field 'length' is logged as reward_length")
+    check(all(("reward_length" if r["kind"] == "train" else "eval_reward_length") in r for r in b),
+          "its extra field 'length' is logged as reward_length on train records, eval_reward_length on evaluation "
+          "records")
     # 2. extra fields, a stop with batches explored ahead, and --resume
     ex = cmd + ["--reward-cmd", faulty, "--sync-offset", "1"]
     env = {"REIN_TEST_EXTRA": "1", "REIN_TEST_LOG": log}
@@ -204,6 +207,21 @@ def case_reward(rein, work):
     train = [r for r in records(full) if r["kind"] == "train"]
     check(all(r["reward_one"] == 1 and 0 <= r["reward_digits"] <= 4 for r in train) and
           all("reward_why" not in r for r in train), "numeric extra fields are metrics reward_<name>; strings are ignored")
+    # on evaluation records: the means over the evaluation's responses.  The evaluations are the
+    # requests whose prompt is a held-out one (the first 4 requests are the step-0 evaluation's;
+    # the arithmetic task's held-out split is disjoint from training), 4 per evaluation in order.
+    held = {r["prompt"] for r in reqs[:4]}
+    evreqs = [r for r in reqs if r["prompt"] in held]
+    evals = [r for r in records(full) if r["kind"] == "eval"]
+    ok = len(evreqs) == 4 * len(evals) == 16
+    for i, r in enumerate(evals):
+        chunk = evreqs[4 * i:4 * i + 4]
+        digits = sum(sum(c.isdigit() for c in q["response"]) for q in chunk) / 4
+        exact = sum(q["response"].strip() == q["answer"].strip() for q in chunk) / 4
+        ok &= r.get("eval_reward_one") == 1 and abs(r.get("eval_reward_digits", -1) - digits) < 1e-9 and \
+            abs(r["eval_reward"] - exact) < 1e-9 and "eval_reward_why" not in r and "reward_one" not in r
+    check(ok, "evaluation records carry eval_reward_<name>: the mean over the evaluation's responses, recomputed "
+          "from the requests")
     run(ex + ["--out", part, "--stop-at", "1"], env=env)
     run(ex + ["--out", part, "--resume"], env=env)
     check(strip(records(full)) == strip(records(part)) and

@@ -19,7 +19,11 @@ few GSM8K-format problems written here, then:
     mean of an evaluation's samples is its eval_reward;
   - responses end at an eos id of generation_config.json or at --max-new;
   - metrics.jsonl has a train record per step and an evaluation at 0..3; checkpoints are written,
-    and a run stopped after step 1 and resumed ends bit-identical to the uninterrupted one.
+    and a run stopped after step 1 and resumed ends bit-identical to the uninterrupted one;
+  - a checkpoint, and the model directory `rein sft` writes, hold the model's tokenizer.json,
+    tokenizer_config.json and generation_config.json (byte for byte; a checkpoint's checksummed,
+    so a changed one is refused by --resume), and `rein train --model CKPT` encodes the prompts
+    exactly as the reference, `rein model generate --model CKPT` stops at the copied eos ids.
 Exit 77 (skip) when the npm assets or node are missing.
 """
 import argparse
@@ -34,6 +38,7 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
+MODEL_FILES = ("tokenizer.json", "tokenizer_config.json", "generation_config.json")
 TIMING = {"time", "eval_s", "rollout_tok_s", "train_tok_s", "t_rollout", "t_ref", "t_forward", "t_objective",
           "t_backward", "t_optimizer"}
 R1 = ("A conversation between User and Assistant. The user asks a question, and the Assistant solves it. The "
@@ -68,6 +73,10 @@ def run(cmd, timeout=900):
 def sha(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
+
+
+def same_file(a, b):
+    return os.path.exists(a) and sha(a) == sha(b)
 
 
 # ---- the reference reward, transcribed independently (algorithms.md §7.2) ----
@@ -191,6 +200,35 @@ def main():
               "every evaluation encodes the same prompts")
         check(ref[0]["text"].startswith("<|im_start|>system\n" + R1) and
               ref[0]["text"].endswith("<|im_start|>assistant\n"), "the reference prompt: R1 system turn ... assistant turn")
+        # checkpoints and `rein sft -o` are model directories with the source model's tokenizer files
+        ck = os.path.join(out, "ckpt-000003")
+        check(all(same_file(os.path.join(ck, f), os.path.join(model, f)) for f in MODEL_FILES) and
+              all(f in json.load(open(os.path.join(ck, "state.json")))["files"] for f in MODEL_FILES),
+              "a checkpoint holds the model's tokenizer.json, tokenizer_config.json and generation_config.json, "
+              "checksummed in state.json")
+        fromck = os.path.join(work, "fromck")
+        run([rein, "train", obj, "--model", ck, "--task", "gsm8k", "--train-data", os.path.join(work, "train.jsonl"),
+             "--eval-data", os.path.join(work, "eval.jsonl"), "--steps", "1", "--batch-prompts", "1", "--group", "2",
+             "--max-new", "4", "--eval-prompts", "2", "--log-samples", "2", "--threads", "2", "--progress", "0",
+             "--set", "ent_coef=0.05", "--out", fromck])
+        fs = [json.loads(l) for l in open(os.path.join(fromck, "samples", "eval-000000.jsonl"))]
+        check([x["prompt_ids"] for x in fs] == [ref[0]["ids"], ref[1]["ids"]],
+              "rein train --model CKPT: the checkpoint's tokenizer and chat template give the reference's prompt ids")
+        check(all(same_file(os.path.join(fromck, "ckpt-000001", f), os.path.join(model, f)) for f in MODEL_FILES),
+              "... and its own checkpoints carry the same files on")
+        g = run([rein, "model", "generate", "--model", ck, "--prompt-tokens", ",".join(map(str, ref[0]["ids"])),
+                 "--max-new", "3", "--seed", "1", "--threads", "2"])
+        g2 = run([rein, "model", "generate", "--model", ck, "--prompt-tokens", ",".join(map(str, ref[0]["ids"])),
+                  "--max-new", "3", "--seed", "1", "--threads", "2", "--stop", f"{im_end},{eot}"])
+        check(g.stdout.strip() != "" and g.stdout == g2.stdout,
+              "rein model generate --model CKPT runs with the copied generation_config.json (its defaults equal its eos "
+              "ids given explicitly)")
+        sft = os.path.join(work, "sft")
+        run([rein, "sft", "--model", model, "--task", "gsm8k", "--train-data", os.path.join(work, "train.jsonl"),
+             "--steps", "1", "--batch-prompts", "1", "--threads", "2", "--progress", "0", "--out", sft])
+        check(all(same_file(os.path.join(sft, f), os.path.join(model, f)) for f in MODEL_FILES) and
+              os.path.exists(os.path.join(sft, "model.safetensors")),
+              "rein sft --out: the model directory holds the tokenizer files too")
         # stop ids: a response ends at its first eos id (or runs to --max-new)
         part_ok = True
         for x in samples:
@@ -260,6 +298,12 @@ def main():
               sha(os.path.join(part, "ckpt-000003", "model.safetensors")) and
               strip(recs) == strip([json.loads(l) for l in open(os.path.join(part, "metrics.jsonl"))]),
               "stopped after step 1 and resumed: bit-identical model and metrics")
+        # a checkpoint's tokenizer file changed afterwards: --resume refuses it (its checksum)
+        with open(os.path.join(part, "ckpt-000003", "tokenizer_config.json"), "a") as f:
+            f.write(" ")
+        p = subprocess.run(common + ["--out", part, "--resume"], capture_output=True, text=True)
+        check(p.returncode == 1 and "ckpt-000003/tokenizer_config.json: checksum mismatch" in p.stderr,
+              f"a changed tokenizer file in a checkpoint: --resume refuses, naming it ({p.stderr.strip()[-120:]})")
     finally:
         if args.keep:
             print("work directory:", work)

@@ -10,8 +10,8 @@ CASE:
   resume  a run stopped after step 3 (--stop-at) and resumed ends bit-identical to the run done
           in one go: same model and AdamW state bytes, same metrics (timing fields aside);
           sync_offset > 0 so the checkpoint holds explored batches; micro-batches, ref_logp;
-          the policy version and lag of every batch follow algorithms.md §7.1; with --save-dtype
-          bf16 the checkpoints' weights are BF16 (torch's rounding of the F32 run's) and optim
+          the policy version and lag of every batch follow docs/algorithms.md, the off-policy
+          schedule; with --save-dtype bf16 the checkpoints' weights are BF16 (torch's rounding of the F32 run's) and optim
           holds the F32 masters, so stopping and resuming from them changes no step
   build   `rein build` makes a standalone trainer without LLVM that gives the same bits as
           `rein train`; `rein sft` trains a model that `rein model` loads

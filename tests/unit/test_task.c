@@ -2,7 +2,7 @@
  * disjoint splits), the tokenizer, exact match, the final-number extraction, the R1 format test
  * (expectations from Python's re.match with DOTALL | MULTILINE, see the table), the GSM8K
  * reader's reward and its errors on bad lines, and the explorer/trainer version schedule of
- * algorithms.md §7.1 for its four settings.
+ * docs/algorithms.md, the off-policy schedule for its four settings.
  * Usage: test_task WORKDIR
  */
 #include "rein/sched.h"
@@ -152,7 +152,7 @@ static void check_gsm8k(const char *dir) {
   CHECK(!t && strstr(err, "cannot open"), "missing file: %s", err);
 }
 
-/* The four settings of algorithms.md §7.1, as the spec describes them. */
+/* The four settings of docs/algorithms.md, "The off-policy schedule". */
 static void check_sched(void) {
   for (int e = 1; e <= 160; e++) {
     /* 1. offline (300, 199): every batch from the initial policy. */

@@ -379,7 +379,7 @@ static void check_generate(int which) {
   for (int i = 0; i < 9; i++) prompt[i] = (int32_t)(urand() * V);
   double temps[] = {1.0, 0.7, 0.0};
   for (int k = 0; k < 3; k++) {
-    TfmSampling s = {temps[k], k == 1 ? 0.9 : 1, k == 1 ? 5 : 0, 7, 0, NULL, 42 + k};
+    TfmSampling s = {temps[k], k == 1 ? 0.9 : 1, k == 1 ? 5 : 0, 7, 0, NULL, 42 + k, 0};
     TfmGenOut o, o2;
     CHECK(!tfm_generate(m, 3, off, prompt, &s, &o, err, sizeof err), "generate: %s", err);
     CHECK(!tfm_generate(m, 3, off, prompt, &s, &o2, err, sizeof err), "generate: %s", err);
@@ -420,7 +420,7 @@ static void check_generate(int which) {
     tfm_genout_free(&o);
   }
   /* A stop token: take the token greedy decoding emits first for prompt 0, and stop on it. */
-  TfmSampling g = {0, 1, 0, 7, 0, NULL, 1};
+  TfmSampling g = {0, 1, 0, 7, 0, NULL, 1, 0};
   TfmGenOut o;
   tfm_generate(m, 1, off, prompt, &g, &o, err, sizeof err);
   int32_t stop = o.tokens[2];

@@ -45,7 +45,7 @@
 /* levels, finest first */
 enum { REIN_TOKEN = 0, REIN_SEQ = 1, REIN_GROUP = 2, REIN_BATCH = 3 };
 
-/* The built-in inputs (language.md §2), in ABI order: the compiler's language tables, the batch
+/* The built-in inputs (docs/language.md, built-in inputs), in ABI order: the compiler's language tables, the batch
  * reader, the runtime and the trainer all expand this list.
  * X(ID, spelling, level, is_bool, differentiable); pos and len are computed from the shape. */
 #define REIN_INPUT_LIST(X)                    \

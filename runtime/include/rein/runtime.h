@@ -12,6 +12,7 @@
  *                            whole batch, reading logp/entropy of every token
  *   rt_micro(x, g0, g1)      one micro-batch of whole groups: its logp/entropy are read, and on
  *                            return the gradients of its tokens are complete
+ *   rt_skip(x, g1)           passes over groups another process computes (gradients only)
  *   rt_end(x, r)             finishes the batch-level reductions, the final stage: loss, metrics
  *
  * rt_run is the whole step built on the three.  The backend interface of rein/backend.h runs
@@ -98,6 +99,15 @@ bool rt_stat(rt_exec *x, char *err, size_t errlen);
  * the batch's arrays until rt_end (the trainer keeps the per-token floats of the whole batch,
  * not the activations).  False with a message on failure. */
 bool rt_micro(rt_exec *x, int64_t g0, int64_t g1, const float *grad[2], char *err, size_t errlen);
+
+/* Passes over groups [next, G1) without running them (next: the group after the last micro-batch,
+ * 0 after rt_begin/rt_stat; next <= G1 <= ngroups), for a caller that computes the gradients of
+ * some groups only — a rank of a data-parallel trainer, whose other groups are another rank's.
+ * The gradients of the micro-batches that follow are exact (a group's gradients depend on the
+ * prologue, the statistics stage and its own values only), but a step that skipped a group
+ * has no loss: its rt_end fails; run the step again with every group for the loss and metrics.
+ * False with a message when G1 is out of that range or no step is begun. */
+bool rt_skip(rt_exec *x, int64_t g1, char *err, size_t errlen);
 
 /* Ends the step: finishes the reductions accumulated over the micro-batches, runs the final
  * stage and fills R (loss, metrics and both gradients of the whole batch, valid until the next

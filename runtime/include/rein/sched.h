@@ -1,4 +1,4 @@
-/* sched.h — the off-policy schedule of explorer and trainer (algorithms.md §7.1, Trinity's
+/* sched.h — the off-policy schedule of explorer and trainer (docs/algorithms.md, the off-policy schedule, Trinity's
  * `sync_style: fixed`).
  *
  * Explore step e (1-based) generates batch e; train step t consumes batch t (FIFO) and starts

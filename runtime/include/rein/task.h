@@ -7,7 +7,7 @@
  *     with a held-out evaluation split, character-level tokenizer; each item has the extra
  *     `difficulty`, the number of digits of its two operands;
  *   - "gsm8k": a GSM8K-format JSONL file ("question", "answer" ending in "#### N") with the
- *     reference reward of algorithms.md §7.2: exact match of the final number, optionally plus the
+ *     reference reward of docs/algorithms.md (the GSM8K reward): exact match of the final number, optionally plus the
  *     +/-0.1 format term;
  *   - "jsonl": any JSONL dataset whose prompt (a string, or a list of chat messages) and reference
  *     answer fields are named by the user; its reward comes from an external command.
@@ -177,7 +177,7 @@ Task *task_jsonl_open(const TaskData *d, char *err, size_t errlen);
  * JSON, which must be UTF-8, from responses that may end inside a character. */
 char *task_utf8_clean(const char *s);
 
-/* The system prompt of GSM8K on a chat model (R1-style, algorithms.md §7.2). */
+/* The system prompt of GSM8K on a chat model (R1-style; docs/algorithms.md, the GSM8K reward). */
 extern const char *const task_r1_system_prompt;
 
 /* arith: operands of 1..digits digits, the operators in ops (a subset of "+-*"), items of a

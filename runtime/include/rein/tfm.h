@@ -220,6 +220,8 @@ typedef struct {
   int nstop;
   const int32_t *stop;     /* stop tokens (kept in the output; generation ends after one) */
   uint64_t seed;
+  int seq0;                /* sequence s of the call draws as sequence seq0 + s (a share of a
+                              larger batch draws what the whole batch would: 0 otherwise) */
 } TfmSampling;
 
 typedef struct {
@@ -233,7 +235,7 @@ typedef struct {
 } TfmGenOut;
 
 /* Sample continuations of nseq prompts (prompt s: prompt[off[s]..off[s+1]), at least one token).
- * Sequence s draws its random numbers from (seed, s, step), so its tokens do not depend on the
+ * Sequence s draws its random numbers from (seed, seq0 + s, step), so its tokens do not depend on the
  * other sequences of the call or on threads.  Returns -1 with err on bad input. */
 int tfm_generate(TfmModel *m, int nseq, const int *off, const int32_t *prompt,
                  const TfmSampling *s, TfmGenOut *out, char *err, size_t errlen);

@@ -3,7 +3,7 @@
  *
  *   trn_main     `rein train FILE [options]` and the standalone trainer made by `rein build`:
  *                explore (G responses per prompt) -> experience buffer -> train steps, with
- *                sync_interval / sync_offset as in algorithms.md §7.1 (sched.h), micro-batches
+ *                sync_interval / sync_offset as in docs/algorithms.md, the off-policy schedule (sched.h), micro-batches
  *                of whole groups, periodic evaluation, atomic checkpoints, --resume;
  *   trn_sft_run  `rein sft [options]`: next-token training on the task's demonstrations.
  *
@@ -58,6 +58,7 @@ typedef struct {
   /* run */
   char out[TRN_PATH];
   int save_every, keep, resume, progress, threads;
+  int shard_explore;           /* data-parallel runs: 1: each rank explores its share of the prompts */
   char save_dtype[8];          /* model files written: "same" (the dtype --model came in), "f32",
                                   "bf16" or "f16"; rounded ones keep F32 masters in optim */
   int stop_at;                 /* stop (with a checkpoint) after this step; 0: run to the end */
