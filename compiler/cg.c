@@ -254,6 +254,20 @@ static bool closes_at(const IrNode *n, Level L) {
   return n->rlevel == L || (L == LV_GROUP && n->rlevel == LV_BATCH);
 }
 
+/* Is the pass's token loop widened to CG_TOK_F32_LANES lanes?  Only a float token loop that
+ * computes exp, log or sigmoid in float (a 256-bit vector of float; the vectorizer's own choice,
+ * 4, is set by the float64 reduction accumulators and leaves half of each vector unused).  A loop
+ * of loads, additions and reductions alone is not: 8 lanes double its float64 accumulators
+ * (interleaved 4 times: 32 registers) and the spills made opmd_seq's loop slower than float64. */
+static bool tok_wide(const Cg *c) {
+  if (!c->tok_f32) return false;
+  for (int j = 0; j < c->ps->nnodes; j++) {
+    const IrNode *n = &c->g->n[c->ps->nodes[j]];
+    if (n->level == LV_TOKEN && ir_ops[n->op].cls == 'e' && cg_float_routine_op(n->op)) return true;
+  }
+  return false;
+}
+
 /* The body for the current element of level L (ix[L] set) of the pass's sweep. */
 static void emit_level(Cg *c, Level L) {
   const PlPass *ps = c->ps;
@@ -284,9 +298,7 @@ static void emit_level(Cg *c, Level L) {
     Loop lp;
     c->ix[E] = loop_split(c, &lp, lo, hi, E == c->par);
     emit_level(c, E);
-    /* float token loops: 8 lanes (a 256-bit vector of float; the vectorizer's own choice, 4, is
-     * set by the float64 reduction accumulators and leaves half of each vector unused) */
-    loop_end_width(c, &lp, c->tok_f32 && E == LV_TOKEN ? CG_TOK_F32_LANES : 0);
+    loop_end_width(c, &lp, E == LV_TOKEN && tok_wide(c) ? CG_TOK_F32_LANES : 0);
     c->ix[E] = NULL;
     for (int j = 0; j < ps->nnodes; j++) {
       int i = ps->nodes[j];
