@@ -6,7 +6,9 @@
  *                    [--python PATH] [--torch-script PATH] FILE.rein...
  *
  * Each objective runs on a batch of N tokens: groups of 16 sequences of 256 tokens (logp, old_logp
- * in [-5, 0], rewards a mix of 0/1 and uniform values).  "f64" and "f32" are the best of R full
+ * in [-5, 0], rewards a mix of 0/1 and uniform values; every declared user input, at its level,
+ * also in [-5, 0], like the log-probs it usually is; the trainer constants max_new = 256,
+ * group_size = 16, step = 1).  "f64" and "f32" are the best of R full
  * steps of the runtime (prologue, micro-batch pass, final stage; one micro-batch) with T threads,
  * of the objective compiled with --precision f64 and f32 (the default); "interp" is one
  * evaluation by the reference interpreter (float64, node by node); "torch" is the best of R
@@ -52,10 +54,12 @@ typedef struct {
   Batch *b;    /* the interpreter's (float64, float32-rounded values) */
   rt_batch rb; /* the runtime's */
   float *in[IN_COUNT];
+  float **uin; /* (nuin) the user inputs */
+  int nuin;
   int32_t *grp_seq, *seq_tok;
 } Data;
 
-static void make_data(Data *d, long ntoks, bool for_interp) {
+static void make_data(Data *d, const IrGraph *g, long ntoks, bool for_interp) {
   long nseq = ntoks / SEQLEN, ngroups = nseq / GROUP;
   nseq = ngroups * GROUP;
   ntoks = nseq * SEQLEN;
@@ -81,15 +85,30 @@ static void make_data(Data *d, long ntoks, bool for_interp) {
       d->in[k][i] = (float)v;
     }
   }
+  d->nuin = g->nuinputs;
+  d->uin = calloc((size_t)d->nuin + 1, sizeof(float *));
+  for (int k = 0; k < d->nuin; k++) {
+    long n = g->uinputs[k].level == LV_TOKEN ? ntoks : nseq;
+    d->uin[k] = malloc(sizeof(float) * (size_t)(n + 1));
+    for (long i = 0; i < n; i++) d->uin[k][i] = (float)(-5 * urand());
+  }
   rt_batch rb = {.ngroups = ngroups, .nseqs = nseq, .ntoks = ntoks, .grp_seq = d->grp_seq, .seq_tok = d->seq_tok,
                  .seed = 1};
   for (int k = 0; k < IN_COUNT; k++) rb.in[k] = d->in[k];
+  rb.uin = (const float *const *)d->uin;
   d->rb = rb;
   if (!for_interp) return;
   int *nseqs = malloc(sizeof(int) * (size_t)ngroups), *lens = malloc(sizeof(int) * (size_t)nseq);
   for (long g = 0; g < ngroups; g++) nseqs[g] = GROUP;
   for (long s = 0; s < nseq; s++) lens[s] = SEQLEN;
-  d->b = bt_alloc((int)ngroups, nseqs, lens, 0, NULL);
+  Level *lv = calloc((size_t)d->nuin + 1, sizeof(Level));
+  for (int k = 0; k < d->nuin; k++) lv[k] = g->uinputs[k].level;
+  d->b = bt_alloc((int)ngroups, nseqs, lens, d->nuin, lv);
+  free(lv);
+  for (int k = 0; k < d->nuin; k++) {
+    long n = g->uinputs[k].level == LV_TOKEN ? ntoks : nseq;
+    for (long i = 0; i < n; i++) d->b->uin[k][i] = d->uin[k][i];
+  }
   for (int k = 0; k < IN_COUNT; k++) {
     long n = bi_inputs[k].level == LV_TOKEN ? ntoks : nseq;
     for (long i = 0; i < n; i++) d->b->in[k][i] = d->in[k][i];
@@ -101,6 +120,8 @@ static void make_data(Data *d, long ntoks, bool for_interp) {
 
 static void free_data(Data *d) {
   for (int k = 0; k < IN_COUNT; k++) free(d->in[k]);
+  for (int k = 0; k < d->nuin; k++) free(d->uin[k]);
+  free(d->uin);
   free(d->grp_seq);
   free(d->seq_tok);
   bt_free(d->b);
@@ -247,18 +268,24 @@ int main(int argc, char **argv) {
     }
     const rein_objective *desc = rt_desc(o[1]);
     double *params = ir_xcalloc((size_t)g->nparams + 1, sizeof(double));
-    for (int k = 0; k < g->nparams; k++) params[k] = g->params[k].value;
+    for (int k = 0; k < g->nparams; k++) {
+      params[k] = g->params[k].value;
+      for (int t = 0; t < REIN_NUM_TRAINER_CONSTS; t++)
+        if (g->params[k].kind == REIN_PARAM_TRAINER && !strcmp(g->params[k].name, rein_trainer_const_name(t)))
+          params[k] = t == REIN_TC_MAX_NEW ? SEQLEN : t == REIN_TC_GROUP_SIZE ? GROUP : 1;
+    }
     char name[256], tname[256];
     row_name(argv[i], name, sizeof name);
     bool has_torch = torch && torch_name(python, script, argv[i], tname, sizeof tname);
     for (int si = 0; si < nsizes; si++) {
       Data d;
-      make_data(&d, sizes[si], interp);
+      make_data(&d, g, sizes[si], interp);
       long ntoks = (long)d.rb.ntoks;
       size_t bytes = 0;
       for (int k = 0; k < IN_COUNT; k++)
         if ((desc->inputs_used >> k & 1) && k != IN_POS && k != IN_LEN)
           bytes += 4 * (size_t)(bi_inputs[k].level == LV_TOKEN ? ntoks : d.rb.nseqs);
+      for (int k = 0; k < d.nuin; k++) bytes += 4 * (size_t)(g->uinputs[k].level == LV_TOKEN ? ntoks : d.rb.nseqs);
       if (desc->flags & REIN_GRAD_LOGP) bytes += 4 * (size_t)ntoks;
       if (desc->flags & REIN_GRAD_ENTROPY) bytes += 4 * (size_t)ntoks;
       char *src = malloc(bytes), *dst = malloc(bytes);
