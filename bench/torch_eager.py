@@ -26,6 +26,8 @@ Semantics are exactly those of the Rein programs (defaults included):
 "token-mean" is the mean over all response tokens of the batch (sum(v*m) / sum(m), no +eps).
 
 Usage (only /usr/bin/python3 has torch):
+  bench/torch_eager.py --list
+      -> one line "NAME PROGRAM" per objective implemented here (bench_objectives reads it)
   bench/torch_eager.py --objective grpo|rec_oneside_nois|gspo --tokens N [--group-size 16]
         [--seq-len 256] [--threads T] [--repeat R] [--warmup W] [--metrics]
         [--malloc-cache] [--omp-wait-policy default|active|passive] [--device cpu|cuda] [--compile]
@@ -467,7 +469,9 @@ def check(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--objective", required=True, choices=sorted(OBJECTIVES))
+    ap.add_argument("--objective", choices=sorted(OBJECTIVES))
+    ap.add_argument("--list", action="store_true",
+                    help="print NAME PROGRAM (relative to the repository root) per objective, and exit")
     ap.add_argument("--tokens", type=int, default=1 << 20)
     ap.add_argument("--group-size", type=int, default=16)
     ap.add_argument("--seq-len", type=int, default=256)
@@ -494,6 +498,12 @@ def main():
     ap.add_argument("--no-ragged", action="store_true",
                     help="check only the ragged-free batch")
     args = ap.parse_args()
+    if args.list:
+        for name in sorted(OBJECTIVES):
+            print(name, OBJECTIVES[name][0])
+        return
+    if not args.objective:
+        ap.error("--objective is required (or --list)")
     if args.check:
         sys.exit(check(args))
     if args.repeat < 1:

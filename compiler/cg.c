@@ -29,10 +29,15 @@
  */
 #include "cg_internal.h"
 
+#include <llvm-c/DebugInfo.h>
+
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- loops ---- */
+#ifndef CG_TOK_F32_LANES
+#define CG_TOK_F32_LANES 8
+#endif
 typedef struct {
   LLVMBasicBlockRef head, exit;
   LLVMValueRef phi, step;
@@ -53,13 +58,25 @@ static LLVMValueRef loop_begin(Cg *c, Loop *L, LLVMValueRef lo, LLVMValueRef hi,
   return L->phi;
 }
 
-static void loop_end(Cg *c, Loop *L) {
+/* Closes loop L; WIDTH > 0 asks the loop vectorizer for that many lanes (llvm.loop metadata). */
+static void loop_end_width(Cg *c, Loop *L, unsigned width) {
   LLVMValueRef next = LLVMBuildAdd(c->b, L->phi, L->step, "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
   LLVMAddIncoming(L->phi, &next, &latch, 1);
-  LLVMBuildBr(c->b, L->head);
+  LLVMValueRef br = LLVMBuildBr(c->b, L->head);
+  if (width) {
+    LLVMMetadataRef self = LLVMTemporaryMDNode(c->cx, NULL, 0);
+    LLVMMetadataRef w[2] = {LLVMMDStringInContext2(c->cx, "llvm.loop.vectorize.width", 25),
+                            LLVMValueAsMetadata(ci32(c, (int)width))};
+    LLVMMetadataRef ops[2] = {self, LLVMMDNodeInContext2(c->cx, w, 2)};
+    LLVMMetadataRef loop = LLVMMDNodeInContext2(c->cx, ops, 2);
+    LLVMMetadataReplaceAllUsesWith(self, loop);
+    LLVMSetMetadata(br, LLVMGetMDKindIDInContext(c->cx, "llvm.loop", 9), LLVMMetadataAsValue(c->cx, loop));
+  }
   LLVMPositionBuilderAtEnd(c->b, L->exit);
 }
+
+static void loop_end(Cg *c, Loop *L) { loop_end_width(c, L, 0); }
 
 /* A loop over [lo, hi), split among the block's threads when PARALLEL (GPU). */
 static LLVMValueRef loop_split(Cg *c, Loop *L, LLVMValueRef lo, LLVMValueRef hi, bool parallel) {
@@ -242,6 +259,20 @@ static bool closes_at(const IrNode *n, Level L) {
   return n->rlevel == L || (L == LV_GROUP && n->rlevel == LV_BATCH);
 }
 
+/* Is the pass's token loop widened to CG_TOK_F32_LANES lanes?  Only a float token loop that
+ * computes exp, log or sigmoid in float (a 256-bit vector of float; the vectorizer's own choice,
+ * 4, is set by the float64 reduction accumulators and leaves half of each vector unused).  A loop
+ * of loads, additions and reductions alone is not: 8 lanes double its float64 accumulators
+ * (interleaved 4 times: 32 registers) and the spills made opmd_seq's loop slower than float64. */
+static bool tok_wide(const Cg *c) {
+  if (!c->tok_f32) return false;
+  for (int j = 0; j < c->ps->nnodes; j++) {
+    const IrNode *n = &c->g->n[c->ps->nodes[j]];
+    if (n->level == LV_TOKEN && ir_ops[n->op].cls == 'e' && cg_float_routine_op(n->op)) return true;
+  }
+  return false;
+}
+
 /* The body for the current element of level L (ix[L] set) of the pass's sweep. */
 static void emit_level(Cg *c, Level L) {
   const PlPass *ps = c->ps;
@@ -272,7 +303,7 @@ static void emit_level(Cg *c, Level L) {
     Loop lp;
     c->ix[E] = loop_split(c, &lp, lo, hi, E == c->par);
     emit_level(c, E);
-    loop_end(c, &lp);
+    loop_end_width(c, &lp, E == LV_TOKEN && tok_wide(c) ? CG_TOK_F32_LANES : 0);
     c->ix[E] = NULL;
     for (int j = 0; j < ps->nnodes; j++) {
       int i = ps->nodes[j];
@@ -460,10 +491,11 @@ static void emit_outputs(Cg *c) {
   fn_end(c);
 }
 
-LLVMModuleRef cg_module(LLVMContextRef cx, const CgLayout *l, CgTarget t) {
+LLVMModuleRef cg_module(LLVMContextRef cx, const CgLayout *l, CgTarget t, bool f64) {
   Cg cs = {0}, *c = &cs;
   c->cx = cx;
   c->gpu = t == CG_GPU;
+  c->tok_f32 = !c->gpu && !f64;
   c->l = l;
   c->g = l->p->g;
   c->m = LLVMModuleCreateWithNameInContext(c->g->objective, cx);

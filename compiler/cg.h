@@ -41,14 +41,18 @@ void cg_pass_info(const CgLayout *l, int k, int *stage, int *loop, int *flags);
 
 /* ---- cg.c (with cg_value.c) ---- */
 /* Builds the module of the objective for target T in context CX: every entry point named in
- * rein/objective.h, calling rk_* routines that cg_link_support provides. */
-LLVMModuleRef cg_module(LLVMContextRef cx, const CgLayout *l, CgTarget t);
+ * rein/objective.h, calling rk_* routines that cg_link_support provides.  F64: all arithmetic in
+ * float64; otherwise (CPU only; the GPU is always float64) the token-level element-wise values
+ * are computed in float32, and every reduction, and every coarser value, in float64. */
+LLVMModuleRef cg_module(LLVMContextRef cx, const CgLayout *l, CgTarget t, bool f64);
 
 /* ---- cg_target.c ---- */
 typedef struct {
   const char *cpu;        /* host CPU name for the CPU target; NULL: this machine's */
   bool no_opt;            /* skip the optimization pipeline (rein emit --llvm -O0) */
   bool no_ptx;            /* an artifact without PTX (host code only; faster to build) */
+  bool f64;               /* --precision f64: token loops in float64 too (the default, false,
+                             computes token-level element-wise values in float32 on the CPU) */
 } CgOptions;
 
 /* Links the support library (and libdevice for the GPU) into M, internalizes everything but the

@@ -54,8 +54,8 @@ static bool cache_key(const Plan *p, const CgOptions *co, char key[17]) {
   size_t len = 0;
   FILE *f = open_memstream(&text, &len);
   if (!f) return false;
-  fprintf(f, "rein %s\nexe %016llx %llu\nopt %d ptx %d\n", REIN_VERSION, (unsigned long long)exe_hash,
-          (unsigned long long)exe_size, co->no_opt, !co->no_ptx);
+  fprintf(f, "rein %s\nexe %016llx %llu\nopt %d ptx %d f64 %d\n", REIN_VERSION,
+          (unsigned long long)exe_hash, (unsigned long long)exe_size, co->no_opt, !co->no_ptx, co->f64);
   if (co->cpu && strcmp(co->cpu, "native")) {
     fprintf(f, "cpu %s\n", co->cpu);
   } else {

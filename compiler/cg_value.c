@@ -12,7 +12,9 @@
  */
 #include "cg_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "rk_lib.h"
 
@@ -135,8 +137,15 @@ static LLVMValueRef data_value(Cg *c, const IrNode *n) {
   abort();
 }
 
+/* A value of type f32 or f64 as type TY. */
+static LLVMValueRef as_type(Cg *c, LLVMValueRef v, LLVMTypeRef ty) {
+  LLVMTypeRef vt = LLVMTypeOf(v);
+  if (vt == ty) return v;
+  return ty == c->f32 ? LLVMBuildFPTrunc(c->b, v, ty, "") : LLVMBuildFPExt(c->b, v, ty, "");
+}
+
 LLVMValueRef cg_get(Cg *c, int i) {
-  if (c->val[i]) return c->val[i];
+  if (c->val[i]) return as_type(c, c->val[i], c->f64);
   const IrNode *n = &c->g->n[i];
   if (pl_is_data(n)) return data_value(c, n);
   return LLVMBuildLoad2(c->b, c->f64, cg_store_addr(c, i, NULL), "");
@@ -144,15 +153,19 @@ LLVMValueRef cg_get(Cg *c, int i) {
 
 /* ---- element-wise ops ---- */
 
-/* The element-wise op of node N on its argument values X (ir_eval_elem's semantics), as the `code`
- * column of REIN_ELEM_OPS (ops.h) says: CALL(f) calls f, a routine of the kernel library or an
- * LLVM intrinsic; W is the instruction sequence CG_W below. */
-#define CG_CALL(f) cg_call(c, f, c->f64, x, ir_ops[n->op].nargs)
+/* The element-wise op of node N on its argument values X of type T (f64, or f32 in a token loop
+ * compiled for float arithmetic; ir_eval_elem's semantics), as the `code` column of REIN_ELEM_OPS
+ * (ops.h) says: CALL(f) calls f, a routine of the kernel library or an LLVM intrinsic (in float:
+ * its float version, see call_t); W is the instruction sequence CG_W below. */
+#define K(v) LLVMConstReal(t, v)
+#define B2F(bv) LLVMBuildSelect(b, bv, K(1), K(0), "")
+#define NZ(v) LLVMBuildFCmp(b, LLVMRealUNE, v, K(0), "")
+#define CG_CALL(f) call_t(c, f, t, x, ir_ops[n->op].nargs)
 #define CG_FNEG LLVMBuildFNeg(b, x[0], "")
-#define CG_NOT b2f(c, fcmp(c, LLVMRealOEQ, x[0], cf(c, 0)))
+#define CG_NOT B2F(fcmp(c, LLVMRealOEQ, x[0], K(0)))
 #define CG_SIGN                                                                                 \
-  LLVMBuildSelect(b, fcmp(c, LLVMRealOGT, x[0], cf(c, 0)), cf(c, 1),                            \
-                  LLVMBuildSelect(b, fcmp(c, LLVMRealOLT, x[0], cf(c, 0)), cf(c, -1), cf(c, 0), ""), "")
+  LLVMBuildSelect(b, fcmp(c, LLVMRealOGT, x[0], K(0)), K(1),                                    \
+                  LLVMBuildSelect(b, fcmp(c, LLVMRealOLT, x[0], K(0)), K(-1), K(0), ""), "")
 #define CG_ARG0 x[0]
 #define CG_FADD LLVMBuildFAdd(b, x[0], x[1], "")
 #define CG_FSUB LLVMBuildFSub(b, x[0], x[1], "")
@@ -160,17 +173,64 @@ LLVMValueRef cg_get(Cg *c, int i) {
 #define CG_FDIV LLVMBuildFDiv(b, x[0], x[1], "")
 #define CG_MIN LLVMBuildSelect(b, fcmp(c, LLVMRealOLT, x[1], x[0]), x[1], x[0], "")
 #define CG_MAX LLVMBuildSelect(b, fcmp(c, LLVMRealOGT, x[1], x[0]), x[1], x[0], "")
-#define CG_LT b2f(c, fcmp(c, LLVMRealOLT, x[0], x[1]))
-#define CG_LE b2f(c, fcmp(c, LLVMRealOLE, x[0], x[1]))
-#define CG_GT b2f(c, fcmp(c, LLVMRealOGT, x[0], x[1]))
-#define CG_GE b2f(c, fcmp(c, LLVMRealOGE, x[0], x[1]))
-#define CG_EQ b2f(c, fcmp(c, LLVMRealOEQ, x[0], x[1]))
-#define CG_NE b2f(c, fcmp(c, LLVMRealUNE, x[0], x[1]))
-#define CG_AND b2f(c, LLVMBuildAnd(b, nz(c, x[0]), nz(c, x[1]), ""))
-#define CG_OR b2f(c, LLVMBuildOr(b, nz(c, x[0]), nz(c, x[1]), ""))
-#define CG_DMUL LLVMBuildSelect(b, fcmp(c, LLVMRealOEQ, x[0], cf(c, 0)), cf(c, 0), LLVMBuildFMul(b, x[0], x[1], ""), "")
-#define CG_WHERE LLVMBuildSelect(b, nz(c, x[0]), x[1], x[2], "")
-static LLVMValueRef elem(Cg *c, const IrNode *n, LLVMValueRef *x) {
+#define CG_LT B2F(fcmp(c, LLVMRealOLT, x[0], x[1]))
+#define CG_LE B2F(fcmp(c, LLVMRealOLE, x[0], x[1]))
+#define CG_GT B2F(fcmp(c, LLVMRealOGT, x[0], x[1]))
+#define CG_GE B2F(fcmp(c, LLVMRealOGE, x[0], x[1]))
+#define CG_EQ B2F(fcmp(c, LLVMRealOEQ, x[0], x[1]))
+#define CG_NE B2F(fcmp(c, LLVMRealUNE, x[0], x[1]))
+#define CG_AND B2F(LLVMBuildAnd(b, NZ(x[0]), NZ(x[1]), ""))
+#define CG_OR B2F(LLVMBuildOr(b, NZ(x[0]), NZ(x[1]), ""))
+#define CG_DMUL LLVMBuildSelect(b, fcmp(c, LLVMRealOEQ, x[0], K(0)), K(0), LLVMBuildFMul(b, x[0], x[1], ""), "")
+#define CG_WHERE LLVMBuildSelect(b, NZ(x[0]), x[1], x[2], "")
+
+/* The float32 routines of the kernel library (rk_lib.h); the others run in float64 on widened
+ * arguments in a float loop. */
+static const char *const float_routines[][2] = {
+    {"rk_exp", "rk_expf"}, {"rk_log", "rk_logf"}, {"rk_sigmoid", "rk_sigmoidf"}};
+
+/* Calls the float64 routine or intrinsic F (as ops.h names it) on X[N] of type T: itself for
+ * f64; for f32 the intrinsic's .f32 overload, the library's float version, or F on widened
+ * arguments with the result rounded to float. */
+static LLVMValueRef call_t(Cg *c, const char *f, LLVMTypeRef t, LLVMValueRef *x, int n) {
+  if (t == c->f64) return cg_call(c, f, t, x, n);
+  size_t len = strlen(f);
+  if (!strncmp(f, "llvm.", 5) && len > 4 && !strcmp(f + len - 4, ".f64")) {
+    char name[64];
+    snprintf(name, sizeof name, "%.*s.f32", (int)(len - 4), f);
+    return cg_call(c, name, t, x, n);
+  }
+  for (size_t k = 0; k < sizeof float_routines / sizeof float_routines[0]; k++)
+    if (!strcmp(f, float_routines[k][0])) return cg_call(c, float_routines[k][1], t, x, n);
+  LLVMValueRef w[3];
+  for (int k = 0; k < n; k++) w[k] = as_type(c, x[k], c->f64);
+  return as_type(c, cg_call(c, f, c->f64, w, n), t);
+}
+
+/* Is CODE (a `code` column of REIN_ELEM_OPS, as text) a call of a routine with a float version? */
+static bool calls_float_routine(const char *code) {
+  for (size_t k = 0; k < sizeof float_routines / sizeof float_routines[0]; k++) {
+    char want[64];
+    snprintf(want, sizeof want, "CALL(\"%s\")", float_routines[k][0]);
+    if (!strcmp(code, want)) return true;
+  }
+  return false;
+}
+
+bool cg_float_routine_op(IrOp op) {
+  switch (op) {
+#define X_FR(ID, name, fn, nargs, diff, ty, value, code) \
+  case IR_##ID: return calls_float_routine(#code);
+    REIN_ELEM_OPS(X_FR)
+#undef X_FR
+  REIN_LEAF_OPS(OPS_CASE)
+  REIN_RED_OPS(OPS_CASE)
+  case IR_NOPS: break;
+  }
+  return false;
+}
+
+static LLVMValueRef elem(Cg *c, const IrNode *n, LLVMValueRef *x, LLVMTypeRef t) {
   LLVMBuilderRef b = c->b;
   switch (n->op) {
 #define X_CG(ID, name, fn, nargs, diff, ty, value, code) \
@@ -248,9 +308,12 @@ LLVMValueRef cg_new_state(Cg *c) {
 
 /* ---- the dispatch ---- */
 
+/* Token values are computed in float when the module's token arithmetic is float32 (c->tok_f32);
+ * everything else, and every reduction state, in float64. */
 void cg_compute(Cg *c, int i) {
   const IrNode *n = &c->g->n[i];
+  LLVMTypeRef t = c->tok_f32 && n->level == LV_TOKEN ? c->f32 : c->f64;
   LLVMValueRef x[3] = {NULL, NULL, NULL};
-  for (int k = 0; k < ir_ops[n->op].nargs; k++) x[k] = cg_get(c, n->a[k]);
-  c->val[i] = elem(c, n, x);
+  for (int k = 0; k < ir_ops[n->op].nargs; k++) x[k] = as_type(c, cg_get(c, n->a[k]), t);
+  c->val[i] = elem(c, n, x, t);
 }

@@ -5,7 +5,7 @@
  *   rein emit --ir|--grad [--terms]|--plan [--dump-after=PASS] FILE
  *                             print the graph IR, the differentiated IR, or the plan (FILE may be
  *                             a .rein program or IR text, .ir)
- *   rein emit --llvm [-O0] [--cpu CPU] FILE | --ptx [--arch sm_80|sm_90] FILE
+ *   rein emit --llvm [-O0] [--cpu CPU] [--precision f32|f64] FILE | --ptx [--arch sm_80|sm_90] FILE
  *                             print the optimized host LLVM IR, or the PTX of the GPU kernels
  *   rein compile FILE -o NAME.so [--cpu NAME]
  *                             compile to a shared object (rein/objective.h): native code, PTX
@@ -72,7 +72,8 @@ static void usage(FILE *out) {
           "  emit --plan FILE     print the stages and fused passes\n"
           "       --dump-after=PASS  also print the IR after PASS (lower, fold, cse, dce,\n"
           "                          grad, simplify)\n"
-          "  emit --llvm [-O0] [--cpu CPU] FILE  print the host LLVM IR of the kernels\n"
+          "  emit --llvm [-O0] [--cpu CPU] [--precision f32|f64] FILE  print the host LLVM IR\n"
+          "                       of the kernels (f32: token arithmetic in float, the default)\n"
           "  emit --ptx [--arch A] FILE  print the PTX (A: sm_80, the default, or sm_90)\n"
           "  compile FILE -o NAME.so [--cpu CPU]  compile to a shared object (native code for\n"
           "                       this machine's CPU, or CPU; PTX for sm_80 and sm_90)\n"
@@ -191,7 +192,7 @@ static int emit_code(const Plan *p, const char *arch, const CgOptions *co) {
   CgLayout l;
   cg_layout(&l, p);
   LLVMContextRef cx = LLVMContextCreate();
-  LLVMModuleRef m = cg_module(cx, &l, arch ? CG_GPU : CG_CPU);
+  LLVMModuleRef m = cg_module(cx, &l, arch ? CG_GPU : CG_CPU, co->f64);
   char err[1024] = "";
   int status = 1;
   if (cg_finish_module(m, arch ? CG_GPU : CG_CPU, arch, co, err, sizeof err)) {
@@ -221,6 +222,17 @@ static int opt_arch(void *dst, const char *arg, char *err, size_t errlen) {
   return 0;
 }
 
+/* --precision f32|f64 (into a bool: true for f64, CgOptions.f64). */
+static int opt_precision(void *dst, const char *arg, char *err, size_t errlen) {
+  if (strcmp(arg, "f32") && strcmp(arg, "f64"))
+    return snprintf(err, errlen, "--precision must be f32 or f64, not `%s`", arg), -1;
+  *(bool *)dst = !strcmp(arg, "f64");
+  return 0;
+}
+#define PRECISION_OPT(flag)                                                                          \
+  {.name = "precision", .kind = RC_OPT_FN, .dst = (flag), .fn = opt_precision, .arg = "P",         \
+   .help = "token-loop arithmetic on the CPU: f32 (default; reductions in float64) or f64"}
+
 /* -O0 (into a bool: no optimization). */
 static int opt_o0(void *dst, const char *arg, char *err, size_t errlen) {
   if (strcmp(arg, "0"))
@@ -248,7 +260,7 @@ static int cmd_emit(int argc, char **argv) {
   int what = EMIT_NONE, status;
   int terms = 0;
   const char *arch = "sm_80";
-  CgOptions co = {NULL, false, false};
+  CgOptions co = {NULL, false, false, false};
   PipeOptions o = {NULL, stdout, false};
   const RcOpt t[] = {
       {.name = "ast", .kind = RC_OPT_FLAG, .dst = &what, .value = EMIT_AST, .help = "the checked syntax tree"},
@@ -263,6 +275,7 @@ static int cmd_emit(int argc, char **argv) {
       {.name = "arch", .kind = RC_OPT_FN, .dst = &arch, .fn = opt_arch, .arg = "A", .help = "--ptx for sm_80 (default) or sm_90"},
       {.name = "cpu", .kind = RC_OPT_STR, .dst = &co.cpu, .arg = "CPU", .help = "--llvm for CPU (default: this machine's)"},
       {.letter = 'O', .kind = RC_OPT_FN, .dst = &co.no_opt, .fn = opt_o0, .arg = "0", .help = "--llvm without optimization"},
+      PRECISION_OPT(&co.f64),
       {.name = "dump-after", .kind = RC_OPT_FN, .dst = &o.dump_after, .fn = opt_pass, .arg = "PASS",
        .help = "also print the IR after PASS (lower, fold, cse, dce, grad, simplify)"},
       RC_OPTS_END};
@@ -398,12 +411,13 @@ static bool apply_set(const IrGraph *g, const char *arg, double *params) {
 static int compile_cmd(int argc, char **argv, bool exe) {
   const char *cmd = exe ? "rein build" : "rein compile", *what = exe ? "TRAINER" : "NAME.so";
   const char *out = NULL;
-  CgOptions co = {NULL, false, false};
+  CgOptions co = {NULL, false, false, false};
   int status;
   const RcOpt t[] = {
       {.name = "output", .letter = 'o', .kind = RC_OPT_STR, .dst = &out, .arg = what,
        .help = exe ? "the trainer to write (required)" : "the shared object to write (required)"},
       {.name = "cpu", .kind = RC_OPT_STR, .dst = &co.cpu, .arg = "CPU", .help = "native code for CPU (default: this machine's)"},
+      PRECISION_OPT(&co.f64),
       RC_OPTS_END};
   int k = rein_opts(t, cmd, "FILE -o OUT [OPTIONS]", argc, argv, &status);
   if (k < 0) return status;
@@ -440,7 +454,7 @@ static int cmd_train(int argc, char **argv) {
   Loaded l;
   int status = 1;
   if (rein_load(&l, argv[1], &po, true, 20)) {
-    CgOptions co = {NULL, false, true};   /* the trainer runs on the CPU: no PTX */
+    CgOptions co = {NULL, false, true, false}; /* the trainer runs on the CPU: no PTX */
     char err[1024];
     rt_objective *o = cg_compile_and_open(l.p, &co, err, sizeof err);
     if (!o) fprintf(stderr, "rein train: error: %s\n", err);
@@ -460,7 +474,7 @@ static int cmd_sft(int argc, char **argv) {
   Loaded l;
   int status = 1;
   if (rein_load(&l, "std:sft", &po, true, 20)) {
-    CgOptions co = {NULL, false, true};   /* the trainer runs on the CPU: no PTX */
+    CgOptions co = {NULL, false, true, false}; /* the trainer runs on the CPU: no PTX */
     char err[1024];
     rt_objective *o = cg_compile_and_open(l.p, &co, err, sizeof err);
     if (!o) fprintf(stderr, "rein sft: error: %s\n", err);
@@ -515,7 +529,7 @@ static bool eval_finite(const IrGraph *g, const Batch *b, const ItResult *r) {
 
 /* Runs objective L on BATCH with BACKEND and prints the result; returns the exit status. */
 static int eval_loaded(const Loaded *l, const char *batch, const char *backend, const SetList *sets, int micro,
-                       int threads) {
+                       int threads, bool f64) {
   const IrGraph *g = l->g;
   double *params = rc_calloc((size_t)g->nparams + 1, sizeof(double));
   for (int i = 0; i < g->nparams; i++) params[i] = g->params[i].value;
@@ -545,7 +559,7 @@ static int eval_loaded(const Loaded *l, const char *batch, const char *backend, 
   if (b) {
     ItResult r;
     char err[1024];
-    CgOptions co = {NULL, false, strcmp(backend, "gpu") != 0}; /* PTX only for the GPU */
+    CgOptions co = {NULL, false, strcmp(backend, "gpu") != 0, f64}; /* PTX only for the GPU */
     bool done = cg_eval(l->p, b, params, micro, backend, threads, &co, &r, err, sizeof err);
     if (!done) fprintf(stderr, "rein eval: error: %s\n", err);
     if (done) {
@@ -565,6 +579,7 @@ static int cmd_eval(int argc, char **argv) {
   const char *batch = NULL, *backend = "interp";
   SetList sets = {NULL, 0};
   int micro = 0, threads = 0, status;
+  bool f64 = false;
   const RcOpt t[] = {
       {.name = "batch", .kind = RC_OPT_STR, .dst = &batch, .arg = "B.json", .help = "the batch (required)"},
       {.name = "backend", .kind = RC_OPT_STR, .dst = &backend, .arg = "B", .help = "interp (default), cpu or gpu"},
@@ -574,6 +589,7 @@ static int cmd_eval(int argc, char **argv) {
        .help = "whole groups per micro-batch", .bad = "needs a positive number of groups"},
       {.name = "threads", .kind = RC_OPT_INT, .dst = &threads, .lo = 1, .hi = 1024, .arg = "N",
        .help = "CPU threads of the cpu backend", .bad = "needs a number from 1 to 1024"},
+      PRECISION_OPT(&f64),
       RC_OPTS_END};
   int k = rein_opts(t, "rein eval", "FILE --batch B.json [OPTIONS]", argc, argv, &status);
   if (k < 0) {
@@ -590,7 +606,7 @@ static int cmd_eval(int argc, char **argv) {
   } else {
     PipeOptions o = {NULL, stdout, false};
     Loaded l;
-    status = rein_load(&l, argv[k], &o, true, 20) ? eval_loaded(&l, batch, backend, &sets, micro, threads) : 1;
+    status = rein_load(&l, argv[k], &o, true, 20) ? eval_loaded(&l, batch, backend, &sets, micro, threads, f64) : 1;
     rein_unload(&l);
   }
   free(sets.v);

@@ -30,6 +30,13 @@ double rk_pow(double x, double y);
 double rk_sigmoid(double x);
 double rk_softplus(double x);
 double rk_uniform(uint64_t seed, uint64_t step, uint64_t group, uint64_t seq);
+#ifndef __NVPTX__
+/* Host only: float32 versions for the token loops' float arithmetic (CgOptions.f64 false); the
+ * other functions are called in float64 there (their arguments widened, results rounded). */
+float rk_expf(float x);
+float rk_logf(float x);
+float rk_sigmoidf(float x);
+#endif
 
 /* Adds element X to state ST when KEEP (max/min/var/std/logsumexp; sum/mean/count are emitted
  * inline so the loop vectorizer sees a plain reduction). */

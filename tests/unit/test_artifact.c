@@ -79,7 +79,7 @@ int main(int argc, char **argv) {
   PipeOptions po = {NULL, stdout, false};
   Plan *p = NULL;
   IrGraph *g = pipe_run(&u.prog, NULL, &d, &po, &p);
-  CgOptions co = {NULL, false, false};
+  CgOptions co = {NULL, false, false, false};
   if (!g || !cg_compile(p, good, &co, stderr)) return 1;
 
   /* the good one, and what its descriptor says */
