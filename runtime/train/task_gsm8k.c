@@ -53,19 +53,13 @@ static void make_item(const Gsm *g, const char *q, const char *a, TaskItem *out)
   out->msgs[1] = (TaskMsg){rc_strdup("user"), rc_strdup(q)};
 }
 
-/* Every question must encode with the task's tokenizer (checked here, so a bad line is reported
- * as PATH:LINE when the run starts, not when it is first sampled). */
+/* Every question must encode with the task's tokenizer (task_data_prompt_ok). */
 static int encodes(Task *t, const char *q, const char *path, long lineno, char *err, size_t errlen) {
   TaskItem it;
   make_item(t->state, q, "0", &it);
-  int32_t *ids = NULL;
-  char why[512];
-  int k = t->tk->prompt(t->tk, &it, &ids, why, sizeof why);
-  free(ids);
+  int rc = task_data_prompt_ok(t, &it, path, lineno, "question", err, errlen);
   task_item_free(&it);
-  if (k >= 0) return 1;
-  snprintf(err, errlen, "%s:%ld: field 'question': %s", path, lineno, why);
-  return 0;
+  return rc == 0;
 }
 
 typedef struct {
@@ -171,6 +165,17 @@ void task_data_tok(Task *t, TaskTok *tok) {
   byte_chars(chars);
   task_tok_init(&t->tok, chars);
   t->tk = tok ? tok : task_tok_char(&t->tok);
+}
+
+int task_data_prompt_ok(Task *t, const TaskItem *it, const char *path, long lineno, const char *field,
+                        char *err, size_t errlen) {
+  int32_t *ids = NULL;
+  char why[512];
+  int k = t->tk->prompt(t->tk, it, &ids, why, sizeof why);
+  free(ids);
+  if (k >= 0) return 0;
+  snprintf(err, errlen, "%s:%ld: field '%s': %s", path, lineno, field, why);
+  return -1;
 }
 
 long task_data_lines(const char *path, TaskLineFn fn, void *ctx, char *err, size_t errlen) {

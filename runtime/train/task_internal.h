@@ -19,6 +19,12 @@ void task_data_tok(Task *t, TaskTok *tok);
  * object O (borrowed: LINE must not keep it), in order.  Returns the number of lines seen, or -1
  * with "PATH: ..." / "PATH:LINE: ..." in ERR when the file cannot be opened, a line is longer than
  * TASK_MAX_LINE or not a JSON object, LINE fails (-1; it wrote ERR), or no line has an item. */
+/* Whether item IT's prompt encodes with T's tokenizer: 0, or -1 with "PATH:LINE: field 'FIELD':
+ * why" in ERR.  The dataset tasks check every line so when the run starts, not when an item is
+ * first sampled. */
+int task_data_prompt_ok(Task *t, const TaskItem *it, const char *path, long lineno, const char *field,
+                        char *err, size_t errlen);
+
 typedef int (*TaskLineFn)(void *ctx, json_t *o, long lineno, char *err, size_t errlen);
 long task_data_lines(const char *path, TaskLineFn line, void *ctx, char *err, size_t errlen);
 

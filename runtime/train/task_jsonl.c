@@ -102,18 +102,9 @@ static int jl_line(void *ctx, json_t *o, long ln, char *err, size_t errlen) {
   JlLoad *L = ctx;
   const Jsonl *J = L->t->state;
   TaskItem it;
-  int bad = parse_item(J, o, L->path, ln, &it, err, errlen);
-  if (!bad) {
-    int32_t *ids = NULL;
-    char why[512];
-    if (L->t->tk->prompt(L->t->tk, &it, &ids, why, sizeof why) < 0) {
-      snprintf(err, errlen, "%s:%ld: field '%s': %s", L->path, ln,
-               J->messages_field ? J->messages_field : J->prompt_field, why);
-      bad = 1;
-    }
-    free(ids);
-  }
-  if (bad) {
+  if (parse_item(J, o, L->path, ln, &it, err, errlen) ||
+      task_data_prompt_ok(L->t, &it, L->path, ln, J->messages_field ? J->messages_field : J->prompt_field, err,
+                          errlen)) {
     task_item_free(&it);
     return -1;
   }
