@@ -184,6 +184,17 @@ static bool run(rt_exec *x, const Data *d, const double *p, int64_t micro, Copy 
   return true;
 }
 
+/* The GPU executor of O, or NULL: *SKIP then says whether that is because there is no GPU (said on
+ * stderr) rather than a failure (reported through fail()). */
+static rt_exec *gpu_exec(rt_objective *o, const char *file, bool *skip) {
+  char err[1024];
+  rt_exec *gpu = rt_exec_new(o, RT_GPU, 0, err, sizeof err);
+  *skip = !gpu && strstr(err, "no GPU");
+  if (*skip) fprintf(stderr, "gpu_check: SKIP: %s\n", err);
+  else if (!gpu) fail(file, 0, err);
+  return gpu;
+}
+
 /* Returns SKIP when there is no GPU. */
 static int check_file(const char *file, int nbatches, uint64_t seed0) {
   char err[1024];
@@ -194,15 +205,11 @@ static int check_file(const char *file, int nbatches, uint64_t seed0) {
   }
   rt_exec *cpu = rt_exec_new(o, RT_CPU, 2, err, sizeof err);
   if (!cpu) fail(file, 0, err);
-  rt_exec *gpu = rt_exec_new(o, RT_GPU, 0, err, sizeof err);
+  bool skip;
+  rt_exec *gpu = gpu_exec(o, file, &skip);
   if (!gpu) {
     rt_exec_free(cpu), rt_close(o);
-    if (strstr(err, "no GPU")) {
-      fprintf(stderr, "gpu_check: SKIP: %s\n", err);
-      return SKIP;
-    }
-    fail(file, 0, err);
-    return 0;
+    return skip ? SKIP : 0;
   }
   const rein_objective *desc = rt_desc(o);
   double *p = make_params(desc);
@@ -280,15 +287,11 @@ static int bench_file(const char *file, const long *toks, int ntoks, int repeat)
     fail(file, 0, err);
     return 0;
   }
-  rt_exec *gpu = rt_exec_new(o, RT_GPU, 0, err, sizeof err);
+  bool skip;
+  rt_exec *gpu = gpu_exec(o, file, &skip);
   if (!gpu) {
     rt_close(o);
-    if (strstr(err, "no GPU")) {
-      fprintf(stderr, "gpu_check: SKIP: %s\n", err);
-      return SKIP;
-    }
-    fail(file, 0, err);
-    return 0;
+    return skip ? SKIP : 0;
   }
   const rein_objective *desc = rt_desc(o);
   double *p = make_params(desc);
