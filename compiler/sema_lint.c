@@ -51,9 +51,8 @@ static bool dep_logp(Lint *L, const Expr *e) {
     for (int i = e->id == FN_WHERE ? 1 : 0; i < e->nargs; i++)
       if (dep_logp(L, e->args[i])) return true;
     return false;
-  case AST_REDUCE:
-    return e->id != RED_COUNT && e->id != RED_RANK && e->id != RED_TOPK && e->id != RED_TOPFRAC &&
-           dep_logp(L, e->args[0]);
+  /* e->diff is the checker's own rule: no derivative through count, rank or the selectors */
+  case AST_REDUCE: return e->diff && dep_logp(L, e->args[0]);
   case AST_NUM:
   case AST_BOOL:
   case AST_USERINPUT:
