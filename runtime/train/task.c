@@ -50,13 +50,6 @@ char *task_tok_decode(const TaskTokenizer *t, const int32_t *ids, int n) {
   return s;
 }
 
-static void extras_free(int *n, char ***names, double **vals) {
-  for (int i = 0; i < *n; i++) free((*names)[i]);
-  free(*names);
-  free(*vals);
-  *n = 0, *names = NULL, *vals = NULL;
-}
-
 /* ---- the character tokenizer as a TaskTok ---- */
 
 static int ctk_text(const TaskTokenizer *t, const char *text, int bos, int32_t **ids, char *err, size_t errlen) {
@@ -119,29 +112,7 @@ void task_item_free(TaskItem *it) {
   it->prompt = it->answer = NULL;
   it->msgs = NULL;
   it->nmsgs = 0;
-  extras_free(&it->nextra, &it->extra_names, &it->extra_vals);
-}
-
-void task_reward_free(TaskReward *r) { extras_free(&r->nextra, &r->extra_names, &r->extra_vals); }
-
-int task_extra_get(int n, char *const *names, const double *vals, const char *name, double *out) {
-  for (int i = 0; i < n; i++)
-    if (strcmp(names[i], name) == 0) {
-      *out = vals[i];
-      return 0;
-    }
-  return -1;
-}
-
-int task_extra_add(int *n, char ***names, double **vals, const char *name, double value) {
-  double v;
-  if (task_extra_get(*n, *names, *vals, name, &v) == 0) return -1;
-  *names = rc_realloc(*names, sizeof **names * (size_t)(*n + 1));
-  *vals = rc_realloc(*vals, sizeof **vals * (size_t)(*n + 1));
-  (*names)[*n] = rc_strdup(name);
-  (*vals)[*n] = value;
-  (*n)++;
-  return 0;
+  task_extras_free(&it->nextra, &it->extra_names, &it->extra_vals);
 }
 
 void task_free(Task *t) {
@@ -153,21 +124,13 @@ void task_free(Task *t) {
   free(t);
 }
 
-int task_score(Task *t, const TaskItem *it, const char *response, TaskReward *out, TaskExtra *extra, char *err,
-               size_t errlen) {
-  TaskExtra none;
-  if (!extra) extra = &none;
-  extra->n = 0;
+int task_score(Task *t, const TaskItem *it, const char *response, TaskReward *out, char *err, size_t errlen) {
   if (t->scorer) {
     /* the prompt a scorer sees: the item's text, or the last user turn of its conversation */
     const char *prompt = it->prompt;
     for (int i = 0; i < it->nmsgs; i++)
       if (!strcmp(it->msgs[i].role, "user")) prompt = it->msgs[i].content;
-    if (task_scorer_score(t->scorer, prompt ? prompt : "", response, it->answer, out, extra, err, errlen)) return -1;
-    /* its extra fields are also the response's extras, which the objective's inputs may name */
-    for (int i = 0; i < extra->n; i++)
-      task_extra_add(&out->nextra, &out->extra_names, &out->extra_vals, extra->name[i], extra->value[i]);
-    return 0;
+    return task_scorer_score(t->scorer, prompt ? prompt : "", response, it->answer, out, err, errlen);
   }
   *out = t->reward(t, it, response);
   return 0;

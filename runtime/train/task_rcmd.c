@@ -211,14 +211,14 @@ char *task_utf8_clean(const char *s) {
 }
 
 static int name_ok(const char *k) {
-  if (!*k || strlen(k) >= sizeof(((TaskExtra *)0)->name[0])) return 0;
+  if (!*k || strlen(k) >= TASK_EXTRA_NAME) return 0;
   for (const char *p = k; *p; p++)
     if (!isalnum((unsigned char)*p) && *p != '_') return 0;
   return strcmp(k, "mean") && strcmp(k, "std");   /* reward_mean and reward_std are the trainer's */
 }
 
 int task_scorer_score(TaskScorer *s, const char *prompt, const char *response, const char *answer, TaskReward *out,
-                      TaskExtra *extra, char *err, size_t errlen) {
+                      char *err, size_t errlen) {
   char when[64];
   snprintf(when, sizeof when, "(answer %ld)", s->answers + 1);
   if (s->pid < 0) return snprintf(err, errlen, "reward command '%s' is no longer running", s->cmd), -1;
@@ -258,7 +258,6 @@ int task_scorer_score(TaskScorer *s, const char *prompt, const char *response, c
     rc = 0;
   if (!rc) {
     *out = (TaskReward){.reward = json_number_value(r), .accuracy = json_number_value(c)};
-    extra->n = 0;
     const char *k;
     json_t *v;
     json_object_foreach(a, k, v) {
@@ -266,7 +265,7 @@ int task_scorer_score(TaskScorer *s, const char *prompt, const char *response, c
       if (!name_ok(k)) {
         snprintf(err, errlen, "reward command '%s': answer %ld: field '%s': an extra field's name must be letters, "
                               "digits and '_' (at most %zu, not \"mean\" or \"std\")", s->cmd, s->answers, k,
-                 sizeof extra->name[0] - 1);
+                 (size_t)TASK_EXTRA_NAME - 1);
         rc = -1;
         break;
       }
@@ -275,15 +274,15 @@ int task_scorer_score(TaskScorer *s, const char *prompt, const char *response, c
         rc = -1;
         break;
       }
-      if (extra->n == TASK_MAX_EXTRA) {
+      if (out->nextra == TASK_MAX_EXTRA) {
         snprintf(err, errlen, "reward command '%s': answer %ld: more than %d extra numeric fields", s->cmd,
                  s->answers, TASK_MAX_EXTRA);
         rc = -1;
         break;
       }
-      snprintf(extra->name[extra->n], sizeof extra->name[0], "%s", k);
-      extra->value[extra->n++] = json_number_value(v);
+      task_extra_add(&out->nextra, &out->extra_names, &out->extra_vals, k, json_number_value(v));
     }
+    if (rc) task_reward_free(out);
   }
   json_decref(a);
   if (rc) kill_it(s);

@@ -188,8 +188,7 @@ int trn_eval(TfmModel *m, Task *task, const TrnOpts *o, int64_t step, const char
     const int32_t *resp = g.tokens + i * (uint64_t)g.max_new;
     char *text = tk->decode(tk, resp, g.len[i], 0, err, errlen);
     TaskReward r;
-    TaskExtra ex;
-    if (!text || task_score(task, &items[i], text, &r, &ex, err, errlen)) {
+    if (!text || task_score(task, &items[i], text, &r, err, errlen)) {
       if (text) {
         size_t l = strlen(err);
         snprintf(err + l, errlen > l ? errlen - l : 0, "; while scoring evaluation response %llu at step %lld",
@@ -203,6 +202,7 @@ int trn_eval(TfmModel *m, Task *task, const TrnOpts *o, int64_t step, const char
       char *ptext = tk->decode(tk, prompt + off[i], off[i + 1] - off[i], 1, err, errlen);
       if (!ptext) {
         free(text);
+        task_reward_free(&r);
         rc = -1;
         break;
       }
@@ -211,19 +211,19 @@ int trn_eval(TfmModel *m, Task *task, const TrnOpts *o, int64_t step, const char
     }
     free(text);
     sa += r.accuracy, sr += r.reward, sl += g.len[i];
-    task_reward_free(&r);
-    for (int k = 0; k < ex.n && !rc; k++) {   /* the command's extra fields, summed by name */
+    for (int k = 0; k < r.nextra && !rc; k++) {   /* the command's extra fields, summed by name */
       int j = 0;
-      while (j < xs->n && strcmp(xs->name[j], ex.name[k])) j++;
+      while (j < xs->n && strcmp(xs->name[j], r.extra_names[k])) j++;
       if (j == TRN_MAX_XNAMES) {
         snprintf(err, errlen, "reward command '%s': more than %d different extra fields in the evaluation at step %lld",
                  o->reward_cmd, TRN_MAX_XNAMES, (long long)step);
         rc = -1;
       } else {
-        if (j == xs->n) snprintf(xs->name[xs->n++], sizeof xs->name[0], "%s", ex.name[k]), xs->mean[j] = 0;
-        xs->mean[j] += ex.value[k], xcnt[j]++;
+        if (j == xs->n) snprintf(xs->name[xs->n++], sizeof xs->name[0], "%s", r.extra_names[k]), xs->mean[j] = 0;
+        xs->mean[j] += r.extra_vals[k], xcnt[j]++;
       }
     }
+    task_reward_free(&r);
   }
   if (!rc && logged) {   /* one file per evaluation, written atomically: a rerun after --resume rewrites it */
     size_t tlen = 0, tcap = 4096;

@@ -53,7 +53,7 @@ typedef struct {
   FILE *metrics;
   int lock_fd;             /* OUT/lock, held for the life of the run (-1: none) */
   int nxname;              /* the reward command's extra fields, in order of first appearance */
-  char xname[TRN_MAX_XNAMES][48];
+  char xname[TRN_MAX_XNAMES][TASK_EXTRA_NAME];
 } Trainer;
 
 /* What a train step reports (metrics: d->nmetrics values, the caller's array). */
@@ -116,7 +116,7 @@ int trn_shard_gather_floats(float *a, const int *bound, char *err, size_t errlen
  * and its mean over the evaluated responses whose answer had it. */
 typedef struct {
   int n;
-  char name[TRN_MAX_XNAMES][48];
+  char name[TRN_MAX_XNAMES][TASK_EXTRA_NAME];
   double mean[TRN_MAX_XNAMES];
 } TrnEvalExtras;
 

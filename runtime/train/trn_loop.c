@@ -53,18 +53,18 @@ static uint64_t train_index(const Trainer *tr, int64_t e, int i) {
   return x;
 }
 
-/* The extra fields of a batch's answers EX (one per sequence) into R: each name gets the index of
- * its first appearance in the run (tr->xname); a sequence whose answer lacks a field has NaN. */
-static int keep_extras(Trainer *tr, TrnRollout *r, const TaskExtra *ex, char *err, size_t errlen) {
+/* The extras of a batch's scored responses W (one per sequence) into R: each name gets the index
+ * of its first appearance in the run (tr->xname); a sequence whose answer lacks a field has NaN. */
+static int keep_extras(Trainer *tr, TrnRollout *r, const TaskReward *w, char *err, size_t errlen) {
   for (int q = 0; q < r->nseq; q++)
-    for (int k = 0; k < ex[q].n; k++) {
+    for (int k = 0; k < w[q].nextra; k++) {
       int j = 0;
-      while (j < tr->nxname && strcmp(tr->xname[j], ex[q].name[k])) j++;
+      while (j < tr->nxname && strcmp(tr->xname[j], w[q].extra_names[k])) j++;
       if (j == tr->nxname) {
         if (j == TRN_MAX_XNAMES)
           return snprintf(err, errlen, "reward command '%s': more than %d different extra fields in the run",
                           tr->o.reward_cmd, TRN_MAX_XNAMES), -1;
-        snprintf(tr->xname[tr->nxname++], sizeof tr->xname[0], "%s", ex[q].name[k]);
+        snprintf(tr->xname[tr->nxname++], sizeof tr->xname[0], "%s", w[q].extra_names[k]);
       }
     }
   if (!tr->nxname) return 0;
@@ -72,9 +72,10 @@ static int keep_extras(Trainer *tr, TrnRollout *r, const TaskExtra *ex, char *er
   r->extra = rc_malloc((size_t)r->nseq * (size_t)r->nextra * sizeof(float));
   for (size_t i = 0; i < (size_t)r->nseq * (size_t)r->nextra; i++) r->extra[i] = NAN;
   for (int q = 0; q < r->nseq; q++)
-    for (int k = 0; k < ex[q].n; k++)
+    for (int k = 0; k < w[q].nextra; k++)
       for (int j = 0; j < tr->nxname; j++)
-        if (!strcmp(tr->xname[j], ex[q].name[k])) r->extra[(size_t)q * (size_t)r->nextra + (size_t)j] = (float)ex[q].value[k];
+        if (!strcmp(tr->xname[j], w[q].extra_names[k]))
+          r->extra[(size_t)q * (size_t)r->nextra + (size_t)j] = (float)w[q].extra_vals[k];
   return 0;
 }
 
@@ -147,7 +148,7 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
     r.trunc = rc_malloc((size_t)nseq);
     r.nuin = tr->d->nuinputs;
     r.uin = rc_malloc((size_t)r.nuin * (size_t)nseq * sizeof(float) + 1);
-    TaskExtra *ex = rc_malloc((size_t)nseq * sizeof *ex);
+    TaskReward *ws = rc_calloc((size_t)nseq, sizeof *ws);   /* each response's score, kept for its extras */
     for (int q = 0; q < nseq && !rc; q++) {
       const int32_t *ids = g.tokens + (size_t)q * (size_t)g.max_new;
       for (int j = 0; j < g.len[q]; j++) {
@@ -156,8 +157,8 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
         r.old_logp[r.roff[q] + j] = (float)g.logp[(size_t)q * (size_t)g.max_new + (size_t)j];
       }
       char *text = tk->decode(tk, ids, g.len[q], 0, err, errlen);
-      TaskReward w;
-      if (!text || task_score(tr->task, &items[q / G], text, &w, &ex[q], err, errlen)) {
+      TaskReward w = {0};
+      if (!text || task_score(tr->task, &items[q / G], text, &w, err, errlen)) {
         if (text) {
           size_t n = strlen(err);
           snprintf(err + n, errlen > n ? errlen - n : 0, "; while scoring response %d of explore step %lld", p0 * G + q,
@@ -190,10 +191,11 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
           r.uin[(size_t)k * (size_t)nseq + (size_t)q] = (float)v;
         }
       }
-      task_reward_free(&w);
+      ws[q] = w;
     }
-    if (!rc) rc = keep_extras(tr, &r, ex, err, errlen);
-    free(ex);
+    if (!rc) rc = keep_extras(tr, &r, ws, err, errlen);
+    for (int q = 0; q < nseq; q++) task_reward_free(&ws[q]);
+    free(ws);
   }
   tfm_genout_free(&g);
   for (int i = 0; i < B; i++) task_item_free(&items[i]);

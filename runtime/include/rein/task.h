@@ -123,6 +123,8 @@ struct Task {
 
 void task_item_free(TaskItem *it);
 void task_reward_free(TaskReward *r);
+/* Frees an extras triple (*N, *NAMES, *VALS) and empties it. */
+void task_extras_free(int *n, char ***names, double **vals);
 /* Appends extra NAME = VALUE to an item's or a response's arrays (*N, *NAMES, *VALS); NAME is
  * copied.  -1 when NAME is already there. */
 int task_extra_add(int *n, char ***names, double **vals, const char *name, double value);
@@ -134,26 +136,23 @@ void task_free(Task *t);
  * The command (run by /bin/sh -c) is started once and stays running; for each response it reads
  * one JSON line {"prompt", "response", "answer"} on stdin and writes one JSON line
  * {"reward": number, "accuracy": number in [0, 1], ...} on stdout; further numeric fields (at most
- * TASK_MAX_EXTRA, names of letters, digits and '_') are kept as extra metrics.  Its stderr is
+ * TASK_MAX_EXTRA, names of letters, digits and '_' shorter than TASK_EXTRA_NAME) are the scored
+ * response's extras (TaskReward), which the trainer logs and the objective's inputs may name.  Its stderr is
  * passed through.  Each answer must come within timeout_s seconds.  A command that dies, hangs
  * past the timeout or answers anything else is an error naming the command and what it did. */
 #define TASK_MAX_EXTRA 16
-typedef struct {
-  int n;
-  char name[TASK_MAX_EXTRA][48];
-  double value[TASK_MAX_EXTRA];
-} TaskExtra;
+#define TASK_EXTRA_NAME 48   /* bytes of an extra field's name, its NUL included */
 
 TaskScorer *task_scorer_start(const char *cmd, double timeout_s, char *err, size_t errlen);
 int task_scorer_score(TaskScorer *s, const char *prompt, const char *response, const char *answer,
-                      TaskReward *out, TaskExtra *extra, char *err, size_t errlen);
+                      TaskReward *out, char *err, size_t errlen);
 /* Closes its stdin, waits up to the timeout for it to exit, then kills it.  NULL is a no-op. */
 void task_scorer_stop(TaskScorer *s);
 
-/* Scores a decoded response of item IT: through t->scorer when the task has one (EXTRA gets its
- * extra fields; may be NULL), else t->reward (EXTRA->n = 0).  -1 with err when the command fails. */
-int task_score(Task *t, const TaskItem *it, const char *response, TaskReward *out, TaskExtra *extra,
-               char *err, size_t errlen);
+/* Scores a decoded response of item IT into OUT (free it with task_reward_free): through t->scorer
+ * when the task has one (its extra fields are OUT's extras), else t->reward.  -1 with err when the
+ * command fails (then OUT holds nothing to free). */
+int task_score(Task *t, const TaskItem *it, const char *response, TaskReward *out, char *err, size_t errlen);
 
 /* The dataset tasks' inputs.  tok: the tokenizer (owned by the task on success, freed by the
  * caller on failure); NULL: the character tokenizer.  Every line is checked on load, including
