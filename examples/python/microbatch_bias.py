@@ -51,8 +51,10 @@ def torch_grpo_terms(logp, old_logp, reward, group, mask):
     mean = torch.zeros(n).index_add_(0, group, reward) / cnt
     std = (torch.zeros(n).index_add_(0, group, (reward - mean[group]) ** 2) / cnt).sqrt()
     adv = ((reward - mean[group]) / (std[group] + 1e-6)).unsqueeze(1)
-    ratio = torch.exp(logp - old_logp)
-    return -torch.min(ratio * adv, ratio.clamp(1 - EPS, 1 + EPS) * adv) * mask
+    ratio = torch.exp((logp - old_logp).clamp(-20, 20))
+    L = torch.max(-ratio * adv, -ratio.clamp(1 - EPS, 1 + EPS) * adv)
+    L = torch.where(adv < 0, torch.min(L, -3.0 * adv), L)  # the dual clip, clip_c = 3
+    return L * mask
 
 
 def grads(model):

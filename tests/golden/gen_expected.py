@@ -578,8 +578,11 @@ ppo = -sum(min(x * A_std, min(max(x, 0.8), 1.2) * A_std) for x in rho) / 2
 add("G2-std-grpo-pos", "grpo.rein", "g2_std_pos.json",
     GSRC + ", A from the §9 G1 rewards with population std (+1.7320468076): §3.3 "
     "REC-OneSide-IS has exactly the PPO/GRPO clipped-surrogate gradient (-A*rho/2 per token); "
-    "the PPO loss value is -A*(rho1 + rho2)/2",
-    {"loss": ppo, "metrics": {}, "grad": {"logp": r_is["grad"]}}, tol=F32,
+    "the PPO loss value is -A*(rho1 + rho2)/2; A > 0, so the dual clip is inactive "
+    "(dual_clip_frac 0), and neither token takes the clipped branch strictly (rho1 in the "
+    "band, rho2 < 0.8 with A > 0: -A*0.8 < -A*rho2), so clip_frac 0",
+    {"loss": ppo, "metrics": {"clip_frac": 0.0, "dual_clip_frac": 0.0},
+     "grad": {"logp": r_is["grad"]}}, tol={"*": F32, "metrics": "exact"},
     program_dir="lang/std/")
 
 # ---- G3 ------------------------------------------------------------------------------------

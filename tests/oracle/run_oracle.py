@@ -42,7 +42,7 @@ import tutorial_objectives as T  # noqa: E402  (adds the tut_ objectives to O.OB
 # the program (None: the objective has no params).
 VARIANTS = {
     "reinforce": None,
-    "grpo": {"eps_low": 0.1, "eps_high": 0.3},
+    "grpo": {"eps_low": 0.1, "eps_high": 0.3, "clip_c": 1.5},
     "rec_oneside_nois": {"eps_low": 0.3, "eps_high": 0.1},
     "rec_oneside_is": {"eps_low": 0.3, "eps_high": 0.1},
     "rec_twoside_nois": {"eps_low": 0.3, "eps_high": 0.1},

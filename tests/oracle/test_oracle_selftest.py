@@ -255,14 +255,38 @@ class DerivedIdentities(unittest.TestCase):
             self.assertGreater(float((g1 * P.mask).abs().sum()), 0.0)
 
     def test_grpo_value(self):
+        """Trinity's ppo loss written per case: max(-A rho, -A clip(rho)), and for A < 0 at most
+        -3A (the dual clip)."""
         P = O.Padded(random_batch(11))
         A = P.tok(O.adv_zscore(P.reward, P.group, P.n_groups)).detach()
         rho = torch.exp(P.logp - P.old_logp).detach()
-        # max(-A rho, -A clip(rho)) written per case
         clipped = torch.clamp(rho, 0.8, 1.2)
-        expect = (torch.maximum(-A * rho, -A * clipped) * P.mask).sum() / P.mask.sum()
+        L = torch.maximum(-A * rho, -A * clipped)
+        L = torch.where(A < 0, torch.minimum(L, -3.0 * A), L)
+        expect = (L * P.mask).sum() / P.mask.sum()
         out = O.evaluate("grpo", random_batch(11))
         self.assertAlmostEqual(out["loss"], float(expect), places=12)
+        # the batch must exercise the dual clip, or the case above is not tested
+        self.assertGreater(float((((A < 0) & (rho > 3.0)).to(A.dtype) * P.mask).sum()), 0.0)
+
+    def test_grpo_gradient_is_rec_oneside_is_without_dual_clip(self):
+        """GRPO's gradient is REC-OneSide-IS's except on A < 0 tokens with rho > 3, where GRPO's
+        is zero (the dual clip) and REC-OneSide-IS's is not."""
+        for seed in range(5):
+            P = O.Padded(random_batch(seed))
+            loss, _ = O.OBJECTIVES["grpo"][0](P, dict(O.REC_P, clip_c=3.0))
+            (g1,) = torch.autograd.grad(loss, [P.logp])
+            A = P.tok(O.adv_zscore(P.reward, P.group, P.n_groups))
+            loss2, _ = O.rec_loss(A, P.logp, P.old_logp, P.mask, clip_mode="one-side",
+                                  weight="importance_sampling")
+            (g2,) = torch.autograd.grad(loss2, [P.logp])
+            rho = torch.exp(P.logp - P.old_logp).detach()
+            dual = ((A < 0) & (rho > 3.0)).detach() & (P.mask > 0)
+            same = (P.mask > 0) & ~dual
+            self.assertTrue(torch.allclose(g1[same], g2[same], rtol=1e-12, atol=1e-15))
+            self.assertTrue(bool((g1[dual] == 0).all()))
+            if bool(dual.any()):
+                self.assertGreater(float(g2[dual].abs().sum()), 0.0)
 
     def test_gspo_gradient(self):
         """d/dl_{i,t} of -(1/B) sum_i min(s_i A_i, clip(s_i) A_i) = -(1/B) A_i s_i / |y_i| when

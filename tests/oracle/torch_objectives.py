@@ -274,9 +274,13 @@ def obj_rec_ring_nois(P, p):
 
 
 def obj_grpo(P, p):
+    # the paper's GRPO: Trinity's ppo loss (dual clip always on, clip_ratio_c = 3 by default)
+    # with the REC advantage under std_normalize (population std + 1e-6)
     A = P.tok(adv_zscore(P.reward, P.group, P.n_groups, eps=1e-6, ddof=0))
-    L = ppo_clip_token_loss(A, P.logp, P.old_logp, p["eps_low"], p["eps_high"])
-    return token_mean(L, P.mask), {}
+    L, clipped, dual = ppo_dual_clip_terms(A, P.logp, P.old_logp, p["eps_low"], p["eps_high"],
+                                           p["clip_c"])
+    return token_mean(L, P.mask), {"clip_frac": token_mean(clipped.to(DT), P.mask),
+                                   "dual_clip_frac": token_mean(dual.to(DT), P.mask)}
 
 
 def obj_opmd(P, p):
@@ -711,7 +715,8 @@ WIDE_P = {"eps_low": 0.6, "eps_high": 2.0}
 GSPO_P = {"eps_low": 3e-4, "eps_high": 4e-4}
 OBJECTIVES = {
     "reinforce": (obj_reinforce, {}, [], "lang/std/reinforce.rein"),
-    "grpo": (obj_grpo, dict(REC_P), [], "lang/std/grpo.rein"),
+    "grpo": (obj_grpo, dict(REC_P, clip_c=3.0), ["clip_frac", "dual_clip_frac"],
+             "lang/std/grpo.rein"),
     "rec_oneside_nois": (_rec("one-side", "none"), dict(REC_P), ["clip_frac"],
                          "lang/std/rec_oneside_nois.rein"),
     "rec_oneside_is": (_rec("one-side", "importance_sampling"), dict(REC_P), ["clip_frac"],
