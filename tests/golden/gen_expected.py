@@ -196,6 +196,13 @@ def g2_std(token_seq):
 
 batches["g2_std_pos.json"] = g2_std(0)
 batches["g2_std_neg.json"] = g2_std(1)
+# REC-GSPO (§3.2 clip_mode gspo-one-side): one group with rewards (1, 0), so A = +0.5 / -0.5.  The
+# positive has three tokens with Δ = 0.5 each (s = e^0.5, far above 1 + eps_high: dropped), the
+# negative one token with Δ = 0 (s = 1: kept).  Token-weighted pg_clipfrac = 3/4, where the share
+# of sequences would be 1/2.
+batches["gspo_clip.json"] = {"seed": 1, "step": 0, "groups": [[
+    seq([-1.0, -2.0, -0.5], [-1.5, -2.5, -1.0], reward=1.0),
+    seq([-1.0], [-1.0], reward=0.0)]]}
 batches["g3.json"] = {"seed": 1, "step": 0, "groups": [
     [seq([math.log(r) - 2.0], [-2.0], A=a) for r in RHOS + [1.0, 1.0]] for a in (1.0, -0.5)]}
 # old_logp = -2 and logp = log(rho) - 2 (both proper log-probabilities), so ratio = rho.
@@ -417,11 +424,21 @@ for bname, tag in (("g1.json", ""), ("g1_seed2.json", "-seed2"), ("g1_multi.json
          "grad": {"logp": grad}},
         tol="exact" if tag != "-multi" else dict(MIXED_F32, **{"metrics.drop_frac": F32}),
         multisets=ms)
+    if tag == "-multi":
+        n_seqs = sum(len(g) for g in bt["groups"])
+        check(nd == 8 and n_seqs == 19, "G1 multi RED-Drop: 4 + 4 of 19 dropped")
+        add("G1-std-red-drop-multi", "red_drop.rein", bname,
+            "§9 G1 RED-Drop through lang/std/red_drop.rein on three groups (8, 8, 3 sequences): "
+            "4 + 4 + 0 dropped, drop_balance = 8/19, the share of the batch's sequences",
+            {"loss": loss, "metrics": {"drop_balance": nd / n_seqs}, "grad": {"logp": grad}},
+            tol=dict(MIXED_F32, **{"metrics.drop_balance": F32}), multisets=ms,
+            program_dir="lang/std/")
     if tag == "":
         add("G1-std-red-drop", "red_drop.rein", bname,
-            "§9 G1 RED-Drop through lang/std/red_drop.rein (loss and gradient only)",
-            {"loss": loss, "metrics": {}, "grad": {"logp": grad}}, multisets=ms,
-            program_dir="lang/std/")
+            "§9 G1 RED-Drop through lang/std/red_drop.rein: 4 of 8 dropped, drop_balance "
+            "(#dropped / #sequences, §2.1's per-group #dropped / N) = 0.5",
+            {"loss": loss, "metrics": {"drop_balance": nd / len(R9)}, "grad": {"logp": grad}},
+            multisets=ms, program_dir="lang/std/")
         adv = group_adv(bt, "rec")
         add("G1-std-reinforce", "reinforce.rein", bname,
             "§9 G1 REC A = +0.75 / -0.25 through lang/std/reinforce.rein (gradient -A/8)",
@@ -584,6 +601,40 @@ add("G2-std-grpo-pos", "grpo.rein", "g2_std_pos.json",
     {"loss": ppo, "metrics": {"clip_frac": 0.0, "dual_clip_frac": 0.0},
      "grad": {"logp": r_is["grad"]}}, tol={"*": F32, "metrics": "exact"},
     program_dir="lang/std/")
+
+# REC-GSPO (lang/std/rec_gspo_*.rein), §3.2 gspo-one-side: s_i = exp(mean_t Δ), the one-side rule
+# on s_i with eps = (3e-4, 4e-4), loss seq-mean-token-mean of -A*(s_i)*keep_i*ℓ, and
+# pg_clipfrac = masked_mean(¬M, m): the sequence's mask counted once per token.
+
+
+def rec_gspo_expect(batch, weight, el=3e-4, eh=4e-4):
+    adv = group_adv(batch, "rec")
+    S = sum(len(g) for g in batch["groups"])
+    loss, dropped_tokens, grad = 0.0, 0, []
+    for gi, g in enumerate(batch["groups"]):
+        gg = []
+        for si, sq in enumerate(g):
+            A, n = adv[gi][si], len(sq["logp"])
+            sr = math.exp(mean([l - b for l, b in zip(sq["logp"], sq["old_logp"])]))
+            keep = (A >= 0 and sr <= 1 + eh) or (A <= 0 and sr >= 1 - el)
+            w = A * (sr if weight == "is" else 1.0) * keep
+            loss += -w * mean(sq["logp"]) / S
+            dropped_tokens += 0 if keep else n
+            gg.append([-w / (S * n)] * n)
+        grad.append(gg)
+    return {"loss": loss, "metrics": {"clip_frac": dropped_tokens / ntokens(batch)},
+            "grad": {"logp": grad}}
+
+
+for prog in ("rec_gspo_nois.rein", "rec_gspo_is.rein"):
+    e = rec_gspo_expect(batches["gspo_clip.json"], "is" if "_is" in prog else "none")
+    check(e["loss"] == -0.25 and e["metrics"]["clip_frac"] == 0.75
+          and e["grad"]["logp"] == [[[0.0, 0.0, 0.0], [0.25]]], "REC-GSPO by hand")
+    add("GSPO-std-" + prog[:-5].replace("_", "-"), prog, "gspo_clip.json",
+        "§3.2 gspo-one-side (derived, not a §9 row): A = +0.5 with s = e^0.5 over 3 tokens "
+        "(dropped), A = -0.5 with s = 1 over 1 token (kept); loss (0 + 0.5*(-1))/2 = -0.25, "
+        "grad (0, 0, 0 | 0.25); pg_clipfrac = masked_mean(not M, m) = 3/4 (the share of "
+        "sequences would be 1/2)", e, program_dir="lang/std/")
 
 # ---- G3 ------------------------------------------------------------------------------------
 g3 = batches["g3.json"]

@@ -66,7 +66,7 @@ VARIANTS = {
     "sapo": {"tau_pos": 0.5, "tau_neg": 2.0},
     "gmpo": {"eps_low": 0.2, "eps_high": 0.3},
     "gpg": None,
-    "dr_grpo": {"eps_low": 0.1, "eps_high": 0.3, "max_len": 16.0},
+    "dr_grpo": {"eps_low": 0.1, "eps_high": 0.3, "max_new": 16.0},
     "dapo": {"eps_low": 0.1, "eps_high": 0.3},
     "kl_k1": {"coef": 0.05},
     "kl_k2": {"coef": 0.05},

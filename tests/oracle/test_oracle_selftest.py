@@ -403,7 +403,7 @@ class PeerIdentities(unittest.TestCase):
 
     def test_on_policy_sequence_gradients(self):
         """r = 1, so s_i = R_i = 1: GSPO (both forms), GMPO and SAPO (f'(1) = 1) give
-        -A_z1/(S*|y_i|); REC-GSPO (both) -A_mean/(S*|y_i|); Dr.GRPO -A_mean/(S*max_len); GPG
+        -A_z1/(S*|y_i|); REC-GSPO (both) -A_mean/(S*|y_i|); Dr.GRPO -A_mean/(S*max_new); GPG
         -alpha*A_mean/N; opmd_seq -A_mean/S."""
         for seed in range(4):
             b = on_policy(random_batch(300 + seed))
@@ -419,7 +419,7 @@ class PeerIdentities(unittest.TestCase):
                 self.assertListClose(grad_logp(out),
                                      per_token(P, lambda i: -float(Am[i]) / (S * float(P.len[i]))))
                 self.assertEqual(out["metrics"]["clip_frac"], 0.0)
-            out = O.evaluate("dr_grpo", b, {"max_len": 16.0})
+            out = O.evaluate("dr_grpo", b, {"max_new": 16.0})
             self.assertListClose(grad_logp(out), per_token(P, lambda i: -float(Am[i]) / (S * 16)))
             nz = sum(1 for grp in b["groups"] for sq in grp if sq["reward"] != 0)
             alpha = S / max(1, nz)
@@ -478,15 +478,18 @@ class PeerIdentities(unittest.TestCase):
             s = O.gspo_seq_ratio(P.logp, P.old_logp, P.mask, P.lengths).detach()
             self.assertTrue(torch.allclose(g3 * P.tok(s) * P.mask, g2 * P.mask, rtol=1e-12,
                                            atol=1e-16))
-            # REC's clip_frac counts dropped sequences, PPO's the tokens of clipped ones
+            # both clip fractions count tokens (the reference's masked_mean of not M): a
+            # sequence outside the band counts |y_i| times, in REC's (dropped) and in PPO's
+            # (clipped branch taken, here for every token of the sequence)
             keep = O.keep_one_side(A, s, el, eh)
-            self.assertAlmostEqual(float(cf_rec), float((~keep).to(DT).mean()), places=14)
-            self.assertAlmostEqual(float(cf_ppo), float(O.token_mean(P.tok((~keep).to(DT)),
-                                                                       P.mask)), places=14)
+            by_hand = (sum(int(P.lengths[i]) for i in range(P.S) if not bool(keep[i]))
+                       / float(P.lengths.sum()))
+            self.assertAlmostEqual(float(cf_rec), by_hand, places=14)
+            self.assertAlmostEqual(float(cf_ppo), by_hand, places=14)
 
     def test_ppo_family_gradient_equals_rec_oneside_is(self):
         """algorithms.md 3.3 for the peers' PPO-clip: DAPO's gradient is REC-OneSide-IS's with
-        A_z1, Dr.GRPO's is REC-OneSide-IS's with A_mean times N/(S*max_len), TIS's is
+        A_z1, Dr.GRPO's is REC-OneSide-IS's with A_mean times N/(S*max_new), TIS's is
         min(rho, C) times it."""
         for seed in range(4):
             b = with_roll(random_batch(600 + seed), seed)
@@ -507,7 +510,7 @@ class PeerIdentities(unittest.TestCase):
             ref = flat(rec_is_grad(Az, 0.2, 0.28))
             self.assertListClose(grad_logp(O.evaluate("dapo", b)), ref, places=14)
             ref = flat(rec_is_grad(Am, 0.1, 0.3))
-            out = O.evaluate("dr_grpo", b, {"eps_low": 0.1, "eps_high": 0.3, "max_len": 16.0})
+            out = O.evaluate("dr_grpo", b, {"eps_low": 0.1, "eps_high": 0.3, "max_new": 16.0})
             self.assertListClose(grad_logp(out), [x * N / (S * 16) for x in ref], places=14)
             ref = flat(rec_is_grad(Az, 0.2, 0.2))
             rho = P.unpad(torch.exp(P.old_logp - P.inputs["roll_logp"]))

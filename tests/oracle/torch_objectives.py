@@ -321,8 +321,10 @@ def adv_red_drop(P):
     the mean is taken over the kept ones; kept samples get A = r - mean(kept).  The random choice
     is Rein's seeded one: the n_pos negatives with the smallest uniform() draw (ties: earlier
     sequence first) are kept.  A one-sequence group keeps its sample, A = r - r = 0 (the
-    reference code fails there; Rein's documented choice)."""
+    reference code fails there; Rein's documented choice).  Returns (A, dropped): dropped[i] is
+    1.0 for a dropped sequence."""
     A = torch.zeros(P.S, dtype=DT)
+    dropped = torch.ones(P.S, dtype=DT)
     r = P.reward
     for g in range(P.n_groups):
         idx = [i for i in range(P.S) if int(P.group[i]) == g]
@@ -334,12 +336,16 @@ def adv_red_drop(P):
         mu = sum(float(r[i]) for i in kept) / len(kept)
         for i in kept:
             A[i] = float(r[i]) - mu
-    return A
+            dropped[i] = 0.0
+    return A, dropped
 
 
 def obj_red_drop(P, p):
-    L, _ = rec_token_terms(P.tok(adv_red_drop(P)), P.logp, P.old_logp)
-    return token_mean(L, P.mask), {}
+    A, dropped = adv_red_drop(P)
+    L, _ = rec_token_terms(P.tok(A), P.logp, P.old_logp)
+    # drop_balance: the share of the batch's sequences dropped (the reference's per-group
+    # #dropped / N, over the whole batch)
+    return token_mean(L, P.mask), {"drop_balance": dropped.sum() / P.S}
 
 
 def k3(logp, ref_logp):
@@ -427,12 +433,14 @@ def rec_wide(weight):
 def rec_gspo_terms(A, P, eps_low, eps_high, weight):
     """REC-GSPO (algorithms.md section 3.2, clip_mode gspo-one-side): s_i = sg(exp(masked mean of
     logp - old_logp)); keep_i = one-side rule on s_i; L = -A*(s_i)*keep_i*logp (IS: times s_i).
-    Returns (loss seq-mean-token-mean, share of sequences dropped)."""
+    Returns (loss seq-mean-token-mean, clip fraction).  The clip fraction is the reference's
+    pg_clipfrac = masked_mean(not M, m) with the sequence's mask M broadcast to its tokens: the
+    share of the batch's tokens in dropped sequences (0 for a batch without tokens)."""
     s = gspo_seq_ratio(P.logp, P.old_logp, P.mask, P.lengths).detach()
     keep = keep_one_side(A, s, eps_low, eps_high)
     w = A * s if weight == "is" else A
     L = -P.tok(w * keep.to(DT)) * P.logp
-    return seq_mean(seq_token_mean(L, P.mask)), seq_mean((~keep).to(DT))
+    return seq_mean(seq_token_mean(L, P.mask)), token_mean(P.tok((~keep).to(DT)), P.mask)
 
 
 def _rec_gspo(weight):
@@ -566,10 +574,11 @@ def obj_gpg(P, p):
 
 
 def obj_dr_grpo(P, p):
-    """Dr.GRPO: PPO-clip with A = R - group mean, sum over tokens / (#sequences * max_len)."""
+    """Dr.GRPO: PPO-clip with A = R - group mean, sum over tokens / (#sequences * max_new), with
+    max_new the trainer constant (TRL's max_completion_length; the batch's "max_new")."""
     A = P.tok(adv_mean_baseline(P.reward, P.group, P.n_groups))
     L, clipped, _ = ppo_clip_terms(A, P.logp, P.old_logp, p["eps_low"], p["eps_high"])
-    loss = seq_sum(L, P.mask).sum() / (P.S * p["max_len"])
+    loss = seq_sum(L, P.mask).sum() / (P.S * p["max_new"])
     return loss, {"clip_frac": token_mean(clipped.to(DT), P.mask)}
 
 
@@ -739,7 +748,7 @@ OBJECTIVES = {
     "opmd": (obj_opmd, {"c": 0.1}, [], "lang/std/opmd.rein"),
     "opmd_seq": (obj_opmd_seq, {"tau": 0.2}, [], "lang/std/opmd_seq.rein"),
     "asymre": (obj_asymre, {"c": 0.1}, [], "lang/std/asymre.rein"),
-    "red_drop": (obj_red_drop, {}, [], "lang/std/red_drop.rein"),
+    "red_drop": (obj_red_drop, {}, ["drop_balance"], "lang/std/red_drop.rein"),
     "red_weight": (obj_red_weight, {"T": 1.0}, [], "lang/std/red_weight.rein"),
     "ppo_dual_clip": (obj_ppo_dual_clip, dict(REC_P, clip_c=3.0),
                       ["clip_frac", "dual_clip_frac"], "lang/std/ppo_dual_clip.rein"),
@@ -750,7 +759,9 @@ OBJECTIVES = {
     "sapo": (obj_sapo, {"tau_pos": 1.0, "tau_neg": 1.05}, [], "lang/std/sapo.rein"),
     "gmpo": (obj_gmpo, {"eps_low": 0.4, "eps_high": 0.4}, ["clip_frac"], "lang/std/gmpo.rein"),
     "gpg": (obj_gpg, {}, [], "lang/std/gpg.rein"),
-    "dr_grpo": (obj_dr_grpo, dict(REC_P, max_len=1024.0), ["clip_frac"],
+    # max_new: the trainer constant, the generated batches' "max_new" (run_oracle.py's
+    # BATCH_MAX_NEW); a variant changes it with --set, as rein eval allows
+    "dr_grpo": (obj_dr_grpo, dict(REC_P, max_new=20480.0), ["clip_frac"],
                 "lang/std/dr_grpo.rein"),
     "dapo": (obj_dapo, {"eps_low": 0.2, "eps_high": 0.28}, ["clip_frac"], "lang/std/dapo.rein"),
     "kl_k1": (_kl("k1"), {"coef": 0.001}, ["kl"], "lang/std/kl_k1.rein"),
