@@ -42,7 +42,7 @@ typedef struct {
 } PlotAxis;
 
 /* The 1/2/5 x 10^k tick step (at least min_step) that covers [lo, hi] with the number of ticks
- * closest to five (ties: the larger step).  half = hi/2 - lo/2 > 0, finite. */
+ * closest to five and the least axis beyond the data (ties: the larger step).  half = hi/2 - lo/2 > 0, finite. */
 static double nice_step(double lo, double hi, double half, double min_step) {
   double e0 = pow(10, floor(log10(half / 2.5)));
   double best = 0, best_err = INFINITY;
@@ -51,7 +51,10 @@ static double nice_step(double lo, double hi, double half, double min_step) {
       static const double m[] = {1, 2, 5};
       double st = m[i] * e0 * pow(10, d);
       if (!isfinite(st) || st <= 0 || st < min_step) continue;
-      double err = fabs(ceil(hi / st) - floor(lo / st) + 1 - 5);
+      double klo = floor(lo / st), khi = ceil(hi / st);
+      /* about five ticks, and little of the axis beyond the data: 0..3000 for data ending at
+       * 2400 loses to 0..2500 */
+      double err = fabs(khi - klo + 1 - 5) + 2 * (1 - (hi - lo) / ((khi - klo) * st));
       if (isfinite(err) && err <= best_err) best = st, best_err = err;
     }
   if (best > 0) return best;
@@ -141,10 +144,11 @@ typedef struct {
   double w, h;
 } Frame;
 
+/* One vertex "X,Y" in pixels, to a tenth of a pixel (the long series make most of the file). */
 static void put_xy(FILE *f, const Frame *fr, double x, double y) {
-  plot_put_num(f, ML + axis_pos(&fr->x, x, fr->w));
-  fputc(',', f);
-  plot_put_num(f, MT + fr->h - axis_pos(&fr->y, y, fr->h));
+  double px = ML + axis_pos(&fr->x, x, fr->w), py = MT + fr->h - axis_pos(&fr->y, y, fr->h);
+  px = round(px * 10) / 10 + 0.0, py = round(py * 10) / 10 + 0.0; /* + 0.0: no "-0" */
+  fprintf(f, "%.1f,%.1f", px, py);
 }
 
 static void put_label_attr(FILE *f, const PlotCtx *c, const PlotLine *l) {
@@ -155,7 +159,7 @@ static void put_label_attr(FILE *f, const PlotCtx *c, const PlotLine *l) {
 
 enum { F_MEAN, F_LO, F_HI, F_RAW, F_N };
 
-/* name="v v v ...": one field of every point of a, at 8 significant digits. */
+/* name="v v v ...": one field of every point of a, at 7 significant digits. */
 static void put_list(FILE *f, const char *name, const PlotAgg *a, int field) {
   fprintf(f, " %s=\"", name);
   for (size_t i = 0; i < a->n; i++) {
@@ -163,7 +167,7 @@ static void put_list(FILE *f, const char *name, const PlotAgg *a, int field) {
     char b[32];
     if (i) fputc(' ', f);
     double v = field == F_MEAN ? p->mean : field == F_LO ? p->lo : field == F_HI ? p->hi : field == F_RAW ? p->raw : p->n;
-    plot_fmt_num(b, sizeof b, 8, v);
+    plot_fmt_num(b, sizeof b, 7, v);
     fputs(b, f);
   }
   fputc('"', f);
@@ -265,7 +269,7 @@ void plot_write_panel(FILE *f, const PlotCtx *c, const PlotRanges *g, size_t m, 
     if (l->facet != fa || !a->smoothed) continue;
     fputs("<polyline class=\"raw\"", f);
     put_label_attr(f, c, l);
-    fprintf(f, " fill=\"none\" stroke=\"%s\" stroke-opacity=\"0.28\" stroke-width=\"0.8\" points=\"",
+    fprintf(f, " fill=\"none\" stroke=\"%s\" stroke-opacity=\"0.22\" stroke-width=\"0.8\" points=\"",
             plot_color(l->label));
     for (size_t i = 0; i < a->n; i++) {
       if (i) fputc(' ', f);

@@ -101,12 +101,19 @@ static void write_svg(FILE *f, const PlotCtx *c, const size_t *pm, size_t np) {
   for (size_t l = 0; l < c->nlabels; l++) {
     fputs("<g class=\"legend-item\" data-run=\"", f);
     plot_xml_text(f, c->labels[l]);
-    fputs("\"><rect x=\"", f);
-    plot_put_num(f, lx[l]);
-    fputs("\" y=\"", f);
-    plot_put_num(f, ly[l] + 4);
-    fprintf(f, "\" width=\"%d\" height=\"12\" fill=\"%s\" fill-opacity=\"0.18\"/><line x1=\"", LEGEND_SWATCH,
-            plot_color(l));
+    fputs("\">", f);
+    bool banded = false;
+    for (size_t k = 0; k < c->nlines; k++)
+      banded |= c->lines[k].label == l && c->lines[k].nruns > 1 && c->band != PLOT_BAND_NONE;
+    if (banded) { /* the band's color behind the line's, where this label has a band */
+      fputs("<rect x=\"", f);
+      plot_put_num(f, lx[l]);
+      fputs("\" y=\"", f);
+      plot_put_num(f, ly[l] + 4);
+      fprintf(f, "\" width=\"%d\" height=\"12\" fill=\"%s\" fill-opacity=\"0.18\"/>", LEGEND_SWATCH,
+              plot_color(l));
+    }
+    fputs("<line x1=\"", f);
     plot_put_num(f, lx[l]);
     fputs("\" y1=\"", f);
     plot_put_num(f, ly[l] + 10);
