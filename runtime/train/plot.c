@@ -1,9 +1,10 @@
 /* plot.c — `rein plot`: the training curves of one or more runs, drawn as one SVG file.
  *
- * This file owns the command line; plot_data.c reads the trainer's metrics.jsonl files and
- * plot_svg.c renders.  It is self-contained (libc, libm and jansson only) because it is a
- * reporting tool that runs on a laptop against copied run directories, with no model, task or
- * objective code involved, and because an SVG made of a few dozen elements is simpler to write
+ * This file owns the command line; plot_data.c reads the trainer's metrics.jsonl files,
+ * plot_agg.c groups runs into lines (seeds averaged into a mean and a band), plot_panel.c draws
+ * a panel and plot_svg.c the document.  It is self-contained (libc, libm and jansson only)
+ * because it is a reporting tool that runs on a laptop against copied run directories, with no
+ * model, task or objective code involved, and because an SVG of a few panels is simpler to write
  * by hand than to get from a plotting dependency.
  *
  * Reading.  Every line is a JSON object with "kind" ("train" / "eval"; absent means train, any
@@ -14,12 +15,25 @@
  * otherwise reject.  An unparsable last line without its newline is a line the trainer is
  * still writing: it is skipped with a warning, so that a live run can be plotted.
  *
- * Rendering.  One panel per metric in a grid of two columns, one polyline per run per panel
- * (the runs' colors from a fixed palette, cycling with a dash pattern after ten runs), eval
- * points marked with dots, axes with "nice" 1/2/5 x 10^k ticks, and the legend at the top.  The
- * SVG is a function of the input alone (no dates, no process ids), so the same runs give the
- * same bytes, and panels and lines carry class/data- attributes for tests and scripts:
- *     <g class="panel" data-metric="NAME">  <polyline class="run" data-run="LABEL" points=...>
+ * Lines.  A run is labelled by RUN=LABEL, else by the name of the directory --group N levels
+ * above it, else by its own directory's name (made distinct with "#2", ...).  Runs that share a
+ * label given by RUN=LABEL or --group form one line per facet: their per-step mean, drawn over
+ * a band (min–max by default, --band std for ±1 standard deviation); --smooth W smooths each
+ * run's train points with a centred moving average before averaging, and the unsmoothed mean is
+ * drawn faintly behind.
+ *
+ * Rendering.  One panel per metric in two columns, or, with --facet N, one row per metric and
+ * one column per name of the directory N levels above the runs; panels of one metric share
+ * their y axis and all panels share the x axis.  Labels take colors from a fixed palette
+ * (cycling with a dash pattern after ten), eval points are marked with dots, axes have "nice"
+ * 1/2/5 x 10^k ticks, and the legend is at the top.  The SVG is a function of the input alone
+ * (no dates, no process ids), so the same runs give the same bytes, and its elements carry
+ * class/data- attributes for tests and scripts:
+ *     <g class="panel" data-metric="NAME" [data-facet="F"]>
+ *       <polygon class="band" data-run="LABEL" ...>        (a line of several runs)
+ *       <polyline class="raw" data-run="LABEL" ...>        (a smoothed line's raw mean)
+ *       <polyline class="run" data-run="LABEL" data-runs="N" data-step="S..." data-mean="Y..."
+ *                 [data-lo="..." data-hi="..." data-n="..."] [data-raw="..."] points=...>
  */
 #define _GNU_SOURCE
 #include "rein/plot.h"
@@ -43,12 +57,63 @@
 /* ---- command ------------------------------------------------------------------------------- */
 
 static void usage(FILE *f) {
-  fputs("usage: rein plot RUN... [-o OUT.svg] [--metric NAME]... [--x step|time] [--smooth W] [--title T]\n"
+  fputs("usage: rein plot RUN[=LABEL]... [-o OUT.svg] [--metric NAME]... [--group N] [--facet N]\n"
+        "                 [--band minmax|std|none] [--smooth W] [--x step|time] [--title T]\n"
         "\n"
         "Draws the training curves of the runs as one SVG file (default plot.svg).  RUN is a run\n"
-        "directory holding metrics.jsonl, or a .jsonl file.\n"
+        "directory holding metrics.jsonl, or a .jsonl file.  Runs that share a LABEL (given as\n"
+        "RUN=LABEL, or by --group) are drawn as one line: their mean per step over a band.\n"
         "\n",
         f);
+}
+
+/* --group N, --facet N: a directory level, 0 (the run's own directory) to 64. */
+static int opt_level(void *dst, const char *arg, char *err, size_t errlen) {
+  char *end;
+  errno = 0;
+  long v = strtol(arg, &end, 10);
+  if (errno || end == arg || *end || v < 0 || v > 64)
+    return snprintf(err, errlen, "expected a directory level from 0 (the run's own) to 64, got '%s'", arg), -1;
+  *(long *)dst = v;
+  return 0;
+}
+
+/* --band minmax|std|none */
+static int opt_band(void *dst, const char *arg, char *err, size_t errlen) {
+  static const char *const names[] = {[PLOT_BAND_MINMAX] = "minmax", [PLOT_BAND_STD] = "std",
+                                      [PLOT_BAND_NONE] = "none"};
+  for (int b = 0; b < 3; b++)
+    if (!strcmp(arg, names[b])) {
+      *(PlotBand *)dst = (PlotBand)b;
+      return 0;
+    }
+  return snprintf(err, errlen, "--band: expected 'minmax', 'std' or 'none', got '%s'", arg), -1;
+}
+
+/* Splits operand ARG into the run's path and its LABEL: ARG is a path when it exists as given;
+ * otherwise the last '=' whose left side exists splits it, or the first '=' when none does (the
+ * path then fails to open, with its name in the message).  *label is NULL without '='. */
+static char *split_operand(const char *arg, char **label) {
+  struct stat st;
+  *label = NULL;
+  const char *eq = strchr(arg, '=');
+  if (!eq || !stat(arg, &st)) return rc_strdup(arg);
+  const char *cut = eq;
+  for (const char *q = strrchr(arg, '='); q > arg; q--) {
+    if (*q != '=') continue;
+    char *left = strndup(arg, (size_t)(q - arg));
+    bool exists = left && !stat(left, &st);
+    free(left);
+    if (exists) {
+      cut = q;
+      break;
+    }
+  }
+  *label = rc_strdup(cut + 1);
+  char *path = rc_realloc(NULL, (size_t)(cut - arg) + 1);
+  memcpy(path, arg, (size_t)(cut - arg));
+  path[cut - arg] = 0;
+  return path;
 }
 
 /* --metric NAME: one more panel (a repeat is ignored). */
@@ -82,8 +147,20 @@ static int opt_smooth(void *dst, const char *arg, char *err, size_t errlen) {
 }
 
 static void free_ctx(PlotCtx *c) {
+  for (size_t k = 0; k < c->nlines; k++) {
+    for (size_t m = 0; c->lines[k].agg && m < c->nmetrics; m++) free(c->lines[k].agg[m].p);
+    free(c->lines[k].agg);
+    free(c->lines[k].runs);
+  }
+  free(c->lines);
+  for (size_t i = 0; i < c->nlabels; i++) free(c->labels[i]);
+  free(c->labels);
+  for (size_t i = 0; i < c->nfacets; i++) free(c->facets[i]);
+  free(c->facets);
   for (size_t r = 0; r < c->nruns; r++) {
     PlotRun *run = &c->runs[r];
+    free((char *)run->arg);
+    free(run->facet);
     for (size_t m = 0; run->raw && m < c->nmetrics; m++) free(run->raw[m].p);
     for (size_t m = 0; run->series && m < c->nmetrics; m++) free(run->series[m].p);
     free(run->raw);
@@ -97,7 +174,7 @@ static void free_ctx(PlotCtx *c) {
 }
 
 int plot_main(int argc, char **argv) {
-  PlotCtx c = {.out = "plot.svg", .smooth = 1};
+  PlotCtx c = {.out = "plot.svg", .smooth = 1, .group_level = -1, .facet_level = -1};
   const size_t ndefault = plot_ndefault_metrics;
   c.metrics = rc_realloc(NULL, ((size_t)argc + ndefault) * sizeof *c.metrics);
   const RcOpt t[] = {
@@ -108,7 +185,13 @@ int plot_main(int argc, char **argv) {
       {.name = "x", .kind = RC_OPT_FN, .dst = &c.x_time, .fn = opt_x, .arg = "step|time",
        .help = "the x axis: the step (default), or seconds since the run started"},
       {.name = "smooth", .kind = RC_OPT_FN, .dst = &c.smooth, .fn = opt_smooth, .arg = "W",
-       .help = "trailing mean over W points of train curves (default 1: none)"},
+       .help = "centred moving average over W points of train curves, raw faint behind (default 1: none)"},
+      {.name = "group", .kind = RC_OPT_FN, .dst = &c.group_level, .fn = opt_level, .arg = "N",
+       .help = "label runs by the directory N levels up (1: the parent); runs sharing it are averaged"},
+      {.name = "facet", .kind = RC_OPT_FN, .dst = &c.facet_level, .fn = opt_level, .arg = "N",
+       .help = "one column of panels per directory N levels up, one row per metric"},
+      {.name = "band", .kind = RC_OPT_FN, .dst = &c.band, .fn = opt_band, .arg = "minmax|std|none",
+       .help = "the band around an averaged line: min-max over runs (default), mean +-1 std, none"},
       {.name = "title", .kind = RC_OPT_STR, .dst = &c.title, .arg = "T", .help = "a title above the legend"},
       RC_OPTS_END};
   int rc = 2;
@@ -145,27 +228,37 @@ int plot_main(int argc, char **argv) {
   c.runs = rc_realloc(NULL, c.nruns * sizeof *c.runs);
   memset(c.runs, 0, c.nruns * sizeof *c.runs);
   for (size_t r = 0; r < c.nruns; r++) {
-    const char *arg = argv[first + (int)r];
+    PlotRun *run = &c.runs[r];
+    char *label;
+    char *arg = split_operand(argv[first + (int)r], &label);
+    run->arg = arg;
+    if (label && !*label) {
+      plot_error("%s: empty label after '='", argv[first + (int)r]);
+      free(label);
+      rc = 2;
+      goto done;
+    }
+    run->label = label;
+    run->shared_label = label != NULL;
     struct stat st;
-    bool is_dir = !stat(arg, &st) && S_ISDIR(st.st_mode);
+    run->is_dir = !stat(arg, &st) && S_ISDIR(st.st_mode);
     size_t n = strlen(arg);
-    c.runs[r].path =
-        is_dir ? plot_asprintf("%s%smetrics.jsonl", arg, n && arg[n - 1] == '/' ? "" : "/") : rc_strdup(arg);
-    c.runs[r].label = plot_run_label(arg, is_dir);
-    c.runs[r].raw = rc_realloc(NULL, c.nmetrics * sizeof *c.runs[r].raw);
-    memset(c.runs[r].raw, 0, c.nmetrics * sizeof *c.runs[r].raw);
-    c.runs[r].series = rc_realloc(NULL, c.nmetrics * sizeof *c.runs[r].series);
-    memset(c.runs[r].series, 0, c.nmetrics * sizeof *c.runs[r].series);
+    run->path =
+        run->is_dir ? plot_asprintf("%s%smetrics.jsonl", arg, n && arg[n - 1] == '/' ? "" : "/") : rc_strdup(arg);
+    run->raw = rc_realloc(NULL, c.nmetrics * sizeof *run->raw);
+    memset(run->raw, 0, c.nmetrics * sizeof *run->raw);
+    run->series = rc_realloc(NULL, c.nmetrics * sizeof *run->series);
+    memset(run->series, 0, c.nmetrics * sizeof *run->series);
   }
   for (size_t r = 0; r < c.nruns; r++) {
     if (!plot_read_run(&c, &c.runs[r])) goto done;
     plot_build_series(&c, &c.runs[r]);
   }
-  plot_dedup_labels(&c);
+  if (!plot_group_runs(&c)) goto done;
   size_t *pm = rc_realloc(NULL, c.nmetrics * sizeof *pm), np = 0;
   for (size_t m = 0; m < c.nmetrics; m++) {
     bool any = false;
-    for (size_t r = 0; r < c.nruns && !any; r++) any = c.runs[r].series[m].n > 0;
+    for (size_t k = 0; k < c.nlines && !any; k++) any = c.lines[k].agg[m].n > 0;
     if (any) pm[np++] = m;
     else if (c.explicit_metrics) {
       plot_error("no run has metric '%s'", c.metrics[m]);

@@ -1,6 +1,6 @@
 /* plot_data.c — the data side of `rein plot`: reading the trainer's metrics.jsonl files into
- * per-metric series, smoothing them, the runs' labels, and the small text helpers every part of
- * the command uses.  How lines are read (kinds, resumed runs, NaN tokens, a line still being
+ * per-metric series of each run, smoothing them, and the small text helpers every part of the
+ * command uses.  How lines are read (kinds, resumed runs, NaN tokens, a line still being
  * written) is described at the top of plot.c.
  */
 #define _GNU_SOURCE
@@ -283,10 +283,34 @@ static int cmp_pt(const void *a, const void *b) {
   return x->step < y->step ? -1 : x->step > y->step;
 }
 
+/* The centred moving average over w points of s's train points, in x order: point i (of the T
+ * train points) becomes the mean of the raw values of train points i - w/2 .. i + (w-1)/2 (w/2
+ * rounded down, so an even window reaches one point further back), the window cut at both ends
+ * of the series (fewer points there, never padded).  Eval points keep their values. */
+static void smooth_train(PlotSeries *s, size_t w) {
+  size_t *t = rc_realloc(NULL, (s->n ? s->n : 1) * sizeof *t), nt = 0;
+  for (size_t i = 0; i < s->n; i++)
+    if (s->p[i].kind == KIND_TRAIN) t[nt++] = i;
+  size_t back = w / 2, ahead = (w - 1) / 2;
+  size_t a = 0, b = 0; /* the window [a, b) over t, and its sum */
+  double sum = 0;
+  for (size_t i = 0; i < nt; i++) {
+    size_t na = i > back ? i - back : 0, nb = i + ahead + 1 < nt ? i + ahead + 1 : nt;
+    if (i % 1024 == 0) { /* re-add the window now and then so rounding does not drift */
+      a = b = na;
+      sum = 0;
+    }
+    for (; b < nb; b++) sum += s->p[t[b]].raw;
+    for (; a < na; a++) sum -= s->p[t[a]].raw;
+    s->p[t[i]].y = sum / (double)(nb - na);
+  }
+  free(t);
+}
+
 /* Turns r's raw points into plottable series: drops lines replaced by a later line of the same
  * kind and step, keeps one point per step (the later line's) within a metric, picks x, sorts by
- * x, skips non-finite values, and smooths train points with a trailing mean over c->smooth train
- * points (eval points are drawn as they are). */
+ * x, skips non-finite values, and smooths the train points with a centred moving average over
+ * c->smooth train points (eval points are drawn as they are; see smooth_train). */
 void plot_build_series(const PlotCtx *c, PlotRun *r) {
   PlotKey *keys = rc_realloc(NULL, r->nrec * sizeof *keys);
   for (size_t i = 0; i < r->nrec; i++) keys[i] = (PlotKey){r->recs[i].kind, r->recs[i].step, i};
@@ -295,7 +319,6 @@ void plot_build_series(const PlotCtx *c, PlotRun *r) {
     if (keys[i].kind == keys[i + 1].kind && keys[i].step == keys[i + 1].step)
       r->recs[keys[i].idx].dead = true;
   free(keys);
-  double *win = rc_realloc(NULL, (size_t)c->smooth * sizeof *win);
   for (size_t m = 0; m < c->nmetrics; m++) {
     PlotRawVec *v = &r->raw[m];
     PlotSeries *s = &r->series[m];
@@ -309,26 +332,10 @@ void plot_build_series(const PlotCtx *c, PlotRun *r) {
       if (s->n && s->p[s->n - 1].step == q->step) s->n--; /* same step from a train and an eval line */
       double x = c->x_time ? rec->time : (double)q->step;
       if (!isfinite(x) || !isfinite(q->v)) continue;
-      s->p[s->n++] = (PlotPt){x, q->v, q->step, rec->kind};
+      s->p[s->n++] = (PlotPt){x, q->v, q->v, q->step, rec->kind};
     }
     if (s->n > 1) qsort(s->p, s->n, sizeof *s->p, cmp_pt);
-    /* trailing mean over the last `smooth` train values; win is a ring of them */
-    double sum = 0;
-    size_t seen = 0;
-    for (size_t i = 0; c->smooth > 1 && i < s->n; i++) {
-      if (s->p[i].kind != KIND_TRAIN) continue;
-      size_t slot = seen % (size_t)c->smooth;
-      if (seen >= (size_t)c->smooth) sum -= win[slot];
-      win[slot] = s->p[i].y;
-      sum += s->p[i].y;
-      seen++;
-      size_t cnt = seen < (size_t)c->smooth ? seen : (size_t)c->smooth;
-      if (seen % 4096 == 0) { /* re-add the window now and then so rounding does not drift */
-        sum = 0;
-        for (size_t k = 0; k < cnt; k++) sum += win[k];
-      }
-      s->p[i].y = sum / (double)cnt;
-    }
+    if (c->smooth > 1) smooth_train(s, (size_t)c->smooth);
     /* a sum of huge values may overflow: drop what became non-finite */
     size_t j = 0;
     for (size_t i = 0; i < s->n; i++)
@@ -337,66 +344,4 @@ void plot_build_series(const PlotCtx *c, PlotRun *r) {
     free(v->p);
     *v = (PlotRawVec){0};
   }
-  free(win);
 }
-
-/* ---- labels -------------------------------------------------------------------------------- */
-
-/* The legend label of RUN (a directory, or a file): the directory's name, or the file's name
- * without ".jsonl" — except for a file named metrics.jsonl, which is labelled by its directory
- * like the run it belongs to.  Caller frees. */
-char *plot_run_label(const char *arg, bool is_dir) {
-  char *p = rc_strdup(arg);
-  size_t n = strlen(p);
-  while (n > 1 && p[n - 1] == '/') p[--n] = 0;
-  char *base = strrchr(p, '/');
-  base = base ? base + 1 : p;
-  if (!is_dir && !strcmp(base, "metrics.jsonl")) {
-    if (base == p) {
-      free(p);
-      return plot_run_label(".", true);
-    }
-    base[-1] = 0;
-    char *dir = rc_strdup(p);
-    free(p);
-    char *l = plot_run_label(*dir ? dir : "/", true);
-    free(dir);
-    return l;
-  }
-  if (is_dir && (!strcmp(base, ".") || !strcmp(base, "..") || !strcmp(base, "/"))) {
-    char *real = realpath(p, NULL);
-    if (real) {
-      char *b = strrchr(real, '/');
-      if (b && b[1]) {
-        char *l = rc_strdup(b + 1);
-        free(real);
-        free(p);
-        return l;
-      }
-      free(real);
-    }
-  }
-  char *l = rc_strdup(base);
-  size_t ln = strlen(l);
-  if (!is_dir && ln > 6 && !strcmp(l + ln - 6, ".jsonl")) l[ln - 6] = 0;
-  free(p);
-  return l;
-}
-
-/* Makes the labels distinct: a label equal to an earlier one gets "#2", "#3", ... */
-void plot_dedup_labels(PlotCtx *c) {
-  for (size_t i = 1; i < c->nruns; i++) {
-    char *base = c->runs[i].label;
-    char *cand = rc_strdup(base);
-    for (int k = 2;; k++) {
-      bool clash = false;
-      for (size_t j = 0; j < i && !clash; j++) clash = !strcmp(c->runs[j].label, cand);
-      if (!clash) break;
-      free(cand);
-      cand = plot_asprintf("%s#%d", base, k);
-    }
-    free(base);
-    c->runs[i].label = cand;
-  }
-}
-

@@ -10,7 +10,8 @@ directory, runs the command and parses the SVG with xml.etree: panels
 (<polyline class="run" data-run=...>) with one point per distinct step that carries the metric,
 increasing x, the legend, escaping, determinism; and the error cases (missing run, invalid JSON,
 missing 'step', unknown metric, empty file): exit 1, a message naming the path (and line), and an
-existing output file left untouched.  Prints `ok N checks`; exits 1 on any failure, 2 if the
+existing output file left untouched; then plot_groups.py's checks of lines that average
+several runs.  Prints `ok N checks`; exits 1 on any failure, 2 if the
 binary cannot be run.  Standard library only.
 """
 import json
@@ -20,6 +21,9 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import plot_groups  # noqa: E402  (the lines of several runs: labels, seeds averaged, facets)
 
 SVG = "{http://www.w3.org/2000/svg}"
 DEFAULT_METRICS = ["reward_mean", "eval_accuracy", "accuracy", "loss", "entropy", "kl_behaviour",
@@ -293,6 +297,9 @@ def main():
             c.check(read(tmp, "keep.svg") == sentinel, "%s: output clobbered" % what)
         rc, out, _ = run(binary, ["--help"], tmp)
         c.check(rc == 0 and out.startswith("usage: rein plot"), "--help")
+
+        # --- several runs to a line (RUN=LABEL, --group), --facet, --band, --smooth -------------
+        plot_groups.check(c, lambda args: run(binary, args, tmp), lambda name: read(tmp, name), tmp)
     return report(c)
 
 

@@ -1,11 +1,13 @@
 /* plot.h — `rein plot`: training curves of one or more runs as one SVG file.
  *
- *   rein plot RUN... [-o OUT.svg] [--metric NAME]... [--x step|time] [--smooth W] [--title T]
+ *   rein plot RUN[=LABEL]... [-o OUT.svg] [--metric NAME]... [--group N] [--facet N]
+ *             [--band minmax|std|none] [--smooth W] [--x step|time] [--title T]
  *
  * RUN is a run directory holding metrics.jsonl, or a .jsonl file written by the trainer (one
- * object a line: "kind", "step", "time" and flat numeric metrics).  The SVG (default plot.svg)
- * is written to a temporary file in the same directory and renamed into place, so a failed run
- * never leaves a half-written or clobbered output.
+ * object a line: "kind", "step", "time" and flat numeric metrics).  Runs sharing a label are
+ * averaged into one line with a band; --facet makes one column of panels per directory name.
+ * The SVG (default plot.svg) is written to a temporary file in the same directory and renamed
+ * into place, so a failed run never leaves a half-written or clobbered output.
  */
 #ifndef REIN_PLOT_H
 #define REIN_PLOT_H
