@@ -64,9 +64,9 @@ class Oracle(unittest.TestCase):
         configs = [(n, O.OBJECTIVES[n][1]) for n in STD]
         bounds = R.bounds_for(configs)
         data = {}
-        for kind in ("token", "gspo", "roll"):
-            data[kind] = [R.Gen(7000 + k + {"token": 0, "gspo": 500, "roll": 800}[kind], kind, bounds).batch(k)
-                          for k in range(4)]
+        for kind in ("token", "unclipped", "gspo", "roll"):
+            data[kind] = [R.Gen(7000 + k + {"token": 0, "unclipped": 300, "gspo": 500, "roll": 800}[kind], kind,
+                                bounds).batch(k) for k in range(4)]
         worst, runs = 0.0, 0
         for name in STD:
             obj = objective(name)
@@ -114,6 +114,8 @@ class Oracle(unittest.TestCase):
             lossv = float(loss)
         else:
             with obj.step(mask=P.mask, group=P.group, **kw, **inputs_of(obj, P)) as s:
+                if s.needs_stats:  # clip_cov, kl_cov: the whole batch's logp before the micro-batches
+                    s.stat(logp.detach(), ent.detach())
                 for mb in s.split(1):
                     s.micro(logp[mb.rows], ent[mb.rows]).backward()
             lossv, metrics = s.loss, s.metrics

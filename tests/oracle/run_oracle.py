@@ -77,6 +77,13 @@ VARIANTS = {
     "ppo_mis": {"eps_low": 0.1, "eps_high": 0.3, "lo": 0.8, "hi": 2.5},
     "sft": None,
     "reinforce_pp": {"beta": 0.5, "eps": 0.3},
+    "rloo": {"eps_low": 0.1, "eps_high": 0.3, "clip_c": 2.0},
+    "reinforce_pp_baseline": {"eps_low": 0.1, "eps_high": 0.3, "clip_c": 2.0},
+    "clip_cov": {"eps_low": 0.1, "eps_high": 0.3, "clip_cov_ratio": 0.15, "clip_cov_lb": 0.3,
+                 "clip_cov_ub": 3.0},
+    "kl_cov": {"kl_cov_ratio": 0.5, "ppo_kl_coef": 0.5},
+    "grpo_delta": {"eps_low": 0.1, "eps_high": 0.3, "delta": 2.5},
+    "kl_k3_is": {"coef": 0.05},
     "scan_order_ops": {"gamma": 0.5},
     "ex_rec_ring_nois": {"eps_low": 0.3, "eps_high": 0.1, "eps_low2": 0.5, "eps_high2": 1.5},
     "ex_gspo": {"eps_low": 1e-3, "eps_high": 2e-3},
@@ -129,7 +136,9 @@ class Gen:
     """Seeded batch generator.  kind 'token': token ratios spread over [0.2, 4] for the REC /
     PPO / REINFORCE family; kind 'gspo': per-sequence geometric-mean ratios around GSPO's
     narrow band (and far from it); kind 'roll': token batches whose sequences also carry the
-    extra token input roll_logp, with rollout ratios exp(old_logp - roll_logp) over [0.25, 8].
+    extra token input roll_logp, with rollout ratios exp(old_logp - roll_logp) over [0.25, 8];
+    kind 'unclipped': 'token' without batch 3's extreme group (for a surrogate whose ratio nothing
+    bounds, where float32 cannot hold the cancellation of +-A*e^21.5).
     bounds: {"rho": token ratio, "s": sequence ratio, "roll": rollout ratio boundaries}."""
 
     def __init__(self, seed, kind, bounds):
@@ -331,7 +340,7 @@ class Gen:
                 kind = ["binary", "continuous", "gsm8k", "equal"][self.rng.integers(0, 4)]
                 grp = [self.seq(r, self.ntok()) for r in self.rewards_ok(kind, n)]
                 groups.append(grp)
-        if index == 3:
+        if index == 3 and self.kind != "unclipped":
             groups.append(self.extreme_group())
         if self.kind == "gspo" and index == 1:
             # long sequences for long_frac: 512 is not > 512
@@ -477,8 +486,9 @@ def run_rein(rein, path, batch_file, params, micro, backend="interp"):
         raise Mismatch("rein printed invalid JSON (%s): %s" % (e, p.stdout[:500]))
 
 
-KL_NAMES = ("kl_k1", "kl_k2", "kl_k3", "kl_abs", "ex_opmd_kl")
-CLAMP_NAMES = ("ppo_dual_clip", "dr_grpo", "dapo", "ppo_tis", "ppo_mis")
+KL_NAMES = ("kl_k1", "kl_k2", "kl_k3", "kl_abs", "ex_opmd_kl", "kl_k3_is")
+CLAMP_NAMES = ("ppo_dual_clip", "dr_grpo", "dapo", "ppo_tis", "ppo_mis", "rloo",
+               "reinforce_pp_baseline", "grpo_delta")
 
 
 def coverage(batches, name, bounds):
@@ -647,7 +657,8 @@ def main():
     for kind in kinds:
         data[kind] = []
         for k in range(args.batches):
-            bseed = args.seed * 1000 + k + {"token": 0, "gspo": 500, "roll": 800}[kind]
+            bseed = args.seed * 1000 + k + {"token": 0, "unclipped": 300, "gspo": 500,
+                                          "roll": 800}[kind]
             b = Gen(bseed, kind, bounds).batch(k)
             path = os.path.join(out_dir, "%s-%d.json" % (kind, bseed))
             with open(path, "w") as f:

@@ -866,5 +866,96 @@ class TutorialHand(unittest.TestCase):
         self.assertAlmostEqual(out["metrics"]["w_mean"], 1.25, places=12)
 
 
+class NewPeerObjectives(unittest.TestCase):
+    """rloo, reinforce_pp_baseline, clip_cov, kl_cov, grpo_delta, kl_k3_is: autograd against
+    central finite differences of the oracle's own loss, and closed forms."""
+    NAMES = ("rloo", "reinforce_pp_baseline", "clip_cov", "kl_cov", "grpo_delta", "kl_k3_is")
+    CONFIGS = {"clip_cov": {"clip_cov_ratio": 0.15, "clip_cov_lb": 0.3, "clip_cov_ub": 3.0},
+               "kl_cov": {"kl_cov_ratio": 0.5}, "grpo_delta": {"delta": 2.5}}
+
+    def test_finite_differences(self):
+        """d loss/d logp of every token = (loss(l + h) - loss(l - h))/2h, h = 1e-6, within
+        1e-7 + 1e-5*|g| (a batch where no selection sits within h of a flip)."""
+        b = random_batch(1600)
+        b["seed"], b["step"] = 3, 0
+        h = 1e-6
+        for name in self.NAMES:
+            cfg = self.CONFIGS.get(name, {})
+            out = O.evaluate(name, b, cfg)
+            g = grad_logp(out)
+            self.assertTrue(any(abs(x) > 1e-4 for x in g), name)
+            k = 0
+            for grp in b["groups"]:
+                for sq in grp:
+                    for t in range(len(sq["logp"])):
+                        x = sq["logp"][t]
+                        sq["logp"][t] = x + h
+                        up = O.evaluate(name, b, cfg)["loss"]
+                        sq["logp"][t] = x - h
+                        dn = O.evaluate(name, b, cfg)["loss"]
+                        sq["logp"][t] = x
+                        fd = (up - dn) / (2 * h)
+                        self.assertLess(abs(fd - g[k]), 1e-7 + 1e-5 * abs(g[k]),
+                                        "%s token %d: autograd %r, differences %r" % (name, k, g[k], fd))
+                        k += 1
+
+    def test_selections_happen(self):
+        """The finite-difference batch exercises what the files select: Clip-Cov picks and
+        KL-Cov penalises some tokens, the delta cap binds on some token."""
+        b = random_batch(1600)
+        b["seed"], b["step"] = 3, 0
+        self.assertGreater(O.evaluate("clip_cov", b, self.CONFIGS["clip_cov"])["metrics"]["clip_frac"], 0)
+        self.assertGreater(O.evaluate("kl_cov", b, self.CONFIGS["kl_cov"])["metrics"]["cov_frac"], 0)
+        self.assertGreater(O.evaluate("grpo_delta", b, {"delta": 1.5})["metrics"]["delta_frac"], 0)
+
+    def test_rloo_and_baseline_closed_forms(self):
+        """On-policy (old_logp = logp) every token's gradient is -A/N: RLOO's A = n/(n-1)*(r - mean)
+        (0 for one response); REINFORCE++-baseline's A = (a - mean)/sqrt(var_1 + 1e-8) over the
+        tokens, a = r - group mean."""
+        b = random_batch(1601)
+        for grp in b["groups"]:
+            for sq in grp:
+                sq["old_logp"] = list(sq["logp"])
+        N = sum(len(sq["logp"]) for grp in b["groups"] for sq in grp)
+        want_rloo, toks = [], []
+        for grp in b["groups"]:
+            n = len(grp)
+            mu = sum(sq["reward"] for sq in grp) / n
+            for sq in grp:
+                a = n / (n - 1) * (sq["reward"] - mu) if n > 1 else 0.0
+                want_rloo += [-a / N] * len(sq["logp"])
+                toks += [sq["reward"] - mu] * len(sq["logp"])
+        self.assertListClose(grad_logp(O.evaluate("rloo", b)), want_rloo, places=14)
+        m = sum(toks) / N
+        sd = math.sqrt(sum((x - m) ** 2 for x in toks) / (N - 1) + 1e-8)
+        self.assertListClose(grad_logp(O.evaluate("reinforce_pp_baseline", b)),
+                             [-(x - m) / sd / N for x in toks], places=12)
+
+    def test_kl_k3_is_and_delta_closed_forms(self):
+        """kl_k3_is: loss coef*mean(r*k3), gradient coef*r*(l - ref)/N (the ratio not detached).
+        grpo_delta: a token with A < 0 and r > delta has loss -delta*A and no gradient."""
+        b = random_batch(1602)
+        toks = [(x, o, r) for grp in b["groups"] for sq in grp
+                for x, o, r in zip(sq["logp"], sq["old_logp"], sq["ref_logp"])]
+        N, c = len(toks), 0.05
+        out = O.evaluate("kl_k3_is", b, {"coef": c})
+        vals = [math.exp(x - o) * (math.exp(r - x) - (r - x) - 1) for x, o, r in toks]
+        self.assertAlmostEqual(out["loss"], c * sum(vals) / N, places=12)
+        self.assertListClose(grad_logp(out), [c * math.exp(x - o) * (x - r) / N for x, o, r in toks],
+                             places=12)
+        b = {"groups": [[{"reward": 1, "logp": [-1.0], "old_logp": [-1.0 - math.log(6.0)]},
+                         {"reward": 0, "logp": [-1.0], "old_logp": [-1.0 - math.log(6.0)]}]]}
+        a = 0.5 / (math.sqrt(0.5) + 1e-4)  # A = +-0.5/(Bessel std of (1, 0) + 1e-4)
+        out = O.evaluate("grpo_delta", b, {"delta": 4.0})
+        self.assertAlmostEqual(out["loss"], (-1.2 * a + 4.0 * a) / 2, places=12)
+        self.assertEqual(grad_logp(out), [0.0, 0.0])
+        self.assertEqual(out["metrics"]["delta_frac"], 0.5)
+
+    def assertListClose(self, a, b, places=12):
+        self.assertEqual(len(a), len(b))
+        for x, y in zip(a, b):
+            self.assertAlmostEqual(x, y, places=places)
+
+
 if __name__ == "__main__":
     unittest.main()

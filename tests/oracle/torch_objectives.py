@@ -716,6 +716,137 @@ def obj_sft(P, p):
     return -token_mean(P.logp, P.mask), {}
 
 
+# ---- RLOO, REINFORCE++-baseline, Clip-Cov, KL-Cov, TRL's delta clip, importance-corrected k3 ----
+# Written from verl's `rloo` / `reinforce_plus_plus_baseline` advantage estimators and `vanilla`,
+# `clip_cov`, `kl_cov` policy losses, TRL's GRPO loss with `delta` and `use_bias_correction_kl`,
+# with Rein's documented choices (one-response groups get A = 0, batch-level statistics, a seeded
+# per-response draw for Clip-Cov).
+
+
+def adv_rloo(P):
+    """RLOO: A_i = r_i - (sum of the other rewards of the group)/(n - 1), by an explicit loop over
+    each group's other members; a one-response group gets 0."""
+    A = torch.zeros(P.S, dtype=DT)
+    for i in range(P.S):
+        others = [j for j in range(P.S) if j != i and int(P.group[j]) == int(P.group[i])]
+        if others:
+            A[i] = P.reward[i] - sum(float(P.reward[j]) for j in others) / len(others)
+    return A
+
+
+def _dual_clip_result(A_tok, P, p):
+    L, clipped, dual = ppo_dual_clip_terms(A_tok, P.logp, P.old_logp, p["eps_low"],
+                                           p["eps_high"], p["clip_c"])
+    return token_mean(L, P.mask), {"clip_frac": token_mean(clipped.to(DT), P.mask),
+                                   "dual_clip_frac": token_mean(dual.to(DT), P.mask)}
+
+
+def obj_rloo(P, p):
+    return _dual_clip_result(P.tok(adv_rloo(P)), P, p)
+
+
+def obj_reinforce_pp_baseline(P, p):
+    """verl reinforce_plus_plus_baseline: score - group mean (one-response group: 0) tiled over the
+    response's tokens, then masked_whiten over the batch's valid tokens: (x - mean) *
+    rsqrt(unbiased var + 1e-8) (the 1e-8 of verl's masked_mean count left out)."""
+    a = adv_mean_baseline(P.reward, P.group, P.n_groups)
+    valid = P.mask > 0
+    x = P.tok(a)[valid]
+    n = x.numel()
+    if n > 1:
+        mu = x.mean()
+        var = ((x - mu) ** 2).sum() / (n - 1)
+        A = (P.tok(a) - mu) * torch.rsqrt(var + 1e-8)
+    else:
+        A = torch.zeros(P.S, P.T, dtype=DT)
+    return _dual_clip_result(A * P.mask, P, p)
+
+
+def _cov_tokens(A_tok, P):
+    """Per valid token (flattened in batch order): (A - mean A)*(logp - mean logp), detached, the
+    means over the batch's valid tokens; with the flat indices (row, column)."""
+    valid = (P.mask > 0).nonzero().tolist()
+    a = torch.stack([A_tok[i, t] for i, t in valid]) if valid else torch.zeros(0, dtype=DT)
+    lp = torch.stack([P.logp[i, t].detach() for i, t in valid]) if valid else torch.zeros(0, dtype=DT)
+    if not valid:
+        return valid, a
+    return valid, (a - a.mean()) * (lp - lp.mean())
+
+
+def obj_clip_cov(P, p):
+    """verl clip_cov: pg1 = -A r, pg2 = -A clip(r) (r = exp(logp - old_logp), no clamp); candidates
+    are valid tokens with not(pg2 > pg1) and lb < cov < ub; min(max(1, int(ratio*N)), #candidates)
+    of them are chosen and get corr = 0; loss = token-mean(max(pg1, pg2)*corr).  The choice, in
+    place of verl's randperm: candidates sorted by their response's rein_uniform draw, largest
+    first, then by batch order."""
+    A = P.tok(_adv_z1(P))
+    r = torch.exp(P.logp - P.old_logp)
+    pg1 = -A * r
+    pg2 = -A * torch.clamp(r, 1 - p["eps_low"], 1 + p["eps_high"])
+    by_origin = (pg2 > pg1).detach()
+    valid, cov = _cov_tokens(A, P)
+    cand = [k for k, (i, t) in enumerate(valid)
+            if not bool(by_origin[i, t]) and p["clip_cov_lb"] < float(cov[k]) < p["clip_cov_ub"]]
+    clip_num = max(int(p["clip_cov_ratio"] * len(valid)), 1)
+
+    def draw(k):
+        i = valid[k][0]
+        g, j = P.index[i]
+        return rein_uniform(P.seed, P.step, g, j)
+
+    chosen = sorted(cand, key=lambda k: (-draw(k), k))[:clip_num]
+    corr = torch.ones(P.S, P.T, dtype=DT)
+    for k in chosen:
+        corr[valid[k][0], valid[k][1]] = 0.0
+    L = torch.maximum(pg1, pg2) * corr
+    return token_mean(L, P.mask), {"clip_frac": token_mean((corr == 0).to(DT), P.mask),
+                                   "ppo_kl": token_mean(-(P.logp - P.old_logp).detach(), P.mask)}
+
+
+def obj_kl_cov(P, p):
+    """verl kl_cov: pg = -A r (no clip); on the max(1, int(N*ratio)) valid tokens with the
+    largest cov, pg = -A r + coef*|logp - old_logp|; token-mean.  Ties: earlier token first."""
+    A = P.tok(_adv_z1(P))
+    d = P.logp - P.old_logp
+    r = torch.exp(d)
+    valid, cov = _cov_tokens(A, P)
+    sel = torch.zeros(P.S, P.T, dtype=torch.bool)
+    if valid:
+        k = max(1, int(len(valid) * p["kl_cov_ratio"]))
+        order = torch.sort(-cov, stable=True).indices[:k]
+        for q in order.tolist():
+            sel[valid[q][0], valid[q][1]] = True
+    L = torch.where(sel, -A * r + p["ppo_kl_coef"] * d.abs(), -A * r)
+    return token_mean(L, P.mask), {"ppo_kl": token_mean(d.abs().detach(), P.mask),
+                                   "cov_frac": token_mean(sel.to(DT), P.mask)}
+
+
+def obj_grpo_delta(P, p):
+    """TRL GRPO loss with delta: coef_1 = exp(logp - old_logp); coef_2 = clamp(coef_1, 1-el, 1+eh);
+    coef_1 capped at delta; per token -min(coef_1*A, coef_2*A); A = (r - mean)/(Bessel std + 1e-4);
+    token-mean (loss_type dapo).  Metrics: TRL's low/high clip ratios on the capped coef_1, and
+    the share with A < 0 and r > delta."""
+    A = P.tok(adv_zscore(P.reward, P.group, P.n_groups, eps=1e-4, ddof=1))
+    c1 = torch.exp(P.logp - P.old_logp)
+    c2 = torch.clamp(c1, 1 - p["eps_low"], 1 + p["eps_high"])
+    c1d = torch.clamp(c1, max=p["delta"])
+    L = -torch.minimum(c1d * A, c2 * A)
+    m = P.mask
+    low = ((c1d < 1 - p["eps_low"]) & (A < 0)).detach().to(DT)
+    high = ((c1d > 1 + p["eps_high"]) & (A > 0)).detach().to(DT)
+    cap = ((A < 0) & (c1 > p["delta"])).detach().to(DT)
+    return token_mean(L, m), {"clip_low": token_mean(low, m), "clip_high": token_mean(high, m),
+                              "delta_frac": token_mean(cap, m)}
+
+
+def obj_kl_k3_is(P, p):
+    """TRL use_bias_correction_kl: per_token_kl = (exp(ref - logp) - (ref - logp) - 1) * coef_1,
+    coef_1 = exp(logp - old_logp) with its gradient; coef * token-mean; metric kl without coef."""
+    k3 = torch.exp(P.ref_logp - P.logp) - (P.ref_logp - P.logp) - 1
+    k = k3 * torch.exp(P.logp - P.old_logp)
+    return p["coef"] * token_mean(k, P.mask), {"kl": token_mean(k.detach(), P.mask)}
+
+
 # name -> (function, default params, metric names, file relative to the repository root).
 # Names starting with ex_ are the examples/ programs (compositions with extra metrics).
 REC_P = {"eps_low": 0.2, "eps_high": 0.2}
@@ -778,6 +909,17 @@ OBJECTIVES = {
                        "tests/backend/scan_order_ops.rein"),
     "reinforce_pp": (obj_reinforce_pp, {"beta": 0.01, "eps": 0.2}, ["kl_mean", "clip_frac"],
                      "lang/std/reinforce_pp.rein"),
+    "rloo": (obj_rloo, dict(REC_P, clip_c=3.0), ["clip_frac", "dual_clip_frac"],
+             "lang/std/rloo.rein"),
+    "reinforce_pp_baseline": (obj_reinforce_pp_baseline, dict(REC_P, clip_c=3.0),
+                              ["clip_frac", "dual_clip_frac"], "lang/std/reinforce_pp_baseline.rein"),
+    "clip_cov": (obj_clip_cov, dict(REC_P, clip_cov_ratio=0.0002, clip_cov_lb=1.0, clip_cov_ub=5.0),
+                 ["clip_frac", "ppo_kl"], "lang/std/clip_cov.rein"),
+    "kl_cov": (obj_kl_cov, {"kl_cov_ratio": 0.0002, "ppo_kl_coef": 0.1}, ["ppo_kl", "cov_frac"],
+               "lang/std/kl_cov.rein"),
+    "grpo_delta": (obj_grpo_delta, dict(REC_P, delta=4.0), ["clip_low", "clip_high", "delta_frac"],
+                   "lang/std/grpo_delta.rein"),
+    "kl_k3_is": (obj_kl_k3_is, {"coef": 0.001}, ["kl"], "lang/std/kl_k3_is.rein"),
     "ex_rec_ring_nois": (obj_rec_ring_nois, dict(RING_P), ["clip_frac", "ratio_mean"],
                          "examples/rec_ring_nois.rein"),
     "ex_gspo": (obj_gspo, dict(GSPO_P), ["seq_clip_frac", "long_frac", "mean_tokens"],
@@ -793,6 +935,9 @@ BATCH_KIND = {n: "token" for n in OBJECTIVES}
 BATCH_KIND.update({n: "gspo" for n in ("ex_gspo", "gspo", "gspo_sg", "rec_gspo_nois",
                                        "rec_gspo_is")})
 BATCH_KIND.update({n: "roll" for n in ("ppo_tis", "ppo_mis")})
+# "unclipped": token batches without batch 3's ratios of e^+-21.5.  kl_cov's -A*r has no clamp or
+# clip, and the +-A*e^21.5 of two responses cancel to a loss of order 1: float32 cannot hold that.
+BATCH_KIND.update({n: "unclipped" for n in ("kl_cov",)})
 
 
 def boundaries(name, p):
@@ -815,6 +960,8 @@ def boundaries(name, p):
         out["rho"].add(p["clip_c"])
     if "eps_max" in p:
         out["rho"].add(p["eps_max"])
+    if "delta" in p:  # grpo_delta's cap of the unclipped ratio
+        out["rho"].add(p["delta"])
     if "cap" in p:
         out["roll"].add(p["cap"])
     if "lo" in p:
