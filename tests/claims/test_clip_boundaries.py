@@ -160,7 +160,8 @@ def expected_rec(batch, mode, is_, p):
 
 
 def expected_ppo(batch, name, p):
-    """max(−A·r, −A·clip(r)) per token with Rein's tie rule (the first argument on a tie)."""
+    """max(−A·r, −A·clip(r)) per token, and min(·, −c·A) for A < 0 in the dual-clip files, with
+    Rein's tie rule (the first argument on a tie); dr_grpo divides by #sequences · max_new."""
     kind = {"ppo_dual_clip": "z1", "dapo": "z1", "grpo": "z", "dr_grpo": "mean"}[name]
     A = adv_values(batch, kind)
     N = sum(len(s["logp"]) for g in batch["groups"] for s in g)
@@ -173,30 +174,24 @@ def expected_ppo(batch, name, p):
             gs = []
             for lp, olp in zip(s["logp"], s["old_logp"]):
                 rho = math.exp(lp - olp)
-                if name == "grpo":      # −min(r·A, clip(r)·A): min keeps r·A on a tie
-                    l1, l2 = rho * a, min(max(rho, lo), hi) * a
-                    take1 = l1 <= l2
-                    L, dL = -(l1 if take1 else l2), (-a * rho if take1 or lo < rho < hi else 0.0)
-                else:
-                    l1, l2 = -a * rho, -a * min(max(rho, lo), hi)
-                    take1 = l1 >= l2
-                    L = l1 if take1 else l2
-                    dL = -a * rho if take1 or lo < rho < hi else 0.0
-                    clipped += l2 > l1
-                    if name == "ppo_dual_clip" and a < 0:
-                        l3 = -p["clip_c"] * a
-                        dual += L > l3
-                        if not L <= l3:       # min(L, l3) keeps L on a tie
-                            L, dL = l3, 0.0
+                l1, l2 = -a * rho, -a * min(max(rho, lo), hi)
+                take1 = l1 >= l2
+                L = l1 if take1 else l2
+                dL = -a * rho if take1 or lo < rho < hi else 0.0
+                clipped += l2 > l1
+                if name in DUAL and a < 0:
+                    l3 = -p["clip_c"] * a
+                    dual += L > l3
+                    if not L <= l3:       # min(L, l3) keeps L on a tie
+                        L, dL = l3, 0.0
                 tot += L
                 gs.append(dL)
             gg.append(gs)
         grads.append(gg)
-    den = S * p["max_len"] if name == "dr_grpo" else N
-    out = {"loss": tot / den, "grad": [[[x / den for x in s] for s in g] for g in grads], "metrics": {}}
-    if name != "grpo":
-        out["metrics"]["clip_frac"] = clipped / N
-    if name == "ppo_dual_clip":
+    den = S * p["max_new"] if name == "dr_grpo" else N
+    out = {"loss": tot / den, "grad": [[[x / den for x in s] for s in g] for g in grads],
+           "metrics": {"clip_frac": clipped / N}}
+    if name in DUAL:
         out["metrics"]["dual_clip_frac"] = dual / N
     return out
 
@@ -278,16 +273,16 @@ CONFIGS = {  # the files' defaults, and params whose bounds exp reaches exactly
     "rec_ring_is": [{}, {"eps_low": 0.25, "eps_high": 0.5, "eps_low2": 0.75, "eps_high2": 1.5}],
     "ppo_dual_clip": [{}, {"eps_low": 0.25, "eps_high": 0.5, "clip_c": 2.5}],
     "dapo": [{}, {"eps_low": 0.3, "eps_high": 0.1}],
-    "grpo": [{}, {"eps_low": 0.25, "eps_high": 0.5}],
-    "dr_grpo": [{"max_len": 16.0}, {"eps_low": 0.25, "eps_high": 0.5, "max_len": 16.0}],
+    "grpo": [{}, {"eps_low": 0.25, "eps_high": 0.5, "clip_c": 2.5}],
+    "dr_grpo": [{"max_new": 16.0}, {"eps_low": 0.25, "eps_high": 0.5, "max_new": 16.0}],
 }
 FILE_DEFAULTS = {
     "rec_oneside_nois_wide": {"eps_low": 0.6, "eps_high": 2.0},
     "rec_oneside_is_wide": {"eps_low": 0.6, "eps_high": 2.0},
     "ppo_dual_clip": {"clip_c": 3.0},
     "dapo": {"eps_high": 0.28},
-    "dr_grpo": {"max_len": 1024.0},
 }
+DUAL = {"ppo_dual_clip", "grpo"}  # the files with the dual clip min(L, −c·A) for A < 0
 
 # One inclusive comparison made strict, or a tie rule flipped: each must fail.
 MUTANTS = [
@@ -309,13 +304,13 @@ def bounds_of(name, p):
     b = [1 - p["eps_low"], 1 + p["eps_high"]]
     if REC.get(name, ("",))[0] == "ring":
         b += [1 - p["eps_low2"], 1 + p["eps_high2"]]
-    if name == "ppo_dual_clip":
+    if name in DUAL:
         b.append(p["clip_c"])
     return b
 
 
 def run_config(exe, work, name, program, sets, verbose, expect_fail=False):
-    p = dict(DEFAULTS, max_len=1024.0, clip_c=3.0)
+    p = dict(DEFAULTS, clip_c=3.0)
     p.update(FILE_DEFAULTS.get(name, {}))
     p.update(sets)
     ds, exact = ratio_points(bounds_of(name, p))
