@@ -513,6 +513,8 @@ def coverage(batches, name, bounds):
                 seen.add("empty sequence")
             if len(grp) == 1:
                 seen.add("one-sequence group")
+                if n > 0 and grp[0]["reward"] != 0:  # verl's A = r there, not 0
+                    seen.add("one-sequence group, r != 0, with tokens")
             if len(grp) > 1 and all(s["reward"] == grp[0]["reward"] for s in grp):
                 seen.add("all-equal group")
             if grp[0]["reward"] not in (0.0, 1.0) and len(grp) > 1 and float(A[i]) != 0:
@@ -540,8 +542,8 @@ def coverage(batches, name, bounds):
                     seen.add("roll ratio %s" % region_of(math.exp(min(lr, 20.0)), roll_b))
                     if abs(lr) > 20:
                         seen.add("|log roll ratio| > 20")
-    need = {"empty sequence", "one-sequence group", "all-equal group", "continuous rewards",
-            "binary rewards"}
+    need = {"empty sequence", "one-sequence group", "one-sequence group, r != 0, with tokens",
+            "all-equal group", "continuous rewards", "binary rewards"}
     if kind == "gspo":
         need |= {"seq ratio %s, %s" % (region_of(math.sqrt(a * b), s_b), sg)
                  for a, b in intervals(s_b, *S_RANGE) for sg in ("A>0", "A<0")}

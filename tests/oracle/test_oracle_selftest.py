@@ -84,6 +84,19 @@ class G1Advantages(unittest.TestCase):
         self.assertEqual(O.group_std(r, grp, 3, ddof=1).tolist()[0], 0.0)
         self.assertAlmostEqual(float(O.adv_zscore(r, grp, 3)[4]), 0.5 / (0.5 + 1e-6), places=12)
 
+    def test_verl_grpo_advantage(self):
+        # peer-losses 2.4 (verl): a group of one takes mean 0 and std 1; others the mean and the
+        # Bessel std.  Group 1 {1, 0}: mean 0.5, std sqrt(0.5); group 2 {0.5, 0.5, 0.5}: A = 0.
+        r = t([0.7, 1.0, 0.0, 0.5, 0.5, 0.5])
+        grp = torch.tensor([0, 1, 1, 2, 2, 2])
+        A = O.adv_verl_grpo(r, grp, 3).tolist()
+        self.assertAlmostEqual(A[0], 0.7 / 1.000001, places=14)
+        self.assertAlmostEqual(A[1], 0.5 / (math.sqrt(0.5) + 1e-6), places=13)
+        self.assertAlmostEqual(A[2], -0.5 / (math.sqrt(0.5) + 1e-6), places=13)
+        self.assertEqual(A[3:], [0.0] * 3)
+        self.assertEqual(O.adv_verl_grpo(r, grp, 3, norm_by_std=False).tolist(),
+                         [0.7, 0.5, -0.5, 0.0, 0.0, 0.0])
+
 
 class G2PerToken(unittest.TestCase):
     rho = [math.exp(0.1), math.exp(-0.5), 1.0]
@@ -387,7 +400,7 @@ class PeerIdentities(unittest.TestCase):
         for seed in range(4):
             b = on_policy(random_batch(200 + seed), roll=True)
             P = O.Padded(b)
-            A = O.adv_zscore(P.reward, P.group, P.n_groups, ddof=1)
+            A = O.adv_verl_grpo(P.reward, P.group, P.n_groups)
             N = float(P.mask.sum())
             want = per_token(P, lambda i: -float(A[i]) / N)
             for name in ("ppo_dual_clip", "dapo", "cispo", "cispo_trl", "ppo_tis", "ppo_mis"):
@@ -402,42 +415,49 @@ class PeerIdentities(unittest.TestCase):
                                    places=13)
 
     def test_on_policy_sequence_gradients(self):
-        """r = 1, so s_i = R_i = 1: GSPO (both forms), GMPO and SAPO (f'(1) = 1) give
-        -A_z1/(S*|y_i|); REC-GSPO (both) -A_mean/(S*|y_i|); Dr.GRPO -A_mean/(S*max_new); GPG
-        -alpha*A_mean/N; opmd_seq -A_mean/S."""
+        """r = 1, so s_i = R_i = 1: GSPO and GMPO give -A_z1/(S*|y_i|), GSPO's stop-gradient
+        form and SAPO (f'(1) = 1) -A_z1/(B*|y_i|) with B the sequences that have tokens (verl's
+        seq-mean); REC-GSPO (both) -A_mean/(S*|y_i|); Dr.GRPO -A_0/(S*max_new); GPG
+        -alpha*A_0/N (A_0: R - group mean, R in a group of one, verl); opmd_seq -A_mean/S."""
+        emptied = 0  # zero-token sequences seen, where B and S differ
         for seed in range(4):
             b = on_policy(random_batch(300 + seed))
             P = O.Padded(b)
-            Az = O.adv_zscore(P.reward, P.group, P.n_groups, ddof=1)
+            Az = O.adv_verl_grpo(P.reward, P.group, P.n_groups)
             Am = O.adv_mean_baseline(P.reward, P.group, P.n_groups)
+            A0 = O.adv_verl_grpo(P.reward, P.group, P.n_groups, norm_by_std=False)
             S, N = P.S, float(P.mask.sum())
-            for name in ("gspo", "gspo_sg", "gmpo", "sapo"):
+            B = sum(1 for i in range(S) if int(P.lengths[i]) > 0)
+            emptied += S - B
+            for name, n in (("gspo", S), ("gspo_sg", B), ("gmpo", S), ("sapo", B)):
                 self.assertListClose(grad_logp(O.evaluate(name, b)),
-                                     per_token(P, lambda i: -float(Az[i]) / (S * float(P.len[i]))))
+                                     per_token(P, lambda i: -float(Az[i]) / (n * float(P.len[i]))))
             for name in ("rec_gspo_nois", "rec_gspo_is"):
                 out = O.evaluate(name, b)
                 self.assertListClose(grad_logp(out),
                                      per_token(P, lambda i: -float(Am[i]) / (S * float(P.len[i]))))
                 self.assertEqual(out["metrics"]["clip_frac"], 0.0)
             out = O.evaluate("dr_grpo", b, {"max_new": 16.0})
-            self.assertListClose(grad_logp(out), per_token(P, lambda i: -float(Am[i]) / (S * 16)))
+            self.assertListClose(grad_logp(out), per_token(P, lambda i: -float(A0[i]) / (S * 16)))
             nz = sum(1 for grp in b["groups"] for sq in grp if sq["reward"] != 0)
             alpha = S / max(1, nz)
             self.assertListClose(grad_logp(O.evaluate("gpg", b)),
-                                 per_token(P, lambda i: -alpha * float(Am[i]) / N))
+                                 per_token(P, lambda i: -alpha * float(A0[i]) / N))
             self.assertListClose(grad_logp(O.evaluate("opmd_seq", b)),
                                  per_token(P, lambda i: -float(Am[i]) / S))
             # SAPO's value on-policy: f(1) = (4/tau)*sigmoid(0) = 2/tau
             tau = [1.0 if float(a) > 0 else 1.05 for a in Az]
             per_seq = [-2.0 / tau[i] * float(Az[i]) if int(P.lengths[i]) else 0.0
                        for i in range(S)]
-            self.assertAlmostEqual(O.evaluate("sapo", b)["loss"], sum(per_seq) / S, places=13)
+            self.assertAlmostEqual(O.evaluate("sapo", b)["loss"], sum(per_seq) / B, places=13)
+        self.assertGreater(emptied, 0)
 
     def test_gspo_direct_and_sg_same_gradient(self):
         """peer-losses 2.1: with A constant in a sequence, the direct form (s_i differentiable,
-        seq-mean) and the stop-gradient form (seq-mean-token-mean) have the same gradient.  The
-        values differ only by the zero-token sequences: the direct form adds max(-A, -A*clip(1))
-        = -A each, the token mean of nothing is 0."""
+        seq-mean) and the stop-gradient form (seq-mean-token-mean) have the same gradient up to
+        their denominators: the direct form divides by every sequence (S), verl's
+        seq-mean-token-mean by the B with tokens.  The sums differ only by the zero-token
+        sequences: the direct form adds max(-A, -A*clip(1)) = -A each, verl leaves them out."""
         el, eh = 0.05, 0.08
         for seed in range(6):
             b = random_batch(400 + seed)
@@ -447,12 +467,15 @@ class PeerIdentities(unittest.TestCase):
                     sq["old_logp"] = [x - rng.uniform(-0.12, 0.12) for x in sq["logp"]]
             d = O.evaluate("gspo", b, {"eps_low": el, "eps_high": eh})
             g = O.evaluate("gspo_sg", b, {"eps_low": el, "eps_high": eh})
-            self.assertListClose(grad_logp(d), grad_logp(g), places=14)
-            self.assertEqual(d["metrics"], g["metrics"])
             P = O.Padded(b)
-            A = O.adv_zscore(P.reward, P.group, P.n_groups, ddof=1)
+            S = P.S
+            B = sum(1 for i in range(S) if int(P.lengths[i]) > 0)
+            self.assertListClose([x * S for x in grad_logp(d)], [x * B for x in grad_logp(g)],
+                                 places=12)
+            self.assertEqual(d["metrics"], g["metrics"])
+            A = O.adv_verl_grpo(P.reward, P.group, P.n_groups)
             empty = sum(-float(A[i]) for i in range(P.S) if int(P.lengths[i]) == 0)
-            self.assertAlmostEqual(d["loss"] - g["loss"], empty / P.S, places=13)
+            self.assertAlmostEqual(d["loss"] * S - g["loss"] * B, empty, places=12)
             self.assertGreater(sum(abs(x) for x in grad_logp(d)), 0.0)
 
     def test_rec_gspo_is_gradient_equals_gspo_sg(self):
@@ -467,9 +490,11 @@ class PeerIdentities(unittest.TestCase):
                 for sq in grp:
                     sq["old_logp"] = [x - rng.uniform(-0.12, 0.12) for x in sq["logp"]]
             P = O.Padded(b)
-            A = O.adv_zscore(P.reward, P.group, P.n_groups, ddof=1)
+            A = O.adv_verl_grpo(P.reward, P.group, P.n_groups)
             l1, cf_ppo = O.gspo_sg_terms(A, P, el, eh)
             (g1,) = torch.autograd.grad(l1, [P.logp])
+            # gspo_sg's seq-mean is verl's, over the B sequences with tokens; REC-GSPO's over all S
+            g1 = g1 * sum(1 for i in range(P.S) if int(P.lengths[i]) > 0) / P.S
             l2, cf_rec = O.rec_gspo_terms(A, P, el, eh, "is")
             (g2,) = torch.autograd.grad(l2, [P.logp])
             self.assertTrue(torch.allclose(g1 * P.mask, g2 * P.mask, rtol=1e-12, atol=1e-16))
@@ -489,14 +514,14 @@ class PeerIdentities(unittest.TestCase):
 
     def test_ppo_family_gradient_equals_rec_oneside_is(self):
         """algorithms.md 3.3 for the peers' PPO-clip: DAPO's gradient is REC-OneSide-IS's with
-        A_z1, Dr.GRPO's is REC-OneSide-IS's with A_mean times N/(S*max_new), TIS's is
-        min(rho, C) times it."""
+        A_z1, Dr.GRPO's is REC-OneSide-IS's with verl's R - group mean (R in a group of one)
+        times N/(S*max_new), TIS's is min(rho, C) times it."""
         for seed in range(4):
             b = with_roll(random_batch(600 + seed), seed)
             P = O.Padded(b)
             N, S = float(P.mask.sum()), P.S
-            Az = P.tok(O.adv_zscore(P.reward, P.group, P.n_groups, ddof=1))
-            Am = P.tok(O.adv_mean_baseline(P.reward, P.group, P.n_groups))
+            Az = P.tok(O.adv_verl_grpo(P.reward, P.group, P.n_groups))
+            A0 = P.tok(O.adv_verl_grpo(P.reward, P.group, P.n_groups, norm_by_std=False))
 
             def rec_is_grad(A, el, eh):
                 loss, _ = O.rec_loss(A, P.logp, P.old_logp, P.mask, clip_mode="one-side",
@@ -509,7 +534,7 @@ class PeerIdentities(unittest.TestCase):
 
             ref = flat(rec_is_grad(Az, 0.2, 0.28))
             self.assertListClose(grad_logp(O.evaluate("dapo", b)), ref, places=14)
-            ref = flat(rec_is_grad(Am, 0.1, 0.3))
+            ref = flat(rec_is_grad(A0, 0.1, 0.3))
             out = O.evaluate("dr_grpo", b, {"eps_low": 0.1, "eps_high": 0.3, "max_new": 16.0})
             self.assertListClose(grad_logp(out), [x * N / (S * 16) for x in ref], places=14)
             ref = flat(rec_is_grad(Az, 0.2, 0.2))
@@ -530,11 +555,12 @@ class PeerIdentities(unittest.TestCase):
 
     def test_cispo_closed_forms(self):
         """CISPO's gradient is -w*A_z1/N with the detached weight w = clip(r, 1-el, 1+eh) (verl)
-        or min(r, eps_max) (TRL), on every token; clip_frac counts r outside the range."""
+        or min(r, eps_max) (TRL), on every token; clip_frac counts r outside the range (TRL: only
+        where A > 0)."""
         for seed in range(3):
             b = random_batch(650 + seed)
             P = O.Padded(b)
-            A = O.adv_zscore(P.reward, P.group, P.n_groups, ddof=1)
+            A = O.adv_verl_grpo(P.reward, P.group, P.n_groups)
             N = float(P.mask.sum())
             r = [math.exp(x - y) for grp in b["groups"] for sq in grp
                  for x, y in zip(sq["logp"], sq["old_logp"])]
@@ -547,7 +573,8 @@ class PeerIdentities(unittest.TestCase):
             out = O.evaluate("cispo_trl", b, {"eps_max": 2.0})
             self.assertListClose(grad_logp(out), [-min(x, 2.0) * y / N for x, y in zip(r, a)])
             self.assertAlmostEqual(out["metrics"]["clip_frac"],
-                                   sum(1 for x in r if x > 2.0) / N, places=14)
+                                   sum(1 for x, y in zip(r, a) if x > 2.0 and y > 0) / N, places=14)
+            self.assertGreater(sum(1 for x, y in zip(r, a) if x > 2.0 and y <= 0), 0)
             self.assertGreater(out["metrics"]["clip_frac"], 0.0)
 
     def test_ppo_dual_clip_by_hand(self):

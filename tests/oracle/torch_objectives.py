@@ -403,13 +403,41 @@ def obj_gspo(P, p):
 # --------------------------------------------------------------------------------------------
 # The objectives added with docs/objectives.md's table (peer-losses.md section 2 and
 # algorithms.md sections 3-5), written from the table's formulas.  A_z1 is the peers' GRPO
-# advantage (section 2.4): (r - group mean) / (Bessel std + 1e-6); over one element the Bessel std
-# is 0, so a one-sequence group gets A = 0.  seq-mean counts every sequence of the batch,
-# zero-token ones included (the table: "mean over the batch's sequences").
+# advantage (section 2.4) as verl computes it: (r - group mean) / (Bessel std + 1e-6), and a group
+# of one response takes mean 0 and std 1, so A = r / (1 + 1e-6) there.  seq-mean counts every
+# sequence of the batch, zero-token ones included (the table: "mean over the batch's sequences"),
+# except verl's forced seq-mean-token-mean (gspo_sg, sapo), which counts only the sequences with
+# tokens (seq_mean_nonempty).
+
+
+def adv_verl_grpo(reward, group, n_groups, eps=1e-6, norm_by_std=True):
+    """verl's GRPO outcome advantage (peer-losses 2.4), group by group: a group of n >= 2 responses
+    has mean mu and Bessel std sigma (torch.std); a group of one has mu = 0, sigma = 1.
+    A = (r - mu) / (sigma + eps), or r - mu without the std (Dr.GRPO).  [S] -> [S]."""
+    A = torch.zeros_like(reward)
+    for g in range(n_groups):
+        idx = (group == g).nonzero().flatten()
+        r = reward[idx]
+        if len(idx) == 1:
+            mu, sigma = 0.0, 1.0
+        else:
+            mu, sigma = r.mean(), r.std(unbiased=True)
+        A[idx] = (r - mu) / (sigma + eps) if norm_by_std else r - mu
+    return A
 
 
 def _adv_z1(P):
-    return adv_zscore(P.reward, P.group, P.n_groups, eps=1e-6, ddof=1)
+    return adv_verl_grpo(P.reward, P.group, P.n_groups)
+
+
+def seq_mean_nonempty(x, lengths):
+    """verl's seq-mean (agg_loss, seq-mean-*): the mean of a per-sequence value over the sequences
+    with at least one token; 0 when there is none.  [S] -> []."""
+    keep = lengths > 0
+    n = int(keep.sum())
+    if n == 0:
+        return x.sum() * 0.0
+    return torch.where(keep, x, torch.zeros_like(x)).sum() / n
 
 
 def ppo_clip_terms(A, logp, old_logp, eps_low, eps_high, clamp_delta=True):
@@ -490,7 +518,8 @@ def gspo_direct_terms(A, P, eps_low, eps_high):
 
 def gspo_sg_terms(A, P, eps_low, eps_high):
     """GSPO stop-gradient form: s_it = exp(min(sg(mean_t Delta) + logp - sg(logp), 10)); per token
-    max(-A*s_it, -A*clip(s_it)), seq-mean-token-mean.  Returns (loss, clip_frac token-mean)."""
+    max(-A*s_it, -A*clip(s_it)), seq-mean-token-mean over the sequences with tokens (verl).
+    Returns (loss, clip_frac token-mean)."""
     d = torch.where(P.mask > 0, P.logp - P.old_logp, torch.zeros_like(P.logp)).sum(1)
     mean = torch.where(P.len > 0, d / P.len.clamp(min=1.0), torch.zeros_like(d)).detach()
     s = torch.exp(torch.clamp(P.tok(mean) + (P.logp - P.logp.detach()), max=10.0))
@@ -498,7 +527,7 @@ def gspo_sg_terms(A, P, eps_low, eps_high):
     l_un = -At * s
     l_cl = -At * torch.clamp(s, 1 - eps_low, 1 + eps_high)
     L = torch.maximum(l_un, l_cl)
-    return (seq_mean(seq_token_mean(L, P.mask)),
+    return (seq_mean_nonempty(seq_token_mean(L, P.mask), P.lengths),
             token_mean((l_cl > l_un).detach().to(DT), P.mask))
 
 
@@ -523,21 +552,24 @@ def obj_cispo(P, p):
 
 
 def obj_cispo_trl(P, p):
-    """TRL/Liger CISPO: -sg(min(r, eps_max))*A_z1*logp, token-mean; clip_frac: r > eps_max."""
+    """TRL/Liger CISPO: -sg(min(r, eps_max))*A_z1*logp, token-mean; clip_frac: TRL's
+    cispo_clip_ratio, the token share with r > eps_max and A > 0."""
     A = P.tok(_adv_z1(P))
     r = torch.exp(P.logp - P.old_logp).detach()
     L = -torch.clamp(r, max=p["eps_max"]) * A * P.logp
-    return token_mean(L, P.mask), {"clip_frac": token_mean((r > p["eps_max"]).to(DT), P.mask)}
+    capped = (r > p["eps_max"]) & (A > 0)
+    return token_mean(L, P.mask), {"clip_frac": token_mean(capped.to(DT), P.mask)}
 
 
 def sapo_terms(A, P, tau_pos, tau_neg):
     """SAPO per token: f = (4/tau)*sigmoid(tau*(r - 1)), tau = tau_pos if A > 0 else tau_neg,
-    L = -f*A, r = exp(logp - old_logp) not detached; seq-mean-token-mean."""
+    L = -f*A, r = exp(logp - old_logp) not detached; seq-mean-token-mean over the sequences with
+    tokens (verl)."""
     At = P.tok(A)
     tau = torch.where(At > 0, torch.full_like(At, tau_pos), torch.full_like(At, tau_neg))
     r = torch.exp(P.logp - P.old_logp)
     f = 4.0 / tau * torch.sigmoid(tau * (r - 1))
-    return seq_mean(seq_token_mean(-f * At, P.mask))
+    return seq_mean_nonempty(seq_token_mean(-f * At, P.mask), P.lengths)
 
 
 def obj_sapo(P, p):
@@ -562,11 +594,12 @@ def obj_gmpo(P, p):
 
 
 def adv_gpg(P):
-    """GPG advantage (peer-losses 2.4, f_norm = 1): alpha*(R - group mean),
+    """GPG advantage (peer-losses 2.4, f_norm = 1): alpha*(R - mu_g), mu_g the group mean and 0
+    for a group of one response (verl's compute_gpg_outcome_advantage),
     alpha = #sequences of the batch / max(1, #sequences with R != 0)."""
     nz = float((P.reward != 0).sum())
     alpha = P.S / max(1.0, nz)
-    return alpha * adv_mean_baseline(P.reward, P.group, P.n_groups)
+    return alpha * adv_verl_grpo(P.reward, P.group, P.n_groups, norm_by_std=False)
 
 
 def obj_gpg(P, p):
@@ -574,9 +607,10 @@ def obj_gpg(P, p):
 
 
 def obj_dr_grpo(P, p):
-    """Dr.GRPO: PPO-clip with A = R - group mean, sum over tokens / (#sequences * max_new), with
-    max_new the trainer constant (TRL's max_completion_length; the batch's "max_new")."""
-    A = P.tok(adv_mean_baseline(P.reward, P.group, P.n_groups))
+    """Dr.GRPO: PPO-clip with A = R - group mean (the mean taken as 0 for a group of one
+    response: verl's GRPO estimator without the std), sum over tokens / (#sequences * max_new),
+    with max_new the trainer constant (TRL's max_completion_length; the batch's "max_new")."""
+    A = P.tok(adv_verl_grpo(P.reward, P.group, P.n_groups, norm_by_std=False))
     L, clipped, _ = ppo_clip_terms(A, P.logp, P.old_logp, p["eps_low"], p["eps_high"])
     loss = seq_sum(L, P.mask).sum() / (P.S * p["max_new"])
     return loss, {"clip_frac": token_mean(clipped.to(DT), P.mask)}

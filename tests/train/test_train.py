@@ -20,6 +20,9 @@ CASE:
           statistics stage (self-normalised importance weights): the state is logged, saved in
           the checkpoint and restored, and a run stopped and resumed is bit-identical; --set of a
           trainer constant is refused
+  group1  `--group 1` with the peers' objectives (std:ppo_dual_clip, std:gpg): a group of one
+          response takes verl's mean 0 (and std 1), so its advantage is r, not 0, and a step whose
+          batch has a non-zero reward has a non-zero gradient and changes the weights
   faults  one run per directory (the lock names the holder's pid); a run killed before its first
           checkpoint resumes by starting again; temporaries of interrupted saves are removed; a
           kill -9 mid-run resumes bit-identically
@@ -361,16 +364,33 @@ def case_faults(rein, work):
           "a run killed with SIGKILL and resumed ends bit-identical to the uninterrupted run")
 
 
+def case_group1(rein, work):
+    start = O.read_safetensors(os.path.join(ROOT, "models", "arith", "model.safetensors"))
+    for name in ("ppo_dual_clip", "gpg"):
+        out = os.path.join(work, "g1_" + name)
+        run([rein, "train", "std:" + name, "--group", "1", "--steps", "3", "--batch-prompts", "8",
+             "--eval-every", "0", "--eval-prompts", "8", "--save-every", "0", "--threads", "2",
+             "--progress", "0", "--out", out])
+        train = [r for r in records(out) if r["kind"] == "train"]
+        rewarded = [r for r in train if r["reward_mean"] != 0]
+        check(len(train) == 3 and rewarded and all(r["grad_norm"] > 0 and r["loss"] != 0 for r in rewarded),
+              f"std:{name} --group 1: every step with a non-zero reward has a loss and a gradient "
+              f"(reward_mean, loss, grad_norm): {[(r['reward_mean'], r['loss'], r['grad_norm']) for r in train]}")
+        end = O.read_safetensors(os.path.join(out, "ckpt-000003", "model.safetensors"))
+        check(any(not torch.equal(start[n], end[n]) for n in start),
+              f"std:{name} --group 1: the weights change")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rein", required=True)
-    ap.add_argument("case", choices=["e2e", "resume", "state", "build", "faults"])
+    ap.add_argument("case", choices=["e2e", "resume", "state", "build", "faults", "group1"])
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="rein_train_")
     try:
         {"e2e": case_e2e, "resume": case_resume, "state": case_state, "build": case_build,
-         "faults": case_faults}[a.case](
+         "faults": case_faults, "group1": case_group1}[a.case](
             os.path.abspath(a.rein), work)
     finally:
         if a.keep:
