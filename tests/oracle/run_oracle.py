@@ -129,7 +129,7 @@ class Gen:
     """Seeded batch generator.  kind 'token': token ratios spread over [0.2, 4] for the REC /
     PPO / REINFORCE family; kind 'gspo': per-sequence geometric-mean ratios around GSPO's
     narrow band (and far from it); kind 'roll': token batches whose sequences also carry the
-    extra token input roll_logp, with rollout ratios exp(old_logp - roll_logp) over [0.25, 8].
+    built-in token input rollout_logp, with rollout ratios exp(old_logp - rollout_logp) over [0.25, 8].
     bounds: {"rho": token ratio, "s": sequence ratio, "roll": rollout ratio boundaries}."""
 
     def __init__(self, seed, kind, bounds):
@@ -190,7 +190,7 @@ class Gen:
                 return r
 
     def roll(self, ob, region=None):
-        """A roll_logp for a token with old_logp ob: log(rho_roll) = ob - roll is 30 % inside
+        """A rollout_logp for a token with old_logp ob: log(rho_roll) = ob - roll is 30 % inside
         [0.8, 1.25], else uniform in log over [0.25, 8], or uniform in log inside a forced region;
         MARGIN away from every roll boundary."""
         while True:
@@ -275,9 +275,9 @@ class Gen:
             "lag": int(self.rng.integers(0, 5)),
         }
         if self.kind == "roll":
-            out["inputs"] = {"roll_logp": [
+            out["rollout_logp"] = [
                 self.roll(b, roll_regions[t % len(roll_regions)] if roll_regions else None)
-                for t, b in enumerate(ob)]}
+                for t, b in enumerate(ob)]
         return out
 
     def extreme_group(self):
@@ -296,8 +296,8 @@ class Gen:
             s = self.seq(r, 3, deltas=[EXTREME, -EXTREME, None])  # None: an ordinary token
             if self.kind == "roll":
                 ob = s["old_logp"]
-                s["inputs"]["roll_logp"][0] = f32(ob[0] - EXTREME)
-                s["inputs"]["roll_logp"][1] = f32(ob[1] + EXTREME)
+                s["rollout_logp"][0] = f32(ob[0] - EXTREME)
+                s["rollout_logp"][1] = f32(ob[1] + EXTREME)
             seqs.append(s)
         return seqs
 
@@ -526,7 +526,7 @@ def coverage(batches, name, bounds):
                 seen.add("logp %s ref_logp" % (">" if u < 0 else "<"))
                 seen.add("k3 %s 10" % (">" if math.expm1(u) - u > 10 else "<"))
                 if kind == "roll":
-                    lr = float(P.old_logp[i, t] - P.inputs["roll_logp"][i, t])
+                    lr = float(P.old_logp[i, t] - P.rollout_logp[i, t])
                     seen.add("roll ratio %s" % region_of(math.exp(min(lr, 20.0)), roll_b))
                     if abs(lr) > 20:
                         seen.add("|log roll ratio| > 20")
