@@ -1,6 +1,11 @@
 /* trn_step.c — the train step (trn_internal.h), for `rein train` and `rein sft`, in one process or
  * as one rank of a data-parallel run (docs/distributed.md).
  *
+ * Every forward is at the rollout temperature (logits / --temperature; sft: 1), the policy's and
+ * the reference's alike.  With --old-logp recompute a forward-only pass of the current weights
+ * gives old_logp before the prologue, and the rollout's recorded log-probs are rollout_logp
+ * (docs/trainer.md, "Sampling temperature and old log-probs").
+ *
  * One process: pack the batch's sequences (prompt + response, causal within each, no padding),
  * run the compiled objective's prologue on the whole batch (rt_begin), then for each micro-batch
  * of whole groups: one forward to per-token logp and entropy of its response tokens (keeping its
