@@ -96,6 +96,9 @@ MARGIN = 1e-5  # min |log ratio - log boundary| of generated ratios (far above f
 K3_CAP = 10.0  # verl's clamp of the k3 value: generated k3 values stay 1e-3 away from it
 K3_MARGIN = 1e-3
 EXTREME = 21.5  # |log ratio| of the tokens that exercise the clamps at +-20 (batch 3)
+# roll batches: old_logp at most -ROLL_DEPTH, so that a rollout_logp = old_logp - log rho_roll,
+# rho_roll >= 1/4 (ROLL_RANGE), is a log-probability too (at most 0, as the batch reader checks)
+ROLL_DEPTH = 1.5
 GSPO_EXTREME = 10.5  # mean log ratio of the sequences that exercise gspo_sg's clamp at 10
 
 
@@ -149,8 +152,9 @@ class Gen:
         return any(abs(x - b) < MARGIN for b in bounds)
 
     def pair(self, d):
-        """(logp, old_logp) float32 values, both <= 0, with logp - old_logp close to d."""
-        u = self.u(0.02, 4.0)
+        """(logp, old_logp) float32 values, both <= 0 (roll batches: old_logp <= -ROLL_DEPTH),
+        with logp - old_logp close to d."""
+        u = self.u(0.02, 4.0) + (ROLL_DEPTH if self.kind == "roll" else 0.0)
         if d >= 0:
             lp = -u
             ob = lp - d
@@ -296,8 +300,10 @@ class Gen:
             s = self.seq(r, 3, deltas=[EXTREME, -EXTREME, None])  # None: an ordinary token
             if self.kind == "roll":
                 ob = s["old_logp"]
-                s["rollout_logp"][0] = f32(ob[0] - EXTREME)
-                s["rollout_logp"][1] = f32(ob[1] + EXTREME)
+                # past the clamp both ways, each on the token whose old_logp leaves room for
+                # a rollout_logp <= 0 (token 0's is below -EXTREME)
+                s["rollout_logp"][0] = f32(ob[0] + EXTREME)
+                s["rollout_logp"][1] = f32(ob[1] - EXTREME)
             seqs.append(s)
         return seqs
 
