@@ -177,7 +177,7 @@ static int sample_row(const tfm_f *z, int V, const TfmSampling *s, double u, Can
   }
   tok = cand[pick].j;
   *lp = z[tok] - lse1;
-  *lt = cand[pick].y - mx - log(totv);
+  *lt = s->temperature == 1 ? *lp : cand[pick].y - mx - log(totv);   /* at 1: logp's bits, as before */
   *lq = cand[pick].y - mx - log(tot);
   return tok;
 }
