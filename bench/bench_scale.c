@@ -92,7 +92,7 @@ int main(int argc, char **argv) {
       dlp[i] = tgt[i] >= 0 ? (tfm_f)(-1.0 / N) : 0;
       den[i] = tgt[i] >= 0 ? (tfm_f)(1e-3 / N) : 0;
     }
-    TfmBatch b = {S, off, tok, tgt};
+    TfmBatch b = {S, off, tok, tgt, 1.0};
     TfmAdamW o = tfm_adamw_defaults();
     TfmActs *a;
     for (int step = 1; step <= steps; step++) {

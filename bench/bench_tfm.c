@@ -243,7 +243,7 @@ static void rein_setup(Rein *r, const char *name) {
 
 static double rein_train(Rein *r) {
   char err[512];
-  TfmBatch b = {r->w.S, r->off, r->tok, r->tgt};
+  TfmBatch b = {r->w.S, r->off, r->tok, r->tgt, 1.0};
   double t0 = now();
   TfmActs *a;
   tfm_zero_grad(r->m);

@@ -2,14 +2,14 @@
  *
  *     {"seed": 1, "step": 0,
  *      "groups": [[{"reward": 1.0, "logp": [...], "old_logp": [...], "ref_logp": [...],
- *                   "entropy": [...], "truncated": false, "lag": 0,
+ *                   "rollout_logp": [...], "entropy": [...], "truncated": false, "lag": 0,
  *                   "inputs": {"score": 0.3, "value": [...]}}, ...], ...]}
  *
  * Strict on purpose: a batch is produced by programs, so a typo ("rewrad"), a missing field the
  * objective reads, a length mismatch between token arrays, a non-number or a value outside float32
  * is an error naming group, sequence and field, never a silently different loss.  Fields the
  * objective does not read may be absent.  The length of a sequence is that of its first token
- * array in the order logp, entropy, old_logp, ref_logp, then declared token inputs.
+ * array in the order logp, entropy, old_logp, ref_logp, rollout_logp, then declared token inputs.
  */
 #include "batch.h"
 
@@ -78,11 +78,11 @@ static bool get_u64(Rd *r, json_t *root, const char *key, bool need, uint64_t *o
 }
 
 /* The token fields, in the order that defines a sequence's length. */
-static const int tok_fields[] = {IN_LOGP, IN_ENTROPY, IN_OLD_LOGP, IN_REF_LOGP};
+static const int tok_fields[] = {IN_LOGP, IN_ENTROPY, IN_OLD_LOGP, IN_REF_LOGP, IN_ROLLOUT_LOGP};
 
 static bool known_seq_key(const IrGraph *g, const char *k) {
   (void)g;
-  static const char *const keys[] = {"reward", "logp", "old_logp", "ref_logp", "entropy",
+  static const char *const keys[] = {"reward", "logp", "old_logp", "ref_logp", "rollout_logp", "entropy",
                                      "truncated", "lag", "inputs", NULL};
   for (int i = 0; keys[i]; i++)
     if (!strcmp(keys[i], k)) return true;
@@ -123,8 +123,8 @@ static bool shapes(Rd *r, const IrGraph *g, json_t *groups, Batch *b, int **lens
       json_t *val;
       json_object_foreach(sq, key, val) {
         if (!known_seq_key(g, key))
-          return fail(r, key, "unknown field (known: reward, logp, old_logp, ref_logp, entropy, "
-                      "truncated, lag, inputs)");
+          return fail(r, key, "unknown field (known: reward, logp, old_logp, ref_logp, rollout_logp, "
+                      "entropy, truncated, lag, inputs)");
       }
       json_t *ui = json_object_get(sq, "inputs");
       if (ui && !json_is_object(ui)) return fail(r, "inputs", "expected an object");
@@ -184,7 +184,7 @@ static bool shapes(Rd *r, const IrGraph *g, json_t *groups, Batch *b, int **lens
 static bool read_tokens(Rd *r, int k, const char *name, json_t *a, double *dst) {
   for (size_t t = 0; t < json_array_size(a); t++) {
     if (!finite_f32(r, name, json_array_get(a, t), (int)t, &dst[t])) return false;
-    bool logp = k == IN_LOGP || k == IN_OLD_LOGP || k == IN_REF_LOGP;
+    bool logp = k == IN_LOGP || k == IN_OLD_LOGP || k == IN_REF_LOGP || k == IN_ROLLOUT_LOGP;
     if (logp && dst[t] > 0)
       return fail(r, name, "entry %d (%.9g) is positive: a log-probability is at most 0", (int)t, dst[t]);
     if (k == IN_ENTROPY && dst[t] < 0)

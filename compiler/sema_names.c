@@ -130,6 +130,7 @@ static const struct { const char *alias, *name; } synonyms[] = {
     {"logprobs", "logp"},       {"log_prob", "logp"},       {"log_probs", "logp"},
     {"old_logprob", "old_logp"}, {"old_logprobs", "old_logp"}, {"ref_logprob", "ref_logp"},
     {"ref_logprobs", "ref_logp"}, {"rewards", "reward"},    {"keep_grad", "keepgrad"},
+    {"rollout_logprob", "rollout_logp"}, {"rollout_logprobs", "rollout_logp"}, {"rollout_log_probs", "rollout_logp"},
 };
 
 /* Keeps CAND as *BEST when it is closer to NAME than *BESTD (ties: the alphabetically first). */

@@ -13,7 +13,7 @@ import torch
 
 from . import _lib as L
 
-_LOGPROBS = ("logp", "old_logp", "ref_logp")  # at most 0, as the batch reader checks (README)
+_LOGPROBS = ("logp", "old_logp", "ref_logp", "rollout_logp")  # at most 0, as the batch reader checks (README)
 _I32_MAX = 2**31 - 1
 
 def _tensor(x, name):

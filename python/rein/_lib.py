@@ -19,7 +19,7 @@ c_double_p = ctypes.POINTER(ctypes.c_double)
 c_float_p = ctypes.POINTER(ctypes.c_float)
 c_int32_p = ctypes.POINTER(ctypes.c_int32)
 
-NUM_INPUTS = 9  # REIN_NUM_INPUTS, checked against the library below
+NUM_INPUTS = 10  # REIN_NUM_INPUTS, checked against the library below
 
 
 class Param(ctypes.Structure):  # rein_param

@@ -49,7 +49,7 @@ def close(a, b, tol=TOL):
 def inputs_of(obj, P, pick=lambda t: t):
     """The inputs OBJ reads, from the oracle's padded batch P (token inputs through PICK)."""
     seq = {"reward": P.reward, "truncated": P.truncated, "lag": P.lag}
-    tok = {"old_logp": P.old_logp, "ref_logp": P.ref_logp}
+    tok = {"old_logp": P.old_logp, "ref_logp": P.ref_logp, "rollout_logp": P.rollout_logp}
     tok.update(P.inputs)
     out = {}
     for n in obj.inputs:

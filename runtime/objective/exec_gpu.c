@@ -130,7 +130,9 @@ static bool gpu_prepare(rt_exec *xb, const rt_batch *b, const double *params, ch
             upload(x, B_PARAMS, params, 8 * (size_t)d->nparams);
   /* inputs: one buffer, each read input at its level */
   size_t off = 0, offs[REIN_NUM_INPUTS] = {0};
-  static const int level[REIN_NUM_INPUTS] = {0, 0, 0, 0, 0, 1, 1, 1, 1};
+#define X(ID, name, lv, is_bool, diff) lv,
+  static const int level[REIN_NUM_INPUTS] = {REIN_INPUT_LIST(X)};
+#undef X
   for (int k = 0; ok && k < REIN_NUM_INPUTS; k++) {
     offs[k] = off;
     if (b->in[k] && (d->inputs_used >> k & 1)) off += 4 * (level[k] ? ns : nt);

@@ -223,7 +223,7 @@ static int cli_logprobs(TfmModel *m, const CliArgs *a) {
     off[s + 1] = off[s] + t->lens[s];
     for (int i = off[s]; i < off[s + 1]; i++) tgt[i] = i + 1 < off[s + 1] ? t->v[i + 1] : -1;
   }
-  TfmBatch b = {nseqs, off, t->v, tgt};
+  TfmBatch b = {nseqs, off, t->v, tgt, 1.0};
   if (tfm_forward(m, &b, lp, en, NULL, err, sizeof err)) {
     fprintf(stderr, "rein model logprobs: %s\n", err);
   } else {

@@ -9,8 +9,10 @@
  * Sampling of sequence s at generation step t uses the uniform number u(seed, s, t) of a
  * counter-based generator, so a sequence's tokens depend only on its prompt, the model, the
  * sampling settings and (seed, s): not on the other sequences or the thread count.
- * For each sampled token we record log p under the policy at temperature 1 and log q under the
- * distribution sampled from (temperature, then top-k, then top-p, renormalized).
+ * For each sampled token we record log p under the policy at temperature 1, log p_T under the
+ * policy at the sampling temperature (softmax(logits / T) over the whole vocabulary, before any
+ * top-k / top-p: what the trainer's forward computes) and log q under the distribution sampled
+ * from (p_T, then top-k, then top-p, renormalized).
  */
 #include "tfm_internal.h"
 
@@ -122,15 +124,16 @@ static int cand_cmp(const void *a, const void *b) {
 }
 
 /* Sample from logits z (V) with settings s and uniform u; *lp = log p(tok) at temperature 1,
- * *lq = log q(tok) under the sampling distribution.  cand: scratch of V entries. */
+ * *lt = log p_T(tok) at the sampling temperature before the filters (greedy: *lp), *lq = log q(tok)
+ * under the sampling distribution.  cand: scratch of V entries. */
 static int sample_row(const tfm_f *z, int V, const TfmSampling *s, double u, Cand *cand, double *lp,
-                      double *lq) {
+                      double *lt, double *lq) {
   double H, lse1 = tfm_row_stats(z, V, &H);
   int tok = 0;
   if (s->temperature <= 0) {
     for (int j = 1; j < V; j++)
       if (z[j] > z[tok]) tok = j;
-    *lp = z[tok] - lse1;
+    *lp = *lt = z[tok] - lse1;
     *lq = 0;
     return tok;
   }
@@ -141,12 +144,14 @@ static int sample_row(const tfm_f *z, int V, const TfmSampling *s, double u, Can
     qsort(cand, (size_t)V, sizeof *cand, cand_cmp);
     sorted = 1;
   }
-  if (s->top_k > 0 && s->top_k < n) n = s->top_k;
   double mx = sorted ? cand[0].y : -INFINITY;
   if (!sorted)
     for (int j = 0; j < n; j++) mx = cand[j].y > mx ? cand[j].y : mx;
+  if (s->top_k > 0 && s->top_k < n) n = s->top_k;
   double tot = 0;
   for (int j = 0; j < n; j++) tot += exp(cand[j].y - mx);
+  double totv = tot;   /* p_T's normalizer, over the whole vocabulary */
+  for (int j = n; j < V; j++) totv += exp(cand[j].y - mx);
   if (s->top_p < 1) {
     double cum = 0;
     int keep = n;
@@ -172,6 +177,7 @@ static int sample_row(const tfm_f *z, int V, const TfmSampling *s, double u, Can
   }
   tok = cand[pick].j;
   *lp = z[tok] - lse1;
+  *lt = s->temperature == 1 ? *lp : cand[pick].y - mx - log(totv);   /* at 1: logp's bits, as before */
   *lq = cand[pick].y - mx - log(tot);
   return tok;
 }
@@ -179,6 +185,7 @@ static int sample_row(const tfm_f *z, int V, const TfmSampling *s, double u, Can
 void tfm_genout_free(TfmGenOut *o) {
   free(o->tokens);
   free(o->logp);
+  free(o->temp_logp);
   free(o->sample_logp);
   free(o->len);
   free(o->stopped);
@@ -234,6 +241,7 @@ int tfm_generate(TfmModel *m, int nseq, const int *off, const int32_t *prompt,
   out->max_new = s->max_new;
   out->tokens = rc_calloc(on, sizeof(int32_t));
   out->logp = rc_calloc(on, sizeof(tfm_f));
+  out->temp_logp = rc_calloc(on, sizeof(tfm_f));
   out->sample_logp = rc_calloc(on, sizeof(tfm_f));
   out->len = rc_calloc((size_t)nseq, sizeof(int));
   out->stopped = rc_calloc((size_t)nseq, sizeof(int));
@@ -262,11 +270,12 @@ int tfm_generate(TfmModel *m, int nseq, const int *off, const int32_t *prompt,
 #pragma omp for schedule(static)
       for (int i = 0; i < nlive; i++) {
         int b = live[i];
-        double lp, lq;
-        int tk = sample_row(z + (size_t)i * V, V, s, uniform(s->seed, s->seq0 + b, t), cand, &lp, &lq);
+        double lp, lt, lq;
+        int tk = sample_row(z + (size_t)i * V, V, s, uniform(s->seed, s->seq0 + b, t), cand, &lp, &lt, &lq);
         size_t o = (size_t)b * s->max_new + t;
         out->tokens[o] = tk;
         out->logp[o] = (tfm_f)lp;
+        out->temp_logp[o] = (tfm_f)lt;
         out->sample_logp[o] = (tfm_f)lq;
         out->len[b] = t + 1;
         for (int q = 0; q < s->nstop; q++)

@@ -1,10 +1,11 @@
 /* tfm_head.c — the fused, chunked output head of the training path.
  *
- * For the rows that have a target, logits z = xf W^T (W the head, or the embedding when tied)
- * are formed a chunk of rows at a time, so (rows, V) logits never exist for the whole batch:
+ * For the rows that have a target, logits z = xf W^T / T (W the head, or the embedding when
+ * tied; T the batch's temperature, 1 leaving the products as they are) are formed a chunk of
+ * rows at a time, so (rows, V) logits never exist for the whole batch:
  *   forward:  lse = logsumexp(z), logp = z[target] - lse, entropy H = -sum p log p;
  *   backward: the chunk's logits are recomputed, then
- *             dz = dlogp (onehot - p) - dentropy p (log p + H),
+ *             dz = dlogp (onehot - p) - dentropy p (log p + H), divided by T,
  *             dxf[rows] = dz W and dW += dz^T xf[rows].
  * The chunk is sized so its logits take at most about 4 MiB.
  */
@@ -32,7 +33,15 @@ static void gather(int C, int D, const int *rows, const tfm_f *x, tfm_f *buf) {
   for (int i = 0; i < C; i++) memcpy(buf + (size_t)i * D, x + (size_t)rows[i] * D, D * sizeof(tfm_f));
 }
 
-void tfm_head_forward(const TfmModel *m, int N, const tfm_f *xf, const int32_t *tgt, double *lse,
+/* Row I of the chunk's logits Z divided by the temperature T (nothing to do at 1: the same bits
+ * as without a temperature). */
+static void scale_row(tfm_f *z, int V, int i, double T) {
+  if (T == 1) return;
+  tfm_f *zr = z + (size_t)i * V;
+  for (int j = 0; j < V; j++) zr[j] = (tfm_f)(zr[j] / T);
+}
+
+void tfm_head_forward(const TfmModel *m, int N, const tfm_f *xf, const int32_t *tgt, double T, double *lse,
                       double *ent, tfm_f *logp, tfm_f *entropy) {
   int D = m->cfg.dim, V = m->cfg.vocab, C = chunk_rows(V);
   const tfm_f *W = m->params + m->head;
@@ -50,6 +59,7 @@ void tfm_head_forward(const TfmModel *m, int N, const tfm_f *xf, const int32_t *
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < Cn; i++) {
       int n = rows[r0 + i];
+      scale_row(z, V, i, T);
       double H, L = tfm_row_stats(z + (size_t)i * V, V, &H);
       lse[n] = L;
       ent[n] = H;
@@ -62,7 +72,7 @@ void tfm_head_forward(const TfmModel *m, int N, const tfm_f *xf, const int32_t *
   free(z);
 }
 
-void tfm_head_backward(TfmModel *m, int N, const tfm_f *xf, const int32_t *tgt, const double *lse,
+void tfm_head_backward(TfmModel *m, int N, const tfm_f *xf, const int32_t *tgt, double T, const double *lse,
                        const double *ent, const tfm_f *dlogp, const tfm_f *dentropy, tfm_f *dxf) {
   int D = m->cfg.dim, V = m->cfg.vocab, C = chunk_rows(V);
   const tfm_f *W = m->params + m->head;
@@ -79,12 +89,14 @@ void tfm_head_backward(TfmModel *m, int N, const tfm_f *xf, const int32_t *tgt, 
     for (int i = 0; i < Cn; i++) {
       int n = rows[r0 + i];
       double L = lse[n], H = ent[n], gl = dlogp[n], ge = dentropy[n];
+      scale_row(z, V, i, T);
       tfm_f *zr = z + (size_t)i * V;
       for (int j = 0; j < V; j++) {
         double lp = zr[j] - L, p = tfm_exp(lp);
         zr[j] = (tfm_f)(-gl * p - ge * p * (lp + H));
       }
       zr[tgt[n]] += (tfm_f)gl;
+      scale_row(z, V, i, T);   /* d/d(xf W^T) = (d/dz) / T */
     }
     tfm_gemm(1, 0, V, D, Cn, z, V, buf, D, 1, dW, D);     // dW += dz^T buf
     tfm_gemm(0, 0, Cn, D, V, z, V, W, D, 0, dbuf, D);     // dbuf = dz W

@@ -36,14 +36,15 @@ struct TfmActs {
   LayerActs *L;
   tfm_f *Xf, *xf, *rf;  /* final residual (N,D), its norm (N,D) and rinv (N) */
   double *lse, *ent;    /* (N) head statistics */
+  double temperature;   /* the batch's: the head divides the logits by it */
   tfm_f *scr;           /* backward scratch */
   tfm_f *mem;           /* one allocation behind every array above: the model's workspace */
   TfmModel *owner;      /* when mem is owner->ws */
 };
 
-void tfm_head_forward(const TfmModel *m, int N, const tfm_f *xf, const int32_t *tgt, double *lse,
+void tfm_head_forward(const TfmModel *m, int N, const tfm_f *xf, const int32_t *tgt, double T, double *lse,
                       double *ent, tfm_f *logp, tfm_f *entropy);
-void tfm_head_backward(TfmModel *m, int N, const tfm_f *xf, const int32_t *tgt, const double *lse,
+void tfm_head_backward(TfmModel *m, int N, const tfm_f *xf, const int32_t *tgt, double T, const double *lse,
                        const double *ent, const tfm_f *dlogp, const tfm_f *dentropy, tfm_f *dxf);
 
 static tfm_f *P(const TfmModel *m, size_t off) { return m->params + off; }
@@ -130,6 +131,10 @@ static int check_batch(const TfmModel *m, const TfmBatch *b, char *err, size_t e
     snprintf(err, errlen, "batch: offsets must start at 0");
     return -1;
   }
+  if (!(b->temperature > 0 && b->temperature < INFINITY)) {
+    snprintf(err, errlen, "batch: temperature %g: expected a finite number above 0", b->temperature);
+    return -1;
+  }
   for (int s = 0; s < b->nseq; s++)
     if (b->offsets[s + 1] <= b->offsets[s]) {
       snprintf(err, errlen, "batch: sequence %d is empty or the offsets decrease", s);
@@ -159,6 +164,7 @@ int tfm_forward(TfmModel *m, const TfmBatch *b, tfm_f *logp, tfm_f *entropy, Tfm
   TfmActs *a = rc_calloc(1, sizeof *a);
   a->N = N;
   a->nseq = b->nseq;
+  a->temperature = b->temperature;
   a->off = rc_malloc((size_t)(b->nseq + 1) * sizeof(int));
   memcpy(a->off, b->offsets, (size_t)(b->nseq + 1) * sizeof(int));
   a->tok = rc_malloc((size_t)N * sizeof(int32_t) + 1);
@@ -287,7 +293,7 @@ int tfm_forward(TfmModel *m, const TfmBatch *b, tfm_f *logp, tfm_f *entropy, Tfm
     tfm_gemm(0, 1, N, D, I, h, I, P(m, w->wd), I, 1, Xnext, D);
   }
   tfm_rmsnorm(N, D, a->Xf, P(m, m->norm), c->norm_eps, a->xf, a->rf);
-  tfm_head_forward(m, N, a->xf, a->tgt, a->lse, a->ent, logp, entropy);
+  tfm_head_forward(m, N, a->xf, a->tgt, a->temperature, a->lse, a->ent, logp, entropy);
   if (acts_out) *acts_out = a;
   else tfm_acts_free(a);
   return 0;
@@ -316,7 +322,7 @@ void tfm_backward(TfmModel *m, TfmActs *a, const tfm_f *dlogp, const tfm_f *dent
 
   /* Head and final norm. */
   memset(dxn, 0, Dn * sizeof(tfm_f));
-  tfm_head_backward(m, N, a->xf, a->tgt, a->lse, a->ent, dlogp, dentropy, dxn);
+  tfm_head_backward(m, N, a->xf, a->tgt, a->temperature, a->lse, a->ent, dlogp, dentropy, dxn);
   memset(dx, 0, Dn * sizeof(tfm_f));
   tfm_rmsnorm_bwd(N, D, a->Xf, P(m, m->norm), a->rf, dxn, dx, G(m, m->norm));
 

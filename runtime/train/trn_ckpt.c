@@ -257,7 +257,8 @@ static int may_change(const char *key) {
 
 /* Options added after the checkpoint format (their absence from a checkpoint means the default). */
 static int added_later(const char *key) {
-  static const char *const later[] = {"prompt-field", "messages-field", "answer-field", "reward-cmd", "explorer-ranks", NULL};
+  static const char *const later[] = {"prompt-field", "messages-field", "answer-field", "reward-cmd", "explorer-ranks",
+                                      "old-logp", NULL};
   for (int i = 0; later[i]; i++)
     if (!strcmp(key, later[i])) return 1;
   return 0;

@@ -22,7 +22,9 @@ typedef struct {
   int32_t *prompt;         /* (poff[nseq]) prompt ids of every sequence (with <bos>) */
   int *roff;               /* (nseq+1) */
   int32_t *resp;           /* (roff[nseq]) response ids (ending in <eos> unless truncated) */
-  float *old_logp;         /* (roff[nseq]) behaviour log-prob of each response token */
+  float *old_logp;         /* (roff[nseq]) the rollout engine's (behaviour) log-prob of each response
+                              token, log softmax(logits / temperature)[token], before top-k /
+                              top-p: old_logp, or with --old-logp recompute rollout_logp */
   float *reward, *acc;     /* (nseq) */
   uint8_t *trunc;          /* (nseq) 1: hit max-new without <eos> */
   int nuin;                /* the objective's user inputs (all seq level) */
@@ -44,6 +46,7 @@ typedef struct {
   double *params;          /* (d->nparams) */
   Task *task;
   TfmModel *m, *ref;       /* ref: NULL unless the objective reads ref_logp */
+  int recompute;           /* --old-logp recompute: old_logp from m before each step */
   int64_t t;               /* train steps done */
   int64_t next_e;          /* the next batch to explore */
   TrnRollout *buf;         /* FIFO of explored batches not yet trained on, by e */

@@ -153,8 +153,9 @@ static int explore(Trainer *tr, int64_t e, char *err, size_t errlen) {
       const int32_t *ids = g.tokens + (size_t)q * (size_t)g.max_new;
       for (int j = 0; j < g.len[q]; j++) {
         r.resp[r.roff[q] + j] = ids[j];
-        /* the behaviour log-prob: the policy's at temperature 1 (the rollout engine's report) */
-        r.old_logp[r.roff[q] + j] = (float)g.logp[(size_t)q * (size_t)g.max_new + (size_t)j];
+        /* the behaviour log-prob (the rollout engine's report): the policy's at the sampling
+         * temperature, over the whole vocabulary (top-k / top-p only choose what is drawn) */
+        r.old_logp[r.roff[q] + j] = (float)g.temp_logp[(size_t)q * (size_t)g.max_new + (size_t)j];
       }
       char *text = tk->decode(tk, ids, g.len[q], 0, err, errlen);
       TaskReward w = {0};
@@ -362,7 +363,24 @@ static int set_params(Trainer *tr, char *err, size_t errlen) {
                d->uinputs[k].name);
       return -1;
     }
+  tr->recompute = !strcmp(tr->o.old_logp, "recompute");
+  if ((d->inputs_used & (1u << REIN_IN_ROLLOUT_LOGP)) && !tr->recompute) {
+    snprintf(err, errlen, "objective '%s' reads rollout_logp (the rollout engine's log-probs beside a recomputed "
+             "old_logp): train it with --old-logp recompute; under --old-logp %s, old_logp is the rollout engine's "
+             "log-prob itself", d->name, tr->o.old_logp);
+    return -1;
+  }
   return 0;
+}
+
+/* The rollout temperature, once generation_config.json may have set it: the policy's log-probs
+ * are those of logits / T, so greedy decoding (T = 0) has none to train on. */
+static int check_temperature(const Trainer *tr, char *err, size_t errlen) {
+  if (tr->o.temperature > 0) return 0;
+  snprintf(err, errlen, "%s 0 (greedy): rein train samples rollouts from softmax(logits / T) and trains on those "
+           "log-probs, so T must be above 0 (greedy decoding is for evaluation: --eval-temperature 0)",
+           trn_opts_given(&tr->o, "temperature") ? "--temperature" : "the temperature of generation_config.json,");
+  return -1;
 }
 
 static TfmModel *load_policy(const TrnOpts *o, char *err, size_t errlen) {
@@ -461,6 +479,7 @@ int trn_main(const char *prog, rt_objective *obj, int argc, char **argv) {
   if (!rc && !(tr.m = load_policy(&tr.o, err, sizeof err))) rc = -1;
   if (!rc) rc = trn_check_vocab(&tr, err, sizeof err);
   if (!rc) rc = trn_apply_genconfig(&tr.o, tr.m, prog, err, sizeof err);
+  if (!rc) rc = check_temperature(&tr, err, sizeof err);
   if (!rc && (tr.d->inputs_used & (1u << REIN_IN_REF_LOGP)) && !(tr.ref = load_policy(&tr.o, err, sizeof err)))
     rc = -1;
   if (!rc && !(tr.x = rt_exec_new(obj, RT_CPU, tr.o.threads, err, sizeof err))) rc = -1;

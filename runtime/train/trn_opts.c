@@ -64,6 +64,9 @@ static const Opt opts[] = {
     {"temperature", K_DBL, O_(temperature), 0, 100, T, "rollout temperature"},
     {"top-p", K_DBL, O_(top_p), 1e-9, 1, T, "rollout nucleus"},
     {"top-k", K_INT, O_(top_k), 0, 1e9, T, "rollout top-k (0: off)"},
+    {"old-logp", K_STR, O_(old_logp), 0, 0, T, "rollout | recompute: old_logp is the rollout engine's log-prob, or "
+                                               "recomputed by the trainer before each step (the engine's is then "
+                                               "rollout_logp)"},
     {"max-new", K_INT, O_(max_new), 1, 1e6, TS, "response tokens at most"},
     {"eval-every", K_INT, O_(eval_every), 0, 1e8, TS, "evaluate every N steps (0: only at the start and end)"},
     {"eval-prompts", K_INT, O_(eval_prompts), 1, 1e7, TS, "held-out prompts per evaluation"},
@@ -107,6 +110,7 @@ void trn_opts_defaults(TrnOpts *o, int cmd) {
   o->max_grad_norm = 1.0;
   strcpy(o->lr_schedule, "constant");
   o->temperature = 1.0, o->top_p = 1.0;
+  strcpy(o->old_logp, "rollout");
   o->max_new = 8;
   o->eval_prompts = 200;
   o->keep = 3;
@@ -291,6 +295,8 @@ static int validate(const TrnOpts *o, int cmd, char *err, size_t errlen) {
   if (strcmp(o->lr_schedule, "constant") && strcmp(o->lr_schedule, "cosine") && strcmp(o->lr_schedule, "linear"))
     return snprintf(err, errlen, "--lr-schedule '%s': expected constant, cosine or linear", o->lr_schedule), -1;
   if (!o->out[0]) return snprintf(err, errlen, "--out: empty path"), -1;
+  if (strcmp(o->old_logp, "rollout") && strcmp(o->old_logp, "recompute"))
+    return snprintf(err, errlen, "--old-logp '%s': expected rollout or recompute", o->old_logp), -1;
   if (tfm_dtype_parse(o->save_dtype) == -2)
     return snprintf(err, errlen, "--save-dtype '%s': expected same, f32, bf16 or f16", o->save_dtype), -1;
   /* sizes of one step, before anything is allocated: token offsets are int */

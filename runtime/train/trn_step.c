@@ -1,6 +1,11 @@
 /* trn_step.c — the train step (trn_internal.h), for `rein train` and `rein sft`, in one process or
  * as one rank of a data-parallel run (docs/distributed.md).
  *
+ * Every forward is at the rollout temperature (logits / --temperature; sft: 1), the policy's and
+ * the reference's alike.  With --old-logp recompute a forward-only pass of the current weights
+ * gives old_logp before the prologue, and the rollout's recorded log-probs are rollout_logp
+ * (docs/trainer.md, "Sampling temperature and old log-probs").
+ *
  * One process: pack the batch's sequences (prompt + response, causal within each, no padding),
  * run the compiled objective's prologue on the whole batch (rt_begin), then for each micro-batch
  * of whole groups: one forward to per-token logp and entropy of its response tokens (keeping its
@@ -69,10 +74,35 @@ static void packed_free(Packed *p) {
   free(p->pos);
 }
 
-/* The sub-batch of sequences [s0, s1) of P (offsets rebased into OFF). */
-static TfmBatch sub_batch(const Packed *p, int s0, int s1, int *off) {
+/* The sub-batch of sequences [s0, s1) of P (offsets rebased into OFF) at temperature T. */
+static TfmBatch sub_batch(const Packed *p, int s0, int s1, int *off, double T) {
   for (int s = s0; s <= s1; s++) off[s - s0] = p->off[s] - p->off[s0];
-  return (TfmBatch){s1 - s0, off, p->tok + p->off[s0], p->tgt + p->off[s0]};
+  return (TfmBatch){s1 - s0, off, p->tok + p->off[s0], p->tgt + p->off[s0], T};
+}
+
+/* A forward-only pass of model M (no activations kept) over this rank's groups [GA, GB) of P in
+ * micro-batches of MG groups of G sequences: the logp, and with EN the entropy, of every response
+ * token into LP / EN (ntoks floats each), all-gathered so every rank has the whole batch's (BOUND:
+ * every rank's first token).  Adds its seconds to *SECS.  -1 with ERR. */
+static int forward_tokens(const Trainer *tr, TfmModel *M, const Packed *p, int G, int ga, int gb, int mg,
+                          const int *bound, float *lp, float *en, double *secs, char *err, size_t errlen) {
+  tfm_f *pl = rc_calloc((size_t)p->N + 1, sizeof(tfm_f)), *pe = rc_calloc((size_t)p->N + 1, sizeof(tfm_f));
+  int *off = rc_malloc(((size_t)mg * (size_t)G + 1) * sizeof(int)), me = trn_dist_rank(), rc = 0;
+  double t0 = rc_now();
+  for (int g0 = ga; g0 < gb && !rc; g0 += mg) {
+    int g1 = g0 + mg < gb ? g0 + mg : gb;
+    TfmBatch b = sub_batch(p, g0 * G, g1 * G, off, tr->o.temperature);
+    rc = tfm_forward(M, &b, pl + p->off[g0 * G], pe + p->off[g0 * G], NULL, err, errlen);
+  }
+  *secs += rc_now() - t0;
+  for (int i = bound[me]; i < bound[me + 1] && !rc; i++) {
+    lp[i] = (float)pl[p->pos[i]];
+    if (en) en[i] = (float)pe[p->pos[i]];
+  }
+  if (!rc) rc = trn_shard_gather_floats(lp, bound, err, errlen);
+  if (!rc && en) rc = trn_shard_gather_floats(en, bound, err, errlen);
+  free(pl), free(pe), free(off);
+  return rc;
 }
 
 /* The objective on the whole batch B with every token's logp/entropy known, on the single
@@ -111,23 +141,25 @@ int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err
   int32_t *gs = rc_malloc(((size_t)ngroups + 1) * sizeof(int32_t)), *sq = rc_malloc(((size_t)nseq + 1) * sizeof(int32_t));
   int *off = rc_malloc(((size_t)nseq + 1) * sizeof(int));
   int rc = 0;
-  /* the reference policy's logp, micro-batch by micro-batch without activations: the prologue
-   * may read it, so it is complete before rt_begin */
-  double tp = rc_now();
+  /* the reference policy's logp (at the rollout temperature, as verl's), micro-batch by
+   * micro-batch without activations: the prologue may read it, so it is complete before rt_begin */
+  double tp;
   if (tr->ref) {
-    tfm_f *rl = rc_calloc((size_t)p.N + 1, sizeof(tfm_f)), *re = rc_calloc((size_t)p.N + 1, sizeof(tfm_f));
     in_ref = rc_malloc((size_t)ntoks * sizeof(float) + 1);
-    for (int g0 = ga; g0 < gb && !rc; g0 += mg) {
-      int g1 = g0 + mg < gb ? g0 + mg : gb;
-      TfmBatch b = sub_batch(&p, g0 * G, g1 * G, off);
-      rc = tfm_forward(tr->ref, &b, rl + p.off[g0 * G], re + p.off[g0 * G], NULL, err, errlen);
-    }
-    for (int i = bound[me]; i < bound[me + 1]; i++) in_ref[i] = (float)rl[p.pos[i]];
-    if (!rc) rc = trn_shard_gather_floats(in_ref, bound, err, errlen);
-    free(rl);
-    free(re);
+    rc = forward_tokens(tr, tr->ref, &p, G, ga, gb, mg, bound, in_ref, NULL, &st->ref_s, err, errlen);
   }
-  if (tr->ref) st->ref_s = rc_now() - tp;
+  /* --old-logp recompute: old_logp is the policy's before the step, the same forward-only pass
+   * (which is also the statistics stage's logp/entropy: the weights have not moved), and the
+   * rollout engine's log-probs are rollout_logp */
+  const float *in_old = r->old_logp, *in_roll = NULL;
+  float *in_rec = NULL;
+  int have_lp = 0;
+  if (!rc && tr->recompute) {
+    rc = forward_tokens(tr, tr->m, &p, G, ga, gb, mg, bound, in_lp, in_en, &st->fwd_s, err, errlen);
+    in_rec = rc_malloc((size_t)ntoks * sizeof(float) + 1);
+    memcpy(in_rec, in_lp, (size_t)ntoks * sizeof(float));
+    in_old = in_rec, in_roll = r->old_logp, have_lp = 1;
+  }
   float lag = (float)((tr->t + 1 - 1) - r->version);
   for (int s = 0; s < nseq; s++) in_lag[s] = lag, in_tr[s] = r->trunc[s];
   for (int g = 0; g <= ngroups; g++) gs[g] = g * G;
@@ -146,8 +178,9 @@ int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err
   }
   b.in[REIN_IN_LOGP] = in_lp;
   b.in[REIN_IN_ENTROPY] = in_en;
-  b.in[REIN_IN_OLD_LOGP] = r->old_logp;
+  b.in[REIN_IN_OLD_LOGP] = in_old;
   b.in[REIN_IN_REF_LOGP] = in_ref;
+  b.in[REIN_IN_ROLLOUT_LOGP] = in_roll;
   b.in[REIN_IN_REWARD] = r->reward;
   b.in[REIN_IN_TRUNCATED] = in_tr;
   b.in[REIN_IN_LAG] = in_lag;
@@ -158,16 +191,7 @@ int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err
    * logp/entropy of the whole batch first: a forward-only pass over every micro-batch, keeping
    * two floats a token; the forward+backward below computes the same values again */
   if (!rc && (d->flags & REIN_STATS)) {
-    for (int g0 = ga; g0 < gb && !rc; g0 += mg) {
-      int g1 = g0 + mg < gb ? g0 + mg : gb;
-      TfmBatch tb = sub_batch(&p, g0 * G, g1 * G, off);
-      tp = rc_now();
-      rc = tfm_forward(tr->m, &tb, lp + p.off[g0 * G], en + p.off[g0 * G], NULL, err, errlen);
-      st->fwd_s += rc_now() - tp;
-    }
-    for (int i = bound[me]; i < bound[me + 1] && !rc; i++) in_lp[i] = (float)lp[p.pos[i]], in_en[i] = (float)en[p.pos[i]];
-    if (!rc) rc = trn_shard_gather_floats(in_lp, bound, err, errlen);
-    if (!rc) rc = trn_shard_gather_floats(in_en, bound, err, errlen);
+    if (!have_lp) rc = forward_tokens(tr, tr->m, &p, G, ga, gb, mg, bound, in_lp, in_en, &st->fwd_s, err, errlen);
     tp = rc_now();
     if (!rc && !rt_stat(tr->x, err, errlen)) rc = -1;
     st->obj_s += rc_now() - tp;
@@ -179,7 +203,7 @@ int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err
    * micro-batch's tokens are complete after rt_micro (runtime.h), then the backward */
   for (int g0 = ga; g0 < gb && !rc; g0 += mg) {
     int g1 = g0 + mg < gb ? g0 + mg : gb;
-    TfmBatch tb = sub_batch(&p, g0 * G, g1 * G, off);
+    TfmBatch tb = sub_batch(&p, g0 * G, g1 * G, off, o->temperature);
     TfmActs *a = NULL;
     const float *grad[2];
     tp = rc_now();
@@ -259,7 +283,8 @@ int trn_train_step(Trainer *tr, const TrnRollout *r, TrnStepStats *st, char *err
     st->trunc = stc / nseq;
   }
   st->train_s = rc_now() - t0;
-  free(lp), free(en), free(dlp), free(den), free(in_lp), free(in_en), free(in_ref), free(in_lag), free(in_tr);
+  free(lp), free(en), free(dlp), free(den), free(in_lp), free(in_en), free(in_ref), free(in_rec), free(in_lag),
+      free(in_tr);
   free(gs), free(sq), free(off), free(uin), free(bound);
   packed_free(&p);
   return rc;

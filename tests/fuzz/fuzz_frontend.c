@@ -71,6 +71,7 @@ static void middle_end(Diag *d, const Program *prog, IrGraph *g, FILE *sink) {
     b->in[IN_LOGP][t] = -0.1 * (t + 1);
     b->in[IN_OLD_LOGP][t] = -0.11 * (t + 1);
     b->in[IN_REF_LOGP][t] = -0.09 * (t + 2);
+    b->in[IN_ROLLOUT_LOGP][t] = -0.1 * (t + 1.5);
     b->in[IN_ENTROPY][t] = 0.5 + 0.1 * t;
   }
   for (int s = 0; s < b->nseqs; s++) b->in[IN_REWARD][s] = s % 2;

@@ -96,6 +96,7 @@ static void make_data(Data *d, const rein_objective *desc, uint64_t seed, long b
       d->in[REIN_IN_LOGP][t] = uniform(-5, 0);
       d->in[REIN_IN_OLD_LOGP][t] = uniform(-5, 0);
       d->in[REIN_IN_REF_LOGP][t] = uniform(-5, 0);
+      d->in[REIN_IN_ROLLOUT_LOGP][t] = 0.9f * d->in[REIN_IN_OLD_LOGP][t] - 0.05f * (float)(t % 3);
       d->in[REIN_IN_ENTROPY][t] = uniform(0, 3);
       d->in[REIN_IN_POS][t] = (float)(t - a);
     }

@@ -103,6 +103,9 @@ MARGIN = 1e-5  # min |log ratio - log boundary| of generated ratios (far above f
 K3_CAP = 10.0  # verl's clamp of the k3 value: generated k3 values stay 1e-3 away from it
 K3_MARGIN = 1e-3
 EXTREME = 21.5  # |log ratio| of the tokens that exercise the clamps at +-20 (batch 3)
+# roll batches: old_logp at most -ROLL_DEPTH, so that a rollout_logp = old_logp - log rho_roll,
+# rho_roll >= 1/4 (ROLL_RANGE), is a log-probability too (at most 0, as the batch reader checks)
+ROLL_DEPTH = 1.5
 GSPO_EXTREME = 10.5  # mean log ratio of the sequences that exercise gspo_sg's clamp at 10
 
 
@@ -136,7 +139,7 @@ class Gen:
     """Seeded batch generator.  kind 'token': token ratios spread over [0.2, 4] for the REC /
     PPO / REINFORCE family; kind 'gspo': per-sequence geometric-mean ratios around GSPO's
     narrow band (and far from it); kind 'roll': token batches whose sequences also carry the
-    extra token input roll_logp, with rollout ratios exp(old_logp - roll_logp) over [0.25, 8];
+    built-in token input rollout_logp, with rollout ratios exp(old_logp - rollout_logp) over [0.25, 8];
     kind 'unclipped': 'token' without batch 3's extreme group (for a surrogate whose ratio nothing
     bounds, where float32 cannot hold the cancellation of +-A*e^21.5).
     bounds: {"rho": token ratio, "s": sequence ratio, "roll": rollout ratio boundaries}."""
@@ -158,8 +161,9 @@ class Gen:
         return any(abs(x - b) < MARGIN for b in bounds)
 
     def pair(self, d):
-        """(logp, old_logp) float32 values, both <= 0, with logp - old_logp close to d."""
-        u = self.u(0.02, 4.0)
+        """(logp, old_logp) float32 values, both <= 0 (roll batches: old_logp <= -ROLL_DEPTH),
+        with logp - old_logp close to d."""
+        u = self.u(0.02, 4.0) + (ROLL_DEPTH if self.kind == "roll" else 0.0)
         if d >= 0:
             lp = -u
             ob = lp - d
@@ -199,7 +203,7 @@ class Gen:
                 return r
 
     def roll(self, ob, region=None):
-        """A roll_logp for a token with old_logp ob: log(rho_roll) = ob - roll is 30 % inside
+        """A rollout_logp for a token with old_logp ob: log(rho_roll) = ob - roll is 30 % inside
         [0.8, 1.25], else uniform in log over [0.25, 8], or uniform in log inside a forced region;
         MARGIN away from every roll boundary."""
         while True:
@@ -284,9 +288,9 @@ class Gen:
             "lag": int(self.rng.integers(0, 5)),
         }
         if self.kind == "roll":
-            out["inputs"] = {"roll_logp": [
+            out["rollout_logp"] = [
                 self.roll(b, roll_regions[t % len(roll_regions)] if roll_regions else None)
-                for t, b in enumerate(ob)]}
+                for t, b in enumerate(ob)]
         return out
 
     def extreme_group(self):
@@ -305,8 +309,10 @@ class Gen:
             s = self.seq(r, 3, deltas=[EXTREME, -EXTREME, None])  # None: an ordinary token
             if self.kind == "roll":
                 ob = s["old_logp"]
-                s["inputs"]["roll_logp"][0] = f32(ob[0] - EXTREME)
-                s["inputs"]["roll_logp"][1] = f32(ob[1] + EXTREME)
+                # past the clamp both ways, each on the token whose old_logp leaves room for
+                # a rollout_logp <= 0 (token 0's is below -EXTREME)
+                s["rollout_logp"][0] = f32(ob[0] + EXTREME)
+                s["rollout_logp"][1] = f32(ob[1] - EXTREME)
             seqs.append(s)
         return seqs
 
@@ -538,7 +544,7 @@ def coverage(batches, name, bounds):
                 seen.add("logp %s ref_logp" % (">" if u < 0 else "<"))
                 seen.add("k3 %s 10" % (">" if math.expm1(u) - u > 10 else "<"))
                 if kind == "roll":
-                    lr = float(P.old_logp[i, t] - P.inputs["roll_logp"][i, t])
+                    lr = float(P.old_logp[i, t] - P.rollout_logp[i, t])
                     seen.add("roll ratio %s" % region_of(math.exp(min(lr, 20.0)), roll_b))
                     if abs(lr) > 20:
                         seen.add("|log roll ratio| > 20")

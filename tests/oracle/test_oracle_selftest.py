@@ -359,12 +359,12 @@ class DerivedIdentities(unittest.TestCase):
 
 
 def on_policy(b, roll=False):
-    """The batch with old_logp := logp (r = 1 everywhere) and, with roll, roll_logp := old_logp."""
+    """The batch with old_logp := logp (r = 1 everywhere) and, with roll, rollout_logp := old_logp."""
     for grp in b["groups"]:
         for sq in grp:
             sq["old_logp"] = list(sq["logp"])
             if roll:
-                sq["inputs"] = {"roll_logp": list(sq["logp"])}
+                sq["rollout_logp"] = list(sq["logp"])
     return b
 
 
@@ -372,7 +372,7 @@ def with_roll(b, seed):
     rng = random.Random(seed)
     for grp in b["groups"]:
         for sq in grp:
-            sq["inputs"] = {"roll_logp": [x - rng.uniform(-1.6, 1.6) for x in sq["old_logp"]]}
+            sq["rollout_logp"] = [x - rng.uniform(-1.6, 1.6) for x in sq["old_logp"]]
     return b
 
 
@@ -538,7 +538,7 @@ class PeerIdentities(unittest.TestCase):
             out = O.evaluate("dr_grpo", b, {"eps_low": 0.1, "eps_high": 0.3, "max_new": 16.0})
             self.assertListClose(grad_logp(out), [x * N / (S * 16) for x in ref], places=14)
             ref = flat(rec_is_grad(Az, 0.2, 0.2))
-            rho = P.unpad(torch.exp(P.old_logp - P.inputs["roll_logp"]))
+            rho = P.unpad(torch.exp(P.old_logp - P.rollout_logp))
             w = [min(x, 2.0) for x in flat(rho)]
             self.assertListClose(grad_logp(O.evaluate("ppo_tis", b)),
                                  [a * c for a, c in zip(ref, w)], places=14)
@@ -712,7 +712,7 @@ class RunnerMachinery(unittest.TestCase):
                                         for r in self.rb))
         for grp in self.rbatch["groups"]:
             for s in grp:
-                roll = s["inputs"]["roll_logp"]
+                roll = s["rollout_logp"]
                 self.assertEqual(len(roll), len(s["logp"]))
                 for r, b in zip(roll, s["old_logp"]):
                     self.assertEqual(float(np.float32(r)), r)

@@ -69,6 +69,7 @@ class Padded:
         self.entropy = pad("entropy").requires_grad_(True)
         self.old_logp = pad("old_logp")
         self.ref_logp = pad("ref_logp")
+        self.rollout_logp = pad("rollout_logp")
         self.lengths = torch.tensor(lens, dtype=torch.long)
         self.len = self.lengths.to(DT)
         self.mask = (torch.arange(T).unsqueeze(0) < self.lengths.unsqueeze(1)).to(DT)
@@ -651,8 +652,8 @@ def obj_entropy_bonus(P, p):
 
 
 def roll_ratio(P):
-    """peer-losses 2.5 (verl decoupled): rho = exp(clamp(old_logp - roll_logp, +-20)), constant."""
-    return torch.exp(torch.clamp(P.old_logp - P.inputs["roll_logp"], -20.0, 20.0))
+    """peer-losses 2.5 (verl decoupled): rho = exp(clamp(old_logp - rollout_logp, +-20)), constant."""
+    return torch.exp(torch.clamp(P.old_logp - P.rollout_logp, -20.0, 20.0))
 
 
 def obj_ppo_tis(P, p):
@@ -964,7 +965,7 @@ OBJECTIVES = {
 
 # Which generated batches an objective runs on: "token" (token ratios spread over [0.2, 4]),
 # "gspo" (sequence ratios around GSPO's narrow band), "roll" (token batches that also carry the
-# extra input roll_logp).
+# built-in input rollout_logp).
 BATCH_KIND = {n: "token" for n in OBJECTIVES}
 BATCH_KIND.update({n: "gspo" for n in ("ex_gspo", "gspo", "gspo_sg", "rec_gspo_nois",
                                        "rec_gspo_is")})
@@ -977,7 +978,7 @@ BATCH_KIND.update({n: "unclipped" for n in ("kl_cov",)})
 def boundaries(name, p):
     """Where a tiny change of the input flips a branch of objective `name` with params p:
     {"rho": token ratios exp(logp - old_logp), "s": sequence ratios, "roll": rollout ratios
-    exp(old_logp - roll_logp)}.  The generator keeps its data at least a margin away."""
+    exp(old_logp - rollout_logp)}.  The generator keeps its data at least a margin away."""
     out = {"rho": set(), "s": set(), "roll": set()}
     kind = BATCH_KIND[name]
     if name == "gmpo":  # clip in log space

@@ -26,6 +26,14 @@ CASE:
   faults  one run per directory (the lock names the holder's pid); a run killed before its first
           checkpoint resumes by starting again; temporaries of interrupted saves are removed; a
           kill -9 mid-run resumes bit-identically
+  logp    the sampling temperature and --old-logp (docs/trainer.md): at --temperature 0.5 with
+          --top-k 5 the recorded old_logp of every sampled token is log softmax(logits / 0.5) of
+          the float64 PyTorch oracle (not the T = 1 nor the top-k-renormalized value), the
+          entropy the objective sees is the oracle's at T 0.5, and on-policy kl_behaviour is 0
+          to rounding; --old-logp recompute: std:ppo_tis trains with a finite loss, the
+          recomputed old_logp equals the step's first forward, differs from rollout_logp when
+          stale (--sync-offset 2) and agrees with it on-policy; the refusals (rollout_logp
+          without recompute, --temperature 0, a bad --old-logp) name the fix
 """
 import argparse
 import hashlib
@@ -381,16 +389,137 @@ def case_group1(rein, work):
               f"std:{name} --group 1: the weights change")
 
 
+def read_buffer(path):
+    """The rollouts of a checkpoint's buffer.bin (runtime/train/trn_buffer.c, REINBUF2):
+    [{e, version, prompts: [[ids]], resps: [[ids]], old_logp: [[floats]]}]."""
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:8] == b"REINBUF2", data[:8]
+    at = [8]
+
+    def take(fmt, n=1):
+        size = struct.calcsize("<" + fmt) * n
+        vals = struct.unpack_from("<%d%s" % (n, fmt), data, at[0])
+        at[0] += size
+        return list(vals)
+
+    out = []
+    for _ in range(take("i")[0]):
+        e, ver = take("q", 2)
+        nseq, _group = take("i", 2)
+        poff = take("i", nseq + 1)
+        prompt = take("i", poff[-1])
+        roff = take("i", nseq + 1)
+        resp = take("i", roff[-1])
+        olp = take("f", roff[-1])
+        take("f", 2 * nseq)    # reward, acc
+        take("B", nseq)        # trunc
+        take("d")              # gen_s
+        take("f", take("i")[0] * nseq)
+        out.append({"e": e, "version": ver,
+                    "prompts": [prompt[poff[s]:poff[s + 1]] for s in range(nseq)],
+                    "resps": [resp[roff[s]:roff[s + 1]] for s in range(nseq)],
+                    "old_logp": [olp[roff[s]:roff[s + 1]] for s in range(nseq)]})
+    return out
+
+
+def case_logp(rein, work):
+    _, model = tiny_model(rein, work)
+    T, K = 0.5, 5
+    # --lr 0: the weights never move, so the checkpoint's model is the policy that sampled; batch 2
+    # (sync offset 1) was explored with version 0 and waits in the checkpoint after step 1
+    out = os.path.join(work, "temp")
+    common = [rein, "train", "std:grpo", "--model", model, "--steps", "2", "--batch-prompts", "4", "--group", "4",
+              "--max-new", "6", "--temperature", str(T), "--top-k", str(K), "--lr", "0", "--sync-offset", "1",
+              "--eval-prompts", "4", "--save-every", "0", "--threads", "2", "--progress", "0", "--out", out]
+    run(common + ["--stop-at", "1"])
+    ck = os.path.join(out, "ckpt-000001")
+    (b2,) = read_buffer(os.path.join(ck, "buffer.bin"))
+    check(b2["e"] == 2 and b2["version"] == 0, "the checkpoint after step 1 holds batch 2 of version 0")
+    m = O.TfmModel(O.load_config(os.path.join(ck, "config.json")), O.load_model_dir(ck))
+    seqs = [p + r for p, r in zip(b2["prompts"], b2["resps"])]
+    d_t = d_one = d_cut = 0.0
+    ent, ntok = 0.0, 0
+    for s, lg in enumerate(m.forward_packed(seqs)):
+        P, resp = len(b2["prompts"][s]), b2["resps"][s]
+        z = lg[P - 1:P - 1 + len(resp)]
+        tgt = torch.tensor(resp)[:, None]
+        lt = torch.log_softmax(z / T, -1)
+        l1 = torch.log_softmax(z, -1).gather(1, tgt)[:, 0]
+        kth = torch.topk(z, K, -1).values[:, -1:]
+        lq = torch.log_softmax((z / T).masked_fill(z < kth, float("-inf")), -1).gather(1, tgt)[:, 0]
+        got = torch.tensor(b2["old_logp"][s], dtype=torch.float64)
+        d_t = max(d_t, float((got - lt.gather(1, tgt)[:, 0]).abs().max()))
+        d_one = max(d_one, float((got - l1).abs().max()))
+        d_cut = max(d_cut, float((got - lq).abs().max()))
+        ent += float(-(lt.exp() * lt).sum(-1).sum())
+        ntok += len(resp)
+    check(d_t < 2e-5, f"old_logp = log softmax(logits / {T}) of the oracle, before top-k (max |diff| {d_t:.1e})")
+    check(d_one > 1e-2 and d_cut > 1e-2,
+          f"... which is neither the T = 1 log-prob ({d_one:.2f} away) nor top-k's renormalized one ({d_cut:.2f})")
+    run(common + ["--resume"])
+    train = [r for r in records(out) if r["kind"] == "train"]
+    check(len(train) == 2 and all(r["kl_behaviour"] < 1e-9 for r in train),
+          "on-policy kl_behaviour is 0 to rounding at T 0.5: the trainer's logp is of logits / T (%s)"
+          % [r["kl_behaviour"] for r in train])
+    check(abs(train[1]["entropy"] - ent / ntok) < 1e-5,
+          f"the entropy the objective sees is the oracle's at T 0.5 ({train[1]['entropy']:.6f} vs {ent / ntok:.6f})")
+
+    # --old-logp recompute
+    probe = os.path.join(ROOT, "tests", "train", "logp_probe.rein")
+    base = [rein, "train", "--steps", "4", "--batch-prompts", "6", "--group", "4", "--eval-prompts", "4",
+            "--save-every", "0", "--threads", "2", "--progress", "0", "--old-logp", "recompute"]
+    out = os.path.join(work, "tis")
+    run(base[:2] + ["std:ppo_tis"] + base[2:] + ["--out", out])
+    train = [r for r in records(out) if r["kind"] == "train"]
+    check(len(train) == 4 and all(math.isfinite(r["loss"]) and math.isfinite(r["tis_frac"]) for r in train),
+          "rein train std:ppo_tis --old-logp recompute: 4 steps, finite loss and tis_frac")
+    gaps = {}
+    for name, sync in (("stale", ["--sync-interval", "1", "--sync-offset", "2"]),
+                       ("onpolicy", ["--sync-interval", "1", "--sync-offset", "0"])):
+        out = os.path.join(work, name)
+        run(base[:2] + [probe] + base[2:] + sync + ["--lr", "3e-3", "--out", out])
+        gaps[name] = [r for r in records(out) if r["kind"] == "train"]
+    st, on = gaps["stale"], gaps["onpolicy"]
+    check(all(r["logp_old_gap"] == 0 for r in st + on),
+          "recomputed old_logp is the policy's before the step: equal to the step's first forward")
+    check(st[0]["old_roll_gap"] < 1e-4 and all(r["old_roll_gap"] > 1e-3 for r in st[1:]),
+          "stale (sync 1/2): recomputed old_logp differs from rollout_logp once the weights moved %s"
+          % [r["old_roll_gap"] for r in st])
+    check(all(r["old_roll_gap"] < 1e-4 for r in on),
+          "on-policy (sync 1/0): recomputed old_logp = rollout_logp to rounding %s" % [r["old_roll_gap"] for r in on])
+
+    # refusals
+    p = run([rein, "train", "std:ppo_tis", "--steps", "1", "--out", os.path.join(work, "no")], ok=False)
+    check(p.returncode != 0 and "objective 'ppo_tis' reads rollout_logp" in p.stderr and
+          "--old-logp recompute" in p.stderr and not os.path.exists(os.path.join(work, "no")),
+          "an objective reading rollout_logp without --old-logp recompute is refused: " + p.stderr.strip()[-200:])
+    p = run([rein, "train", "std:grpo", "--temperature", "0", "--steps", "1", "--out", os.path.join(work, "t0")],
+            ok=False)
+    check(p.returncode != 0 and "--temperature 0 (greedy)" in p.stderr and "--eval-temperature 0" in p.stderr,
+          "--temperature 0 is refused for training: " + p.stderr.strip()[-200:])
+    p = run([rein, "train", "std:grpo", "--old-logp", "behaviour", "--steps", "1", "--out", os.path.join(work, "b")],
+            ok=False)
+    check(p.returncode == 2 and "--old-logp 'behaviour': expected rollout or recompute" in p.stderr,
+          "a bad --old-logp is a usage error: " + p.stderr.strip()[-200:])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rein", required=True)
     ap.add_argument("case", choices=["e2e", "resume", "state", "build", "faults", "group1"])
+
+
+    ap.add_argument("case", choices=["e2e", "resume", "state", "build", "faults", "logp"])
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="rein_train_")
     try:
         {"e2e": case_e2e, "resume": case_resume, "state": case_state, "build": case_build,
          "faults": case_faults, "group1": case_group1}[a.case](
+
+
+         "faults": case_faults, "logp": case_logp}[a.case](
             os.path.abspath(a.rein), work)
     finally:
         if a.keep:

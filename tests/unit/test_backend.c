@@ -67,6 +67,7 @@ static Batch *random_batch(const IrGraph *g, uint64_t seed) {
     b->in[IN_OLD_LOGP][t] = uniform(-5, 0);
     b->in[IN_REF_LOGP][t] = uniform(-5, 0);
     b->in[IN_ENTROPY][t] = uniform(0, 3);
+    b->in[IN_ROLLOUT_LOGP][t] = 0.9 * b->in[IN_OLD_LOGP][t] - 0.05 * (t % 3);   /* no draw: the stream stays */
   }
   for (int s = 0; s < b->nseqs; s++) {
     /* some equal rewards in a group, as after a verifiable reward */

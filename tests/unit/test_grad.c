@@ -84,6 +84,7 @@ static Batch *random_batch(uint64_t seed) {
     b->in[IN_OLD_LOGP][t] = b->in[IN_LOGP][t] + 0.8 * (urand() - 0.5);
     b->in[IN_REF_LOGP][t] = -0.05 - 2.5 * urand();
     b->in[IN_ENTROPY][t] = 0.1 + 2 * urand();
+    b->in[IN_ROLLOUT_LOGP][t] = b->in[IN_OLD_LOGP][t] - 0.4 * sin(1.7 * t);   /* no draw: the stream stays */
     b->uin[0][t] = urand();
   }
   for (int s = 0; s < b->nseqs; s++) {

@@ -108,11 +108,14 @@ static void make_batch(const TfmModel *m, Batch *b) {
     }
 }
 
+/* The temperature of the batches below (fd_model also checks the gradient of logits / T). */
+static double temp_ = 1.0;
+
 /* loss = sum glp*logp + gen*entropy. */
 __attribute__((unused)) static double loss_of(TfmModel *m, const Batch *b) {
   tfm_f lp[64], en[64];
   char err[256];
-  TfmBatch tb = {b->S, b->off, b->tok, b->tgt};
+  TfmBatch tb = {b->S, b->off, b->tok, b->tgt, temp_};
   if (tfm_forward(m, &tb, lp, en, NULL, err, sizeof err)) {
     fprintf(stderr, "forward: %s\n", err);
     exit(1);
@@ -129,7 +132,7 @@ static void grads_of(TfmModel *m, const Batch *b, int micro) {
   for (int s0 = 0; s0 < b->S; s0 += micro) {
     int s1 = s0 + micro < b->S ? s0 + micro : b->S, base = b->off[s0], off[8];
     for (int s = s0; s <= s1; s++) off[s - s0] = b->off[s] - base;
-    TfmBatch tb = {s1 - s0, off, b->tok + base, b->tgt + base};
+    TfmBatch tb = {s1 - s0, off, b->tok + base, b->tgt + base, temp_};
     TfmActs *a;
     if (tfm_forward(m, &tb, lp + base, en + base, &a, err, sizeof err)) exit(1);
     tfm_backward(m, a, b->glp + base, b->gen + base);
@@ -168,8 +171,8 @@ static void fd_model(int which) {
       CHECK(err < 1e-5, "model %d %s[%zu]: analytic %.10g, finite difference %.10g", which, T->name, i, an, fd);
     }
   }
-  printf("fd model %d: %d tensors, %d of %d checked elements with |grad| > 1e-4, worst relative error %.2e (%s)\n",
-         which, m->ntensors, nontrivial, 12 * m->ntensors, worst, wname);
+  printf("fd model %d (temperature %g): %d tensors, %d of %d checked elements with |grad| > 1e-4, worst relative "
+         "error %.2e (%s)\n", which, temp_, m->ntensors, nontrivial, 12 * m->ntensors, worst, wname);
   CHECK(nontrivial > 6 * m->ntensors, "model %d: too few non-zero gradients for the check to mean much", which);
   tfm_model_free(m);
 }
@@ -310,7 +313,7 @@ static void check_determinism(void) {
   char err[256];
   for (int i = 0; i < T; i++) tok[i] = (int32_t)((7 * i) % m->cfg.vocab);
   for (int i = 0; i < T; i++) tgt[i] = i + 1 < T ? tok[i + 1] : -1;
-  TfmBatch tb = {1, off, tok, tgt};
+  TfmBatch tb = {1, off, tok, tgt, 1.0};
   tfm_forward(m, &tb, lp0, en, NULL, err, sizeof err);
   int differ = 0;
   for (int r = 0; r < 200; r++) {
@@ -404,7 +407,7 @@ static void check_generate(int which) {
       for (int i = 0; i < o.len[q]; i++) tok[L + i] = o.tokens[q * 7 + i];
       for (int i = 0; i < T; i++) tgt[i] = i + 1 < T && i + 1 >= L ? tok[i + 1] : -1;
       int boff[2] = {0, T};
-      TfmBatch tb = {1, boff, tok, tgt};
+      TfmBatch tb = {1, boff, tok, tgt, 1.0};
       tfm_forward(m, &tb, lp, en, NULL, err, sizeof err);
       for (int i = 0; i < o.len[q]; i++) {
         double want = lp[L - 1 + i], got = o.logp[q * 7 + i];
@@ -502,6 +505,9 @@ int main(int argc, char **argv) {
   fd_rmsnorm();
   check_rope();
   for (int k = 0; k < NCHECKED; k++) fd_model(CHECKED[k]);
+  temp_ = 0.6;   /* the head's logits / T and its backward (tfm_head.c) */
+  fd_model(CHECKED[0]);
+  temp_ = 1.0;
   check_adamw();
 #else
   check_gemm();

@@ -82,7 +82,7 @@ int main(int argc, char **argv) {
     int s1 = s0 + micro < S ? s0 + micro : S, base = off[s0];
     int *moff = malloc((size_t)(s1 - s0 + 1) * sizeof(int));
     for (int s = s0; s <= s1; s++) moff[s - s0] = off[s] - base;
-    TfmBatch b = {s1 - s0, moff, tok + base, tgt + base};
+    TfmBatch b = {s1 - s0, moff, tok + base, tgt + base, 1.0};
     TfmActs *a;
     if (tfm_forward(m, &b, lp + base, en + base, &a, err, sizeof err)) return fail(err, NULL);
     tfm_backward(m, a, glp + base, gen + base);

@@ -38,7 +38,7 @@
 
 #include "random.h"
 
-#define REIN_ABI_VERSION 2
+#define REIN_ABI_VERSION 3
 #define REIN_MAGIC 0x4e494552u /* "REIN" */
 #define REIN_SYMBOL "rein_objective"
 
@@ -46,13 +46,15 @@
 enum { REIN_TOKEN = 0, REIN_SEQ = 1, REIN_GROUP = 2, REIN_BATCH = 3 };
 
 /* The built-in inputs (docs/language.md, built-in inputs), in ABI order: the compiler's language tables, the batch
- * reader, the runtime and the trainer all expand this list.
+ * reader, the runtime and the trainer all expand this list.  The token inputs come first (the
+ * ones before POS are per-token floats of the batch).
  * X(ID, spelling, level, is_bool, differentiable); pos and len are computed from the shape. */
 #define REIN_INPUT_LIST(X)                    \
   X(LOGP, "logp", REIN_TOKEN, 0, 1)           \
   X(ENTROPY, "entropy", REIN_TOKEN, 0, 1)     \
   X(OLD_LOGP, "old_logp", REIN_TOKEN, 0, 0)   \
   X(REF_LOGP, "ref_logp", REIN_TOKEN, 0, 0)   \
+  X(ROLLOUT_LOGP, "rollout_logp", REIN_TOKEN, 0, 0) \
   X(POS, "pos", REIN_TOKEN, 0, 0)             \
   X(REWARD, "reward", REIN_SEQ, 0, 0)         \
   X(LEN, "len", REIN_SEQ, 0, 0)               \

@@ -11,7 +11,8 @@
  *     from per-token dlogp / dentropy through the whole model into one gradient allocation;
  *     AdamW with decoupled weight decay and global grad-norm clipping;
  *   - rollout: batched sampling with a KV cache, recording for every sampled token its log-prob
- *     under the policy (temperature 1) and under the distribution actually sampled from.
+ *     under the policy (temperature 1), under the policy at the sampling temperature (before
+ *     top-k / top-p) and under the distribution actually sampled from.
  *
  * It is the only executor (the GPU runs compiled objectives, rein/runtime.h, not the policy) and
  * the reference the PyTorch oracle is compared with (tests/oracle).  Arithmetic is float32
@@ -182,12 +183,15 @@ typedef struct {
   const int *offsets;      /* (nseq+1) into tokens; sequence s is tokens[offsets[s]..offsets[s+1]) */
   const int32_t *tokens;   /* (N) input tokens */
   const int32_t *targets;  /* (N) the token predicted at each position, or -1: no output there */
+  double temperature;      /* > 0: the distribution is softmax(logits / temperature) (1: the
+                              model's own); the trainer passes its rollout temperature */
 } TfmBatch;
 
 typedef struct TfmActs TfmActs;   /* activations kept for backward */
 
 /* Forward: logp[i] = log p(targets[i] | tokens up to i of its sequence), entropy[i] the entropy
- * of that distribution (both 0 where targets[i] < 0).  Keeps the activations for tfm_backward
+ * of that distribution (both 0 where targets[i] < 0), p = softmax(logits / b->temperature); the
+ * backward differentiates the same scaled distribution.  Keeps the activations for tfm_backward
  * (acts_out NULL: inference only).  Returns -1 with err on a bad batch (token out of range...). */
 int tfm_forward(TfmModel *m, const TfmBatch *b, tfm_f *logp, tfm_f *entropy, TfmActs **acts_out,
                 char *err, size_t errlen);
@@ -229,7 +233,10 @@ typedef struct {
   int max_new;
   int32_t *tokens;         /* (nseq, max_new) generated tokens */
   tfm_f *logp;             /* (nseq, max_new) log p under the policy at temperature 1 */
-  tfm_f *sample_logp;      /* (nseq, max_new) log q under the sampling distribution (0: greedy) */
+  tfm_f *temp_logp;        /* (nseq, max_new) log p_T, p_T = softmax(logits / temperature), before
+                              top-k / top-p (greedy: logp, the policy at temperature 1) */
+  tfm_f *sample_logp;      /* (nseq, max_new) log q under the sampling distribution, p_T cut by
+                              top-k then top-p and renormalized (0: greedy) */
   int *len;                /* (nseq) tokens generated */
   int *stopped;            /* (nseq) 1: ended on a stop token, 0: reached max_new */
 } TfmGenOut;

@@ -49,8 +49,11 @@ typedef struct {
   char lr_schedule[16];        /* "constant", "cosine" or "linear" (after warmup) */
   int warmup;
   /* sampling */
-  double temperature, top_p;
+  double temperature, top_p;   /* temperature > 0: every policy log-prob is of logits / temperature */
   int top_k, max_new;
+  char old_logp[16];           /* "rollout": old_logp is the rollout engine's log-prob; "recompute":
+                                  the trainer's forward with its weights before the step, and the
+                                  engine's is rollout_logp (docs/trainer.md) */
   /* evaluation */
   int eval_every, eval_prompts;
   double eval_temperature;
