@@ -507,19 +507,13 @@ def case_logp(rein, work):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rein", required=True)
-    ap.add_argument("case", choices=["e2e", "resume", "state", "build", "faults", "group1"])
-
-
-    ap.add_argument("case", choices=["e2e", "resume", "state", "build", "faults", "logp"])
+    ap.add_argument("case", choices=["e2e", "resume", "state", "build", "faults", "group1", "logp"])
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="rein_train_")
     try:
         {"e2e": case_e2e, "resume": case_resume, "state": case_state, "build": case_build,
-         "faults": case_faults, "group1": case_group1}[a.case](
-
-
-         "faults": case_faults, "logp": case_logp}[a.case](
+         "faults": case_faults, "group1": case_group1, "logp": case_logp}[a.case](
             os.path.abspath(a.rein), work)
     finally:
         if a.keep:
