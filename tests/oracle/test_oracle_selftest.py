@@ -937,21 +937,23 @@ class NewPeerObjectives(unittest.TestCase):
 
     def test_rloo_and_baseline_closed_forms(self):
         """On-policy (old_logp = logp) every token's gradient is -A/N: RLOO's A = n/(n-1)*(r - mean)
-        (0 for one response); REINFORCE++-baseline's A = (a - mean)/sqrt(var_1 + 1e-8) over the
-        tokens, a = r - group mean."""
+        (r for one response, verl); REINFORCE++-baseline's A = (a - mean)/sqrt(var_1 + 1e-8) over
+        the tokens, a = r - group mean (r for one response: verl's mean 0)."""
         b = random_batch(1601)
         for grp in b["groups"]:
             for sq in grp:
                 sq["old_logp"] = list(sq["logp"])
         N = sum(len(sq["logp"]) for grp in b["groups"] for sq in grp)
-        want_rloo, toks = [], []
+        want_rloo, toks, ones = [], [], 0
         for grp in b["groups"]:
             n = len(grp)
-            mu = sum(sq["reward"] for sq in grp) / n
+            mu = sum(sq["reward"] for sq in grp) / n if n > 1 else 0.0
+            ones += n == 1 and grp[0]["reward"] != 0 and len(grp[0]["logp"]) > 0
             for sq in grp:
-                a = n / (n - 1) * (sq["reward"] - mu) if n > 1 else 0.0
+                a = n / (n - 1) * (sq["reward"] - mu) if n > 1 else sq["reward"]
                 want_rloo += [-a / N] * len(sq["logp"])
                 toks += [sq["reward"] - mu] * len(sq["logp"])
+        self.assertGreater(ones, 0)  # the batch has a one-response group where A = r matters
         self.assertListClose(grad_logp(O.evaluate("rloo", b)), want_rloo, places=14)
         m = sum(toks) / N
         sd = math.sqrt(sum((x - m) ** 2 for x in toks) / (N - 1) + 1e-8)

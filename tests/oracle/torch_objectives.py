@@ -714,7 +714,7 @@ def _top_first(v, k):
 
 
 def obj_scan_order_ops(P, p):
-    """tests/golden/scan_order_ops.rein: revcumsum with a discount (a backward loop), cumsum,
+    """tests/backend/scan_order_ops.rein: revcumsum with a discount (a backward loop), cumsum,
     median per group, quantile 0.3 per sequence (gradient to the two interpolated entries),
     topfrac 0.5 per sequence (ceil(0.5 n) entries) or topk 1 per group, floor and ceil."""
     m = P.mask
@@ -754,14 +754,15 @@ def obj_sft(P, p):
 # ---- RLOO, REINFORCE++-baseline, Clip-Cov, KL-Cov, TRL's delta clip, importance-corrected k3 ----
 # Written from verl's `rloo` / `reinforce_plus_plus_baseline` advantage estimators and `vanilla`,
 # `clip_cov`, `kl_cov` policy losses, TRL's GRPO loss with `delta` and `use_bias_correction_kl`,
-# with Rein's documented choices (one-response groups get A = 0, batch-level statistics, a seeded
-# per-response draw for Clip-Cov).
+# with Rein's documented choices (batch-level statistics, a seeded per-response draw for Clip-Cov).
+# A one-response group gets verl's value: A = r for RLOO, mean 0 for the REINFORCE++-baseline.
 
 
 def adv_rloo(P):
     """RLOO: A_i = r_i - (sum of the other rewards of the group)/(n - 1), by an explicit loop over
-    each group's other members; a one-response group gets 0."""
-    A = torch.zeros(P.S, dtype=DT)
+    each group's other members; a one-response group keeps its reward, A = r (verl's
+    compute_rloo_outcome_advantage rescales only groups of more than one response)."""
+    A = P.reward.clone()
     for i in range(P.S):
         others = [j for j in range(P.S) if j != i and int(P.group[j]) == int(P.group[i])]
         if others:
@@ -781,10 +782,11 @@ def obj_rloo(P, p):
 
 
 def obj_reinforce_pp_baseline(P, p):
-    """verl reinforce_plus_plus_baseline: score - group mean (one-response group: 0) tiled over the
-    response's tokens, then masked_whiten over the batch's valid tokens: (x - mean) *
-    rsqrt(unbiased var + 1e-8) (the 1e-8 of verl's masked_mean count left out)."""
-    a = adv_mean_baseline(P.reward, P.group, P.n_groups)
+    """verl reinforce_plus_plus_baseline: score - group mean (a one-response group has mean 0, so
+    its score stays r) tiled over the response's tokens, then masked_whiten over the batch's valid
+    tokens: (x - mean) * rsqrt(unbiased var + 1e-8) (the 1e-8 of verl's masked_mean count left
+    out)."""
+    a = adv_verl_grpo(P.reward, P.group, P.n_groups, norm_by_std=False)
     valid = P.mask > 0
     x = P.tok(a)[valid]
     n = x.numel()
