@@ -599,6 +599,29 @@ class PeerIdentities(unittest.TestCase):
         self.assertAlmostEqual(out["metrics"]["dual_clip_frac"], 0.0)
         self.assertAlmostEqual(grad_logp(out)[2], 4 * a / 5, places=13)
 
+    def test_sapo_log_ratio_clamp(self):
+        """verl clamps Delta to [-20, 20] before exp: a token with Delta = -20.5 takes r = e^-20
+        in the value and has gradient 0; the other token (Delta = 0) has f(1) = 2/tau, f'(1) = 1."""
+        b = {"groups": [[{"reward": 1.0, "logp": [-21.5, -1.0], "old_logp": [-1.0, -1.0]},
+                         {"reward": 0.0, "logp": [-1.0], "old_logp": [-1.0]}]]}
+        a = 0.5 / (math.sqrt(0.5) + 1e-6)
+        sig = 1 / (1 + math.exp(-(math.exp(-20.0) - 1)))
+        out = O.evaluate("sapo", b)
+        want = (-(4 * sig + 2) * a / 2 + 2 / 1.05 * a) / 2
+        self.assertAlmostEqual(out["loss"], want, places=15)
+        self.assertListClose(grad_logp(out), [0.0, -a / 4, a / 2], places=15)
+
+    def test_gmpo_zero_token_response(self):
+        """verl's geo_mean takes the masked mean of A over the response's tokens: a zero-token
+        response adds 0 to the value (not -A) and counts in the sequence denominator."""
+        b = {"groups": [[{"reward": 1.0, "logp": [-1.0], "old_logp": [-1.0]},
+                         {"reward": 0.0, "logp": [], "old_logp": []},
+                         {"reward": 0.5, "logp": [-1.0], "old_logp": [-1.0]}]]}
+        a = 0.5 / (0.5 + 1e-6)  # Bessel std of (1, 0, 0.5) is 0.5
+        out = O.evaluate("gmpo", b)
+        self.assertAlmostEqual(out["loss"], -a / 3, places=15)
+        self.assertListClose(grad_logp(out), [-a / 3, 0.0], places=15)
+
     def test_gmpo_by_hand(self):
         """One sequence per sign, Delta = (0.6, -0.6, 0.1), eps 0.4: A > 0 clips the upper side
         (0.6 -> 0.4), A < 0 the lower (-0.6 -> -0.4)."""

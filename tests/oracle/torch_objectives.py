@@ -564,11 +564,11 @@ def obj_cispo_trl(P, p):
 
 def sapo_terms(A, P, tau_pos, tau_neg):
     """SAPO per token: f = (4/tau)*sigmoid(tau*(r - 1)), tau = tau_pos if A > 0 else tau_neg,
-    L = -f*A, r = exp(logp - old_logp) not detached; seq-mean-token-mean over the sequences with
-    tokens (verl)."""
+    L = -f*A, r = exp(clamp(logp - old_logp, -20, 20)) not detached (verl clamps the log-ratio);
+    seq-mean-token-mean over the sequences with tokens (verl)."""
     At = P.tok(A)
     tau = torch.where(At > 0, torch.full_like(At, tau_pos), torch.full_like(At, tau_neg))
-    r = torch.exp(P.logp - P.old_logp)
+    r = torch.exp(torch.clamp(P.logp - P.old_logp, -20.0, 20.0))
     f = 4.0 / tau * torch.sigmoid(tau * (r - 1))
     return seq_mean_nonempty(seq_token_mean(-f * At, P.mask), P.lengths)
 
@@ -579,14 +579,17 @@ def obj_sapo(P, p):
 
 def gmpo_terms(A, P, eps_low, eps_high):
     """GMPO: D~ = sgn(A)*min(sgn(A)*D, sgn(A)*clip(D, -el, eh)); R_i = exp(masked mean of D~);
-    loss = seq-mean of -A*R_i; clip_frac = token-mean of sgn(A)*clip(D) < sgn(A)*D (strict)."""
+    loss = seq-mean of -Abar_i*R_i with Abar_i verl's masked mean of A over the response's tokens
+    (0 for a zero-token response); clip_frac = token-mean of sgn(A)*clip(D) < sgn(A)*D
+    (strict)."""
     sg_a = P.tok(torch.sign(A))
     D = P.logp - P.old_logp
     Dc = torch.clamp(D, -eps_low, eps_high)
     Dt = sg_a * torch.minimum(sg_a * D, sg_a * Dc)
     R = torch.exp(seq_token_mean(Dt, P.mask))
+    Abar = seq_token_mean(P.tok(A), P.mask)
     clipped = (sg_a * Dc < sg_a * D).detach().to(DT)
-    return seq_mean(-A * R), token_mean(clipped, P.mask)
+    return seq_mean(-Abar * R), token_mean(clipped, P.mask)
 
 
 def obj_gmpo(P, p):
