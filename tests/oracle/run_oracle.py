@@ -494,7 +494,7 @@ def run_rein(rein, path, batch_file, params, micro, backend="interp"):
 
 KL_NAMES = ("kl_k1", "kl_k2", "kl_k3", "kl_abs", "ex_opmd_kl", "kl_k3_is")
 CLAMP_NAMES = ("ppo_dual_clip", "dr_grpo", "dapo", "ppo_tis", "ppo_mis", "rloo",
-               "reinforce_pp_baseline", "grpo_delta")
+               "reinforce_pp_baseline", "grpo_delta", "sapo")
 
 
 def coverage(batches, name, bounds):

@@ -599,6 +599,29 @@ class PeerIdentities(unittest.TestCase):
         self.assertAlmostEqual(out["metrics"]["dual_clip_frac"], 0.0)
         self.assertAlmostEqual(grad_logp(out)[2], 4 * a / 5, places=13)
 
+    def test_sapo_log_ratio_clamp(self):
+        """verl clamps Delta to [-20, 20] before exp: a token with Delta = -20.5 takes r = e^-20
+        in the value and has gradient 0; the other token (Delta = 0) has f(1) = 2/tau, f'(1) = 1."""
+        b = {"groups": [[{"reward": 1.0, "logp": [-21.5, -1.0], "old_logp": [-1.0, -1.0]},
+                         {"reward": 0.0, "logp": [-1.0], "old_logp": [-1.0]}]]}
+        a = 0.5 / (math.sqrt(0.5) + 1e-6)
+        sig = 1 / (1 + math.exp(-(math.exp(-20.0) - 1)))
+        out = O.evaluate("sapo", b)
+        want = (-(4 * sig + 2) * a / 2 + 2 / 1.05 * a) / 2
+        self.assertAlmostEqual(out["loss"], want, places=15)
+        self.assertListClose(grad_logp(out), [0.0, -a / 4, a / 2], places=15)
+
+    def test_gmpo_zero_token_response(self):
+        """verl's geo_mean takes the masked mean of A over the response's tokens: a zero-token
+        response adds 0 to the value (not -A) and counts in the sequence denominator."""
+        b = {"groups": [[{"reward": 1.0, "logp": [-1.0], "old_logp": [-1.0]},
+                         {"reward": 0.0, "logp": [], "old_logp": []},
+                         {"reward": 0.5, "logp": [-1.0], "old_logp": [-1.0]}]]}
+        a = 0.5 / (0.5 + 1e-6)  # Bessel std of (1, 0, 0.5) is 0.5
+        out = O.evaluate("gmpo", b)
+        self.assertAlmostEqual(out["loss"], -a / 3, places=15)
+        self.assertListClose(grad_logp(out), [-a / 3, 0.0], places=15)
+
     def test_gmpo_by_hand(self):
         """One sequence per sign, Delta = (0.6, -0.6, 0.1), eps 0.4: A > 0 clips the upper side
         (0.6 -> 0.4), A < 0 the lower (-0.6 -> -0.4)."""
@@ -937,21 +960,23 @@ class NewPeerObjectives(unittest.TestCase):
 
     def test_rloo_and_baseline_closed_forms(self):
         """On-policy (old_logp = logp) every token's gradient is -A/N: RLOO's A = n/(n-1)*(r - mean)
-        (0 for one response); REINFORCE++-baseline's A = (a - mean)/sqrt(var_1 + 1e-8) over the
-        tokens, a = r - group mean."""
+        (r for one response, verl); REINFORCE++-baseline's A = (a - mean)/sqrt(var_1 + 1e-8) over
+        the tokens, a = r - group mean (r for one response: verl's mean 0)."""
         b = random_batch(1601)
         for grp in b["groups"]:
             for sq in grp:
                 sq["old_logp"] = list(sq["logp"])
         N = sum(len(sq["logp"]) for grp in b["groups"] for sq in grp)
-        want_rloo, toks = [], []
+        want_rloo, toks, ones = [], [], 0
         for grp in b["groups"]:
             n = len(grp)
-            mu = sum(sq["reward"] for sq in grp) / n
+            mu = sum(sq["reward"] for sq in grp) / n if n > 1 else 0.0
+            ones += n == 1 and grp[0]["reward"] != 0 and len(grp[0]["logp"]) > 0
             for sq in grp:
-                a = n / (n - 1) * (sq["reward"] - mu) if n > 1 else 0.0
+                a = n / (n - 1) * (sq["reward"] - mu) if n > 1 else sq["reward"]
                 want_rloo += [-a / N] * len(sq["logp"])
                 toks += [sq["reward"] - mu] * len(sq["logp"])
+        self.assertGreater(ones, 0)  # the batch has a one-response group where A = r matters
         self.assertListClose(grad_logp(O.evaluate("rloo", b)), want_rloo, places=14)
         m = sum(toks) / N
         sd = math.sqrt(sum((x - m) ** 2 for x in toks) / (N - 1) + 1e-8)

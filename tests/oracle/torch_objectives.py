@@ -564,11 +564,11 @@ def obj_cispo_trl(P, p):
 
 def sapo_terms(A, P, tau_pos, tau_neg):
     """SAPO per token: f = (4/tau)*sigmoid(tau*(r - 1)), tau = tau_pos if A > 0 else tau_neg,
-    L = -f*A, r = exp(logp - old_logp) not detached; seq-mean-token-mean over the sequences with
-    tokens (verl)."""
+    L = -f*A, r = exp(clamp(logp - old_logp, -20, 20)) not detached (verl clamps the log-ratio);
+    seq-mean-token-mean over the sequences with tokens (verl)."""
     At = P.tok(A)
     tau = torch.where(At > 0, torch.full_like(At, tau_pos), torch.full_like(At, tau_neg))
-    r = torch.exp(P.logp - P.old_logp)
+    r = torch.exp(torch.clamp(P.logp - P.old_logp, -20.0, 20.0))
     f = 4.0 / tau * torch.sigmoid(tau * (r - 1))
     return seq_mean_nonempty(seq_token_mean(-f * At, P.mask), P.lengths)
 
@@ -579,14 +579,17 @@ def obj_sapo(P, p):
 
 def gmpo_terms(A, P, eps_low, eps_high):
     """GMPO: D~ = sgn(A)*min(sgn(A)*D, sgn(A)*clip(D, -el, eh)); R_i = exp(masked mean of D~);
-    loss = seq-mean of -A*R_i; clip_frac = token-mean of sgn(A)*clip(D) < sgn(A)*D (strict)."""
+    loss = seq-mean of -Abar_i*R_i with Abar_i verl's masked mean of A over the response's tokens
+    (0 for a zero-token response); clip_frac = token-mean of sgn(A)*clip(D) < sgn(A)*D
+    (strict)."""
     sg_a = P.tok(torch.sign(A))
     D = P.logp - P.old_logp
     Dc = torch.clamp(D, -eps_low, eps_high)
     Dt = sg_a * torch.minimum(sg_a * D, sg_a * Dc)
     R = torch.exp(seq_token_mean(Dt, P.mask))
+    Abar = seq_token_mean(P.tok(A), P.mask)
     clipped = (sg_a * Dc < sg_a * D).detach().to(DT)
-    return seq_mean(-A * R), token_mean(clipped, P.mask)
+    return seq_mean(-Abar * R), token_mean(clipped, P.mask)
 
 
 def obj_gmpo(P, p):
@@ -714,7 +717,7 @@ def _top_first(v, k):
 
 
 def obj_scan_order_ops(P, p):
-    """tests/golden/scan_order_ops.rein: revcumsum with a discount (a backward loop), cumsum,
+    """tests/backend/scan_order_ops.rein: revcumsum with a discount (a backward loop), cumsum,
     median per group, quantile 0.3 per sequence (gradient to the two interpolated entries),
     topfrac 0.5 per sequence (ceil(0.5 n) entries) or topk 1 per group, floor and ceil."""
     m = P.mask
@@ -754,14 +757,15 @@ def obj_sft(P, p):
 # ---- RLOO, REINFORCE++-baseline, Clip-Cov, KL-Cov, TRL's delta clip, importance-corrected k3 ----
 # Written from verl's `rloo` / `reinforce_plus_plus_baseline` advantage estimators and `vanilla`,
 # `clip_cov`, `kl_cov` policy losses, TRL's GRPO loss with `delta` and `use_bias_correction_kl`,
-# with Rein's documented choices (one-response groups get A = 0, batch-level statistics, a seeded
-# per-response draw for Clip-Cov).
+# with Rein's documented choices (batch-level statistics, a seeded per-response draw for Clip-Cov).
+# A one-response group gets verl's value: A = r for RLOO, mean 0 for the REINFORCE++-baseline.
 
 
 def adv_rloo(P):
     """RLOO: A_i = r_i - (sum of the other rewards of the group)/(n - 1), by an explicit loop over
-    each group's other members; a one-response group gets 0."""
-    A = torch.zeros(P.S, dtype=DT)
+    each group's other members; a one-response group keeps its reward, A = r (verl's
+    compute_rloo_outcome_advantage rescales only groups of more than one response)."""
+    A = P.reward.clone()
     for i in range(P.S):
         others = [j for j in range(P.S) if j != i and int(P.group[j]) == int(P.group[i])]
         if others:
@@ -781,10 +785,11 @@ def obj_rloo(P, p):
 
 
 def obj_reinforce_pp_baseline(P, p):
-    """verl reinforce_plus_plus_baseline: score - group mean (one-response group: 0) tiled over the
-    response's tokens, then masked_whiten over the batch's valid tokens: (x - mean) *
-    rsqrt(unbiased var + 1e-8) (the 1e-8 of verl's masked_mean count left out)."""
-    a = adv_mean_baseline(P.reward, P.group, P.n_groups)
+    """verl reinforce_plus_plus_baseline: score - group mean (a one-response group has mean 0, so
+    its score stays r) tiled over the response's tokens, then masked_whiten over the batch's valid
+    tokens: (x - mean) * rsqrt(unbiased var + 1e-8) (the 1e-8 of verl's masked_mean count left
+    out)."""
+    a = adv_verl_grpo(P.reward, P.group, P.n_groups, norm_by_std=False)
     valid = P.mask > 0
     x = P.tok(a)[valid]
     n = x.numel()
