@@ -91,10 +91,12 @@ def main():
         args = [a.rein, "plot", "-o", os.path.join(a.out, name + ".svg"), "--facet", "2",
                 "--metric", "reward_mean", "--metric", "eval_accuracy", "--smooth", "25",
                 "--title", title]
-        for s in grid.SETTINGS:
-            for algo in algos:
-                args += ["%s=%s" % (d, algo) for d in done.get((s, algo), [])]
-        subprocess.run(args, check=True)
+        runs = ["%s=%s" % (d, algo) for s in grid.SETTINGS for algo in algos
+                for d in done.get((s, algo), [])]
+        if not runs:
+            print("report.py: %s: no finished runs of %s yet, figure not drawn" % (name, ", ".join(algos)))
+            continue
+        subprocess.run(args + runs, check=True)
 
     rows = ["# Reproduction grid: measured results",
             "",
