@@ -2,7 +2,8 @@
 
 Checks torch_objectives.py against the hand-computed numbers of docs/algorithms.md ("Hand-computed
 checks": G1 advantages, G2 per-token losses and gradients, G3 mask truth table) and against the
-derived identities of its REC and peer sections (GRPO's gradient equals REC-OneSide-IS's; the GSPO
+derived identities of its REC and peer sections (GRPO's gradient equals REC-OneSide-IS's with the
+same advantage, away from the dual clip; the GSPO
 direct-form gradient), and the tutorial's oracles on hand-worked cases, so that a wrong oracle
 cannot pass rein off as right.
 
