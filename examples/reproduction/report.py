@@ -6,8 +6,9 @@
 Writes one SVG per claim (drawn by `rein plot`: one column of panels per sync setting, rows
 reward_mean (smoothed, raw faint behind) and eval_accuracy, one line per algorithm, the mean over
 seeds with a min-max band) and results.md: per setting and algorithm, held-out accuracy at the
-start, at the end, its best and its worst along the run, and the training reward of the last 50
-steps, each as the mean over seeds +- the population std, with the number of seeds.  It reads
+start, at the end, its mean over the evaluations after step 0 (how fast and how well it learns:
+the area under the curve), its best and its worst along the run, and the training reward of the
+last 50 steps, each as the mean over seeds +- the population std, with the number of seeds.  It reads
 only metrics.jsonl and DONE files; the same runs give the same bytes.  Only the standard library
 is used.
 """
@@ -109,15 +110,18 @@ def main():
             % (len(walls), sum(walls) / 3600), ""]
     for s, (si, so, what) in grid.SETTINGS.items():
         rows += ["## %s (sync_interval %d, sync_offset %d): %s" % (s, si, so, what), "",
-                 "| algorithm | n | accuracy at step 0 | at the end | best | worst | train reward, last %d steps |" % LAST,
-                 "|---|---|---|---|---|---|---|"]
+                 "| algorithm | n | accuracy at step 0 | at the end | mean over the run | best | worst "
+                 "| train reward, last %d steps |" % LAST,
+                 "|---|---|---|---|---|---|---|---|"]
         for algo in grid.ALGOS:
             runs = [read_run(d) for d in done.get((s, algo), [])]
             if not runs:
-                rows.append("| %s | 0 | – | – | – | – | – |" % algo)
+                rows.append("| %s | 0 | – | – | – | – | – | – |" % algo)
                 continue
             first = [ev[min(ev)] for _, ev in runs]
             last = [ev[max(ev)] for _, ev in runs]
+            auc = [sum(v for k, v in ev.items() if k > 0) / max(1, sum(1 for k in ev if k > 0))
+                   for _, ev in runs]
             best = [max(ev.values()) for _, ev in runs]
             worst = [min(ev.values()) for _, ev in runs]
             rew = []
@@ -125,8 +129,9 @@ def main():
                 top = max(tr)
                 xs = [v for k, v in tr.items() if k > top - LAST]
                 rew.append(sum(xs) / len(xs))
-            rows.append("| %s | %d | %s | %s | %s | %s | %s |" %
-                        (algo, len(runs), cell(first), cell(last), cell(best), cell(worst), cell(rew)))
+            rows.append("| %s | %d | %s | %s | %s | %s | %s | %s |" %
+                        (algo, len(runs), cell(first), cell(last), cell(auc), cell(best), cell(worst),
+                         cell(rew)))
         rows.append("")
     tmp = os.path.join(a.out, "results.md.tmp")
     with open(tmp, "w") as f:
