@@ -36,7 +36,6 @@ FIGURES = {
                        ["REINFORCE", "OPMD", "AsymRE", "REC-OneSide-NoIS"]),
     "c7_data_shaping": ("C7: RED-Drop and RED-Weight",
                         ["REINFORCE", "RED-Drop", "RED-Weight", "REC-OneSide-NoIS"]),
-    "all": ("All eleven algorithms", list(grid.ALGOS)),
 }
 LAST = 50  # training steps averaged for the final reward
 
