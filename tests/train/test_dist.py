@@ -41,8 +41,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TIMING = {"time", "eval_s", "rollout_tok_s", "train_tok_s", "t_rollout", "t_ref", "t_forward", "t_objective",
-          "t_backward", "t_optimizer"}
+from train_common import TIMING  # noqa: E402
 FAILS = []
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1",
            ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0")   # MPI's own allocations

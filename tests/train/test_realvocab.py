@@ -39,8 +39,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODEL_FILES = ("tokenizer.json", "tokenizer_config.json", "generation_config.json")
-TIMING = {"time", "eval_s", "rollout_tok_s", "train_tok_s", "t_rollout", "t_ref", "t_forward", "t_objective",
-          "t_backward", "t_optimizer"}
+from train_common import TIMING  # noqa: E402
 R1 = ("A conversation between User and Assistant. The user asks a question, and the Assistant solves it. The "
       "assistant first thinks about the reasoning process in the mind and then provides the user with the answer. "
       "The reasoning process and answer are enclosed within <think> </think> and <answer> </answer> tags, "
