@@ -77,15 +77,16 @@ static bool get_u64(Rd *r, json_t *root, const char *key, bool need, uint64_t *o
   return true;
 }
 
-/* The token fields, in the order that defines a sequence's length. */
-static const int tok_fields[] = {IN_LOGP, IN_ENTROPY, IN_OLD_LOGP, IN_REF_LOGP, IN_ROLLOUT_LOGP};
+/* The token fields are the built-in inputs before pos, in the input list's order (objective.h),
+ * which is the order that defines a sequence's length. */
 
-static bool known_seq_key(const IrGraph *g, const char *k) {
-  (void)g;
-  static const char *const keys[] = {"reward", "logp", "old_logp", "ref_logp", "rollout_logp", "entropy",
-                                     "truncated", "lag", "inputs", NULL};
-  for (int i = 0; keys[i]; i++)
-    if (!strcmp(keys[i], k)) return true;
+/* The keys a sequence object may have, in the order the unknown-field message lists them. */
+static const char *const seq_keys[] = {"reward", "logp", "old_logp", "ref_logp", "rollout_logp", "entropy",
+                                       "truncated", "lag", "inputs", NULL};
+
+static bool known_seq_key(const char *k) {
+  for (int i = 0; seq_keys[i]; i++)
+    if (!strcmp(seq_keys[i], k)) return true;
   return false;
 }
 
@@ -122,9 +123,12 @@ static bool shapes(Rd *r, const IrGraph *g, json_t *groups, Batch *b, int **lens
       const char *key;
       json_t *val;
       json_object_foreach(sq, key, val) {
-        if (!known_seq_key(g, key))
-          return fail(r, key, "unknown field (known: reward, logp, old_logp, ref_logp, rollout_logp, "
-                      "entropy, truncated, lag, inputs)");
+        if (!known_seq_key(key)) {
+          char known[256] = "";
+          for (int i = 0; seq_keys[i]; i++)
+            snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "", seq_keys[i]);
+          return fail(r, key, "unknown field (known: %s)", known);
+        }
       }
       json_t *ui = json_object_get(sq, "inputs");
       if (ui && !json_is_object(ui)) return fail(r, "inputs", "expected an object");
@@ -139,8 +143,8 @@ static bool shapes(Rd *r, const IrGraph *g, json_t *groups, Batch *b, int **lens
       /* the length: the first token array present */
       const char *first = NULL;
       long long len = -1;
-      for (size_t f = 0; f < sizeof tok_fields / sizeof *tok_fields; f++) {
-        const char *name = bi_inputs[tok_fields[f]].name;
+      for (int f = 0; f < IN_POS; f++) {
+        const char *name = bi_inputs[f].name;
         json_t *a = json_object_get(sq, name);
         if (!a) continue;
         if (!json_is_array(a)) return fail(r, name, "expected an array of numbers");
