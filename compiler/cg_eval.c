@@ -95,7 +95,7 @@ void cg_result_copy(const rt_result *res, ItResult *r) {
   for (int64_t m = 0; m < res->nmetrics; m++) r->metrics[m] = res->metrics[m];
   for (int k = 0; k < IR_NGRADS; k++) {
     r->grad[k] = ir_xcalloc((size_t)res->ntoks + 1, sizeof(double));
-    for (int64_t t = 0; t < res->ntoks; t++) r->grad[k][t] = res->grad[k][t];
+    for (int64_t t = 0; t < res->ntoks; t++) r->grad[k][t] = rt_grad(res, k, t);
   }
 }
 

@@ -89,7 +89,7 @@ static bool ib_fetch(rt_backend *be, rt_result *r, char *err, size_t errlen) {
   if (!e->done) return snprintf(err, errlen, "interp backend: fetch without a run"), false;
   r->loss = e->r.loss;
   r->metrics = e->r.metrics;
-  for (int k = 0; k < 2; k++) r->grad[k] = e->r.grad[k];
+  for (int k = 0; k < 2; k++) r->grad[k] = e->r.grad[k], r->grad32[k] = NULL;
   r->nmetrics = e->r.nmetrics, r->ntoks = e->r.ntoks;
   return true;
 }

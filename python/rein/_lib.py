@@ -60,7 +60,7 @@ class Batch(ctypes.Structure):  # rt_batch
 class Result(ctypes.Structure):  # rt_result
     _fields_ = [
         ("loss", ctypes.c_double), ("metrics", c_double_p), ("grad", c_double_p * 2),
-        ("nmetrics", c_int64), ("ntoks", c_int64),
+        ("grad32", ctypes.POINTER(ctypes.c_float) * 2), ("nmetrics", c_int64), ("ntoks", c_int64),
     ]
 
 

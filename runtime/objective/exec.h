@@ -19,14 +19,12 @@ struct rt_exec {
   const rein_objective *d;
   int nthreads;
   /* the step in progress (the driver's): its batch, the next group a micro-batch must start at
-   * (-1: no step begun), the gradients of rt_micro, and their float64 copy for rt_end */
+   * (-1: no step begun), the gradients of rt_micro (rt_end hands them back) */
   rt_batch b;
   int64_t next_g;
   bool stats_done;  /* rt_stat ran in this step (objectives with REIN_STATS) */
   bool skipped;     /* rt_skip passed over groups in this step: rt_end refuses it */
   const float *grad[2];
-  double *grad64;
-  size_t cap64;
 };
 
 struct RtOps {

@@ -146,11 +146,11 @@ typedef struct {
   rt_exec base;
   rein_ctx ctx;
   double *slots, *store[3], *records, *states, *scratch, *out;
-  float *grad;
-  size_t cap[9];
+  float *grad[2]; /* d loss/d logp, d loss/d entropy: apart, so an unused one stays zero */
+  size_t cap[10];
 } CpuExec;
 
-/* Grows *P to hold N elements of SZ bytes (zeroed when ZERO). */
+/* Grows *P to hold N elements of SZ bytes: a larger array, zeroed, when it has fewer. */
 static void *grow(void *p, size_t *cap, size_t n, size_t sz) {
   if (n == 0) n = 1;
   if (n > *cap) {
@@ -181,15 +181,13 @@ static bool cpu_prepare(rt_exec *xb, const rt_batch *b, const double *params, ch
   size_t big = (size_t)(b->ntoks > b->nseqs ? b->ntoks : b->nseqs) + 1;
   x->scratch = grow(x->scratch, &x->cap[6], 6 * big, sizeof(double));
   x->out = grow(x->out, &x->cap[7], 1 + (size_t)d->nmetrics, sizeof(double));
-  x->grad = grow(x->grad, &x->cap[8], 2 * (size_t)b->ntoks, sizeof(float));
+  /* a gradient the objective has is written for every token by its passes; the other is zero
+   * from grow's calloc on, as nothing writes it (no memset per step: 64 MB at 16M tokens) */
+  for (int k = 0; k < 2; k++) x->grad[k] = grow(x->grad[k], &x->cap[8 + k], (size_t)b->ntoks, sizeof(float));
   memset(x->states, 0, sizeof(double) * (size_t)d->nreductions * 3);
-  /* a gradient the objective has is written for every token by its passes; the other is zero */
-  for (int k = 0; k < 2; k++)
-    if (!(d->flags & (k ? REIN_GRAD_ENTROPY : REIN_GRAD_LOGP)))
-      memset(x->grad + k * b->ntoks, 0, sizeof(float) * (size_t)b->ntoks);
   c->tok_store = x->store[0], c->seq_store = x->store[1], c->grp_store = x->store[2];
   c->slots = x->slots, c->records = x->records, c->states = x->states, c->scratch = x->scratch;
-  c->grad[0] = x->grad, c->grad[1] = x->grad + b->ntoks;
+  c->grad[0] = x->grad[0], c->grad[1] = x->grad[1];
   c->out = x->out;
   (void)err, (void)errlen;
   return true;
@@ -262,7 +260,8 @@ static void cpu_free(rt_exec *xb) {
   free(x->states);
   free(x->scratch);
   free(x->out);
-  free(x->grad);
+  free(x->grad[0]);
+  free(x->grad[1]);
   free(x);
 }
 
@@ -287,7 +286,6 @@ rt_exec *rt_exec_new(rt_objective *o, rt_device device, int nthreads, char *err,
 
 void rt_exec_free(rt_exec *x) {
   if (!x) return;
-  free(x->grad64);
   x->ops->free(x);
 }
 
@@ -394,15 +392,8 @@ bool rt_end(rt_exec *x, rt_result *r, char *err, size_t errlen) {
   bool ok = x->ops->scalar(x, -1, RT_FINISH) && run_stage(x, REIN_STAGE_FINAL, 0, ngroups) &&
             x->ops->scalar(x, -1, RT_OUTPUTS) && x->ops->fetch(x, r, err, errlen);
   if (ok) {
-    size_t nt = (size_t)x->b.ntoks;
-    if (2 * nt + 1 > x->cap64) {
-      free(x->grad64);
-      x->cap64 = 2 * nt + 1;
-      x->grad64 = rc_malloc(x->cap64 * sizeof(double));
-    }
-    for (int k = 0; k < 2; k++)
-      for (size_t t = 0; t < nt; t++) x->grad64[k * nt + t] = x->grad[k][t];
-    r->grad[0] = x->grad64, r->grad[1] = x->grad64 + nt;
+    r->grad[0] = r->grad[1] = NULL;
+    r->grad32[0] = x->grad[0], r->grad32[1] = x->grad[1];
     r->nmetrics = x->d->nmetrics, r->ntoks = x->b.ntoks;
     x->next_g = -1;
   }

@@ -151,7 +151,7 @@ static void copy_result(Copy *c, const rt_result *r) {
   c->v[0] = r->loss;
   if (r->nmetrics) memcpy(c->v + 1, r->metrics, sizeof(double) * (size_t)r->nmetrics);
   for (int k = 0; k < 2; k++)
-    if (r->ntoks) memcpy(c->v + 1 + r->nmetrics + k * r->ntoks, r->grad[k], sizeof(double) * (size_t)r->ntoks);
+    for (int64_t t = 0; t < r->ntoks; t++) c->v[1 + r->nmetrics + k * r->ntoks + t] = rt_grad(r, k, t);
 }
 
 static bool close_enough(double a, double b) {

@@ -112,7 +112,7 @@ static void compare_results(const char *file, uint64_t seed, const char *who, co
   compare(file, seed, who, "loss", 0, a->loss, b->loss);
   for (int m = 0; m < g->nmetrics; m++) compare(file, seed, who, g->metrics[m].name, m, a->metrics[m], b->metrics[m]);
   for (int k = 0; k < IR_NGRADS; k++)
-    for (int t = 0; t < a->ntoks; t++) compare(file, seed, who, ir_grad_names[k], t, a->grad[k][t], b->grad[k][t]);
+    for (int t = 0; t < a->ntoks; t++) compare(file, seed, who, ir_grad_names[k], t, rt_grad(a, k, t), rt_grad(b, k, t));
 }
 
 static bool identical(const rt_result *a, const rt_result *b, int nmetrics) {
@@ -120,7 +120,8 @@ static bool identical(const rt_result *a, const rt_result *b, int nmetrics) {
   if (memcmp(&a->loss, &b->loss, sizeof(double))) return false;
   if (nmetrics && memcmp(a->metrics, b->metrics, sizeof(double) * (size_t)nmetrics)) return false;
   for (int k = 0; k < IR_NGRADS; k++)
-    if (a->ntoks && memcmp(a->grad[k], b->grad[k], sizeof(double) * (size_t)a->ntoks)) return false;
+    for (int64_t t = 0; t < a->ntoks; t++)
+      if (memcmp(&(double){rt_grad(a, k, t)}, &(double){rt_grad(b, k, t)}, sizeof(double))) return false;
   return true;
 }
 
@@ -179,7 +180,7 @@ static void test_staged(rt_exec *x, const rt_batch *rb0, const double *params, i
     }
     for (int k = 0; k < 2; k++)
       for (int64_t t = t0; t < t1; t++)
-        if (memcmp(&(double){grad[k][t]}, &want->grad[k][t], sizeof(double))) {
+        if (memcmp(&(double){grad[k][t]}, &(double){rt_grad(want, k, t)}, sizeof(double))) {
           fail(file, seed, "rt_micro: a gradient of the micro-batch differs from the whole step's");
           k = 2;
           break;
@@ -288,13 +289,15 @@ static void test_file(const char *file, int nbatches, uint64_t seed0, bool gpu) 
       double *first = ir_xcalloc(1 + nm + 2 * nt, sizeof(double));
       first[0] = alt.loss;
       if (nm) memcpy(first + 1, alt.metrics, nm * sizeof(double));
-      for (int k = 0; k < 2 && nt; k++) memcpy(first + 1 + nm + k * nt, alt.grad[k], nt * sizeof(double));
+      for (int k = 0; k < 2; k++)
+        for (size_t t = 0; t < nt; t++) first[1 + nm + k * nt + t] = rt_grad(&alt, k, (int64_t)t);
       checks++;
-      if (run_backend(gpu_be, &cb.rb, params, 0, &alt, file) &&
-          (memcmp(&alt.loss, first, sizeof(double)) || (nm && memcmp(alt.metrics, first + 1, nm * sizeof(double))) ||
-           (nt && (memcmp(alt.grad[0], first + 1 + nm, nt * sizeof(double)) ||
-                   memcmp(alt.grad[1], first + 1 + nm + nt, nt * sizeof(double))))))
-        fail(file, seed, "gpu: a second run of the same batch is not bit-identical");
+      bool same = run_backend(gpu_be, &cb.rb, params, 0, &alt, file) && !memcmp(&alt.loss, first, sizeof(double)) &&
+                  (!nm || !memcmp(alt.metrics, first + 1, nm * sizeof(double)));
+      for (int k = 0; k < 2 && same; k++)
+        for (size_t t = 0; t < nt && same; t++)
+          same = !memcmp(&(double){rt_grad(&alt, k, (int64_t)t)}, &first[1 + nm + k * nt + t], sizeof(double));
+      if (!same) fail(file, seed, "gpu: a second run of the same batch is not bit-identical");
       free(first);
       if (run_backend(gpu_be, &cb.rb, params, 1, &alt, file)) compare_results(file, seed, "gpu micro 1", g, &alt, &want);
     }

@@ -55,14 +55,22 @@ typedef struct {
 typedef enum { RT_CPU, RT_GPU } rt_device;
 
 /* The result of one evaluation, the one result type of every backend: loss, metrics and the two
- * gradients in float64 (an executor's float32 gradients widened).  Host memory owned by whoever
- * filled it, valid until its next run. */
+ * gradients in the precision the backend computed them: float32 from an executor (grad32; grad
+ * NULL), float64 from the interpreter (grad; grad32 NULL).  Nothing is widened or copied: a step
+ * of 16M tokens would spend more time widening its gradients than computing them.  rt_grad reads
+ * either.  Host memory owned by whoever filled it, valid until its next run. */
 typedef struct {
   double loss;
   const double *metrics;  /* (nmetrics) */
-  const double *grad[2];  /* (ntoks) d loss/d logp, d loss/d entropy */
+  const double *grad[2];  /* (ntoks) d loss/d logp, d loss/d entropy in float64, or NULL */
+  const float *grad32[2]; /* (ntoks) the same in float32, or NULL */
   int64_t nmetrics, ntoks;
 } rt_result;
+
+/* Gradient K (0: d loss/d logp, 1: d loss/d entropy) of token T of R, whichever array R has. */
+static inline double rt_grad(const rt_result *r, int k, int64_t t) {
+  return r->grad[k] ? r->grad[k][t] : (double)r->grad32[k][t];
+}
 
 typedef struct rt_exec rt_exec;
 
@@ -110,8 +118,8 @@ bool rt_micro(rt_exec *x, int64_t g0, int64_t g1, const float *grad[2], char *er
 bool rt_skip(rt_exec *x, int64_t g1, char *err, size_t errlen);
 
 /* Ends the step: finishes the reductions accumulated over the micro-batches, runs the final
- * stage and fills R (loss, metrics and both gradients of the whole batch, valid until the next
- * rt_begin).  Every group must have been in one rt_micro.  False with a message on failure. */
+ * stage and fills R (loss, metrics and both float32 gradients of the whole batch, r->grad32 — the
+ * arrays rt_micro returned, not a copy — valid until the next rt_begin).  Every group must have been in one rt_micro.  False with a message on failure. */
 bool rt_end(rt_exec *x, rt_result *r, char *err, size_t errlen);
 
 /* The whole step: rt_begin, rt_stat, rt_micro on micro-batches of MICRO_GROUPS whole groups (0: one
