@@ -306,7 +306,7 @@ static int before(const double *x, int32_t a, int32_t b) {
   return a < b;
 }
 
-void rk_rank(const double *x, int64_t n, double *out, int32_t *idx, int32_t *tmp) {
+static void rank_merge(const double *x, int64_t n, double *out, int32_t *idx, int32_t *tmp) {
   for (int64_t i = 0; i < n; i++) idx[i] = (int32_t)i;
   /* bottom-up merge sort: stable, O(n log n), no recursion */
   for (int64_t w = 1; w < n; w *= 2) {
@@ -320,6 +320,60 @@ void rk_rank(const double *x, int64_t n, double *out, int32_t *idx, int32_t *tmp
     for (int64_t i = 0; i < n; i++) idx[i] = tmp[i];
   }
   for (int64_t r = 0; r < n; r++) out[idx[r]] = (double)r;
+}
+
+#ifndef __NVPTX__
+/* An unsigned key in the order of before(): negative doubles have their bits flipped, the others
+ * their sign bit set; -0 counts as +0 and every NaN is the largest key (ties by position come
+ * from the sort's stability). */
+static uint64_t rank_key(double v) {
+  if (v != v) return ~(uint64_t)0;
+  uint64_t u = u_of(v == 0 ? 0.0 : v);
+  return u >> 63 ? ~u : u | (uint64_t)1 << 63;
+}
+
+/* The radix sort: keys into X's memory (KA), their positions into the first half of S2 (IA);
+ * each of the 8 byte-digits, least significant first, is a stable counting sort into S1 (KB)
+ * and S2's second half (IB) and back, skipped where every key has the same digit.  The 8
+ * histograms (8 x 256 counts, 16 KB) live in OUT until the ranks overwrite it (n >= 2048). */
+static void rank_radix(double *x, int64_t n, double *out, void *s1, void *s2) {
+  uint64_t *ka = (uint64_t *)x, *kb = s1;
+  int32_t *ia = s2, *ib = (int32_t *)s2 + n;
+  int64_t *hist = (int64_t *)out;
+  for (int k = 0; k < 8 * 256; k++) hist[k] = 0;
+  for (int64_t i = 0; i < n; i++) {
+    uint64_t key = rank_key(x[i]);
+    ka[i] = key, ia[i] = (int32_t)i;
+    for (int d = 0; d < 8; d++) hist[d * 256 + (int)(key >> 8 * d & 255)]++;
+  }
+  for (int d = 0; d < 8; d++) {
+    int64_t *h = hist + d * 256, sum = 0;
+    if (h[ka[0] >> 8 * d & 255] == n) continue; /* one digit value: the order stands */
+    for (int v = 0; v < 256; v++) {
+      int64_t c = h[v];
+      h[v] = sum, sum += c;
+    }
+    for (int64_t i = 0; i < n; i++) {
+      int64_t p = h[ka[i] >> 8 * d & 255]++;
+      kb[p] = ka[i], ib[p] = ia[i];
+    }
+    uint64_t *kt = ka;
+    ka = kb, kb = kt;
+    int32_t *it = ia;
+    ia = ib, ib = it;
+  }
+  for (int64_t r = 0; r < n; r++) out[ia[r]] = (double)r;
+}
+#endif
+
+void rk_rank(double *x, int64_t n, double *out, void *s1, void *s2) {
+#ifndef __NVPTX__
+  if (n >= RK_RANK_RADIX_MIN) {
+    rank_radix(x, n, out, s1, s2);
+    return;
+  }
+#endif
+  rank_merge(x, n, out, s1, s2);
 }
 
 void rk_argext(const double *x, const double *keep, int64_t n, int dir, double *out) {

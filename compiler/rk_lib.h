@@ -46,9 +46,15 @@ void rk_merge(int op, double *st, const double *o);
 /* The value of the reduction from its state (the language's rules for empty reductions). */
 double rk_finish(int op, int ddof, const double *st);
 
-/* OUT[i] := the rank of X[i] among X[0..n) (0-based; ties by position, NaN last), using IDX and
- * TMP (n each) as scratch. */
-void rk_rank(const double *x, int64_t n, double *out, int32_t *idx, int32_t *tmp);
+/* OUT[i] := the rank of X[i] among X[0..n) (0-based; ties by position, -0 equal to +0, NaN last),
+ * using S1 and S2 (8n bytes each) as scratch; X is overwritten.  A stable merge sort of indices
+ * for short arrays (and on the GPU); a least-significant-digit radix sort of order-preserving
+ * integer keys above RK_RANK_RADIX_MIN on the host, whose cost grows as n rather than n log n
+ * and whose reads are sequential (the merge sort's indirect reads of X miss the cache on every
+ * comparison once X outgrows it: 16M tokens took 2.6 s to 40 s).  Both give the same ranks:
+ * test_rk.c checks each against a plain qsort. */
+void rk_rank(double *x, int64_t n, double *out, void *s1, void *s2);
+#define RK_RANK_RADIX_MIN 4096
 /* OUT[i] := 1 for the first element with KEEP[i] != 0 holding the largest (DIR > 0) or smallest
  * (DIR < 0) X among those kept, 0 elsewhere. */
 void rk_argext(const double *x, const double *keep, int64_t n, int dir, double *out);

@@ -1,7 +1,7 @@
 /* test_backend.c — every backend of rein/backend.h through one suite: the compiled code on the
  * CPU (and the GPU) against the reference interpreter, and the runtime's staged step.
  *
- *   test_backend [--batches N] [--seed S] [--gpu] [--precision f32|f64] FILE.rein...
+ *   test_backend [--batches N] [--seed S] [--gpu] [--precision f32|f64] [--max-len L] FILE.rein...
  *
  * For every program: compile it (rein compile's path, into a temporary shared object), then on N
  * seeded random ragged batches (empty sequences, one-sequence groups, every input the program
@@ -51,13 +51,15 @@ static double urand(void) {
 }
 static double uniform(double lo, double hi) { return (double)(float)(lo + (hi - lo) * urand()); }
 
+static int max_len = 7; /* --max-len: the longest response of a random batch */
+
 static Batch *random_batch(const IrGraph *g, uint64_t seed) {
   rng = seed * 0x9e3779b97f4a7c15ull + 17;
   int ng = 1 + (int)(urand() * 5);
   int nseq[8], lens[64], ns = 0;
   for (int i = 0; i < ng; i++) {
     nseq[i] = 1 + (int)(urand() * 4);
-    for (int s = 0; s < nseq[i]; s++) lens[ns++] = urand() < 0.15 ? 0 : 1 + (int)(urand() * 7);
+    for (int s = 0; s < nseq[i]; s++) lens[ns++] = urand() < 0.15 ? 0 : 1 + (int)(urand() * max_len);
   }
   Level lv[64];
   for (int k = 0; k < g->nuinputs; k++) lv[k] = g->uinputs[k].level;
@@ -323,10 +325,12 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[i], "--batches") && i + 1 < argc) nbatches = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
     else if (!strcmp(argv[i], "--gpu")) gpu = true;
+    else if (!strcmp(argv[i], "--max-len") && i + 1 < argc && atoi(argv[i + 1]) > 0) max_len = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--precision") && i + 1 < argc && (!strcmp(argv[i + 1], "f32") || !strcmp(argv[i + 1], "f64")))
       prec_f64 = !strcmp(argv[++i], "f64");
     else {
-      fprintf(stderr, "usage: test_backend [--batches N] [--seed S] [--gpu] [--precision f32|f64] FILE.rein...\n");
+      fprintf(stderr, "usage: test_backend [--batches N] [--seed S] [--gpu] [--precision f32|f64] [--max-len L] "
+                    "FILE.rein...\n");
       return 2;
     }
   }

@@ -18,11 +18,17 @@
  * exponents in [-20, 20] (exp(y log x): the error of log x grows by |y log x|; 114 ulp is a
  * relative error of 2.5e-14).  The maximum error of each routine is printed, so a change of
  * accuracy shows in the log even while it stays within bounds.
+ *
+ * rk_rank (topk, quantile and median lower to it) against a plain reference, qsort of positions
+ * by (value, position) with NaN last and -0 equal to +0: every rank equal, on arrays below and
+ * above RK_RANK_RADIX_MIN (the merge sort and the radix sort), up to 2^20 elements, of distinct
+ * values, heavy ties, NaNs, signed zeros, infinities and subnormals.
  */
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rk_lib.h"
@@ -145,9 +151,64 @@ static void double_routines(void) {
   acc_report(&ap);
 }
 
+/* the reference order: by value, NaN last, -0 == +0, ties by position (qsort is not stable: the
+ * position is part of the key) */
+static const double *ref_x;
+static int ref_cmp(const void *pa, const void *pb) {
+  int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
+  double xa = ref_x[a], xb = ref_x[b];
+  if (isnan(xa) != isnan(xb)) return isnan(xa) ? 1 : -1;
+  if (!isnan(xa) && xa != xb) return xa < xb ? -1 : 1;
+  return (a > b) - (a < b);
+}
+
+/* Value K of a kind of test array: 0 distinct, 1 few values (ties), 2 specials mixed in, 3 all
+ * equal, 4 one tie class per sign of zero, 5 values that differ in the lowest mantissa bits. */
+static double rank_value(int kind, int64_t i) {
+  static const double sp[] = {NAN, -NAN, INFINITY, -INFINITY, 0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308,
+                              -1.0, 1.0, 1e308, -1e308};
+  switch (kind) {
+  case 0: return (urand() - 0.5) * 1e6;
+  case 1: return (double)(int)(urand() * 7) - 3;
+  case 2: return urand() < 0.3 ? sp[(int)(urand() * 13)] : (urand() - 0.5) * 4;
+  case 3: return 2.5;
+  case 4: return i & 1 ? 0.0 : -0.0;
+  default: return 1.0 + (double)(rng >> 60) * 2.220446049250313e-16 - (urand() < 0.5 ? 2.0 : 0.0);
+  }
+}
+
+static void ranks(void) {
+  static const int64_t sizes[] = {0,    1, 2, 3, 17, 255, 2048, RK_RANK_RADIX_MIN - 1, RK_RANK_RADIX_MIN,
+                                  RK_RANK_RADIX_MIN + 1, 65536, 1 << 20};
+  int checked = 0;
+  for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
+    for (int kind = 0; kind < 6; kind++) {
+      int64_t n = sizes[si];
+      double *x = malloc(sizeof(double) * (size_t)(n + 1)), *work = malloc(sizeof(double) * (size_t)(n + 1));
+      double *out = malloc(sizeof(double) * (size_t)(n + 1)), *s1 = malloc(8 * (size_t)(n + 1));
+      double *s2 = malloc(8 * (size_t)(n + 1));
+      int32_t *perm = malloc(sizeof(int32_t) * (size_t)(n + 1));
+      for (int64_t i = 0; i < n; i++) x[i] = work[i] = rank_value(kind, i), perm[i] = (int32_t)i;
+      ref_x = x;
+      qsort(perm, (size_t)n, sizeof *perm, ref_cmp);
+      rk_rank(work, n, out, s1, s2);
+      for (int64_t r = 0; r < n; r++)
+        if (out[perm[r]] != (double)r) {
+          printf("FAIL rk_rank: n %lld, kind %d: element %d (%g) has rank %g, the reference %lld\n", (long long)n,
+                 kind, perm[r], x[perm[r]], out[perm[r]], (long long)r);
+          failures++;
+          break;
+        }
+      checked++;
+      free(x), free(work), free(out), free(s1), free(s2), free(perm);
+    }
+  printf("rk_rank: %d arrays checked\n", checked);
+}
+
 int main(void) {
   float_routines();
   double_routines();
+  ranks();
   printf("test_rk: %d failures\n", failures);
   return failures != 0;
 }
