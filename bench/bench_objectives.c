@@ -3,7 +3,10 @@
  * and memcpy, in one run.  Not a test: it prints a table.
  *
  *   bench_objectives [--tokens N]... [--threads T] [--repeat R] [--no-torch] [--no-interp]
- *                    [--python PATH] [--torch-script PATH] FILE.rein...
+ *                    [--cpu CPU] [--python PATH] [--torch-script PATH] FILE.rein...
+ *
+ * --cpu compiles for CPU (an LLVM name, as `rein compile --cpu`) instead of this machine's, to
+ * measure, say, the AVX2 code of `haswell` on an AVX-512 machine.
  *
  * Each objective runs on a batch of N tokens: groups of 16 sequences of 256 tokens (logp, old_logp
  * in [-5, 0], rewards a mix of 0/1 and uniform values; every declared user input, at its level,
@@ -221,19 +224,20 @@ int main(int argc, char **argv) {
   long sizes[8];
   int nsizes = 0, threads = omp_get_max_threads(), repeat = 5;
   bool torch = true, interp = true;
-  const char *python = "/usr/bin/python3", *script = "bench/torch_eager.py";
+  const char *python = "/usr/bin/python3", *script = "bench/torch_eager.py", *cpu = NULL;
   int i = 1;
   for (; i < argc && argv[i][0] == '-'; i++) {
     if (!strcmp(argv[i], "--tokens") && i + 1 < argc && nsizes < 8) sizes[nsizes++] = atol(argv[++i]);
     else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) repeat = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--cpu") && i + 1 < argc) cpu = argv[++i];
     else if (!strcmp(argv[i], "--no-torch")) torch = false;
     else if (!strcmp(argv[i], "--no-interp")) interp = false;
     else if (!strcmp(argv[i], "--python") && i + 1 < argc) python = argv[++i];
     else if (!strcmp(argv[i], "--torch-script") && i + 1 < argc) script = argv[++i];
     else {
       fprintf(stderr, "usage: bench_objectives [--tokens N]... [--threads T] [--repeat R] [--no-torch] [--no-interp] "
-                      "[--python PATH] [--torch-script PATH] FILE.rein...\n");
+                      "[--cpu CPU] [--python PATH] [--torch-script PATH] FILE.rein...\n");
       return 2;
     }
   }
@@ -259,7 +263,7 @@ int main(int argc, char **argv) {
     char err[1024];
     rt_objective *o[2]; /* [0] float64, [1] float32 token arithmetic */
     for (int k = 0; k < 2; k++) {
-      CgOptions co = {NULL, false, true, k == 0};
+      CgOptions co = {cpu, false, true, k == 0};
       o[k] = cg_compile_and_open(p, &co, err, sizeof err);
       if (!o[k]) {
         fprintf(stderr, "%s\n", err);

@@ -35,9 +35,6 @@
 #include <string.h>
 
 /* ---- loops ---- */
-#ifndef CG_TOK_F32_LANES
-#define CG_TOK_F32_LANES 8
-#endif
 typedef struct {
   LLVMBasicBlockRef head, exit;
   LLVMValueRef phi, step;
@@ -259,9 +256,10 @@ static bool closes_at(const IrNode *n, Level L) {
   return n->rlevel == L || (L == LV_GROUP && n->rlevel == LV_BATCH);
 }
 
-/* Is the pass's token loop widened to CG_TOK_F32_LANES lanes?  Only a float token loop that
- * computes exp, log or sigmoid in float (a 256-bit vector of float; the vectorizer's own choice,
- * 4, is set by the float64 reduction accumulators and leaves half of each vector unused).  A loop
+/* Is the pass's token loop widened to c->tok_lanes lanes (cg_float_lanes: a whole vector register
+ * of float, 8 or 16)?  Only a float token loop that computes exp, log or sigmoid in float (the
+ * vectorizer's own choice, 4, is set by the float64 reduction accumulators and leaves most of
+ * each vector unused).  A loop
  * of loads, additions and reductions alone is not: 8 lanes double its float64 accumulators
  * (interleaved 4 times: 32 registers) and the spills made opmd_seq's loop slower than float64. */
 static bool tok_wide(const Cg *c) {
@@ -303,7 +301,7 @@ static void emit_level(Cg *c, Level L) {
     Loop lp;
     c->ix[E] = loop_split(c, &lp, lo, hi, E == c->par);
     emit_level(c, E);
-    loop_end_width(c, &lp, E == LV_TOKEN && tok_wide(c) ? CG_TOK_F32_LANES : 0);
+    loop_end_width(c, &lp, E == LV_TOKEN && tok_wide(c) ? c->tok_lanes : 0);
     c->ix[E] = NULL;
     for (int j = 0; j < ps->nnodes; j++) {
       int i = ps->nodes[j];
@@ -491,11 +489,12 @@ static void emit_outputs(Cg *c) {
   fn_end(c);
 }
 
-LLVMModuleRef cg_module(LLVMContextRef cx, const CgLayout *l, CgTarget t, bool f64) {
+LLVMModuleRef cg_module(LLVMContextRef cx, const CgLayout *l, CgTarget t, const CgOptions *o) {
   Cg cs = {0}, *c = &cs;
   c->cx = cx;
   c->gpu = t == CG_GPU;
-  c->tok_f32 = !c->gpu && !f64;
+  c->tok_f32 = !c->gpu && !o->f64;
+  c->tok_lanes = c->tok_f32 ? cg_float_lanes(o) : 0;
   c->l = l;
   c->g = l->p->g;
   c->m = LLVMModuleCreateWithNameInContext(c->g->objective, cx);

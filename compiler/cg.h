@@ -39,14 +39,7 @@ int cg_npasses(const CgLayout *l);
 /* Stage, loop level and REIN_PASS_* flags of artifact pass K. */
 void cg_pass_info(const CgLayout *l, int k, int *stage, int *loop, int *flags);
 
-/* ---- cg.c (with cg_value.c) ---- */
-/* Builds the module of the objective for target T in context CX: every entry point named in
- * rein/objective.h, calling rk_* routines that cg_link_support provides.  F64: all arithmetic in
- * float64; otherwise (CPU only; the GPU is always float64) the token-level element-wise values
- * are computed in float32, and every reduction, and every coarser value, in float64. */
-LLVMModuleRef cg_module(LLVMContextRef cx, const CgLayout *l, CgTarget t, bool f64);
-
-/* ---- cg_target.c ---- */
+/* The code generator's options (rein compile / emit flags). */
 typedef struct {
   const char *cpu;        /* host CPU name for the CPU target; NULL: this machine's */
   bool no_opt;            /* skip the optimization pipeline (rein emit --llvm -O0) */
@@ -54,6 +47,22 @@ typedef struct {
   bool f64;               /* --precision f64: token loops in float64 too (the default, false,
                              computes token-level element-wise values in float32 on the CPU) */
 } CgOptions;
+
+/* ---- cg.c (with cg_value.c) ---- */
+/* Builds the module of the objective for target T in context CX: every entry point named in
+ * rein/objective.h, calling rk_* routines that cg_link_support provides.  O->f64: all arithmetic
+ * in float64; otherwise (CPU only; the GPU is always float64) the token-level element-wise values
+ * are computed in float32, and every reduction, and every coarser value, in float64; O->cpu sets
+ * the width of the float token loops (cg_float_lanes). */
+LLVMModuleRef cg_module(LLVMContextRef cx, const CgLayout *l, CgTarget t, const CgOptions *o);
+
+/* ---- cg_target.c ---- */
+/* The lanes of a float token loop that computes exp, log or sigmoid: 16 (a 512-bit vector) on
+ * this machine when its CPU has AVX-512 (LLVMGetHostCPUFeatures lists +avx512f), else 8 (256
+ * bits).  A CPU named by O->cpu gets 8: the LLVM C API does not tell a named CPU's features.
+ * Measured (docs/performance.md): 16 lanes make GRPO's token loop 1.2-1.3x faster on AVX-512;
+ * on AVX2 they are no faster than 8. */
+int cg_float_lanes(const CgOptions *o);
 
 /* Links the support library (and libdevice for the GPU) into M, internalizes everything but the
  * entry points and optimizes for T (ARCH: "sm_80"/"sm_90" for the GPU).  False with a message

@@ -204,12 +204,12 @@ static bool build(const Plan *p, const char *out, const CgOptions *o, FILE *err,
     narchs = 0;
   }
   for (int a = 0; ok && a < narchs; a++) {
-    LLVMModuleRef gm = cg_module(cx, &l, CG_GPU, o->f64);
+    LLVMModuleRef gm = cg_module(cx, &l, CG_GPU, o);
     ok = cg_finish_module(gm, CG_GPU, cg_archs[a], o, msg, sizeof msg) &&
          (ptx[a] = cg_emit_ptx(gm, cg_archs[a], msg, sizeof msg)) != NULL;
     LLVMDisposeModule(gm);
   }
-  LLVMModuleRef m = ok ? cg_module(cx, &l, CG_CPU, o->f64) : NULL;
+  LLVMModuleRef m = ok ? cg_module(cx, &l, CG_CPU, o) : NULL;
   if (ok) {
     Desc d = {cx, m, LLVMInt32TypeInContext(cx), LLVMInt64TypeInContext(cx), LLVMDoubleTypeInContext(cx),
               LLVMPointerTypeInContext(cx, 0), 0};

@@ -39,6 +39,7 @@ typedef struct {
   LLVMBuilderRef eb;  /* the entry block: allocas and loads of ctx fields */
   bool gpu;
   bool tok_f32;       /* token-level element-wise values in float (CPU, CgOptions.f64 false) */
+  int tok_lanes;      /* the width of a float token loop with exp/log/sigmoid (cg_float_lanes) */
   const CgLayout *l;
   const IrGraph *g;
   LLVMTypeRef f64, f32, i32, i64, i1, ptr, vd;

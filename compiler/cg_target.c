@@ -54,6 +54,14 @@ static bool cg_cpu_known(const char *name) {
   return false;
 }
 
+int cg_float_lanes(const CgOptions *o) {
+  if (o && o->cpu && strcmp(o->cpu, "native")) return 8;
+  char *features = LLVMGetHostCPUFeatures();
+  bool avx512 = features && strstr(features, "+avx512f") != NULL;
+  LLVMDisposeMessage(features);
+  return avx512 ? 16 : 8;
+}
+
 static LLVMTargetMachineRef machine(CgTarget t, const char *arch, const CgOptions *o, char *err, size_t errlen) {
   init_targets();
   char *triple = llvm_str(t == CG_GPU ? NULL : LLVMGetDefaultTargetTriple(), "nvptx64-nvidia-cuda");

@@ -192,7 +192,7 @@ static int emit_code(const Plan *p, const char *arch, const CgOptions *co) {
   CgLayout l;
   cg_layout(&l, p);
   LLVMContextRef cx = LLVMContextCreate();
-  LLVMModuleRef m = cg_module(cx, &l, arch ? CG_GPU : CG_CPU, co->f64);
+  LLVMModuleRef m = cg_module(cx, &l, arch ? CG_GPU : CG_CPU, co);
   char err[1024] = "";
   int status = 1;
   if (cg_finish_module(m, arch ? CG_GPU : CG_CPU, arch, co, err, sizeof err)) {
