@@ -73,6 +73,10 @@ static void elem_rule(Ad *A, int i, int g) {
     if (A->diff[y]) acc(A, y, E(A, IR_NEG, g, -1, -1), s);
     break;
   case IR_MUL:
+    if (x == y) { /* x*x (ir_fold's x^2): 2x g, one term instead of x g + x g */
+      if (A->diff[x]) acc(A, x, D(A, g, E(A, IR_MUL, C(A, 2), x, -1)), s);
+      break;
+    }
     if (A->diff[x]) acc(A, x, D(A, g, y), s);
     if (A->diff[y]) acc(A, y, D(A, g, x), s);
     break;
