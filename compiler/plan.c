@@ -226,12 +226,26 @@ Plan *pl_plan(const IrGraph *g, Diag *d) {
       if (a >= 0 && P->stage[a] == PL_MICRO && !pl_is_data(&g->n[a])) P->in_stat[a] = true;
     }
   }
+  /* rematerialization: the token-level element-wise prologue values a micro pass reads, and
+   * those they are computed from, are computed in the micro pass again (reverse topological
+   * order: a node's consumers are marked before it) */
+  P->in_micro = ir_xcalloc((size_t)nn, sizeof(bool));
+  for (int i = nn - 1; i >= 0; i--) {
+    if (P->stage[i] != PL_MICRO && !P->in_micro[i]) continue;
+    const IrNode *n = &g->n[i];
+    for (int k = 0; k < ir_nslots(n); k++) {
+      int a = n->a[k];
+      if (a >= 0 && P->stage[a] == PL_PRO && g->n[a].level == LV_TOKEN && ir_ops[g->n[a].op].cls == 'e')
+        P->in_micro[a] = true;
+    }
+  }
   bool *member = ir_xcalloc((size_t)nn, sizeof(bool));
   for (PlStage s = PL_PRO; s <= PL_FINAL; s++) {
     for (int i = 0; i < nn; i++)
-      member[i] = !pl_is_data(&g->n[i]) && (s == PL_FINAL  ? P->in_final[i]
-                                            : s == PL_STAT ? P->in_stat[i]
-                                                           : P->stage[i] == s);
+      member[i] = !pl_is_data(&g->n[i]) && (s == PL_FINAL   ? P->in_final[i]
+                                            : s == PL_STAT  ? P->in_stat[i]
+                                            : s == PL_MICRO ? P->stage[i] == s || P->in_micro[i]
+                                                            : P->stage[i] == s);
     make_passes(P, s, member);
   }
   free(member);
@@ -249,6 +263,7 @@ void pl_free(Plan *p) {
   free(p->partial);
   free(p->in_final);
   free(p->in_stat);
+  free(p->in_micro);
   free(p);
 }
 

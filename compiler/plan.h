@@ -43,6 +43,9 @@ typedef struct {
                       values a final sweep recomputes over the whole batch) */
   bool *in_stat;   /* per node: evaluated in the statistics stage (statistics, and the
                       micro-stage values they read, recomputed there over the whole batch) */
+  bool *in_micro;  /* per node: a token-level element-wise prologue value that the micro-batch
+                      passes compute again instead of reading it from a float64 array per token
+                      (rematerialized: an exp or two costs less than 8 bytes written and read) */
   PlPass *passes;
   int npasses;
   bool final_sweep; /* the final stage needs logp/entropy of the whole batch */
