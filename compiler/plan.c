@@ -25,6 +25,12 @@ bool pl_is_data(const IrNode *n) {
   return ir_ops[n->op].cls == 'l' || (n->op == IR_COUNT && n->a[1] < 0);
 }
 
+/* Can node I be computed again in a later pass or stage (rematerialized) rather than read from
+ * its array: a token-level element-wise value. */
+static bool pl_remat(const IrGraph *g, int i) {
+  return g->n[i].level == LV_TOKEN && ir_ops[g->n[i].op].cls == 'e';
+}
+
 static Level use_level(const IrNode *n) {
   return ir_ops[n->op].cls == 'e' ? n->level : n->elev;
 }
@@ -65,16 +71,43 @@ static void make_passes(Plan *P, PlStage S, const bool *member) {
     ready[i] = r;
     if (p > maxp) maxp = p;
   }
+  /* rematerialization across passes: a pass that reads a token-level element-wise value of an
+   * earlier pass computes it again, with the token-level element-wise values it comes from, so
+   * no float64 array per token is written in one sweep and read in the next (16 bytes a token
+   * each; gmpo's clip masks).  Its other arguments are complete before that earlier pass ends:
+   * coarser values, arrays of siblings, inputs.  Not the argument of a sibling op of the pass
+   * (rank, argmax, a scan): the sibling gathers it from its array, outside the pass's loop. */
+  size_t nn = (size_t)g->nn;
+  bool *in = ir_xcalloc(nn * (size_t)(maxp + 1), sizeof(bool)), *sib = ir_xcalloc(nn, sizeof(bool));
+  for (int i = 0; i < g->nn; i++)
+    if (member[i]) in[(size_t)pass[i] * nn + (size_t)i] = true;
+  for (int p = 2; p <= maxp; p++) {
+    memset(sib, 0, nn);
+    for (int i = 0; i < g->nn; i++)
+      if (member[i] && pass[i] == p && ir_ops[g->n[i].op].cls == 's')
+        for (int k = 0; k < ir_nslots(&g->n[i]); k++)
+          if (g->n[i].a[k] >= 0) sib[g->n[i].a[k]] = true;
+    for (int i = g->nn - 1; i >= 0; i--) {
+      if (!in[(size_t)p * nn + (size_t)i] || ir_ops[g->n[i].op].cls == 's') continue;
+      const IrNode *n = &g->n[i];
+      for (int k = 0; k < ir_nslots(n); k++) {
+        int a = n->a[k];
+        if (a >= 0 && member[a] && pass[a] < p && !sib[a] && pl_remat(g, a)) in[(size_t)p * nn + (size_t)a] = true;
+      }
+    }
+  }
+  free(sib);
   for (int p = 1; p <= maxp; p++) {
     PlPass ps = {S, p, LV_BATCH, ir_xcalloc((size_t)g->nn, sizeof(int)), 0};
     for (int i = 0; i < g->nn; i++) {
-      if (!member[i] || pass[i] != p) continue;
+      if (!in[(size_t)p * nn + (size_t)i]) continue;
       ps.nodes[ps.nnodes++] = i;
       if (use_level(&g->n[i]) < ps.loop) ps.loop = use_level(&g->n[i]);
     }
     P->passes = rc_realloc(P->passes, sizeof *P->passes * (size_t)(P->npasses + 1));
     P->passes[P->npasses++] = ps;
   }
+  free(in);
   free(pass);
   free(ready);
 }
@@ -230,15 +263,20 @@ Plan *pl_plan(const IrGraph *g, Diag *d) {
    * those they are computed from, are computed in the micro pass again (reverse topological
    * order: a node's consumers are marked before it) */
   P->in_micro = ir_xcalloc((size_t)nn, sizeof(bool));
+  bool *sib = ir_xcalloc((size_t)nn, sizeof(bool)); /* read by a micro sibling op: stays in its array */
+  for (int i = 0; i < nn; i++)
+    if (P->stage[i] == PL_MICRO && ir_ops[g->n[i].op].cls == 's')
+      for (int k = 0; k < ir_nslots(&g->n[i]); k++)
+        if (g->n[i].a[k] >= 0) sib[g->n[i].a[k]] = true;
   for (int i = nn - 1; i >= 0; i--) {
-    if (P->stage[i] != PL_MICRO && !P->in_micro[i]) continue;
+    if ((P->stage[i] != PL_MICRO && !P->in_micro[i]) || ir_ops[g->n[i].op].cls == 's') continue;
     const IrNode *n = &g->n[i];
     for (int k = 0; k < ir_nslots(n); k++) {
       int a = n->a[k];
-      if (a >= 0 && P->stage[a] == PL_PRO && g->n[a].level == LV_TOKEN && ir_ops[g->n[a].op].cls == 'e')
-        P->in_micro[a] = true;
+      if (a >= 0 && P->stage[a] == PL_PRO && !sib[a] && pl_remat(g, a)) P->in_micro[a] = true;
     }
   }
+  free(sib);
   bool *member = ir_xcalloc((size_t)nn, sizeof(bool));
   for (PlStage s = PL_PRO; s <= PL_FINAL; s++) {
     for (int i = 0; i < nn; i++)
