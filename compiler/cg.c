@@ -281,8 +281,8 @@ static void emit_level(Cg *c, Level L) {
     const IrNode *n = &g->n[i];
     char cls = ir_ops[n->op].cls;
     if (cls == 'r' && closes_at(n, L)) {
-      if (!c->acc[i]) c->acc[i] = cg_new_state(c);
-      cg_st_zero(c, c->acc[i]);
+      if (!c->acc[i]) cg_new_state(c, i);
+      cg_state_zero(c, i);
     }
   }
   for (int j = 0; j < ps->nnodes; j++) {
@@ -313,7 +313,10 @@ static void emit_level(Cg *c, Level L) {
   for (int j = 0; j < ps->nnodes; j++) {
     int i = ps->nodes[j];
     const IrNode *n = &g->n[i];
-    if (ir_ops[n->op].cls == 'r' && n->rlevel == L) c->val[i] = cg_finish(c, n, c->acc[i]);
+    if (ir_ops[n->op].cls == 'r' && n->rlevel == L) {
+      cg_state_collapse(c, i);
+      c->val[i] = cg_finish(c, n, c->acc[i]);
+    }
     if (n->level == L && ir_ops[n->op].cls == 'e' && c->phase[i] == PH_POST) cg_compute(c, i);
   }
   /* 7 */
@@ -329,6 +332,7 @@ static void emit_level(Cg *c, Level L) {
       int r = c->l->red[i];
       if (r < 0) continue;
       if (!after) after = guard_begin(c, true);
+      cg_state_collapse(c, i);
       LLVMValueRef off = LLVMBuildMul(c->b, c->ix[LV_GROUP], ci64(c, 3 * c->l->nred), "");
       off = LLVMBuildAdd(c->b, off, ci64(c, 3 * r), "");
       cg_st_copy(c, gep(c, c->f64, cg_field(c, REIN_CTX_RECORDS, true), off), c->acc[i]);

@@ -105,10 +105,16 @@ void cg_compute(Cg *c, int i);
 
 /* The kernel library's reduction (RkOp) of reduction op OP. */
 int cg_rk_op(IrOp op);
-/* A new reduction state, an alloca [3 x double] in the entry block (not initialized). */
-LLVMValueRef cg_new_state(Cg *c);
-/* State ST := empty; DST := SRC (3 doubles each). */
-void cg_st_zero(Cg *c, LLVMValueRef st);
+/* Reduction I's state c->acc[i] in the entry block (not initialized): an alloca [3 x double], or
+ * CG_VAR_WAYS of them for a variance or standard deviation over tokens on the CPU (cg_accumulate,
+ * cg_state_collapse). */
+void cg_new_state(Cg *c, int i);
+/* Reduction I's state := empty (every way). */
+void cg_state_zero(Cg *c, int i);
+/* Merges the ways of reduction I's state into the first, in order (nothing for a one-way state):
+ * before the state is read (finished, or copied to the group's record). */
+void cg_state_collapse(Cg *c, int i);
+/* DST := SRC (3 doubles each). */
 void cg_st_copy(Cg *c, LLVMValueRef dst, LLVMValueRef src);
 /* Feeds the current element into reduction I's state c->acc[i] (value and filter by cg_get). */
 void cg_accumulate(Cg *c, int i);

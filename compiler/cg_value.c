@@ -254,8 +254,29 @@ int cg_rk_op(IrOp op) { return rk_ops[op]; }
 
 static LLVMValueRef st_ptr(Cg *c, LLVMValueRef st, int k) { return gep(c, c->f64, st, ci64(c, k)); }
 
-void cg_st_zero(Cg *c, LLVMValueRef st) {
-  for (int k = 0; k < 3; k++) LLVMBuildStore(c->b, cf(c, 0), st_ptr(c, st, k));
+/* Welford's update of a variance is a division on one dependency chain per element (about 22
+ * cycles a token), which also keeps its loop scalar.  On the CPU a variance or standard deviation
+ * over tokens therefore keeps CG_VAR_WAYS states, token t feeding state t mod CG_VAR_WAYS (its
+ * index in the batch: the same whatever the threads or micro-batches), merged in order by Chan's
+ * formula before it is read: four chains the processor overlaps.  The interpreter's single chain
+ * gives the same value up to rounding. */
+#define CG_VAR_WAYS 4
+
+static int state_ways(const Cg *c, int i) {
+  const IrNode *n = &c->g->n[i];
+  int op = cg_rk_op(n->op);
+  return !c->gpu && (op == RK_VAR || op == RK_STD) && n->elev == LV_TOKEN ? CG_VAR_WAYS : 1;
+}
+
+void cg_state_zero(Cg *c, int i) {
+  for (int k = 0; k < 3 * state_ways(c, i); k++) LLVMBuildStore(c->b, cf(c, 0), st_ptr(c, c->acc[i], k));
+}
+
+void cg_state_collapse(Cg *c, int i) {
+  for (int w = 1; w < state_ways(c, i); w++) {
+    LLVMValueRef a[3] = {ci32(c, cg_rk_op(c->g->n[i].op)), c->acc[i], st_ptr(c, c->acc[i], 3 * w)};
+    cg_call(c, "rk_merge", LLVMVoidTypeInContext(c->cx), a, 3);
+  }
 }
 
 void cg_st_copy(Cg *c, LLVMValueRef dst, LLVMValueRef src) {
@@ -287,6 +308,10 @@ void cg_accumulate(Cg *c, int i) {
     }
     return;
   }
+  if (state_ways(c, i) > 1) {
+    LLVMValueRef w = LLVMBuildAnd(c->b, c->ix[LV_TOKEN], ci64(c, CG_VAR_WAYS - 1), "");
+    st = gep(c, c->f64, st, LLVMBuildMul(c->b, w, ci64(c, 3), ""));
+  }
   LLVMValueRef a[4] = {ci32(c, op), st, x, LLVMBuildZExt(c->b, keep, c->i32, "")};
   cg_call(c, "rk_acc", LLVMVoidTypeInContext(c->cx), a, 4);
 }
@@ -301,9 +326,8 @@ void cg_block_reduce(Cg *c, int i) {
   cg_call(c, "rk_block_reduce", LLVMVoidTypeInContext(c->cx), a, 2);
 }
 
-/* an alloca [3 x double] in the entry block */
-LLVMValueRef cg_new_state(Cg *c) {
-  return LLVMBuildAlloca(c->eb, LLVMArrayType(c->f64, 3), "st");
+void cg_new_state(Cg *c, int i) {
+  c->acc[i] = LLVMBuildAlloca(c->eb, LLVMArrayType(c->f64, 3 * (unsigned)state_ways(c, i)), "st");
 }
 
 /* ---- the dispatch ---- */
