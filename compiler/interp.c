@@ -267,11 +267,15 @@ static void eval_node(It *it, int i, const View *v) {
   }
 }
 
+/* The passes of stage S over view V.  A prologue value that the micro passes compute again
+ * (Plan.in_micro: the compiled code's saving of memory traffic) keeps its whole-batch array here:
+ * a micro view would replace it with a micro-batch's slice, which a final sweep reads past. */
 static void run_stage(It *it, PlStage s, const View *v) {
   for (int q = 0; q < it->p->npasses; q++) {
     const PlPass *ps = &it->p->passes[q];
     if (ps->stage != s) continue;
-    for (int j = 0; j < ps->nnodes; j++) eval_node(it, ps->nodes[j], v);
+    for (int j = 0; j < ps->nnodes; j++)
+      if (!(s == PL_MICRO && it->p->stage[ps->nodes[j]] == PL_PRO)) eval_node(it, ps->nodes[j], v);
   }
 }
 
