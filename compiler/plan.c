@@ -218,6 +218,10 @@ Plan *pl_plan(const IrGraph *g, Diag *d) {
     char cls = ir_ops[n->op].cls;
     bool batch = (cls == 's' || cls == 'r') && n->rlevel == LV_BATCH;
     if (s == PL_MICRO && batch && cone[i] && !(diff[i] && path[i])) s = PL_STAT;
+    /* a batch-level reduction over tokens that no gradient needs (a metric of prologue values,
+     * such as ppo_mis's mis_frac) is accumulated by the micro passes, which sweep the tokens
+     * anyway, rather than by a prologue sweep of its own */
+    if (s == PL_PRO && cls == 'r' && n->rlevel == LV_BATCH && n->elev == LV_TOKEN && !cone[i]) s = PL_MICRO;
     if (s == PL_MICRO && cls == 's' && n->rlevel == LV_BATCH) s = PL_FINAL;
     P->stage[i] = P->avail[i] = s;
     if (s == PL_MICRO && cls == 'r' && n->rlevel == LV_BATCH) {
@@ -277,6 +281,26 @@ Plan *pl_plan(const IrGraph *g, Diag *d) {
     }
   }
   free(sib);
+  /* a rematerialized value that nothing outside the micro passes reads (no prologue value, no
+   * statistic or final value, not a gradient the synthetic pass writes) is a micro value only:
+   * no prologue pass computes it, and a prologue that swept the tokens for it alone is gone
+   * (reverse topological order: every reader is decided before its arguments) */
+  bool *needed = ir_xcalloc((size_t)nn, sizeof(bool)); /* read outside the micro passes */
+  for (int k = 0; k < IR_NGRADS; k++)
+    if (g->grad[k] >= 0) needed[g->grad[k]] = true;
+  for (int i = nn - 1; i >= 0; i--) {
+    const IrNode *n = &g->n[i];
+    if (pl_is_data(n)) continue;
+    if (P->in_micro[i] && !needed[i]) {
+      P->in_micro[i] = false;
+      P->stage[i] = P->avail[i] = PL_MICRO;
+    }
+    bool outside = P->stage[i] == PL_PRO || P->stage[i] == PL_STAT || P->stage[i] == PL_FINAL || P->in_stat[i] ||
+                   P->in_final[i];
+    for (int k = 0; outside && k < ir_nslots(n); k++)
+      if (n->a[k] >= 0) needed[n->a[k]] = true;
+  }
+  free(needed);
   bool *member = ir_xcalloc((size_t)nn, sizeof(bool));
   for (PlStage s = PL_PRO; s <= PL_FINAL; s++) {
     for (int i = 0; i < nn; i++)
