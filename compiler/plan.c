@@ -14,6 +14,10 @@
  * (the plan's print says so); rank, argmax and argmin at [group] are as safe, micro-batches
  * holding whole groups; at [batch] over a logp-dependent value they wait for the final stage.  GRPO and the REC family come out as a two-pass prologue (group mean/std, then the
  * advantage) and a single token pass that computes the loss partial and the gradient.
+ *
+ * Rematerialization: a token-level element-wise value is computed again in each pass (and in the
+ * micro stage) that reads it rather than stored as a float64 array per token and read back: an
+ * element-wise op costs less than 16 bytes of memory traffic a token (make_passes, pl_plan).
  */
 #include "plan.h"
 #include "rein/common.h"

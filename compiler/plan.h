@@ -9,7 +9,10 @@
  *             values they read; over the whole batch, once the logp/entropy of every micro-batch
  *             are known (the trainer runs a forward-only pass over all micro-batches first);
  *   PL_MICRO  per micro-batch of whole groups: everything that depends on logp/entropy, including
- *             both gradients and the partial sums of batch-level reductions of such values;
+ *             both gradients and the partial sums of batch-level reductions of such values; and,
+ *             to spare the prologue a sweep over the tokens, token-level element-wise values
+ *             that only micro passes read and batch reductions over tokens that no gradient
+ *             needs (metrics);
  *   PL_FINAL  after the last micro-batch: the batch-level reductions are finished and the loss and
  *             metrics that depend on them are computed (a "final sweep" over the whole batch is
  *             needed only when such a value is used again below batch level, in a metric).
