@@ -36,6 +36,11 @@ struct RtOps {
   bool (*scalar)(rt_exec *x, int pass, int entry);
   /* RT_GROUPS/RT_MERGE of pass PASS over groups [g0, g1) */
   bool (*range)(rt_exec *x, int pass, int entry, int64_t g0, int64_t g1);
+  /* RT_GROUPS of the N passes PASSES, in that order, over groups [g0, g1), where no pass reads
+   * what an earlier one merges or ends: the CPU runs every pass on a chunk of groups before the
+   * next chunk, so a later pass finds the chunk's tokens still in the cache; the GPU runs them
+   * pass by pass */
+  bool (*sweep)(rt_exec *x, const int *passes, int n, int64_t g0, int64_t g1);
   /* makes logp/entropy of tokens [t0, t1) of the batch visible to the passes (the GPU copies them) */
   bool (*inputs)(rt_exec *x, int64_t t0, int64_t t1, char *err, size_t errlen);
   /* makes the gradients of tokens [t0, t1) visible in host memory; GRAD: the two float32 arrays

@@ -218,6 +218,12 @@ static bool gpu_range(rt_exec *xb, int pass, int entry, int64_t g0, int64_t g1) 
   return true;
 }
 
+static bool gpu_sweep(rt_exec *xb, const int *passes, int n, int64_t g0, int64_t g1) {
+  for (int j = 0; j < n; j++)
+    if (!gpu_range(xb, passes[j], RT_GROUPS, g0, g1)) return false;
+  return true;
+}
+
 /* logp and entropy of tokens [t0, t1), when the objective reads them */
 static bool gpu_inputs(rt_exec *xb, int64_t t0, int64_t t1, char *err, size_t errlen) {
   GpuExec *x = (GpuExec *)xb;
@@ -260,8 +266,8 @@ static bool gpu_fetch(rt_exec *xb, rt_result *r, char *err, size_t errlen) {
   return true;
 }
 
-static const RtOps gpu_ops = {gpu_prepare, gpu_view, gpu_scalar, gpu_range, gpu_inputs, gpu_grads, gpu_fetch,
-                              gpu_free};
+static const RtOps gpu_ops = {gpu_prepare, gpu_view, gpu_scalar, gpu_range, gpu_sweep, gpu_inputs, gpu_grads,
+                              gpu_fetch, gpu_free};
 
 rt_exec *rt_gpu_new(const rein_objective *d, char *err, size_t errlen) {
   GpuExec *x = rc_calloc(1, sizeof *x);

@@ -230,6 +230,30 @@ static bool cpu_range(rt_exec *xb, int pass, int entry, int64_t g0, int64_t g1) 
   return true;
 }
 
+/* Chunks of about CPU_SWEEP_TOKENS tokens (with 8 per thread at least): a chunk's inputs and
+ * gradient (tens of bytes a token) stay in a core's L2 cache from one pass to the next. */
+#define CPU_SWEEP_TOKENS 32768
+
+static bool cpu_sweep(rt_exec *xb, const int *passes, int npass, int64_t g0, int64_t g1) {
+  CpuExec *x = (CpuExec *)xb;
+  const rein_objective *d = xb->d;
+  int64_t n = g1 - g0;
+  int threads = xb->nthreads > 0 ? xb->nthreads : omp_get_max_threads();
+  int64_t ntoks = xb->b.seq_tok[xb->b.grp_seq[g1]] - xb->b.seq_tok[xb->b.grp_seq[g0]];
+  int64_t nchunks = ntoks / CPU_SWEEP_TOKENS > 8 * (int64_t)threads ? ntoks / CPU_SWEEP_TOKENS : 8 * (int64_t)threads;
+  if (nchunks > n) nchunks = n;
+  rein_ctx *c = &x->ctx;
+  if (threads <= 1 || n < 2) {
+    for (int64_t k = 0; k < nchunks; k++)
+      for (int j = 0; j < npass; j++) d->passes[passes[j]].groups(c, g0 + n * k / nchunks, g0 + n * (k + 1) / nchunks);
+    return true;
+  }
+#pragma omp parallel for schedule(monotonic: dynamic, 1) num_threads(threads)
+  for (int64_t k = 0; k < nchunks; k++)
+    for (int j = 0; j < npass; j++) d->passes[passes[j]].groups(c, g0 + n * k / nchunks, g0 + n * (k + 1) / nchunks);
+  return true;
+}
+
 /* the passes read the caller's arrays in place */
 static bool cpu_inputs(rt_exec *xb, int64_t t0, int64_t t1, char *err, size_t errlen) {
   (void)xb, (void)t0, (void)t1, (void)err, (void)errlen;
@@ -265,8 +289,8 @@ static void cpu_free(rt_exec *xb) {
   free(x);
 }
 
-static const RtOps cpu_ops = {cpu_prepare, cpu_view, cpu_scalar, cpu_range, cpu_inputs, cpu_grads, cpu_fetch,
-                               cpu_free};
+static const RtOps cpu_ops = {cpu_prepare, cpu_view, cpu_scalar, cpu_range, cpu_sweep, cpu_inputs, cpu_grads,
+                               cpu_fetch, cpu_free};
 
 rt_exec *rt_exec_new(rt_objective *o, rt_device device, int nthreads, char *err, size_t errlen) {
   rt_exec *x;
@@ -302,10 +326,36 @@ static bool run_pass(rt_exec *x, int k, int64_t g0, int64_t g1) {
          (!(p->flags & REIN_PASS_END) || ops->scalar(x, k, RT_END));
 }
 
+/* The passes of STAGE over groups [g0, g1), one after another; the micro stage's group sweeps
+ * together (ops->sweep), when more than one pass sweeps and none ends: a micro pass reads no
+ * batch value of an earlier micro pass (a batch reduction of the stage is a partial, read in the
+ * final stage only; plan.h), so only its begin must come first and its merge after. */
 static bool run_stage(rt_exec *x, int stage, int64_t g0, int64_t g1) {
+  const rein_objective *d = x->d;
   x->ops->view(x, g0, g1);
-  for (int k = 0; k < x->d->npasses; k++)
-    if (x->d->passes[k].stage == stage && !run_pass(x, k, g0, g1)) return false;
+  int sweeps[64], nsweep = 0;
+  bool together = stage == REIN_STAGE_MICRO;
+  for (int k = 0; k < d->npasses; k++)
+    if (d->passes[k].stage == stage) {
+      if (d->passes[k].flags & REIN_PASS_END) together = false;
+      if (d->passes[k].flags & REIN_PASS_GROUPS) {
+        if (nsweep == (int)(sizeof sweeps / sizeof *sweeps)) together = false;
+        else sweeps[nsweep++] = k;
+      }
+    }
+  if (!together || nsweep < 2) {
+    for (int k = 0; k < d->npasses; k++)
+      if (d->passes[k].stage == stage && !run_pass(x, k, g0, g1)) return false;
+    return true;
+  }
+  const RtOps *ops = x->ops;
+  for (int k = 0; k < d->npasses; k++)
+    if (d->passes[k].stage == stage && (d->passes[k].flags & REIN_PASS_BEGIN) && !ops->scalar(x, k, RT_BEGIN))
+      return false;
+  if (!ops->sweep(x, sweeps, nsweep, g0, g1)) return false;
+  for (int k = 0; k < d->npasses; k++)
+    if (d->passes[k].stage == stage && (d->passes[k].flags & REIN_PASS_MERGE) && !ops->range(x, k, RT_MERGE, g0, g1))
+      return false;
   return true;
 }
 
