@@ -97,7 +97,7 @@ void cg_pass_info(const CgLayout *l, int k, int *stage, int *loop, int *flags) {
   if (k == p->npasses) { /* the synthetic gradient pass */
     *stage = REIN_STAGE_MICRO;
     *loop = REIN_TOKEN;
-    *flags = REIN_PASS_GROUPS;
+    *flags = REIN_PASS_GROUPS | REIN_PASS_GRADS_ONLY;
     return;
   }
   const PlPass *ps = &p->passes[k];

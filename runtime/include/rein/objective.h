@@ -112,8 +112,11 @@ static inline double rein_uniform(uint64_t seed, uint64_t step, uint64_t group, 
 /* rein_pass.stage, in the order a step runs them */
 enum { REIN_STAGE_PROLOGUE = 1, REIN_STAGE_STAT = 2, REIN_STAGE_MICRO = 3, REIN_STAGE_FINAL = 4 };
 
-/* rein_pass.flags */
-enum { REIN_PASS_BEGIN = 1, REIN_PASS_GROUPS = 2, REIN_PASS_MERGE = 4, REIN_PASS_END = 8 };
+/* rein_pass.flags.  REIN_PASS_GRADS_ONLY: the pass writes gradients that are prologue or data
+ * values and reads no token input (the last pass; the runtime runs it after the micro stage's
+ * other sweeps, not chunk by chunk with them: it would only interleave its writes with their
+ * reads).  A runtime may ignore it. */
+enum { REIN_PASS_BEGIN = 1, REIN_PASS_GROUPS = 2, REIN_PASS_MERGE = 4, REIN_PASS_END = 8, REIN_PASS_GRADS_ONLY = 16 };
 
 /* rein_objective.flags */
 enum {
