@@ -77,9 +77,6 @@ static bool get_u64(Rd *r, json_t *root, const char *key, bool need, uint64_t *o
   return true;
 }
 
-/* The token fields are the built-in inputs before pos, in the input list's order (objective.h),
- * which is the order that defines a sequence's length. */
-
 /* The keys a sequence object may have, in the order the unknown-field message lists them. */
 static const char *const seq_keys[] = {"reward", "logp", "old_logp", "ref_logp", "rollout_logp", "entropy",
                                        "truncated", "lag", "inputs", NULL};
@@ -140,7 +137,9 @@ static bool shapes(Rd *r, const IrGraph *g, json_t *groups, Batch *b, int **lens
           if (k < 0) return fail(r, key, "the objective declares no input of this name");
         }
       }
-      /* the length: the first token array present */
+      /* the length: the first token array present; the token fields are the built-in inputs
+       * before pos, in the input list's order (objective.h), which is the order that defines a
+       * sequence's length */
       const char *first = NULL;
       long long len = -1;
       for (int f = 0; f < IN_POS; f++) {

@@ -35,6 +35,14 @@ static bool pl_remat(const IrGraph *g, int i) {
   return g->n[i].level == LV_TOKEN && ir_ops[g->n[i].op].cls == 'e';
 }
 
+/* Marks in SIB the arguments of node I when it is a sibling op (rank, argmax, a scan): it gathers
+ * them from their arrays, outside any pass's loop, so they are not rematerialized. */
+static void mark_sibling_args(const IrGraph *g, int i, bool *sib) {
+  if (ir_ops[g->n[i].op].cls != 's') return;
+  for (int k = 0; k < ir_nslots(&g->n[i]); k++)
+    if (g->n[i].a[k] >= 0) sib[g->n[i].a[k]] = true;
+}
+
 static Level use_level(const IrNode *n) {
   return ir_ops[n->op].cls == 'e' ? n->level : n->elev;
 }
@@ -88,9 +96,7 @@ static void make_passes(Plan *P, PlStage S, const bool *member) {
   for (int p = 2; p <= maxp; p++) {
     memset(sib, 0, nn);
     for (int i = 0; i < g->nn; i++)
-      if (member[i] && pass[i] == p && ir_ops[g->n[i].op].cls == 's')
-        for (int k = 0; k < ir_nslots(&g->n[i]); k++)
-          if (g->n[i].a[k] >= 0) sib[g->n[i].a[k]] = true;
+      if (member[i] && pass[i] == p) mark_sibling_args(g, i, sib);
     for (int i = g->nn - 1; i >= 0; i--) {
       if (!in[(size_t)p * nn + (size_t)i] || ir_ops[g->n[i].op].cls == 's') continue;
       const IrNode *n = &g->n[i];
@@ -273,9 +279,7 @@ Plan *pl_plan(const IrGraph *g, Diag *d) {
   P->in_micro = ir_xcalloc((size_t)nn, sizeof(bool));
   bool *sib = ir_xcalloc((size_t)nn, sizeof(bool)); /* read by a micro sibling op: stays in its array */
   for (int i = 0; i < nn; i++)
-    if (P->stage[i] == PL_MICRO && ir_ops[g->n[i].op].cls == 's')
-      for (int k = 0; k < ir_nslots(&g->n[i]); k++)
-        if (g->n[i].a[k] >= 0) sib[g->n[i].a[k]] = true;
+    if (P->stage[i] == PL_MICRO) mark_sibling_args(g, i, sib);
   for (int i = nn - 1; i >= 0; i--) {
     if ((P->stage[i] != PL_MICRO && !P->in_micro[i]) || ir_ops[g->n[i].op].cls == 's') continue;
     const IrNode *n = &g->n[i];

@@ -210,23 +210,32 @@ static bool cpu_scalar(rt_exec *xb, int pass, int entry) {
   return true;
 }
 
+static int cpu_threads(const rt_exec *xb) { return xb->nthreads > 0 ? xb->nthreads : omp_get_max_threads(); }
+
+/* The groups functions of the NPASS passes PASSES over groups [g0, g1), cut into NCHUNKS chunks of
+ * whole groups: each chunk goes through every pass, in order, before the next chunk, and the
+ * chunks are spread over THREADS OpenMP threads (any cut gives the same bits: states are kept per
+ * group). */
+static void cpu_chunks(CpuExec *x, const int *passes, int npass, int64_t g0, int64_t g1, int64_t nchunks,
+                       int threads) {
+  const rein_pass *ps = x->base.d->passes;
+  rein_ctx *c = &x->ctx;
+  int64_t n = g1 - g0;
+#pragma omp parallel for schedule(monotonic: dynamic, 1) num_threads(threads) if (threads > 1 && nchunks > 1)
+  for (int64_t k = 0; k < nchunks; k++)
+    for (int j = 0; j < npass; j++) ps[passes[j]].groups(c, g0 + n * k / nchunks, g0 + n * (k + 1) / nchunks);
+}
+
 static bool cpu_range(rt_exec *xb, int pass, int entry, int64_t g0, int64_t g1) {
   CpuExec *x = (CpuExec *)xb;
-  const rein_pass *p = &xb->d->passes[pass];
   if (entry == RT_MERGE) {
-    p->merge(&x->ctx, g0, g1);
+    xb->d->passes[pass].merge(&x->ctx, g0, g1);
     return true;
   }
   int64_t n = g1 - g0;
-  int threads = xb->nthreads > 0 ? xb->nthreads : omp_get_max_threads();
-  int64_t nchunks = n < 8 * (int64_t)threads ? n : 8 * (int64_t)threads;
-  if (threads <= 1 || n < 2) {
-    p->groups(&x->ctx, g0, g1);
-    return true;
-  }
-  rein_ctx *c = &x->ctx;
-#pragma omp parallel for schedule(monotonic: dynamic, 1) num_threads(threads)
-  for (int64_t k = 0; k < nchunks; k++) p->groups(c, g0 + n * k / nchunks, g0 + n * (k + 1) / nchunks);
+  int threads = cpu_threads(xb);
+  int64_t nchunks = threads <= 1 || n < 2 ? 1 : n < 8 * (int64_t)threads ? n : 8 * (int64_t)threads;
+  cpu_chunks(x, &pass, 1, g0, g1, nchunks, threads);
   return true;
 }
 
@@ -235,22 +244,10 @@ static bool cpu_range(rt_exec *xb, int pass, int entry, int64_t g0, int64_t g1) 
 #define CPU_SWEEP_TOKENS 32768
 
 static bool cpu_sweep(rt_exec *xb, const int *passes, int npass, int64_t g0, int64_t g1) {
-  CpuExec *x = (CpuExec *)xb;
-  const rein_objective *d = xb->d;
-  int64_t n = g1 - g0;
-  int threads = xb->nthreads > 0 ? xb->nthreads : omp_get_max_threads();
-  int64_t ntoks = xb->b.seq_tok[xb->b.grp_seq[g1]] - xb->b.seq_tok[xb->b.grp_seq[g0]];
+  int threads = cpu_threads(xb);
+  int64_t n = g1 - g0, ntoks = xb->b.seq_tok[xb->b.grp_seq[g1]] - xb->b.seq_tok[xb->b.grp_seq[g0]];
   int64_t nchunks = ntoks / CPU_SWEEP_TOKENS > 8 * (int64_t)threads ? ntoks / CPU_SWEEP_TOKENS : 8 * (int64_t)threads;
-  if (nchunks > n) nchunks = n;
-  rein_ctx *c = &x->ctx;
-  if (threads <= 1 || n < 2) {
-    for (int64_t k = 0; k < nchunks; k++)
-      for (int j = 0; j < npass; j++) d->passes[passes[j]].groups(c, g0 + n * k / nchunks, g0 + n * (k + 1) / nchunks);
-    return true;
-  }
-#pragma omp parallel for schedule(monotonic: dynamic, 1) num_threads(threads)
-  for (int64_t k = 0; k < nchunks; k++)
-    for (int j = 0; j < npass; j++) d->passes[passes[j]].groups(c, g0 + n * k / nchunks, g0 + n * (k + 1) / nchunks);
+  cpu_chunks((CpuExec *)xb, passes, npass, g0, g1, nchunks < n ? nchunks : n, threads);
   return true;
 }
 

@@ -114,7 +114,8 @@ static void compare_results(const char *file, uint64_t seed, const char *who, co
   compare(file, seed, who, "loss", 0, a->loss, b->loss);
   for (int m = 0; m < g->nmetrics; m++) compare(file, seed, who, g->metrics[m].name, m, a->metrics[m], b->metrics[m]);
   for (int k = 0; k < IR_NGRADS; k++)
-    for (int t = 0; t < a->ntoks; t++) compare(file, seed, who, ir_grad_names[k], t, rt_grad(a, k, t), rt_grad(b, k, t));
+    for (int t = 0; t < a->ntoks; t++)
+      compare(file, seed, who, ir_grad_names[k], t, rt_grad(a, k, t), rt_grad(b, k, t));
 }
 
 static bool identical(const rt_result *a, const rt_result *b, int nmetrics) {

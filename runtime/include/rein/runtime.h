@@ -119,7 +119,8 @@ bool rt_skip(rt_exec *x, int64_t g1, char *err, size_t errlen);
 
 /* Ends the step: finishes the reductions accumulated over the micro-batches, runs the final
  * stage and fills R (loss, metrics and both float32 gradients of the whole batch, r->grad32 — the
- * arrays rt_micro returned, not a copy — valid until the next rt_begin).  Every group must have been in one rt_micro.  False with a message on failure. */
+ * arrays rt_micro returned, not a copy — valid until the next rt_begin).  Every group must have
+ * been in one rt_micro.  False with a message on failure. */
 bool rt_end(rt_exec *x, rt_result *r, char *err, size_t errlen);
 
 /* The whole step: rt_begin, rt_stat, rt_micro on micro-batches of MICRO_GROUPS whole groups (0: one
