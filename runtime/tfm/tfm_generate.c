@@ -192,8 +192,8 @@ void tfm_genout_free(TfmGenOut *o) {
   memset(o, 0, sizeof *o);
 }
 
-int tfm_generate(TfmModel *m, int nseq, const int *off, const int32_t *prompt,
-                 const TfmSampling *s, TfmGenOut *out, char *err, size_t errlen) {
+static int generate(TfmModel *m, int nseq, const int *off, const int32_t *prompt,
+                    const TfmSampling *s, TfmGenOut *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   const TfmConfig *c = &m->cfg;
   int V = c->vocab, D = c->dim;
@@ -311,5 +311,13 @@ done:
   free(hid);
   free(hsel);
   free(z);
+  return rc;
+}
+
+int tfm_generate(TfmModel *m, int nseq, const int *off, const int32_t *prompt,
+                 const TfmSampling *s, TfmGenOut *out, char *err, size_t errlen) {
+  tfm_fp_begin();
+  int rc = generate(m, nseq, off, prompt, s, out, err, errlen);
+  tfm_fp_end();
   return rc;
 }

@@ -33,6 +33,17 @@
 static inline tfm_f tfm_sigmoid(tfm_f g) { return 1 / (1 + tfm_exp(-g)); }
 static inline tfm_f tfm_silu(tfm_f g) { return g * tfm_sigmoid(g); }
 
+/* Subnormal float32 numbers are zero in the executor's arithmetic (docs/executor.md,
+ * "Subnormals"): tfm_forward, tfm_backward and tfm_generate run between tfm_fp_begin and
+ * tfm_fp_end, which set the CPU's flush-to-zero and denormals-are-zero modes on every thread of
+ * the OpenMP team (x86 MXCSR FTZ and DAZ, AArch64 FPCR FZ) and then restore each thread's own
+ * mode.  Without it a trained model's saturated attention makes subnormal gradients, each a
+ * microcode assist in the matrix products: the main job's backward took twice as long.
+ * Nestable; call outside any parallel region, with the team size the kernels then use.  The
+ * float64 build (TFM_F64), the tests' reference, keeps IEEE subnormals: both are no-ops there. */
+void tfm_fp_begin(void);
+void tfm_fp_end(void);
+
 /* C (M,N) = op(A) · op(B) + beta·C, row-major; ta/tb: 0 plain, 1 transposed.
  * op(A) is (M,K): A is (M,K) with lda, or (K,M) when ta.  op(B) is (K,N): B is (K,N), or (N,K)
  * when tb. */

@@ -21,6 +21,46 @@
 #define GEMM cblas_sgemm
 #endif
 
+/* The flush mode of tfm_fp_begin: the control register's bits, and the calling thread's nesting
+ * depth and the bits its outermost begin added (a mode that already flushes is left as it is). */
+#if !defined(TFM_F64) && defined(__x86_64__)
+#include <xmmintrin.h>
+#define FP_FLUSH 0x8040u /* MXCSR: FTZ (bit 15), DAZ (bit 6) */
+static unsigned fp_get(void) { return _mm_getcsr(); }
+static void fp_set(unsigned v) { _mm_setcsr(v); }
+#elif !defined(TFM_F64) && defined(__aarch64__)
+#define FP_FLUSH (1u << 24) /* FPCR: FZ */
+static unsigned fp_get(void) { return __builtin_aarch64_get_fpcr(); }
+static void fp_set(unsigned v) { __builtin_aarch64_set_fpcr(v); }
+#else
+#define FP_FLUSH 0u
+static unsigned fp_get(void) { return 0; }
+static void fp_set(unsigned v) { (void)v; }
+#endif
+static _Thread_local unsigned fp_added; /* the flush bits this thread's outermost begin set */
+static _Thread_local int fp_depth;
+
+/* libomp gives each worker the calling thread's MXCSR at every fork (KMP_INHERIT_FP_CONTROL, on
+ * by default) and gives the caller back its own at the join, so the mode is set on the calling
+ * thread; the parallel regions below set and clear the same bits on the workers for a runtime
+ * that does not pass the mode on (libgomp, or libomp with the inheritance turned off). */
+void tfm_fp_begin(void) {
+  if (!FP_FLUSH || fp_depth++ > 0) return;
+  unsigned cur = fp_get(), add = FP_FLUSH & ~cur;
+  fp_added = add;
+  fp_set(cur | add);
+#pragma omp parallel
+  fp_set(fp_get() | add);
+}
+
+void tfm_fp_end(void) {
+  if (!FP_FLUSH || fp_depth <= 0 || --fp_depth > 0) return;
+  unsigned add = fp_added;
+  fp_set(fp_get() & ~add);
+#pragma omp parallel
+  fp_set(fp_get() & ~add);
+}
+
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 static void blas_single_thread(void) { openblas_set_num_threads(1); }
 

@@ -154,8 +154,8 @@ static int check_batch(const TfmModel *m, const TfmBatch *b, char *err, size_t e
   return 0;
 }
 
-int tfm_forward(TfmModel *m, const TfmBatch *b, tfm_f *logp, tfm_f *entropy, TfmActs **acts_out,
-                char *err, size_t errlen) {
+static int forward(TfmModel *m, const TfmBatch *b, tfm_f *logp, tfm_f *entropy, TfmActs **acts_out,
+                   char *err, size_t errlen) {
   if (acts_out) *acts_out = NULL;
   if (check_batch(m, b, err, errlen)) return -1;
   const TfmConfig *c = &m->cfg;
@@ -299,13 +299,20 @@ int tfm_forward(TfmModel *m, const TfmBatch *b, tfm_f *logp, tfm_f *entropy, Tfm
   return 0;
 }
 
+int tfm_forward(TfmModel *m, const TfmBatch *b, tfm_f *logp, tfm_f *entropy, TfmActs **acts_out,
+                char *err, size_t errlen) {
+  tfm_fp_begin();
+  int rc = forward(m, b, logp, entropy, acts_out, err, errlen);
+  tfm_fp_end();
+  return rc;
+}
+
 void tfm_zero_grad(TfmModel *m) {
   if (!m->grads) m->grads = rc_calloc(m->nparams, sizeof(tfm_f));
   else memset(m->grads, 0, m->nparams * sizeof(tfm_f));
 }
 
-void tfm_backward(TfmModel *m, TfmActs *a, const tfm_f *dlogp, const tfm_f *dentropy) {
-  if (!m->grads) tfm_zero_grad(m);
+static void backward(TfmModel *m, TfmActs *a, const tfm_f *dlogp, const tfm_f *dentropy) {
   const TfmConfig *c = &m->cfg;
   int N = a->N, D = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim, I = c->hidden,
       NL = c->n_layers, qd = H * hd, kvd = KV * hd;
@@ -400,4 +407,11 @@ void tfm_backward(TfmModel *m, TfmActs *a, const tfm_f *dlogp, const tfm_f *dent
     }
   }
   tfm_acts_free(a);
+}
+
+void tfm_backward(TfmModel *m, TfmActs *a, const tfm_f *dlogp, const tfm_f *dentropy) {
+  if (!m->grads) tfm_zero_grad(m);
+  tfm_fp_begin();
+  backward(m, a, dlogp, dentropy);
+  tfm_fp_end();
 }

@@ -291,6 +291,67 @@ static void check_gemm(void) {
       }
 }
 
+/* The flush mode (tfm_fp_begin): subnormals are zero inside it, on every thread of the team,
+ * IEEE again after it; the executor's calls run in it and give each thread its own mode back. */
+#if defined(__x86_64__)
+#include <omp.h>
+#include <xmmintrin.h>
+static unsigned csr_of[64];
+static void read_modes(void) {
+#pragma omp parallel
+  csr_of[omp_get_thread_num() & 63] = _mm_getcsr() & 0xffc0u;   /* the mode, not the flags */
+}
+static void check_flush(void) {
+  unsigned before[64];
+  read_modes();
+  memcpy(before, csr_of, sizeof before);
+  /* A product with a subnormal operand, split across the threads (16 columns each). */
+  enum { M = 4, N = 64 * 16, K = 8 };
+  static tfm_f A[M * K], B[K * N], C[M * N];
+  for (int i = 0; i < M * K; i++) A[i] = 0x1p-130f;   /* subnormal */
+  for (int i = 0; i < K * N; i++) B[i] = 1;
+  int nonzero = 0;
+  tfm_gemm(0, 0, M, N, K, A, K, B, N, 0, C, N);
+  for (int i = 0; i < M * N; i++) nonzero += C[i] != 0;
+  CHECK(nonzero == M * N, "IEEE mode: %d of %d products of subnormals are non-zero", nonzero, M * N);
+  tfm_fp_begin();
+  tfm_fp_begin();   /* nested */
+  tfm_fp_end();
+  nonzero = 0;
+  tfm_gemm(0, 0, M, N, K, A, K, B, N, 0, C, N);
+  for (int i = 0; i < M * N; i++) nonzero += C[i] != 0;
+  CHECK(nonzero == 0, "flush mode: %d of %d products of subnormals are non-zero", nonzero, M * N);
+  tfm_fp_end();
+  read_modes();
+  CHECK(!memcmp(before, csr_of, sizeof before), "tfm_fp_end did not restore every thread's mode");
+  /* A backward from subnormal dlogp: every gradient is exactly zero (in IEEE arithmetic the head's
+   * dz = dlogp (onehot - p) and dW = dz^T xf would be subnormal, not zero). */
+  TfmModel *m = make_model(0);
+  Batch b;
+  make_batch(m, &b);
+  for (int n = 0; n < b.N; n++) {
+    b.glp[n] = b.tgt[n] >= 0 ? 0x1p-128f : 0;
+    b.gen[n] = 0;
+  }
+  grads_of(m, &b, b.S);
+  size_t nz = 0;
+  for (size_t i = 0; i < m->nparams; i++) nz += m->grads[i] != 0;
+  CHECK(nz == 0, "backward from subnormal dlogp: %zu of %zu gradients are non-zero", nz, m->nparams);
+  read_modes();
+  CHECK(!memcmp(before, csr_of, sizeof before), "forward/backward changed a thread's floating-point mode");
+  int off[2] = {0, 3};
+  int32_t prompt[3] = {1, 2, 3};
+  TfmSampling s = {1.0, 1, 0, 4, 0, NULL, 5, 0};
+  TfmGenOut o;
+  char err[256];
+  CHECK(!tfm_generate(m, 1, off, prompt, &s, &o, err, sizeof err), "generate: %s", err);
+  tfm_genout_free(&o);
+  read_modes();
+  CHECK(!memcmp(before, csr_of, sizeof before), "generate changed a thread's floating-point mode");
+  tfm_model_free(m);
+}
+#endif
+
 /* Repeating a step or a generation gives the same bits. */
 static void check_determinism(void) {
   TfmModel *m = make_model(0);
@@ -511,6 +572,9 @@ int main(int argc, char **argv) {
   check_adamw();
 #else
   check_gemm();
+#if defined(__x86_64__)
+  check_flush();
+#endif
   check_determinism();
 #endif
   check_rope_tab();

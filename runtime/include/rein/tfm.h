@@ -19,7 +19,8 @@
  * (matrix products by OpenBLAS) with float64 accumulation of every reduction over the model
  * dimension or the vocabulary; compiled with TFM_F64 (library reintfm64) every value is float64,
  * which the finite-difference tests use.  Results are bit-identical for the same inputs, seed and
- * thread count.
+ * thread count.  Forward, backward and generation count float32 subnormals as zero (the CPU's
+ * flush modes, set for the call on its OpenMP team and then restored; docs/executor.md).
  */
 #ifndef REIN_TFM_H
 #define REIN_TFM_H
