@@ -5,6 +5,10 @@
  * element is computed by one call over its whole K dimension.  The library must be a threaded
  * build: those lock their buffer allocator, so concurrent calls are safe (Debian's serial build
  * does not, and concurrent calls into it corrupt results under load).
+ *
+ * One shape has its own kernel: A B^T with a few rows of A (2 to 32: a decode step's rows times
+ * a weight matrix stored (out, in)), where OpenBLAS spends more time packing the weights than
+ * multiplying (gemm_rows below, AVX-512 hosts only; tfm_gemm_ref is its reference in the tests).
  */
 #include "tfm_internal.h"
 
@@ -64,6 +68,83 @@ void tfm_fp_end(void) {
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 static void blas_single_thread(void) { openblas_set_num_threads(1); }
 
+#if !defined(TFM_F64) && defined(__x86_64__)
+#include <immintrin.h>
+#define GEMM_ROWS_MAX 32
+
+/* The sums of the 16 lanes of each of v[0..15], in lane l of the result for v[l].  Each level
+ * adds lanes i and i + w of every vector (w = 8, 4, 2, 1: tfm_dot's tree) and packs two vectors'
+ * halves into one, so no lane is summed twice and the order is the same for every output. */
+__attribute__((target("avx512f"))) static __m512 lane_sums16(const __m512 v[16]) {
+  static const int idx[4][2][16] = {
+      {{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
+       {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}},
+      {{0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27},
+       {4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31}},
+      {{0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29},
+       {2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31}},
+      {{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30},
+       {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31}}};
+  __m512 w[16];
+  for (int q = 0; q < 16; q++) w[q] = v[q];
+  for (int lv = 0, n = 16; lv < 4; lv++, n /= 2) {
+    __m512i lo = _mm512_loadu_si512(idx[lv][0]), hi = _mm512_loadu_si512(idx[lv][1]);
+    for (int p = 0; p < n / 2; p++)
+      w[p] = _mm512_add_ps(_mm512_permutex2var_ps(w[2 * p], lo, w[2 * p + 1]),
+                           _mm512_permutex2var_ps(w[2 * p], hi, w[2 * p + 1]));
+  }
+  return w[0];
+}
+
+/* acc[4i + j] += a[i][k:k+16] * b[j][k:k+16] lane by lane (the lanes outside mask read as 0). */
+__attribute__((target("avx512f"), always_inline)) static inline void tile_step(__m512 acc[16], const float *a[4],
+                                                                            const float *b[4], int k,
+                                                                            __mmask16 mask) {
+  __m512 va[4], vb[4];
+  for (int i = 0; i < 4; i++) va[i] = _mm512_maskz_loadu_ps(mask, a[i] + k);
+  for (int j = 0; j < 4; j++) vb[j] = _mm512_maskz_loadu_ps(mask, b[j] + k);
+  for (int i = 0; i < 4; i++)
+    for (int j = 0; j < 4; j++) acc[4 * i + j] = _mm512_fmadd_ps(va[i], vb[j], acc[4 * i + j]);
+}
+
+/* C[:, n0:n1] = A B[n0:n1]^T + beta C, A (M,K), B (N,K), C (M,N), row-major.  Tiles of 4 rows of A
+ * by 4 rows of B: 16 accumulators of 16 lanes over K (lane l sums k ≡ l mod 16, the last partial
+ * block through a masked load), then lane_sums16.  An edge tile repeats its last row and stores
+ * only the real ones, so every output has the same arithmetic wherever the tile and the thread
+ * blocks fall: the bits do not depend on the thread count. */
+__attribute__((target("avx512f"))) static void gemm_rows(int M, int n0, int n1, int K, const float *A,
+                                                       int lda, const float *B, int ldb, float beta,
+                                                       float *C, int ldc) {
+  int K16 = K & ~15;
+  __mmask16 tail = (__mmask16)((1u << (K - K16)) - 1);
+  for (int n = n0; n < n1; n += 4) {
+    const float *b[4];
+    for (int j = 0; j < 4; j++) b[j] = B + (size_t)(n + j < n1 ? n + j : n1 - 1) * ldb;
+    for (int m = 0; m < M; m += 4) {
+      const float *a[4];
+      for (int i = 0; i < 4; i++) a[i] = A + (size_t)(m + i < M ? m + i : M - 1) * lda;
+      __m512 acc[16];
+      for (int q = 0; q < 16; q++) acc[q] = _mm512_setzero_ps();
+      for (int k = 0; k < K16; k += 16) tile_step(acc, a, b, k, 0xffff);
+      if (tail) tile_step(acc, a, b, K16, tail);
+      float r[16];
+      _mm512_storeu_ps(r, lane_sums16(acc));
+      for (int i = 0; i < 4 && m + i < M; i++)
+        for (int j = 0; j < 4 && n + j < n1; j++) {
+          float *c = C + (size_t)(m + i) * ldc + n + j;
+          *c = beta == 0 ? r[4 * i + j] : beta * *c + r[4 * i + j];
+        }
+    }
+  }
+}
+
+static int have_avx512(void) {
+  static int have = -1;
+  if (have < 0) have = __builtin_cpu_supports("avx512f") ? 1 : 0;
+  return have;
+}
+#endif
+
 void tfm_gemm(int ta, int tb, int M, int N, int K, const tfm_f *A, int lda, const tfm_f *B,
               int ldb, tfm_f beta, tfm_f *C, int ldc) {
   if (M <= 0 || N <= 0) return;
@@ -71,6 +152,15 @@ void tfm_gemm(int ta, int tb, int M, int N, int K, const tfm_f *A, int lda, cons
   enum CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
   int nt = omp_get_max_threads();
   double work = (double)M * N * K;
+#if !defined(TFM_F64) && defined(__x86_64__)
+  if (!ta && tb && M >= 2 && M <= GEMM_ROWS_MAX && K > 0 && have_avx512()) {
+    /* Columns in blocks of 16 per thread (one block when the product is small). */
+    int blk = nt <= 1 || work < 262144.0 ? N : (((N + nt - 1) / nt) + 15) & ~15;
+#pragma omp parallel for schedule(static) if (blk < N)
+    for (int s = 0; s < N; s += blk) gemm_rows(M, s, s + blk < N ? s + blk : N, K, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+#endif
   if (nt <= 1 || work < 262144.0 || K == 0) {
     tfm_gemm1(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
     return;

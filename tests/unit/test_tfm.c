@@ -16,6 +16,7 @@
 #include "../../runtime/tfm/tfm_internal.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,7 +270,10 @@ static void check_adamw(void) {
 /* The matrix product against its naive reference, every transpose combination, with the sizes
  * that make it split across threads and the ones that do not. */
 static void check_gemm(void) {
-  int sizes[][3] = {{1, 1, 1}, {3, 70, 5}, {97, 33, 64}, {200, 129, 40}, {64, 512, 80}, {513, 17, 300}};
+  /* The first row's sizes and (2..32, *, *) with tb go to gemm_rows on an AVX-512 host: edge tiles
+   * in M and N, K below, at and past a multiple of 16, split and unsplit across the threads. */
+  int sizes[][3] = {{1, 1, 1}, {3, 70, 5}, {97, 33, 64}, {200, 129, 40}, {64, 512, 80}, {513, 17, 300},
+                    {2, 3, 16}, {5, 37, 15}, {16, 1024, 384}, {17, 613, 33}, {32, 900, 100}, {33, 70, 20}};
   for (unsigned k = 0; k < sizeof sizes / sizeof *sizes; k++)
     for (int ta = 0; ta < 2; ta++)
       for (int tb = 0; tb < 2; tb++) {
@@ -284,6 +288,20 @@ static void check_gemm(void) {
         double worst = 0;
         for (int i = 0; i < M * N; i++) worst = fmax(worst, fabs(C[i] - R[i]) / (1 + fabs(R[i])));
         CHECK(worst < 1e-5 * sqrt(K), "gemm %dx%dx%d ta=%d tb=%d: relative error %.3g", M, N, K, ta, tb, worst);
+#ifndef TFM_F64
+        /* gemm_rows: the same bits on one thread as on all of them (another split of the columns;
+         * OpenBLAS's products promise this only for the same thread count). */
+        if (!ta && tb && M >= 2 && M <= 32) {
+        tfm_gemm(ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, 0, C, N);
+        memcpy(R, C, sizeof(tfm_f) * M * N);
+        int nt = omp_get_max_threads();
+        omp_set_num_threads(1);
+        tfm_gemm(ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, 0, C, N);
+        omp_set_num_threads(nt);
+        CHECK(!memcmp(C, R, sizeof(tfm_f) * M * N), "gemm %dx%dx%d ta=%d tb=%d: one thread and %d differ", M, N, K,
+              ta, tb, nt);
+        }
+#endif
         free(A);
         free(B);
         free(C);
@@ -294,7 +312,6 @@ static void check_gemm(void) {
 /* The flush mode (tfm_fp_begin): subnormals are zero inside it, on every thread of the team,
  * IEEE again after it; the executor's calls run in it and give each thread its own mode back. */
 #if defined(__x86_64__)
-#include <omp.h>
 #include <xmmintrin.h>
 static unsigned csr_of[64];
 static void read_modes(void) {
