@@ -72,25 +72,9 @@ static void step(const TfmModel *m, Cache *kc, int R, const int *seq, const int 
       double *sc = rc_malloc(((size_t)kc->maxlen + 1) * sizeof(double));
 #pragma omp for schedule(monotonic: dynamic, 4)
       for (int t = 0; t < R * H; t++) {
-        int i = t / H, h = t % H, gk = h / per, L = pos[i] + 1;
-        const tfm_f *qi = q + ((size_t)i * H + h) * hd;
-        double mx = -INFINITY, sum = 0;
-        for (int j = 0; j < L; j++) {
-          tfm_f s = tfm_dot(qi, cache_at(kc, kc->K, l, seq[i], j) + (size_t)gk * hd, hd);
-          sc[j] = (tfm_f)(s * scale);
-          mx = sc[j] > mx ? sc[j] : mx;
-        }
-        for (int j = 0; j < L; j++) {
-          sc[j] = tfm_exp(sc[j] - mx);
-          sum += sc[j];
-        }
-        tfm_f *o = ao + ((size_t)i * H + h) * hd;
-        for (int d = 0; d < hd; d++) o[d] = 0;
-        for (int j = 0; j < L; j++) {
-          tfm_f pj = (tfm_f)(sc[j] / sum);
-          const tfm_f *vj = cache_at(kc, kc->V, l, seq[i], j) + (size_t)gk * hd;
-          for (int d = 0; d < hd; d++) o[d] += pj * vj[d];
-        }
+        int i = t / H, h = t % H, gk = h / per;
+        tfm_attend_row(pos[i] + 1, hd, scale, q + ((size_t)i * H + h) * hd, cache_at(kc, kc->K, l, seq[i], 0) + (size_t)gk * hd,
+               cache_at(kc, kc->V, l, seq[i], 0) + (size_t)gk * hd, kc->kvd, sc, ao + ((size_t)i * H + h) * hd);
       }
       free(sc);
     }

@@ -68,6 +68,15 @@ static inline tfm_f tfm_dot(const tfm_f *a, const tfm_f *b, int n) {
   return acc[0];
 }
 
+/* One query row attending to L keys and values (row j of each at K + j * stride, hd wide):
+ * o = softmax(q K^T * scale) V, the scores by tfm_dot, the softmax's sum in double, o summed over
+ * j in order.  sc: (L) scratch.  On an AVX-512 host a vector version with the same order of
+ * operations (it fuses multiply-adds); tfm_attend_row_ref is the plain one. */
+void tfm_attend_row(int L, int hd, double scale, const tfm_f *q, const tfm_f *K, const tfm_f *V, int stride,
+                    double *sc, tfm_f *o);
+void tfm_attend_row_ref(int L, int hd, double scale, const tfm_f *q, const tfm_f *K, const tfm_f *V, int stride,
+                        double *sc, tfm_f *o);
+
 /* y = x / rms(x) * w per row; rinv[n] = 1/sqrt(mean(x^2) + eps).  x, y: (N,D); y may be x. */
 void tfm_rmsnorm(int N, int D, const tfm_f *x, const tfm_f *w, double eps, tfm_f *y, tfm_f *rinv);
 /* Backward of tfm_rmsnorm: dx += ..., dw += ... (dw may be NULL). */

@@ -125,7 +125,13 @@ __attribute__((target("avx512f"))) static void gemm_rows(int M, int n0, int n1, 
       for (int i = 0; i < 4; i++) a[i] = A + (size_t)(m + i < M ? m + i : M - 1) * lda;
       __m512 acc[16];
       for (int q = 0; q < 16; q++) acc[q] = _mm512_setzero_ps();
-      for (int k = 0; k < K16; k += 16) tile_step(acc, a, b, k, 0xffff);
+      if (m == 0 && n + 4 < n1) /* the first pass over these rows of B fetches the next four's */
+        for (int k = 0; k < K16; k += 16) {
+          for (int j = 0; j < 4; j++) _mm_prefetch((const char *)(b[j] + k + (size_t)4 * ldb), _MM_HINT_T0);
+          tile_step(acc, a, b, k, 0xffff);
+        }
+      else
+        for (int k = 0; k < K16; k += 16) tile_step(acc, a, b, k, 0xffff);
       if (tail) tile_step(acc, a, b, K16, tail);
       float r[16];
       _mm512_storeu_ps(r, lane_sums16(acc));
@@ -135,6 +141,52 @@ __attribute__((target("avx512f"))) static void gemm_rows(int M, int n0, int n1, 
           *c = beta == 0 ? r[4 * i + j] : beta * *c + r[4 * i + j];
         }
     }
+  }
+}
+
+/* tfm_attend_row on AVX-512: the scores 16 keys at a time (one accumulator per key, lane l summing
+ * the dimensions d ≡ l mod 16, then lane_sums16: tfm_dot's order), and o in registers, 64
+ * dimensions at a time, each lane summing over j in order. */
+__attribute__((target("avx512f"))) static void attend_row16(int L, int hd, double scale, const float *q,
+                                                          const float *K, const float *V, int stride,
+                                                          double *sc, float *o) {
+  int h16 = hd & ~15;
+  __mmask16 tail = (__mmask16)((1u << (hd - h16)) - 1);
+  double mx = -INFINITY, sum = 0;
+  for (int j0 = 0; j0 < L; j0 += 16) {
+    __m512 acc[16];
+    for (int jj = 0; jj < 16; jj++) {
+      const float *k = K + (size_t)(j0 + jj < L ? j0 + jj : L - 1) * stride;
+      __m512 a = _mm512_setzero_ps();
+      for (int d = 0; d < h16; d += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(q + d), _mm512_loadu_ps(k + d), a);
+      if (tail) a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, q + h16), _mm512_maskz_loadu_ps(tail, k + h16), a);
+      acc[jj] = a;
+    }
+    float s[16];
+    _mm512_storeu_ps(s, lane_sums16(acc));
+    for (int jj = 0; jj < 16 && j0 + jj < L; jj++) {
+      sc[j0 + jj] = (float)(s[jj] * scale);
+      mx = sc[j0 + jj] > mx ? sc[j0 + jj] : mx;
+    }
+  }
+  for (int j = 0; j < L; j++) {
+    sc[j] = tfm_exp(sc[j] - mx);
+    sum += sc[j];
+  }
+  for (int d0 = 0; d0 < hd; d0 += 64) {
+    __m512 acc[4];
+    __mmask16 m[4];
+    for (int u = 0; u < 4; u++) {
+      int d = d0 + 16 * u, left = hd - d;
+      m[u] = left >= 16 ? 0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+      acc[u] = _mm512_setzero_ps();
+    }
+    for (int j = 0; j < L; j++) {
+      __m512 p = _mm512_set1_ps((float)(sc[j] / sum));
+      const float *v = V + (size_t)j * stride + d0;
+      for (int u = 0; u < 4; u++) acc[u] = _mm512_fmadd_ps(p, _mm512_maskz_loadu_ps(m[u], v + 16 * u), acc[u]);
+    }
+    for (int u = 0; u < 4; u++) _mm512_mask_storeu_ps(o + d0 + 16 * u, m[u], acc[u]);
   }
 }
 
@@ -210,6 +262,37 @@ void tfm_gemm_ref(int ta, int tb, int M, int N, int K, const tfm_f *A, int lda, 
       tfm_f *c = &C[(size_t)i * ldc + j];
       *c = (tfm_f)(s + (beta == 0 ? 0 : beta * *c));
     }
+}
+
+void tfm_attend_row_ref(int L, int hd, double scale, const tfm_f *q, const tfm_f *K, const tfm_f *V, int stride,
+                        double *sc, tfm_f *o) {
+  double mx = -INFINITY, sum = 0;
+  for (int j = 0; j < L; j++) {
+    tfm_f s = tfm_dot(q, K + (size_t)j * stride, hd);
+    sc[j] = (tfm_f)(s * scale);
+    mx = sc[j] > mx ? sc[j] : mx;
+  }
+  for (int j = 0; j < L; j++) {
+    sc[j] = tfm_exp(sc[j] - mx);
+    sum += sc[j];
+  }
+  for (int d = 0; d < hd; d++) o[d] = 0;
+  for (int j = 0; j < L; j++) {
+    tfm_f pj = (tfm_f)(sc[j] / sum);
+    const tfm_f *vj = V + (size_t)j * stride;
+    for (int d = 0; d < hd; d++) o[d] += pj * vj[d];
+  }
+}
+
+void tfm_attend_row(int L, int hd, double scale, const tfm_f *q, const tfm_f *K, const tfm_f *V, int stride,
+                    double *sc, tfm_f *o) {
+#if !defined(TFM_F64) && defined(__x86_64__)
+  if (have_avx512()) {
+    attend_row16(L, hd, scale, q, K, V, stride, sc, o);
+    return;
+  }
+#endif
+  tfm_attend_row_ref(L, hd, scale, q, K, V, stride, sc, o);
 }
 
 void tfm_rmsnorm(int N, int D, const tfm_f *x, const tfm_f *w, double eps, tfm_f *y, tfm_f *rinv) {

@@ -309,6 +309,30 @@ static void check_gemm(void) {
       }
 }
 
+/* The decode step's attention row against its plain reference: key counts across the 16-key
+ * blocks, head widths below, at and past multiples of 16 and of 64. */
+static void check_attend_row(void) {
+  int Ls[] = {1, 15, 16, 17, 40, 129}, hds[] = {8, 16, 30, 64, 80, 128};
+  for (unsigned a = 0; a < sizeof Ls / sizeof *Ls; a++)
+    for (unsigned h = 0; h < sizeof hds / sizeof *hds; h++) {
+      int L = Ls[a], hd = hds[h], stride = 2 * hd + 3;
+      tfm_f *q = malloc(sizeof(tfm_f) * hd), *K = malloc(sizeof(tfm_f) * L * stride),
+            *V = malloc(sizeof(tfm_f) * L * stride), o[128], r[128];
+      double *sc = malloc(sizeof(double) * L);
+      for (int i = 0; i < hd; i++) q[i] = (tfm_f)nrand();
+      for (int i = 0; i < L * stride; i++) K[i] = (tfm_f)nrand(), V[i] = (tfm_f)nrand();
+      tfm_attend_row(L, hd, 1 / sqrt(hd), q, K, V, stride, sc, o);
+      tfm_attend_row_ref(L, hd, 1 / sqrt(hd), q, K, V, stride, sc, r);
+      double worst = 0;
+      for (int d = 0; d < hd; d++) worst = fmax(worst, fabs(o[d] - r[d]) / (1 + fabs(r[d])));
+      CHECK(worst < 1e-5, "attend_row L=%d hd=%d: relative error %.3g", L, hd, worst);
+      free(q);
+      free(K);
+      free(V);
+      free(sc);
+    }
+}
+
 /* The flush mode (tfm_fp_begin): subnormals are zero inside it, on every thread of the team,
  * IEEE again after it; the executor's calls run in it and give each thread its own mode back. */
 #if defined(__x86_64__)
@@ -589,6 +613,7 @@ int main(int argc, char **argv) {
   check_adamw();
 #else
   check_gemm();
+  check_attend_row();
 #if defined(__x86_64__)
   check_flush();
 #endif
