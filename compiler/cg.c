@@ -378,6 +378,36 @@ static void emit_begin(Cg *c, int k) {
   fn_end(c);
 }
 
+/* The synthetic pass's gradient V (float, the same for every token of the sequence: a value of a
+ * coarser level) into GP[lo..hi) on an x86 host.  The whole 64-byte lines inside the range are
+ * written by non-temporal stores of 16 lanes: a gradient array is the largest write of a step and
+ * is overwritten whole, so reading it into the cache first (a plain store's read for ownership)
+ * would double its traffic.  The partial lines at either end get plain stores; the values are the
+ * same either way. */
+static void fill_grad(Cg *c, LLVMValueRef gp, LLVMValueRef v, LLVMValueRef lo, LLVMValueRef hi) {
+  LLVMValueRef addr = LLVMBuildPtrToInt(c->b, gep(c, c->f32, gp, lo), c->i64, "");
+  LLVMValueRef pad = LLVMBuildLShr(c->b, LLVMBuildAnd(c->b, LLVMBuildNeg(c->b, addr, ""), ci64(c, 63), ""), ci64(c, 2), "");
+  LLVMValueRef a = LLVMBuildAdd(c->b, lo, pad, "");
+  a = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, a, hi, ""), a, hi, "");
+  LLVMValueRef z = LLVMBuildAdd(c->b, a, LLVMBuildAnd(c->b, LLVMBuildSub(c->b, hi, a, ""), ci64(c, -16), ""), "");
+  LLVMValueRef ends[3][2] = {{lo, a}, {a, z}, {z, hi}};
+  LLVMTypeRef vt = LLVMVectorType(c->f32, 16);
+  LLVMValueRef splat = LLVMBuildShuffleVector(c->b, LLVMBuildInsertElement(c->b, LLVMGetPoison(vt), v, ci32(c, 0), ""),
+                                              LLVMGetPoison(vt), LLVMConstNull(LLVMVectorType(c->i32, 16)), "");
+  for (int r = 0; r < 3; r++) {
+    Loop L;
+    LLVMValueRef t = loop_begin(c, &L, ends[r][0], ends[r][1], ci64(c, r == 1 ? 16 : 1));
+    LLVMValueRef st = LLVMBuildStore(c->b, r == 1 ? splat : v, gep(c, c->f32, gp, t));
+    if (r == 1) {
+      LLVMSetAlignment(st, 64);
+      LLVMMetadataRef one = LLVMValueAsMetadata(ci32(c, 1));
+      LLVMSetMetadata(st, LLVMGetMDKindIDInContext(c->cx, "nontemporal", 11),
+                      LLVMMetadataAsValue(c->cx, LLVMMDNodeInContext2(c->cx, &one, 1)));
+    }
+    loop_end(c, &L);
+  }
+}
+
 static void emit_groups(Cg *c, int k) {
   char name[64];
   rein_entry_name(name, k, REIN_ENTRY_GROUPS);
@@ -386,6 +416,7 @@ static void emit_groups(Cg *c, int k) {
   if (!c->ps) { /* the synthetic pass: gradients that are prologue or data values */
     c->par = LV_TOKEN;
   }
+  bool fills = !c->ps && !c->gpu && cg_host_x86();
   Loop lp;
   LLVMBasicBlockRef skip = NULL;
   if (c->gpu) {
@@ -408,15 +439,26 @@ static void emit_groups(Cg *c, int k) {
     Loop ls, lt;
     c->ix[LV_SEQ] = loop_begin(c, &ls, lo, hi, ci64(c, 1));
     cg_span(c, LV_SEQ, LV_TOKEN, &lo, &hi);
-    c->ix[LV_TOKEN] = loop_split(c, &lt, lo, hi, true);
+    bool per_token = false;
     for (int q = 0; q < IR_NGRADS; q++) {
       int i = g->grad[q];
-      if (i >= 0 && cg_grad_synthetic(c->l->p, i)) {
-        LLVMValueRef gp = cg_field(c, REIN_CTX_GRAD + q, true);
-        LLVMBuildStore(c->b, LLVMBuildFPTrunc(c->b, cg_get(c, i), c->f32, ""), gep(c, c->f32, gp, c->ix[LV_TOKEN]));
-      }
+      if (i < 0 || !cg_grad_synthetic(c->l->p, i)) continue;
+      if (fills && g->n[i].level > LV_TOKEN)
+        fill_grad(c, cg_field(c, REIN_CTX_GRAD + q, true), LLVMBuildFPTrunc(c->b, cg_get(c, i), c->f32, ""), lo, hi);
+      else
+        per_token = true;
     }
-    loop_end(c, &lt);
+    if (per_token) {
+      c->ix[LV_TOKEN] = loop_split(c, &lt, lo, hi, true);
+      for (int q = 0; q < IR_NGRADS; q++) {
+        int i = g->grad[q];
+        if (i >= 0 && cg_grad_synthetic(c->l->p, i) && !(fills && g->n[i].level > LV_TOKEN)) {
+          LLVMValueRef gp = cg_field(c, REIN_CTX_GRAD + q, true);
+          LLVMBuildStore(c->b, LLVMBuildFPTrunc(c->b, cg_get(c, i), c->f32, ""), gep(c, c->f32, gp, c->ix[LV_TOKEN]));
+        }
+      }
+      loop_end(c, &lt);
+    }
     loop_end(c, &ls);
   }
   if (c->gpu) {
@@ -425,6 +467,8 @@ static void emit_groups(Cg *c, int k) {
   } else {
     loop_end(c, &lp);
   }
+  if (fills) /* the non-temporal stores are weakly ordered: done before the caller's barrier */
+    cg_call(c, "llvm.x86.sse.sfence", LLVMVoidTypeInContext(c->cx), NULL, 0);
   fn_end(c);
 }
 

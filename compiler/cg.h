@@ -63,6 +63,9 @@ LLVMModuleRef cg_module(LLVMContextRef cx, const CgLayout *l, CgTarget t, const 
  * Measured (docs/performance.md): 16 lanes make GRPO's token loop 1.2-1.3x faster on AVX-512;
  * on AVX2 they are no faster than 8. */
 int cg_float_lanes(const CgOptions *o);
+/* Is the host (the CPU target's triple) x86-64?  Its synthetic gradient pass writes whole cache
+ * lines with non-temporal stores (cg.c, fill_grad). */
+bool cg_host_x86(void);
 
 /* Links the support library (and libdevice for the GPU) into M, internalizes everything but the
  * entry points and optimizes for T (ARCH: "sm_80"/"sm_90" for the GPU).  False with a message

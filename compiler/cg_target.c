@@ -54,6 +54,13 @@ static bool cg_cpu_known(const char *name) {
   return false;
 }
 
+bool cg_host_x86(void) {
+  char *triple = LLVMGetDefaultTargetTriple();
+  bool x86 = triple && !strncmp(triple, "x86_64", 6);
+  LLVMDisposeMessage(triple);
+  return x86;
+}
+
 int cg_float_lanes(const CgOptions *o) {
   if (o && o->cpu && strcmp(o->cpu, "native")) return 8;
   char *features = LLVMGetHostCPUFeatures();
