@@ -386,7 +386,8 @@ static void emit_begin(Cg *c, int k) {
  * same either way. */
 static void fill_grad(Cg *c, LLVMValueRef gp, LLVMValueRef v, LLVMValueRef lo, LLVMValueRef hi) {
   LLVMValueRef addr = LLVMBuildPtrToInt(c->b, gep(c, c->f32, gp, lo), c->i64, "");
-  LLVMValueRef pad = LLVMBuildLShr(c->b, LLVMBuildAnd(c->b, LLVMBuildNeg(c->b, addr, ""), ci64(c, 63), ""), ci64(c, 2), "");
+  LLVMValueRef pad = LLVMBuildAnd(c->b, LLVMBuildNeg(c->b, addr, ""), ci64(c, 63), ""); /* bytes to a line */
+  pad = LLVMBuildLShr(c->b, pad, ci64(c, 2), "");
   LLVMValueRef a = LLVMBuildAdd(c->b, lo, pad, "");
   a = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, a, hi, ""), a, hi, "");
   LLVMValueRef z = LLVMBuildAdd(c->b, a, LLVMBuildAnd(c->b, LLVMBuildSub(c->b, hi, a, ""), ci64(c, -16), ""), "");
@@ -416,7 +417,7 @@ static void emit_groups(Cg *c, int k) {
   if (!c->ps) { /* the synthetic pass: gradients that are prologue or data values */
     c->par = LV_TOKEN;
   }
-  bool fills = !c->ps && !c->gpu && cg_host_x86();
+  bool fills = !c->ps && !c->gpu && cg_host_x86(); /* fill_grad the coarser-level gradients */
   Loop lp;
   LLVMBasicBlockRef skip = NULL;
   if (c->gpu) {
@@ -439,23 +440,21 @@ static void emit_groups(Cg *c, int k) {
     Loop ls, lt;
     c->ix[LV_SEQ] = loop_begin(c, &ls, lo, hi, ci64(c, 1));
     cg_span(c, LV_SEQ, LV_TOKEN, &lo, &hi);
-    bool per_token = false;
+    int per_token[IR_NGRADS], nper = 0; /* the gradients written token by token */
     for (int q = 0; q < IR_NGRADS; q++) {
       int i = g->grad[q];
       if (i < 0 || !cg_grad_synthetic(c->l->p, i)) continue;
       if (fills && g->n[i].level > LV_TOKEN)
         fill_grad(c, cg_field(c, REIN_CTX_GRAD + q, true), LLVMBuildFPTrunc(c->b, cg_get(c, i), c->f32, ""), lo, hi);
       else
-        per_token = true;
+        per_token[nper++] = q;
     }
-    if (per_token) {
+    if (nper) {
       c->ix[LV_TOKEN] = loop_split(c, &lt, lo, hi, true);
-      for (int q = 0; q < IR_NGRADS; q++) {
-        int i = g->grad[q];
-        if (i >= 0 && cg_grad_synthetic(c->l->p, i) && !(fills && g->n[i].level > LV_TOKEN)) {
-          LLVMValueRef gp = cg_field(c, REIN_CTX_GRAD + q, true);
-          LLVMBuildStore(c->b, LLVMBuildFPTrunc(c->b, cg_get(c, i), c->f32, ""), gep(c, c->f32, gp, c->ix[LV_TOKEN]));
-        }
+      for (int j = 0; j < nper; j++) {
+        LLVMValueRef gp = cg_field(c, REIN_CTX_GRAD + per_token[j], true);
+        LLVMValueRef v = LLVMBuildFPTrunc(c->b, cg_get(c, g->grad[per_token[j]]), c->f32, "");
+        LLVMBuildStore(c->b, v, gep(c, c->f32, gp, c->ix[LV_TOKEN]));
       }
       loop_end(c, &lt);
     }

@@ -73,8 +73,10 @@ static void step(const TfmModel *m, Cache *kc, int R, const int *seq, const int 
 #pragma omp for schedule(monotonic: dynamic, 4)
       for (int t = 0; t < R * H; t++) {
         int i = t / H, h = t % H, gk = h / per;
-        tfm_attend_row(pos[i] + 1, hd, scale, q + ((size_t)i * H + h) * hd, cache_at(kc, kc->K, l, seq[i], 0) + (size_t)gk * hd,
-               cache_at(kc, kc->V, l, seq[i], 0) + (size_t)gk * hd, kc->kvd, sc, ao + ((size_t)i * H + h) * hd);
+        const tfm_f *K = cache_at(kc, kc->K, l, seq[i], 0) + (size_t)gk * hd,
+                    *V = cache_at(kc, kc->V, l, seq[i], 0) + (size_t)gk * hd;
+        tfm_attend_row(pos[i] + 1, hd, scale, q + ((size_t)i * H + h) * hd, K, V, kc->kvd, sc,
+                       ao + ((size_t)i * H + h) * hd);
       }
       free(sc);
     }
