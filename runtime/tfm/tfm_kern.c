@@ -190,11 +190,8 @@ __attribute__((target("avx512f"))) static void attend_row16(int L, int hd, doubl
   }
 }
 
-static int have_avx512(void) {
-  static int have = -1;
-  if (have < 0) have = __builtin_cpu_supports("avx512f") ? 1 : 0;
-  return have;
-}
+/* The CPU model is read once at start-up by the compiler's runtime; this is a load and a test. */
+static int have_avx512(void) { return __builtin_cpu_supports("avx512f"); }
 #endif
 
 void tfm_gemm(int ta, int tb, int M, int N, int K, const tfm_f *A, int lda, const tfm_f *B,
