@@ -34,8 +34,12 @@ static unsigned fp_get(void) { return _mm_getcsr(); }
 static void fp_set(unsigned v) { _mm_setcsr(v); }
 #elif !defined(TFM_F64) && defined(__aarch64__)
 #define FP_FLUSH (1u << 24) /* FPCR: FZ */
-static unsigned fp_get(void) { return __builtin_aarch64_get_fpcr(); }
-static void fp_set(unsigned v) { __builtin_aarch64_set_fpcr(v); }
+static unsigned fp_get(void) {
+  unsigned long v;
+  __asm__ volatile("mrs %0, fpcr" : "=r"(v));
+  return (unsigned)v;
+}
+static void fp_set(unsigned v) { __asm__ volatile("msr fpcr, %0" : : "r"((unsigned long)v)); }
 #else
 #define FP_FLUSH 0u
 static unsigned fp_get(void) { return 0; }
