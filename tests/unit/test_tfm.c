@@ -269,6 +269,15 @@ static void check_adamw(void) {
 #else
 /* The matrix product against its naive reference, every transpose combination, with the sizes
  * that make it split across threads and the ones that do not. */
+/* Does tfm_gemm take gemm_rows for its shapes on this host (x86-64 with AVX-512)? */
+__attribute__((unused)) static int gemm_rows_host(void) {
+#if defined(__x86_64__)
+  return __builtin_cpu_supports("avx512f");
+#else
+  return 0;
+#endif
+}
+
 static void check_gemm(void) {
   /* The first row's sizes and (2..32, *, *) with tb go to gemm_rows on an AVX-512 host: edge tiles
    * in M and N, K below, at and past a multiple of 16, split and unsplit across the threads. */
@@ -291,7 +300,7 @@ static void check_gemm(void) {
 #ifndef TFM_F64
         /* gemm_rows: the same bits on one thread as on all of them (another split of the columns;
          * OpenBLAS's products promise this only for the same thread count). */
-        if (!ta && tb && M >= 2 && M <= 32) {
+        if (!ta && tb && M >= 2 && M <= 32 && gemm_rows_host()) {
         tfm_gemm(ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, 0, C, N);
         memcpy(R, C, sizeof(tfm_f) * M * N);
         int nt = omp_get_max_threads();
