@@ -115,6 +115,7 @@ static void fn_begin(Cg *c, const char *name, bool range) {
   LLVMPositionBuilderAtEnd(c->eb, c->entry);
   LLVMPositionBuilderAtEnd(c->b, start);
   memset(c->field, 0, sizeof c->field);
+  c->fill_used = false;
   memset(c->ix, 0, sizeof c->ix);
   memset(c->val, 0, sizeof(LLVMValueRef) * (size_t)c->g->nn);
   memset(c->acc, 0, sizeof(LLVMValueRef) * (size_t)c->g->nn);
@@ -132,11 +133,45 @@ static void fn_begin(Cg *c, const char *name, bool range) {
 }
 
 static void fn_end(Cg *c) {
+  if (c->fill_used) /* fill_grad's non-temporal stores are weakly ordered: done before returning */
+    cg_call(c, "llvm.x86.sse.sfence", LLVMVoidTypeInContext(c->cx), NULL, 0);
   LLVMBuildRetVoid(c->b);
   LLVMBuildBr(c->eb, LLVMGetNextBasicBlock(c->entry));
 }
 
 /* ---- the sweep: stores, sibling ops, the body of each level ---- */
+
+/* Gradient value V (float, the same for every token of the range: a value of a coarser level)
+ * into GP[lo..hi), on an x86 host (c->nt_fill).  The whole 64-byte lines inside the range are
+ * written by non-temporal stores of 16 lanes: a gradient array is the largest write of a step and
+ * is overwritten whole, so reading it into the cache first (a plain store's read for ownership)
+ * would double its traffic.  The partial lines at either end get plain stores; the values are the
+ * same either way. */
+static void fill_grad(Cg *c, LLVMValueRef gp, LLVMValueRef v, LLVMValueRef lo, LLVMValueRef hi) {
+  LLVMValueRef addr = LLVMBuildPtrToInt(c->b, gep(c, c->f32, gp, lo), c->i64, "");
+  LLVMValueRef pad = LLVMBuildAnd(c->b, LLVMBuildNeg(c->b, addr, ""), ci64(c, 63), ""); /* bytes to a line */
+  pad = LLVMBuildLShr(c->b, pad, ci64(c, 2), "");
+  LLVMValueRef a = LLVMBuildAdd(c->b, lo, pad, "");
+  a = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, a, hi, ""), a, hi, "");
+  LLVMValueRef z = LLVMBuildAdd(c->b, a, LLVMBuildAnd(c->b, LLVMBuildSub(c->b, hi, a, ""), ci64(c, -16), ""), "");
+  LLVMValueRef ends[3][2] = {{lo, a}, {a, z}, {z, hi}};
+  LLVMTypeRef vt = LLVMVectorType(c->f32, 16);
+  LLVMValueRef splat = LLVMBuildShuffleVector(c->b, LLVMBuildInsertElement(c->b, LLVMGetPoison(vt), v, ci32(c, 0), ""),
+                                              LLVMGetPoison(vt), LLVMConstNull(LLVMVectorType(c->i32, 16)), "");
+  c->fill_used = true; /* the function ends with a fence (fn_end) */
+  for (int r = 0; r < 3; r++) {
+    Loop L;
+    LLVMValueRef t = loop_begin(c, &L, ends[r][0], ends[r][1], ci64(c, r == 1 ? 16 : 1));
+    LLVMValueRef st = LLVMBuildStore(c->b, r == 1 ? splat : v, gep(c, c->f32, gp, t));
+    if (r == 1) {
+      LLVMSetAlignment(st, 64);
+      LLVMMetadataRef one = LLVMValueAsMetadata(ci32(c, 1));
+      LLVMSetMetadata(st, LLVMGetMDKindIDInContext(c->cx, "nontemporal", 11),
+                      LLVMMetadataAsValue(c->cx, LLVMMDNodeInContext2(c->cx, &one, 1)));
+    }
+    loop_end(c, &L);
+  }
+}
 
 /* Writes value V of the current element of level L to the gradient K of each of its tokens. */
 static void write_grad(Cg *c, int k, Level L, LLVMValueRef v) {
@@ -148,6 +183,10 @@ static void write_grad(Cg *c, int k, Level L, LLVMValueRef v) {
   }
   LLVMValueRef lo, hi;
   cg_span(c, L, LV_TOKEN, &lo, &hi);
+  if (c->nt_fill) {
+    fill_grad(c, gp, v32, lo, hi);
+    return;
+  }
   Loop lp;
   LLVMValueRef t = loop_split(c, &lp, lo, hi, L != c->par); /* a uniform value: split the writes */
   LLVMBuildStore(c->b, v32, gep(c, c->f32, gp, t));
@@ -378,37 +417,6 @@ static void emit_begin(Cg *c, int k) {
   fn_end(c);
 }
 
-/* The synthetic pass's gradient V (float, the same for every token of the sequence: a value of a
- * coarser level) into GP[lo..hi) on an x86 host.  The whole 64-byte lines inside the range are
- * written by non-temporal stores of 16 lanes: a gradient array is the largest write of a step and
- * is overwritten whole, so reading it into the cache first (a plain store's read for ownership)
- * would double its traffic.  The partial lines at either end get plain stores; the values are the
- * same either way. */
-static void fill_grad(Cg *c, LLVMValueRef gp, LLVMValueRef v, LLVMValueRef lo, LLVMValueRef hi) {
-  LLVMValueRef addr = LLVMBuildPtrToInt(c->b, gep(c, c->f32, gp, lo), c->i64, "");
-  LLVMValueRef pad = LLVMBuildAnd(c->b, LLVMBuildNeg(c->b, addr, ""), ci64(c, 63), ""); /* bytes to a line */
-  pad = LLVMBuildLShr(c->b, pad, ci64(c, 2), "");
-  LLVMValueRef a = LLVMBuildAdd(c->b, lo, pad, "");
-  a = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, a, hi, ""), a, hi, "");
-  LLVMValueRef z = LLVMBuildAdd(c->b, a, LLVMBuildAnd(c->b, LLVMBuildSub(c->b, hi, a, ""), ci64(c, -16), ""), "");
-  LLVMValueRef ends[3][2] = {{lo, a}, {a, z}, {z, hi}};
-  LLVMTypeRef vt = LLVMVectorType(c->f32, 16);
-  LLVMValueRef splat = LLVMBuildShuffleVector(c->b, LLVMBuildInsertElement(c->b, LLVMGetPoison(vt), v, ci32(c, 0), ""),
-                                              LLVMGetPoison(vt), LLVMConstNull(LLVMVectorType(c->i32, 16)), "");
-  for (int r = 0; r < 3; r++) {
-    Loop L;
-    LLVMValueRef t = loop_begin(c, &L, ends[r][0], ends[r][1], ci64(c, r == 1 ? 16 : 1));
-    LLVMValueRef st = LLVMBuildStore(c->b, r == 1 ? splat : v, gep(c, c->f32, gp, t));
-    if (r == 1) {
-      LLVMSetAlignment(st, 64);
-      LLVMMetadataRef one = LLVMValueAsMetadata(ci32(c, 1));
-      LLVMSetMetadata(st, LLVMGetMDKindIDInContext(c->cx, "nontemporal", 11),
-                      LLVMMetadataAsValue(c->cx, LLVMMDNodeInContext2(c->cx, &one, 1)));
-    }
-    loop_end(c, &L);
-  }
-}
-
 static void emit_groups(Cg *c, int k) {
   char name[64];
   rein_entry_name(name, k, REIN_ENTRY_GROUPS);
@@ -417,7 +425,7 @@ static void emit_groups(Cg *c, int k) {
   if (!c->ps) { /* the synthetic pass: gradients that are prologue or data values */
     c->par = LV_TOKEN;
   }
-  bool fills = !c->ps && !c->gpu && cg_host_x86(); /* fill_grad the coarser-level gradients */
+  bool fills = !c->ps && c->nt_fill; /* fill_grad the coarser-level gradients */
   Loop lp;
   LLVMBasicBlockRef skip = NULL;
   if (c->gpu) {
@@ -466,8 +474,6 @@ static void emit_groups(Cg *c, int k) {
   } else {
     loop_end(c, &lp);
   }
-  if (fills) /* the non-temporal stores are weakly ordered: done before the caller's barrier */
-    cg_call(c, "llvm.x86.sse.sfence", LLVMVoidTypeInContext(c->cx), NULL, 0);
   fn_end(c);
 }
 
@@ -542,6 +548,7 @@ LLVMModuleRef cg_module(LLVMContextRef cx, const CgLayout *l, CgTarget t, const 
   c->gpu = t == CG_GPU;
   c->tok_f32 = !c->gpu && !o->f64;
   c->tok_lanes = c->tok_f32 ? cg_float_lanes(o) : 0;
+  c->nt_fill = !c->gpu && cg_host_x86();
   c->l = l;
   c->g = l->p->g;
   c->m = LLVMModuleCreateWithNameInContext(c->g->objective, cx);

@@ -40,6 +40,7 @@ typedef struct {
   bool gpu;
   bool tok_f32;       /* token-level element-wise values in float (CPU, CgOptions.f64 false) */
   int tok_lanes;      /* the width of a float token loop with exp/log/sigmoid (cg_float_lanes) */
+  bool nt_fill;       /* coarser-level gradients are written by fill_grad (CPU, x86 host) */
   const CgLayout *l;
   const IrGraph *g;
   LLVMTypeRef f64, f32, i32, i64, i1, ptr, vd;
@@ -57,6 +58,7 @@ typedef struct {
   char *phase;
   Level par;        /* the level split among threads; LV_COUNT when none */
   bool write_grads; /* this pass writes gradients (the micro stage) */
+  bool fill_used;   /* this function has fill_grad's non-temporal stores (it ends with a fence) */
 } Cg;
 
 /* Constants, and the few one-instruction helpers both files use. */
