@@ -9,6 +9,12 @@
  * One shape has its own kernel: A B^T with a few rows of A (2 to 32: a decode step's rows times
  * a weight matrix stored (out, in)), where OpenBLAS spends more time packing the weights than
  * multiplying (gemm_rows below, AVX-512 hosts only; tfm_gemm_ref is its reference in the tests).
+ * The decode step's attention row has an AVX-512 kernel too (tfm_attend_row, beside its plain
+ * reference tfm_attend_row_ref).  Both are chosen by the CPU at run time: the runtime is compiled
+ * for baseline x86-64.
+ *
+ * This file also owns the executor's floating-point mode (tfm_fp_begin / tfm_fp_end: subnormals
+ * count as zero while the executor runs).
  */
 #include "tfm_internal.h"
 
