@@ -425,7 +425,6 @@ static void emit_groups(Cg *c, int k) {
   if (!c->ps) { /* the synthetic pass: gradients that are prologue or data values */
     c->par = LV_TOKEN;
   }
-  bool fills = !c->ps && c->nt_fill; /* fill_grad the coarser-level gradients */
   Loop lp;
   LLVMBasicBlockRef skip = NULL;
   if (c->gpu) {
@@ -448,12 +447,12 @@ static void emit_groups(Cg *c, int k) {
     Loop ls, lt;
     c->ix[LV_SEQ] = loop_begin(c, &ls, lo, hi, ci64(c, 1));
     cg_span(c, LV_SEQ, LV_TOKEN, &lo, &hi);
-    int per_token[IR_NGRADS], nper = 0; /* the gradients written token by token */
+    int per_token[IR_NGRADS], nper = 0; /* the gradients that are token values */
     for (int q = 0; q < IR_NGRADS; q++) {
       int i = g->grad[q];
       if (i < 0 || !cg_grad_synthetic(c->l->p, i)) continue;
-      if (fills && g->n[i].level > LV_TOKEN)
-        fill_grad(c, cg_field(c, REIN_CTX_GRAD + q, true), LLVMBuildFPTrunc(c->b, cg_get(c, i), c->f32, ""), lo, hi);
+      if (g->n[i].level > LV_TOKEN)
+        write_grad(c, q, LV_SEQ, cg_get(c, i)); /* one value for the sequence's tokens */
       else
         per_token[nper++] = q;
     }
