@@ -78,6 +78,20 @@ void tfm_fp_end(void) {
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 static void blas_single_thread(void) { openblas_set_num_threads(1); }
 
+/* A product below this many multiply-adds runs on one thread: splitting it costs more. */
+#define GEMM_SPLIT_MIN 262144.0
+
+/* The attention row's softmax numerators: sc[j] := exp(sc[j] - mx), returning their sum (in
+ * order, in double): tfm_attend_row_ref's and attend_row16's, the same bits. */
+static double softmax_exp(double *sc, int L, double mx) {
+  double sum = 0;
+  for (int j = 0; j < L; j++) {
+    sc[j] = tfm_exp(sc[j] - mx);
+    sum += sc[j];
+  }
+  return sum;
+}
+
 #if !defined(TFM_F64) && defined(__x86_64__)
 #include <immintrin.h>
 #define GEMM_ROWS_MAX 32
@@ -162,7 +176,7 @@ __attribute__((target("avx512f"))) static void attend_row16(int L, int hd, doubl
                                                           double *sc, float *o) {
   int h16 = hd & ~15;
   __mmask16 tail = (__mmask16)((1u << (hd - h16)) - 1);
-  double mx = -INFINITY, sum = 0;
+  double mx = -INFINITY;
   for (int j0 = 0; j0 < L; j0 += 16) {
     __m512 acc[16];
     for (int jj = 0; jj < 16; jj++) {
@@ -179,10 +193,7 @@ __attribute__((target("avx512f"))) static void attend_row16(int L, int hd, doubl
       mx = sc[j0 + jj] > mx ? sc[j0 + jj] : mx;
     }
   }
-  for (int j = 0; j < L; j++) {
-    sc[j] = tfm_exp(sc[j] - mx);
-    sum += sc[j];
-  }
+  double sum = softmax_exp(sc, L, mx);
   for (int d0 = 0; d0 < hd; d0 += 64) {
     __m512 acc[4];
     __mmask16 m[4];
@@ -214,13 +225,13 @@ void tfm_gemm(int ta, int tb, int M, int N, int K, const tfm_f *A, int lda, cons
 #if !defined(TFM_F64) && defined(__x86_64__)
   if (!ta && tb && M >= 2 && M <= GEMM_ROWS_MAX && K > 0 && have_avx512()) {
     /* Columns in blocks of 16 per thread (one block when the product is small). */
-    int blk = nt <= 1 || work < 262144.0 ? N : (((N + nt - 1) / nt) + 15) & ~15;
+    int blk = nt <= 1 || work < GEMM_SPLIT_MIN ? N : (((N + nt - 1) / nt) + 15) & ~15;
 #pragma omp parallel for schedule(static) if (blk < N)
     for (int s = 0; s < N; s += blk) gemm_rows(M, s, s + blk < N ? s + blk : N, K, A, lda, B, ldb, beta, C, ldc);
     return;
   }
 #endif
-  if (nt <= 1 || work < 262144.0 || K == 0) {
+  if (nt <= 1 || work < GEMM_SPLIT_MIN || K == 0) {
     tfm_gemm1(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
     return;
   }
@@ -273,16 +284,13 @@ void tfm_gemm_ref(int ta, int tb, int M, int N, int K, const tfm_f *A, int lda, 
 
 void tfm_attend_row_ref(int L, int hd, double scale, const tfm_f *q, const tfm_f *K, const tfm_f *V, int stride,
                         double *sc, tfm_f *o) {
-  double mx = -INFINITY, sum = 0;
+  double mx = -INFINITY;
   for (int j = 0; j < L; j++) {
     tfm_f s = tfm_dot(q, K + (size_t)j * stride, hd);
     sc[j] = (tfm_f)(s * scale);
     mx = sc[j] > mx ? sc[j] : mx;
   }
-  for (int j = 0; j < L; j++) {
-    sc[j] = tfm_exp(sc[j] - mx);
-    sum += sc[j];
-  }
+  double sum = softmax_exp(sc, L, mx);
   for (int d = 0; d < hd; d++) o[d] = 0;
   for (int j = 0; j < L; j++) {
     tfm_f pj = (tfm_f)(sc[j] / sum);
