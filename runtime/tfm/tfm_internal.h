@@ -44,6 +44,9 @@ static inline tfm_f tfm_silu(tfm_f g) { return g * tfm_sigmoid(g); }
 void tfm_fp_begin(void);
 void tfm_fp_end(void);
 
+/* tfm_gemm's own kernel (gemm_rows, AVX-512 hosts) takes A B^T with 2 to this many rows of A. */
+#define TFM_GEMM_ROWS_MAX 32
+
 /* C (M,N) = op(A) · op(B) + beta·C, row-major; ta/tb: 0 plain, 1 transposed.
  * op(A) is (M,K): A is (M,K) with lda, or (K,M) when ta.  op(B) is (K,N): B is (K,N), or (N,K)
  * when tb. */

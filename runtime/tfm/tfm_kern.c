@@ -94,7 +94,6 @@ static double softmax_exp(double *sc, int L, double mx) {
 
 #if !defined(TFM_F64) && defined(__x86_64__)
 #include <immintrin.h>
-#define GEMM_ROWS_MAX 32
 
 /* The sums of the 16 lanes of each of v[0..15], in lane l of the result for v[l].  Each level
  * adds lanes i and i + w of every vector (w = 8, 4, 2, 1: tfm_dot's tree) and packs two vectors'
@@ -223,7 +222,7 @@ void tfm_gemm(int ta, int tb, int M, int N, int K, const tfm_f *A, int lda, cons
   int nt = omp_get_max_threads();
   double work = (double)M * N * K;
 #if !defined(TFM_F64) && defined(__x86_64__)
-  if (!ta && tb && M >= 2 && M <= GEMM_ROWS_MAX && K > 0 && have_avx512()) {
+  if (!ta && tb && M >= 2 && M <= TFM_GEMM_ROWS_MAX && K > 0 && have_avx512()) {
     /* Columns in blocks of 16 per thread (one block when the product is small). */
     int blk = nt <= 1 || work < GEMM_SPLIT_MIN ? N : (((N + nt - 1) / nt) + 15) & ~15;
 #pragma omp parallel for schedule(static) if (blk < N)

@@ -267,10 +267,8 @@ static void check_adamw(void) {
   tfm_model_free(m);
 }
 #else
-/* The matrix product against its naive reference, every transpose combination, with the sizes
- * that make it split across threads and the ones that do not. */
 /* Does tfm_gemm take gemm_rows for its shapes on this host (x86-64 with AVX-512)? */
-__attribute__((unused)) static int gemm_rows_host(void) {
+static int gemm_rows_host(void) {
 #if defined(__x86_64__)
   return __builtin_cpu_supports("avx512f");
 #else
@@ -278,9 +276,12 @@ __attribute__((unused)) static int gemm_rows_host(void) {
 #endif
 }
 
+/* The matrix product against its naive reference, every transpose combination, with the sizes
+ * that make it split across threads and the ones that do not. */
 static void check_gemm(void) {
-  /* The first row's sizes and (2..32, *, *) with tb go to gemm_rows on an AVX-512 host: edge tiles
-   * in M and N, K below, at and past a multiple of 16, split and unsplit across the threads. */
+  /* The second row's sizes and (2..32, *, *) with tb go to gemm_rows on an AVX-512 host: edge tiles
+   * in M and N, K below, at and past a multiple of 16, split and unsplit across the threads; 33
+   * rows is the first too many. */
   int sizes[][3] = {{1, 1, 1}, {3, 70, 5}, {97, 33, 64}, {200, 129, 40}, {64, 512, 80}, {513, 17, 300},
                     {2, 3, 16}, {5, 37, 15}, {16, 1024, 384}, {17, 613, 33}, {32, 900, 100}, {33, 70, 20}};
   for (unsigned k = 0; k < sizeof sizes / sizeof *sizes; k++)
@@ -300,15 +301,15 @@ static void check_gemm(void) {
 #ifndef TFM_F64
         /* gemm_rows: the same bits on one thread as on all of them (another split of the columns;
          * OpenBLAS's products promise this only for the same thread count). */
-        if (!ta && tb && M >= 2 && M <= 32 && gemm_rows_host()) {
-        tfm_gemm(ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, 0, C, N);
-        memcpy(R, C, sizeof(tfm_f) * M * N);
-        int nt = omp_get_max_threads();
-        omp_set_num_threads(1);
-        tfm_gemm(ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, 0, C, N);
-        omp_set_num_threads(nt);
-        CHECK(!memcmp(C, R, sizeof(tfm_f) * M * N), "gemm %dx%dx%d ta=%d tb=%d: one thread and %d differ", M, N, K,
-              ta, tb, nt);
+        if (!ta && tb && M >= 2 && M <= TFM_GEMM_ROWS_MAX && gemm_rows_host()) {
+          tfm_gemm(ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, 0, C, N);
+          memcpy(R, C, sizeof(tfm_f) * M * N);
+          int nt = omp_get_max_threads();
+          omp_set_num_threads(1);
+          tfm_gemm(ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, 0, C, N);
+          omp_set_num_threads(nt);
+          CHECK(!memcmp(C, R, sizeof(tfm_f) * M * N), "gemm %dx%dx%d ta=%d tb=%d: one thread and %d differ", M, N,
+                K, ta, tb, nt);
         }
 #endif
         free(A);
