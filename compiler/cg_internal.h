@@ -51,6 +51,7 @@ typedef struct {
   LLVMValueRef ix[LV_COUNT];           /* the current group, sequence, token (i64) */
   LLVMValueRef *val;                   /* per node: its value in this function (same pass) */
   LLVMValueRef *acc;                   /* per reduction node: its state (alloca [3 x double]) */
+  LLVMValueRef *part;                  /* per block-summed node: its float partial (cg_block_sum) */
   LLVMValueRef tid, ntid;              /* GPU: thread index and count (i64); CPU: 0 and 1 */
   /* the current pass */
   const PlPass *ps;
@@ -124,5 +125,15 @@ void cg_accumulate(Cg *c, int i);
 LLVMValueRef cg_finish(Cg *c, const IrNode *n, LLVMValueRef st);
 /* GPU: merges the block's per-thread states of reduction I (c->acc[i]) into each thread's. */
 void cg_block_reduce(Cg *c, int i);
+
+/* Is reduction I summed in float over blocks of CG_SUM_BLOCK tokens (a sum, mean or count over
+ * the tokens of a float32 token loop on the CPU)?  cg_accumulate then adds each token to the
+ * float partial c->part[i]; cg.c cuts the token loop into blocks, and before and after each block
+ * calls cg_part_zero and cg_part_flush, which adds the partial to the float64 state (and, for a
+ * reduction without a filter, the block's NTOK tokens to its count: nothing counts them one by one). */
+#define CG_SUM_BLOCK 256
+bool cg_block_sum(const Cg *c, int i);
+void cg_part_zero(Cg *c, int i);
+void cg_part_flush(Cg *c, int i, LLVMValueRef ntok);
 
 #endif

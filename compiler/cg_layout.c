@@ -26,6 +26,27 @@ static bool in_pass(const PlPass *ps, int i) {
   return false;
 }
 
+/* REPORT[i] := node i's value reaches the loss and the metrics and nothing else: it is one of
+ * them, or every node that reads it is such a node (the nodes are in topological order). */
+static void reports(const IrGraph *g, bool *report) {
+  bool *used = ir_xcalloc((size_t)g->nn, sizeof(bool));
+  for (int i = 0; i < g->nn; i++) report[i] = true;
+  for (int k = 0; k < IR_NGRADS; k++)
+    if (g->grad[k] >= 0) report[g->grad[k]] = false;
+  for (int j = g->nn - 1; j >= 0; j--) {
+    bool out = j == g->loss;
+    for (int m = 0; m < g->nmetrics; m++) out = out || g->metrics[m].node == j;
+    if (!used[j] && !out) report[j] = false; /* dead, or read by nothing the outputs need */
+    for (int k = 0; k < ir_nslots(&g->n[j]); k++) {
+      int a = g->n[j].a[k];
+      if (a < 0) continue;
+      used[a] = true;
+      if (!report[j]) report[a] = false;
+    }
+  }
+  free(used);
+}
+
 void cg_layout(CgLayout *l, const Plan *p) {
   const IrGraph *g = p->g;
   memset(l, 0, sizeof *l);
@@ -33,6 +54,8 @@ void cg_layout(CgLayout *l, const Plan *p) {
   l->store = ir_xcalloc((size_t)g->nn, sizeof(int));
   l->red = ir_xcalloc((size_t)g->nn, sizeof(int));
   l->pass_of = ir_xcalloc((size_t)g->nn, sizeof(int));
+  l->report = ir_xcalloc((size_t)g->nn, sizeof(bool));
+  reports(g, l->report);
   bool *need = ir_xcalloc((size_t)g->nn, sizeof(bool));
   for (int i = 0; i < g->nn; i++) l->store[i] = l->red[i] = l->pass_of[i] = -1;
   for (int q = 0; q < p->npasses; q++) {
@@ -67,6 +90,7 @@ void cg_layout_free(CgLayout *l) {
   free(l->store);
   free(l->red);
   free(l->pass_of);
+  free(l->report);
   memset(l, 0, sizeof *l);
 }
 

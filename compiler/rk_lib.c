@@ -148,8 +148,7 @@ static uint32_t uf_of(float d) { uint32_t u; __builtin_memcpy(&u, &d, 4); return
 #define LN2_LO_F 1.428606765330187e-06f
 
 float rk_expf(float x) {
-  float xc = x > 88.8f ? 88.8f : x < -104.0f ? -104.0f : x;
-  xc = x != x ? 0.0f : xc;
+  float xc = x > 88.8f ? 88.8f : x < -104.0f ? -104.0f : x; /* NaN stays NaN */
   float t = xc * 1.44269504088896341f + MAGICF;
   int32_t k = (int32_t)(uf_of(t) - uf_of(MAGICF));
   float kf = t - MAGICF;
@@ -160,8 +159,7 @@ float rk_expf(float x) {
   float p = (a0 + a1 * r2) + (a2 + a3 * r2) * r4;
   /* 2^k (k in [-150, 129]) as two normal powers of two */
   int32_t k1 = k >> 1, k2 = k - k1;
-  float res = p * ff_of((uint32_t)(k1 + 127) << 23) * ff_of((uint32_t)(k2 + 127) << 23);
-  return x != x ? x : res;
+  return p * ff_of((uint32_t)(k1 + 127) << 23) * ff_of((uint32_t)(k2 + 127) << 23);
 }
 
 float rk_logf(float x) {

@@ -206,6 +206,13 @@ static void ranks(void) {
 }
 
 int main(void) {
+#ifdef RK_TEST_FMA
+  if (!__builtin_cpu_supports("fma")) {
+    printf("test_rk_fma: skipped: this CPU has no FMA\n");
+    return 77;
+  }
+  printf("rk_lib with fused multiply-adds (-mfma -ffp-contract=on)\n");
+#endif
   float_routines();
   double_routines();
   ranks();
