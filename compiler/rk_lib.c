@@ -147,19 +147,32 @@ static uint32_t uf_of(float d) { uint32_t u; __builtin_memcpy(&u, &d, 4); return
 #define LN2_HI_F 0.693145751953125f      /* 15 significant bits: k * LN2_HI_F is exact */
 #define LN2_LO_F 1.428606765330187e-06f
 
-float rk_expf(float x) {
-  float xc = x > 88.8f ? 88.8f : x < -104.0f ? -104.0f : x; /* NaN stays NaN */
-  float t = xc * 1.44269504088896341f + MAGICF;
-  int32_t k = (int32_t)(uf_of(t) - uf_of(MAGICF));
+/* exp(x) = p * 2^k for x in [-104, 88.8] (or NaN): the reduction and the polynomial */
+static float expf_poly(float x, int32_t *k) {
+  float t = x * 1.44269504088896341f + MAGICF;
+  *k = (int32_t)(uf_of(t) - uf_of(MAGICF));
   float kf = t - MAGICF;
-  float r = (xc - kf * LN2_HI_F) - kf * LN2_LO_F;
+  float r = (x - kf * LN2_HI_F) - kf * LN2_LO_F;
   float r2 = r * r, r4 = r2 * r2;
   float a0 = 1.0f + r, a1 = 0.5f + r * (1.0f / 6.0f), a2 = 1.0f / 24.0f + r * (1.0f / 120.0f);
   float a3 = 1.0f / 720.0f + r * (1.0f / 5040.0f);
-  float p = (a0 + a1 * r2) + (a2 + a3 * r2) * r4;
+  return (a0 + a1 * r2) + (a2 + a3 * r2) * r4;
+}
+
+float rk_expf(float x) {
+  int32_t k;
+  float p = expf_poly(x > 88.8f ? 88.8f : x < -104.0f ? -104.0f : x, &k); /* NaN stays NaN */
   /* 2^k (k in [-150, 129]) as two normal powers of two */
   int32_t k1 = k >> 1, k2 = k - k1;
   return p * ff_of((uint32_t)(k1 + 127) << 23) * ff_of((uint32_t)(k2 + 127) << 23);
+}
+
+/* In [-86, 88], k is in [-124, 127] and p * 2^k is a normal float, so one scaling is exact, as
+ * rk_expf's two are; a NaN goes through the arithmetic (the integer k is bits, not a conversion). */
+float rk_expf_near(float x) {
+  int32_t k;
+  float p = expf_poly(x, &k);
+  return p * ff_of((uint32_t)(k + 127) << 23);
 }
 
 float rk_logf(float x) {

@@ -34,6 +34,9 @@ double rk_uniform(uint64_t seed, uint64_t step, uint64_t group, uint64_t seq);
 /* Host only: float32 versions for the token loops' float arithmetic (CgOptions.f64 false); the
  * other functions are called in float64 there (their arguments widened, results rounded). */
 float rk_expf(float x);
+/* rk_expf for an argument the code generator knows to lie in [-86, 88] (or to be NaN): no clamp,
+ * and 2^k in one step; there it returns rk_expf's bits (test_rk checks). */
+float rk_expf_near(float x);
 float rk_logf(float x);
 float rk_sigmoidf(float x);
 #endif

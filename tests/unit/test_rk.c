@@ -83,6 +83,12 @@ static void expect(bool ok, const char *what) {
 
 enum { N = 1 << 21 };
 
+static uint32_t fbits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return u;
+}
+
 static void float_routines(void) {
   Acc ae = {"rk_expf", 2, 0, 0}, al = {"rk_logf", 1, 0, 0}, as = {"rk_sigmoidf", 3, 0, 0};
   for (int i = 0; i < N; i++) {
@@ -110,6 +116,20 @@ static void float_routines(void) {
   acc_report(&ae);
   acc_report(&al);
   acc_report(&as);
+  /* rk_expf_near: rk_expf's bits on [-86, 88] (random points, and every float of the unit
+   * intervals at both ends, where one scaling is closest to leaving the normal range) */
+  long near_diff = 0, near_n = 0;
+  for (int i = 0; i < N; i++) {
+    float x = (float)(-86.0 + 174.0 * urand());
+    near_n++, near_diff += fbits(rk_expf_near(x)) != fbits(rk_expf(x));
+  }
+  for (float x = -86.0f; x <= -85.0f; x = nextafterf(x, INFINITY))
+    near_n++, near_diff += fbits(rk_expf_near(x)) != fbits(rk_expf(x));
+  for (float x = 87.0f; x <= 88.0f; x = nextafterf(x, INFINITY))
+    near_n++, near_diff += fbits(rk_expf_near(x)) != fbits(rk_expf(x));
+  printf("rk_expf_near %ld of %ld arguments in [-86, 88] differ from rk_expf\n", near_diff, near_n);
+  expect(near_diff == 0, "rk_expf_near == rk_expf on [-86, 88]");
+  expect(isnan(rk_expf_near(NAN)), "rk_expf_near(NaN) is NaN");
   expect(rk_expf(0.0f) == 1.0f, "rk_expf(0) == 1");
   expect(rk_logf(1.0f) == 0.0f, "rk_logf(1) == 0");
   expect(isnan(rk_expf(NAN)) && isnan(rk_logf(NAN)) && isnan(rk_sigmoidf(NAN)), "NaN gives NaN");
