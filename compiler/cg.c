@@ -315,21 +315,41 @@ static bool tok_wide(const Cg *c) {
   return false;
 }
 
-/* Does the pass sum any reduction over its tokens in float blocks (cg_block_sum)? */
+/* Does the pass accumulate any reduction over its tokens block by block (cg_in_block)? */
 static bool block_sums(const Cg *c) {
   for (int j = 0; j < c->ps->nnodes; j++)
-    if (ir_ops[c->g->n[c->ps->nodes[j]].op].cls == 'r' && cg_block_sum(c, c->ps->nodes[j])) return true;
+    if (ir_ops[c->g->n[c->ps->nodes[j]].op].cls == 'r' && cg_in_block(c, c->ps->nodes[j])) return true;
   return false;
 }
 
-/* Starts (NTOK NULL) or ends the float partials of the pass's block sums for a block of NTOK
- * tokens. */
-static void block_parts(Cg *c, LLVMValueRef ntok) {
+/* Starts the partials of the pass's block reductions for the block starting at token LO: the
+ * pass's token values are computed at LO first, for the shift of a block variance
+ * (cg_part_zero), then forgotten (the token loop computes them again at each token). */
+static void block_start(Cg *c, LLVMValueRef lo) {
+  c->ix[LV_TOKEN] = lo;
+  bool shift = false; /* a block variance, whose shift reads the first token's values */
   for (int j = 0; j < c->ps->nnodes; j++) {
     int i = c->ps->nodes[j];
-    if (ir_ops[c->g->n[i].op].cls != 'r' || !cg_block_sum(c, i)) continue;
-    if (ntok) cg_part_flush(c, i, ntok);
-    else cg_part_zero(c, i);
+    shift = shift || (ir_ops[c->g->n[i].op].cls == 'r' && cg_block_shift(c, i));
+  }
+  for (int j = 0; shift && j < c->ps->nnodes; j++) {
+    int i = c->ps->nodes[j];
+    if (c->g->n[i].level == LV_TOKEN && ir_ops[c->g->n[i].op].cls == 'e') cg_compute(c, i);
+  }
+  for (int j = 0; j < c->ps->nnodes; j++) {
+    int i = c->ps->nodes[j];
+    if (ir_ops[c->g->n[i].op].cls == 'r' && cg_in_block(c, i)) cg_part_zero(c, i);
+  }
+  for (int j = 0; j < c->ps->nnodes; j++)
+    if (c->g->n[c->ps->nodes[j]].level == LV_TOKEN) c->val[c->ps->nodes[j]] = NULL;
+  c->ix[LV_TOKEN] = NULL;
+}
+
+/* Ends the partials of the pass's block reductions for a block of NTOK tokens. */
+static void block_end(Cg *c, LLVMValueRef ntok) {
+  for (int j = 0; j < c->ps->nnodes; j++) {
+    int i = c->ps->nodes[j];
+    if (ir_ops[c->g->n[i].op].cls == 'r' && cg_in_block(c, i)) cg_part_flush(c, i, ntok);
   }
 }
 
@@ -367,14 +387,14 @@ static void emit_level(Cg *c, Level L) {
       LLVMValueRef b1 = LLVMBuildAdd(c->b, b0, ci64(c, CG_SUM_BLOCK), "");
       hi = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, b1, hi, ""), b1, hi, "");
       lo = b0;
-      block_parts(c, NULL);
+      block_start(c, lo);
     }
     c->ix[E] = loop_split(c, &lp, lo, hi, E == c->par);
     emit_level(c, E);
     loop_end_width(c, &lp, E == LV_TOKEN && tok_wide(c) ? c->tok_lanes : 0);
     c->ix[E] = NULL;
     if (blocks) {
-      block_parts(c, LLVMBuildSub(c->b, hi, lo, ""));
+      block_end(c, LLVMBuildSub(c->b, hi, lo, ""));
       loop_end(c, &lb);
     }
     for (int j = 0; j < ps->nnodes; j++) {
@@ -387,10 +407,7 @@ static void emit_level(Cg *c, Level L) {
   for (int j = 0; j < ps->nnodes; j++) {
     int i = ps->nodes[j];
     const IrNode *n = &g->n[i];
-    if (ir_ops[n->op].cls == 'r' && n->rlevel == L) {
-      cg_state_collapse(c, i);
-      c->val[i] = cg_finish(c, n, c->acc[i]);
-    }
+    if (ir_ops[n->op].cls == 'r' && n->rlevel == L) c->val[i] = cg_finish(c, n, c->acc[i]);
     if (n->level == L && ir_ops[n->op].cls == 'e' && c->phase[i] == PH_POST) cg_compute(c, i);
   }
   /* 7 */
@@ -406,7 +423,6 @@ static void emit_level(Cg *c, Level L) {
       int r = c->l->red[i];
       if (r < 0) continue;
       if (!after) after = guard_begin(c, true);
-      cg_state_collapse(c, i);
       LLVMValueRef off = LLVMBuildMul(c->b, c->ix[LV_GROUP], ci64(c, 3 * c->l->nred), "");
       off = LLVMBuildAdd(c->b, off, ci64(c, 3 * r), "");
       cg_st_copy(c, gep(c, c->f64, cg_field(c, REIN_CTX_RECORDS, true), off), c->acc[i]);

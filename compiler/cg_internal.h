@@ -51,7 +51,7 @@ typedef struct {
   LLVMValueRef ix[LV_COUNT];           /* the current group, sequence, token (i64) */
   LLVMValueRef *val;                   /* per node: its value in this function (same pass) */
   LLVMValueRef *acc;                   /* per reduction node: its state (alloca [3 x double]) */
-  LLVMValueRef *part;                  /* per block-summed node: its float partial (cg_block_sum) */
+  LLVMValueRef *part;                  /* per reduction node: its block partial (cg_in_block) */
   LLVMValueRef tid, ntid;              /* GPU: thread index and count (i64); CPU: 0 and 1 */
   /* the current pass */
   const PlPass *ps;
@@ -108,15 +108,10 @@ void cg_compute(Cg *c, int i);
 
 /* The kernel library's reduction (RkOp) of reduction op OP. */
 int cg_rk_op(IrOp op);
-/* Reduction I's state c->acc[i] in the entry block (not initialized): an alloca [3 x double], or
- * CG_VAR_WAYS of them for a variance or standard deviation over tokens on the CPU (cg_accumulate,
- * cg_state_collapse). */
+/* Reduction I's state c->acc[i] in the entry block (not initialized): an alloca [3 x double]. */
 void cg_new_state(Cg *c, int i);
-/* Reduction I's state := empty (every way). */
+/* Reduction I's state := empty. */
 void cg_state_zero(Cg *c, int i);
-/* Merges the ways of reduction I's state into the first, in order (nothing for a one-way state):
- * before the state is read (finished, or copied to the group's record). */
-void cg_state_collapse(Cg *c, int i);
 /* DST := SRC (3 doubles each). */
 void cg_st_copy(Cg *c, LLVMValueRef dst, LLVMValueRef src);
 /* Feeds the current element into reduction I's state c->acc[i] (value and filter by cg_get). */
@@ -126,13 +121,18 @@ LLVMValueRef cg_finish(Cg *c, const IrNode *n, LLVMValueRef st);
 /* GPU: merges the block's per-thread states of reduction I (c->acc[i]) into each thread's. */
 void cg_block_reduce(Cg *c, int i);
 
-/* Is reduction I summed in float over blocks of CG_SUM_BLOCK tokens (a sum, mean or count over
- * the tokens of a float32 token loop on the CPU)?  cg_accumulate then adds each token to the
- * float partial c->part[i]; cg.c cuts the token loop into blocks, and before and after each block
- * calls cg_part_zero and cg_part_flush, which adds the partial to the float64 state (and, for a
- * reduction without a filter, the block's NTOK tokens to its count: nothing counts them one by one). */
+/* Is reduction I accumulated block by block (cg_value.c: a sum, mean or count over the tokens of
+ * a float32 token loop whose value goes to the loss and metrics only, summed in float; a variance
+ * or standard deviation over tokens, by shifted sums; CPU only)?  cg.c then cuts the token loop
+ * into blocks of at most CG_SUM_BLOCK tokens and calls cg_part_zero before each and
+ * cg_part_flush after it, which merges the block's partial into the state (for a reduction
+ * without a filter, with the block's NTOK tokens as its count: nothing counts them one by one);
+ * cg_accumulate feeds a token into the partial c->part[i]. */
 #define CG_SUM_BLOCK 256
-bool cg_block_sum(const Cg *c, int i);
+bool cg_in_block(const Cg *c, int i);
+/* Is reduction I a block variance, whose shift cg_part_zero takes from the values at the block's
+ * first token (which cg.c computes there before calling it)? */
+bool cg_block_shift(const Cg *c, int i);
 void cg_part_zero(Cg *c, int i);
 void cg_part_flush(Cg *c, int i, LLVMValueRef ntok);
 

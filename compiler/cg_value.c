@@ -256,29 +256,8 @@ int cg_rk_op(IrOp op) { return rk_ops[op]; }
 
 static LLVMValueRef st_ptr(Cg *c, LLVMValueRef st, int k) { return gep(c, c->f64, st, ci64(c, k)); }
 
-/* Welford's update of a variance is a division on one dependency chain per element (about 22
- * cycles a token), which also keeps its loop scalar.  On the CPU a variance or standard deviation
- * over tokens therefore keeps CG_VAR_WAYS states, token t feeding state t mod CG_VAR_WAYS (its
- * index in the batch: the same whatever the threads or micro-batches), merged in order by Chan's
- * formula before it is read: four chains the processor overlaps.  The interpreter's single chain
- * gives the same value up to rounding. */
-#define CG_VAR_WAYS 4
-
-static int state_ways(const Cg *c, int i) {
-  const IrNode *n = &c->g->n[i];
-  int op = cg_rk_op(n->op);
-  return !c->gpu && (op == RK_VAR || op == RK_STD) && n->elev == LV_TOKEN ? CG_VAR_WAYS : 1;
-}
-
 void cg_state_zero(Cg *c, int i) {
-  for (int k = 0; k < 3 * state_ways(c, i); k++) LLVMBuildStore(c->b, cf(c, 0), st_ptr(c, c->acc[i], k));
-}
-
-void cg_state_collapse(Cg *c, int i) {
-  for (int w = 1; w < state_ways(c, i); w++) {
-    LLVMValueRef a[3] = {ci32(c, cg_rk_op(c->g->n[i].op)), c->acc[i], st_ptr(c, c->acc[i], 3 * w)};
-    cg_call(c, "rk_merge", LLVMVoidTypeInContext(c->cx), a, 3);
-  }
+  for (int k = 0; k < 3; k++) LLVMBuildStore(c->b, cf(c, 0), st_ptr(c, c->acc[i], k));
 }
 
 void cg_st_copy(Cg *c, LLVMValueRef dst, LLVMValueRef src) {
@@ -292,7 +271,9 @@ static LLVMValueRef reassoc_fadd(Cg *c, LLVMValueRef x, LLVMValueRef y) {
   return v;
 }
 
-/* Float block sums.  A float32 token loop computes each token's value in float; summing them into
+/* ---- block partials (cg_in_block) ----
+ *
+ * Float block sums.  A float32 token loop computes each token's value in float; summing them into
  * float64 costs a conversion of every vector to two and two float64 additions per reduction, about
  * a fifth of the instructions of the GRPO/PPO/REC token loops.  Summed in float over a block of at
  * most CG_SUM_BLOCK tokens (at most CG_SUM_BLOCK / 16 per vector lane, then the lanes' tree), a
@@ -301,28 +282,82 @@ static LLVMValueRef reassoc_fadd(Cg *c, LLVMValueRef x, LLVMValueRef y) {
  * The count is exact (a float holds integers to 2^24).  Only a reduction whose value goes to the
  * loss and the metrics alone (CgLayout.report) is summed so: a mean that whitens an advantage
  * (REINFORCE++'s mean[batch] of the returns) is subtracted from values near it, and that
- * cancellation turned the float partials' error into 2e-5 of the gradient. */
-bool cg_block_sum(const Cg *c, int i) {
+ * cancellation turned the float partials' error into 2e-5 of the gradient.
+ *
+ * Block variances.  Welford's update is a division on one dependency chain per token (about 22
+ * cycles), and a call that keeps the loop scalar.  A variance or standard deviation over tokens
+ * (either precision) instead sums, in float64 over the block, the kept tokens' count n and their
+ * deviations d = x - K from a shift K fixed for the block: S1 = sum d, S2 = sum d^2, a loop the
+ * vectorizer widens.  The block is then the Welford state (n, K + S1/n, S2 - S1^2/n) and is merged
+ * into the running state by Chan's formula (rk_merge).  K is the running mean before the block, or
+ * while the state is empty the block's first value (when it is kept and finite; else 0), so d is
+ * small beside x and S2 - S1^2/n cancels little: its relative error is about
+ * 2^-53 (K - block mean)^2 / variance.  Order and bits are fixed as for the sums. */
+enum { PART_N, PART_S1, PART_S2, PART_K };
+
+static bool block_var(const Cg *c, int i) {
+  const IrNode *n = &c->g->n[i];
+  int op = cg_rk_op(n->op);
+  return !c->gpu && n->elev == LV_TOKEN && (op == RK_VAR || op == RK_STD);
+}
+
+static bool block_sum(const Cg *c, int i) {
   const IrNode *n = &c->g->n[i];
   int op = cg_rk_op(n->op);
   return !c->gpu && c->tok_f32 && n->elev == LV_TOKEN && c->l->report[i] &&
          (op == RK_SUM || op == RK_MEAN || op == RK_COUNT);
 }
 
-static LLVMValueRef part_ptr(Cg *c, int i, int k) { return gep(c, c->f32, c->part[i], ci64(c, k)); }
+bool cg_in_block(const Cg *c, int i) { return block_sum(c, i) || block_var(c, i); }
+bool cg_block_shift(const Cg *c, int i) { return block_var(c, i); }
+
+/* The partial's element type: float for a block sum, double for a block variance. */
+static LLVMTypeRef part_type(Cg *c, int i) { return block_var(c, i) ? c->f64 : c->f32; }
+static LLVMValueRef part_ptr(Cg *c, int i, int k) { return gep(c, part_type(c, i), c->part[i], ci64(c, k)); }
+static LLVMValueRef part_load(Cg *c, int i, int k) { return LLVMBuildLoad2(c->b, part_type(c, i), part_ptr(c, i, k), ""); }
 
 void cg_part_zero(Cg *c, int i) {
-  if (!c->part[i]) c->part[i] = LLVMBuildAlloca(c->eb, LLVMArrayType(c->f32, 2), "part");
-  for (int k = 0; k < 2; k++) LLVMBuildStore(c->b, LLVMConstReal(c->f32, 0), part_ptr(c, i, k));
+  LLVMTypeRef t = part_type(c, i);
+  if (!c->part[i]) c->part[i] = LLVMBuildAlloca(c->eb, LLVMArrayType(t, block_var(c, i) ? 4 : 2), "part");
+  for (int k = 0; k < (block_var(c, i) ? 3 : 2); k++) LLVMBuildStore(c->b, LLVMConstReal(t, 0), part_ptr(c, i, k));
+  if (block_var(c, i)) { /* K: the running mean; while the state is empty, the block's first value */
+    const IrNode *nd = &c->g->n[i];
+    LLVMValueRef n = LLVMBuildLoad2(c->b, c->f64, st_ptr(c, c->acc[i], 0), "");
+    LLVMValueRef m = LLVMBuildLoad2(c->b, c->f64, st_ptr(c, c->acc[i], 1), "");
+    LLVMValueRef x0 = cg_get(c, nd->a[0]); /* at the first token: cg.c computed it there */
+    LLVMValueRef ok = fcmp(c, LLVMRealOLT, cg_call(c, "llvm.fabs.f64", c->f64, &x0, 1), cf(c, INFINITY));
+    if (nd->a[1] >= 0) ok = LLVMBuildAnd(c->b, ok, nz(c, cg_get(c, nd->a[1])), "");
+    LLVMValueRef first = LLVMBuildSelect(c->b, ok, x0, cf(c, 0), "");
+    LLVMBuildStore(c->b, LLVMBuildSelect(c->b, fcmp(c, LLVMRealOGT, n, cf(c, 0)), m, first, ""),
+                   part_ptr(c, i, PART_K));
+  }
 }
 
 void cg_part_flush(Cg *c, int i, LLVMValueRef ntok) {
+  if (block_var(c, i)) {
+    LLVMValueRef n = part_load(c, i, PART_N), s1 = part_load(c, i, PART_S1);
+    LLVMValueRef s2 = part_load(c, i, PART_S2), k = part_load(c, i, PART_K);
+    LLVMValueRef mean = LLVMBuildFAdd(c->b, k, LLVMBuildFDiv(c->b, s1, n, ""), "");
+    LLVMValueRef m2 = LLVMBuildFSub(c->b, s2, LLVMBuildFDiv(c->b, LLVMBuildFMul(c->b, s1, s1, ""), n, ""), "");
+    m2 = LLVMBuildSelect(c->b, fcmp(c, LLVMRealOLT, m2, cf(c, 0)), cf(c, 0), m2, ""); /* NaN stays */
+    LLVMValueRef blk = LLVMBuildAlloca(c->eb, LLVMArrayType(c->f64, 3), "blk");
+    LLVMValueRef v[3] = {n, mean, m2};
+    for (int q = 0; q < 3; q++) LLVMBuildStore(c->b, v[q], st_ptr(c, blk, q));
+    LLVMValueRef a[3] = {ci32(c, cg_rk_op(c->g->n[i].op)), c->acc[i], blk}; /* n = 0: no change */
+    cg_call(c, "rk_merge", LLVMVoidTypeInContext(c->cx), a, 3);
+    return;
+  }
   for (int k = 0; k < 2; k++) {
     LLVMValueRef p = st_ptr(c, c->acc[i], k);
-    LLVMValueRef v = LLVMBuildFPExt(c->b, LLVMBuildLoad2(c->b, c->f32, part_ptr(c, i, k), ""), c->f64, "");
+    LLVMValueRef v = LLVMBuildFPExt(c->b, part_load(c, i, k), c->f64, "");
     if (k == 0 && c->g->n[i].a[1] < 0) v = LLVMBuildSIToFP(c->b, ntok, c->f64, "");
     LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, LLVMBuildLoad2(c->b, c->f64, p, ""), v, ""), p);
   }
+}
+
+/* Adds V to part K of reduction I (a reassociable sum: the vectorizer splits it into lanes). */
+static void part_add(Cg *c, int i, int k, LLVMValueRef v) {
+  LLVMBuildStore(c->b, reassoc_fadd(c, part_load(c, i, k), v), part_ptr(c, i, k));
 }
 
 /* Feeds the current element into reduction I's state. */
@@ -332,18 +367,18 @@ void cg_accumulate(Cg *c, int i) {
   LLVMValueRef keep = n->a[1] >= 0 ? nz(c, cg_get(c, n->a[1])) : LLVMConstInt(c->i1, 1, 0);
   LLVMValueRef x = n->a[0] >= 0 ? cg_get(c, n->a[0]) : cf(c, 1);
   int op = cg_rk_op(n->op);
-  if (cg_block_sum(c, i)) { /* the float partial of the current block */
-    LLVMValueRef p0 = part_ptr(c, i, 0);
+  if (block_var(c, i)) {
+    LLVMValueRef d = LLVMBuildSelect(c->b, keep, LLVMBuildFSub(c->b, x, part_load(c, i, PART_K), ""), cf(c, 0), "");
+    part_add(c, i, PART_N, b2f(c, keep));
+    part_add(c, i, PART_S1, d);
+    part_add(c, i, PART_S2, LLVMBuildFMul(c->b, d, d, ""));
+    return;
+  }
+  if (block_sum(c, i)) { /* the float partial of the current block */
+    LLVMValueRef zero = LLVMConstReal(c->f32, 0);
     if (n->a[1] >= 0) /* without a filter the block's count is its length (cg_part_flush) */
-      LLVMBuildStore(c->b, reassoc_fadd(c, LLVMBuildLoad2(c->b, c->f32, p0, ""),
-                                        LLVMBuildSelect(c->b, keep, LLVMConstReal(c->f32, 1), LLVMConstReal(c->f32, 0), "")),
-                     p0);
-    if (op != RK_COUNT) {
-      LLVMValueRef p1 = part_ptr(c, i, 1), x32 = LLVMBuildFPTrunc(c->b, x, c->f32, "");
-      LLVMBuildStore(c->b, reassoc_fadd(c, LLVMBuildLoad2(c->b, c->f32, p1, ""),
-                                        LLVMBuildSelect(c->b, keep, x32, LLVMConstReal(c->f32, 0), "")),
-                     p1);
-    }
+      part_add(c, i, 0, LLVMBuildSelect(c->b, keep, LLVMConstReal(c->f32, 1), zero, ""));
+    if (op != RK_COUNT) part_add(c, i, 1, LLVMBuildSelect(c->b, keep, LLVMBuildFPTrunc(c->b, x, c->f32, ""), zero, ""));
     return;
   }
   if (op == RK_SUM || op == RK_MEAN || op == RK_COUNT) {
@@ -356,10 +391,6 @@ void cg_accumulate(Cg *c, int i) {
       LLVMBuildStore(c->b, reassoc_fadd(c, s, LLVMBuildSelect(c->b, keep, x, cf(c, 0), "")), p1);
     }
     return;
-  }
-  if (state_ways(c, i) > 1) {
-    LLVMValueRef w = LLVMBuildAnd(c->b, c->ix[LV_TOKEN], ci64(c, CG_VAR_WAYS - 1), "");
-    st = gep(c, c->f64, st, LLVMBuildMul(c->b, w, ci64(c, 3), ""));
   }
   LLVMValueRef a[4] = {ci32(c, op), st, x, LLVMBuildZExt(c->b, keep, c->i32, "")};
   cg_call(c, "rk_acc", LLVMVoidTypeInContext(c->cx), a, 4);
@@ -376,7 +407,7 @@ void cg_block_reduce(Cg *c, int i) {
 }
 
 void cg_new_state(Cg *c, int i) {
-  c->acc[i] = LLVMBuildAlloca(c->eb, LLVMArrayType(c->f64, 3 * (unsigned)state_ways(c, i)), "st");
+  c->acc[i] = LLVMBuildAlloca(c->eb, LLVMArrayType(c->f64, 3), "st");
 }
 
 /* ---- the dispatch ---- */
