@@ -11,6 +11,9 @@
  *                                                            7 feed values of this level into
  *                                                              coarser reductions; 8 store them
  * The plan's readiness rule guarantees every use is dominated by its definition in this layout.
+ * On the CPU, a token loop whose pass has block reductions (cg_in_block: float sums for the loss
+ * and metrics, shifted sums for variances) runs inside a loop over blocks of CG_BLOCK tokens; each
+ * block's partials start before it and join the reduction states after it.
  * Values live in registers inside their pass; a value read by another pass is stored in an array
  * of its level (CgLayout.store); batch-level values always live in slots.  Batch-level
  * reductions are accumulated per group into `records`, then merged in group order into `states`
@@ -316,7 +319,7 @@ static bool tok_wide(const Cg *c) {
 }
 
 /* Does the pass accumulate any reduction over its tokens block by block (cg_in_block)? */
-static bool block_sums(const Cg *c) {
+static bool has_blocks(const Cg *c) {
   for (int j = 0; j < c->ps->nnodes; j++)
     if (ir_ops[c->g->n[c->ps->nodes[j]].op].cls == 'r' && cg_in_block(c, c->ps->nodes[j])) return true;
   return false;
@@ -381,10 +384,10 @@ static void emit_level(Cg *c, Level L) {
     LLVMValueRef lo, hi;
     cg_span(c, L, E, &lo, &hi);
     Loop lp, lb;
-    bool blocks = E == LV_TOKEN && block_sums(c);
-    if (blocks) { /* blocks of CG_SUM_BLOCK tokens, each with fresh float partials */
-      LLVMValueRef b0 = loop_begin(c, &lb, lo, hi, ci64(c, CG_SUM_BLOCK));
-      LLVMValueRef b1 = LLVMBuildAdd(c->b, b0, ci64(c, CG_SUM_BLOCK), "");
+    bool blocks = E == LV_TOKEN && has_blocks(c);
+    if (blocks) { /* blocks of CG_BLOCK tokens, each with fresh partials */
+      LLVMValueRef b0 = loop_begin(c, &lb, lo, hi, ci64(c, CG_BLOCK));
+      LLVMValueRef b1 = LLVMBuildAdd(c->b, b0, ci64(c, CG_BLOCK), "");
       hi = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, b1, hi, ""), b1, hi, "");
       lo = b0;
       block_start(c, lo);

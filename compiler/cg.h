@@ -24,7 +24,8 @@ typedef struct {
   int *red;      /* per node: index of its running state (batch-level reductions), else -1 */
   int *pass_of;  /* per node: the plan pass computing it outside the final and statistics stages, else -1 */
   bool *report;  /* per node: its value reaches the loss and metrics only (no gradient, no value
-                    a gradient depends on): how exactly it is summed changes no update */
+                    a gradient or a state update depends on): how exactly it is summed changes no
+                    update */
   int narrays[LV_COUNT]; /* arrays per level; narrays[LV_BATCH] is the number of slots */
   int nred;
   int gradpass;  /* 1 when a synthetic pass writes gradients that are prologue or data values */

@@ -124,11 +124,11 @@ void cg_block_reduce(Cg *c, int i);
 /* Is reduction I accumulated block by block (cg_value.c: a sum, mean or count over the tokens of
  * a float32 token loop whose value goes to the loss and metrics only, summed in float; a variance
  * or standard deviation over tokens, by shifted sums; CPU only)?  cg.c then cuts the token loop
- * into blocks of at most CG_SUM_BLOCK tokens and calls cg_part_zero before each and
+ * into blocks of at most CG_BLOCK tokens and calls cg_part_zero before each and
  * cg_part_flush after it, which merges the block's partial into the state (for a reduction
  * without a filter, with the block's NTOK tokens as its count: nothing counts them one by one);
  * cg_accumulate feeds a token into the partial c->part[i]. */
-#define CG_SUM_BLOCK 256
+#define CG_BLOCK 256
 bool cg_in_block(const Cg *c, int i);
 /* Is reduction I a block variance, whose shift cg_part_zero takes from the values at the block's
  * first token (which cg.c computes there before calling it)? */

@@ -27,12 +27,15 @@ static bool in_pass(const PlPass *ps, int i) {
 }
 
 /* REPORT[i] := node i's value reaches the loss and the metrics and nothing else: it is one of
- * them, or every node that reads it is such a node (the nodes are in topological order). */
+ * them, or every node that reads it is such a node (the nodes are in topological order).  A state
+ * update (`update`, IrMetric.state >= 0) is not a report: the next step computes with it. */
 static void reports(const IrGraph *g, bool *report) {
   bool *used = ir_xcalloc((size_t)g->nn, sizeof(bool));
   for (int i = 0; i < g->nn; i++) report[i] = true;
   for (int k = 0; k < IR_NGRADS; k++)
     if (g->grad[k] >= 0) report[g->grad[k]] = false;
+  for (int m = 0; m < g->nmetrics; m++)
+    if (g->metrics[m].state >= 0) report[g->metrics[m].node] = false;
   for (int j = g->nn - 1; j >= 0; j--) {
     bool out = j == g->loss;
     for (int m = 0; m < g->nmetrics; m++) out = out || g->metrics[m].node == j;

@@ -276,7 +276,7 @@ static LLVMValueRef reassoc_fadd(Cg *c, LLVMValueRef x, LLVMValueRef y) {
  * Float block sums.  A float32 token loop computes each token's value in float; summing them into
  * float64 costs a conversion of every vector to two and two float64 additions per reduction, about
  * a fifth of the instructions of the GRPO/PPO/REC token loops.  Summed in float over a block of at
- * most CG_SUM_BLOCK tokens (at most CG_SUM_BLOCK / 16 per vector lane, then the lanes' tree), a
+ * most CG_BLOCK tokens (at most CG_BLOCK / 16 per vector lane, then the lanes' tree), a
  * block's partial has an error below about 2^-24 * 20 of the sum of its |values|; the blocks are
  * added to the float64 state in order, so the bits are the same for any threads or micro-batches.
  * The count is exact (a float holds integers to 2^24).  Only a reduction whose value goes to the
