@@ -321,7 +321,7 @@ static bool tok_wide(const Cg *c) {
 /* Does the pass accumulate any reduction over its tokens block by block (cg_in_block)? */
 static bool has_blocks(const Cg *c) {
   for (int j = 0; j < c->ps->nnodes; j++)
-    if (ir_ops[c->g->n[c->ps->nodes[j]].op].cls == 'r' && cg_in_block(c, c->ps->nodes[j])) return true;
+    if (cg_in_block(c, c->ps->nodes[j])) return true;
   return false;
 }
 
@@ -331,18 +331,13 @@ static bool has_blocks(const Cg *c) {
 static void block_start(Cg *c, LLVMValueRef lo) {
   c->ix[LV_TOKEN] = lo;
   bool shift = false; /* a block variance, whose shift reads the first token's values */
-  for (int j = 0; j < c->ps->nnodes; j++) {
-    int i = c->ps->nodes[j];
-    shift = shift || (ir_ops[c->g->n[i].op].cls == 'r' && cg_block_shift(c, i));
-  }
+  for (int j = 0; j < c->ps->nnodes; j++) shift = shift || cg_block_shift(c, c->ps->nodes[j]);
   for (int j = 0; shift && j < c->ps->nnodes; j++) {
     int i = c->ps->nodes[j];
     if (c->g->n[i].level == LV_TOKEN && ir_ops[c->g->n[i].op].cls == 'e') cg_compute(c, i);
   }
-  for (int j = 0; j < c->ps->nnodes; j++) {
-    int i = c->ps->nodes[j];
-    if (ir_ops[c->g->n[i].op].cls == 'r' && cg_in_block(c, i)) cg_part_zero(c, i);
-  }
+  for (int j = 0; j < c->ps->nnodes; j++)
+    if (cg_in_block(c, c->ps->nodes[j])) cg_part_zero(c, c->ps->nodes[j]);
   for (int j = 0; j < c->ps->nnodes; j++)
     if (c->g->n[c->ps->nodes[j]].level == LV_TOKEN) c->val[c->ps->nodes[j]] = NULL;
   c->ix[LV_TOKEN] = NULL;
@@ -350,10 +345,8 @@ static void block_start(Cg *c, LLVMValueRef lo) {
 
 /* Ends the partials of the pass's block reductions for a block of NTOK tokens. */
 static void block_end(Cg *c, LLVMValueRef ntok) {
-  for (int j = 0; j < c->ps->nnodes; j++) {
-    int i = c->ps->nodes[j];
-    if (ir_ops[c->g->n[i].op].cls == 'r' && cg_in_block(c, i)) cg_part_flush(c, i, ntok);
-  }
+  for (int j = 0; j < c->ps->nnodes; j++)
+    if (cg_in_block(c, c->ps->nodes[j])) cg_part_flush(c, c->ps->nodes[j], ntok);
 }
 
 /* The body for the current element of level L (ix[L] set) of the pass's sweep. */
@@ -512,11 +505,7 @@ static void emit_groups(Cg *c, int k) {
     }
     if (nper) {
       c->ix[LV_TOKEN] = loop_split(c, &lt, lo, hi, true);
-      for (int j = 0; j < nper; j++) {
-        LLVMValueRef gp = cg_field(c, REIN_CTX_GRAD + per_token[j], true);
-        LLVMValueRef v = LLVMBuildFPTrunc(c->b, cg_get(c, g->grad[per_token[j]]), c->f32, "");
-        LLVMBuildStore(c->b, v, gep(c, c->f32, gp, c->ix[LV_TOKEN]));
-      }
+      for (int j = 0; j < nper; j++) write_grad(c, per_token[j], LV_TOKEN, cg_get(c, g->grad[per_token[j]]));
       loop_end(c, &lt);
     }
     loop_end(c, &ls);

@@ -121,7 +121,7 @@ LLVMValueRef cg_finish(Cg *c, const IrNode *n, LLVMValueRef st);
 /* GPU: merges the block's per-thread states of reduction I (c->acc[i]) into each thread's. */
 void cg_block_reduce(Cg *c, int i);
 
-/* Is reduction I accumulated block by block (cg_value.c: a sum, mean or count over the tokens of
+/* Is node I a reduction accumulated block by block (cg_value.c: a sum, mean or count over the tokens of
  * a float32 token loop whose value goes to the loss and metrics only, summed in float; a variance
  * or standard deviation over tokens, by shifted sums; CPU only)?  cg.c then cuts the token loop
  * into blocks of at most CG_BLOCK tokens and calls cg_part_zero before each and
@@ -130,7 +130,7 @@ void cg_block_reduce(Cg *c, int i);
  * cg_accumulate feeds a token into the partial c->part[i]. */
 #define CG_BLOCK 256
 bool cg_in_block(const Cg *c, int i);
-/* Is reduction I a block variance, whose shift cg_part_zero takes from the values at the block's
+/* Is node I a block variance, whose shift cg_part_zero takes from the values at the block's
  * first token (which cg.c computes there before calling it)? */
 bool cg_block_shift(const Cg *c, int i);
 void cg_part_zero(Cg *c, int i);

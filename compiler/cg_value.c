@@ -297,12 +297,14 @@ enum { PART_N, PART_S1, PART_S2, PART_K };
 
 static bool block_var(const Cg *c, int i) {
   const IrNode *n = &c->g->n[i];
+  if (ir_ops[n->op].cls != 'r') return false;
   int op = cg_rk_op(n->op);
   return !c->gpu && n->elev == LV_TOKEN && (op == RK_VAR || op == RK_STD);
 }
 
 static bool block_sum(const Cg *c, int i) {
   const IrNode *n = &c->g->n[i];
+  if (ir_ops[n->op].cls != 'r') return false;
   int op = cg_rk_op(n->op);
   return !c->gpu && c->tok_f32 && n->elev == LV_TOKEN && c->l->report[i] &&
          (op == RK_SUM || op == RK_MEAN || op == RK_COUNT);
