@@ -174,6 +174,7 @@ static void reduce_rule(Ad *A, int i, int g) {
   case IR_CUMSUM: /* sibling ops: scan_rule */
   case IR_RCUMSUM:
   case IR_RANK:
+  case IR_RANKLT:
   case IR_ARGMAX:
   case IR_ARGMIN:
   REIN_LEAF_OPS(OPS_CASE)

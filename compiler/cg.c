@@ -252,7 +252,7 @@ static void sib_gather(Cg *c, void *data) {
 }
 
 /* rank/argmax/argmin/cumsum/revcumsum node I over the children of the current element of its
- * rlevel: gathers the argument into scratch, then rk_rank/rk_argext/rk_scan write the node's
+ * rlevel: gathers the argument into scratch, then rk_rank/rk_rank_lt/rk_argext/rk_scan write the node's
  * array. */
 static void sibling(Cg *c, int i) {
   const IrNode *n = &c->g->n[i];
@@ -290,6 +290,9 @@ static void sibling(Cg *c, int i) {
   } else if (n->op == IR_RANK) {
     LLVMValueRef a[5] = {d.vals, cnt, out, r2, r3};
     cg_call(c, "rk_rank", LLVMVoidTypeInContext(c->cx), a, 5);
+  } else if (n->op == IR_RANKLT) { /* the bound is read at the current element of the rlevel */
+    LLVMValueRef a[6] = {d.vals, cnt, cg_get(c, n->a[1]), out, r2, r3};
+    cg_call(c, "rk_rank_lt", LLVMVoidTypeInContext(c->cx), a, 6);
   } else {
     LLVMValueRef a[5] = {d.vals, d.keeps, cnt, ci32(c, n->op == IR_ARGMAX ? 1 : -1), out};
     cg_call(c, "rk_argext", LLVMVoidTypeInContext(c->cx), a, 5);

@@ -138,6 +138,7 @@ static double rfinish(IrOp op, int ddof, RState s) {
     if (s.n == 0) return -INFINITY;
     return isinf(s.lse_m) ? s.lse_m : s.lse_m + log(s.lse_s);
   case IR_RANK: /* not reductions of a state */
+  case IR_RANKLT:
   case IR_CUMSUM:
   case IR_RCUMSUM:
   case IR_ARGMAX:
@@ -193,12 +194,13 @@ static void eval_sibling(It *it, int i, const View *v) {
         y = j == 0 ? get(it, n->a[0], n->elev, e) : gamma * y + get(it, n->a[0], n->elev, e);
         out[e - base] = y;
       }
-    } else if (n->op == IR_RANK) {
+    } else if (n->op == IR_RANK || n->op == IR_RANKLT) { /* ranklt: the rank compared with k */
       int m = hi - lo;
+      double k = n->op == IR_RANKLT ? get(it, n->a[1], n->rlevel, r) : 0;
       for (int e = lo; e < hi; e++) it->buf[e - lo] = get(it, n->a[0], n->elev, e);
       for (int j = 0; j < m; j++) it->ibuf[j] = j;
       qsort_r(it->ibuf, (size_t)m, sizeof(int), cmp_rank, it->buf);
-      for (int j = 0; j < m; j++) out[lo + it->ibuf[j] - base] = j;
+      for (int j = 0; j < m; j++) out[lo + it->ibuf[j] - base] = n->op == IR_RANK ? j : j < k;
     } else {
       int k = gather(it, n, lo, hi);
       for (int e = lo; e < hi; e++) out[e - base] = 0;

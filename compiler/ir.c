@@ -130,7 +130,7 @@ int ir_reduce(IrGraph *g, IrOp op, int x, int f, Level rlevel, Level elev, int d
   n.ddof = ddof;
   if (ir_ops[op].cls == 's') {
     n.level = elev;
-    n.type = op == IR_ARGMAX || op == IR_ARGMIN ? TY_BOOL : TY_FLOAT;
+    n.type = OPS_IS_MASK(op) ? TY_BOOL : TY_FLOAT;
   } else {
     n.level = rlevel;
   }
@@ -262,10 +262,10 @@ static void print_node(FILE *out, const IrGraph *g, int i) {
     if (n->ddof) fprintf(out, ", ddof=%d", n->ddof);
     fputc(']', out);
     if (n->a[0] >= 0) fprintf(out, " %%%d", n->a[0]);
-    if (n->a[1] >= 0 && OPS_IS_SCAN(n->op)) fprintf(out, ", %%%d", n->a[1]); /* the discount */
+    if (n->a[1] >= 0 && OPS_A1_OPERAND(n->op)) fprintf(out, ", %%%d", n->a[1]); /* discount, bound */
     if (n->a[0] < 0 || g->n[n->a[0]].level != n->elev)
       fprintf(out, " from %s", bi_level_names[n->elev]);
-    if (n->a[1] >= 0 && !OPS_IS_SCAN(n->op)) fprintf(out, " if %%%d", n->a[1]);
+    if (n->a[1] >= 0 && !OPS_A1_OPERAND(n->op)) fprintf(out, " if %%%d", n->a[1]);
     break;
   }
   fprintf(out, " : %s %s\n", lv, bi_type_names[n->type]);

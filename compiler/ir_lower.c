@@ -76,18 +76,17 @@ static int lower_quantile(IrGraph *g, int x, int q, Level R, SrcRange rng) {
   return ir_elem(g, IR_WHERE, frac, lerp, xlo, rng);
 }
 
-/* topk[L](x, k): rank[L](-x) < k, the k largest with ties to the earlier element (-x keeps the
+/* topk[L](x, k): ranklt[L](-x, k), i.e. rank[L](-x) < k, the k largest with ties to the earlier element (-x keeps the
  * ties and NaN ranks last either way).  topfrac[L](x, p): k = ceil(p*n - 1e-9) of the n
  * elements (the 1e-9 absorbs the rounding of p*n: 0.28*25 is 7.000000000000001 in binary). */
 static int lower_top(IrGraph *g, RedId id, int x, int k, Level R, SrcRange rng) {
   Level E = g->n[x].level;
-  int rank = ir_reduce(g, IR_RANK, ir_elem(g, IR_NEG, x, -1, -1, rng), -1, R, E, 0, rng);
   if (id == RED_TOPFRAC) {
     int n = ir_reduce(g, IR_COUNT, -1, -1, R, E, 0, rng);
     int pn = ir_elem(g, IR_SUB, ir_elem(g, IR_MUL, k, n, -1, rng), ir_const(g, 1e-9, TY_FLOAT, rng), -1, rng);
     k = ir_elem(g, IR_CEIL, pn, -1, -1, rng);
   }
-  return ir_elem(g, IR_LT, rank, k, -1, rng);
+  return ir_reduce(g, IR_RANKLT, ir_elem(g, IR_NEG, x, -1, -1, rng), k, R, E, 0, rng);
 }
 
 /* E's own nodes, given the nodes V of its children (children()). */

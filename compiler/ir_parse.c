@@ -242,7 +242,7 @@ static bool node_line(Rd *r) {
     skip_ws(r);
     bool have_from = false;
     if (r->p < r->line_end && *r->p == '%' && !ref(r, g->nn, &n.a[0])) return false;
-    if (OPS_IS_SCAN(n.op) && n.a[0] >= 0 && punct(r, ',') && !ref(r, g->nn, &n.a[1])) return false;
+    if (OPS_A1_OPERAND(n.op) && n.a[0] >= 0 && punct(r, ',') && !ref(r, g->nn, &n.a[1])) return false;
     skip_ws(r);
     const char *save = r->p;
     const char *ws;
@@ -264,7 +264,7 @@ static bool node_line(Rd *r) {
     }
     if (cls == 's') {
       n.level = n.elev;
-      n.type = n.op == IR_ARGMAX || n.op == IR_ARGMIN ? TY_BOOL : TY_FLOAT;
+      n.type = OPS_IS_MASK(n.op) ? TY_BOOL : TY_FLOAT;
     } else {
       n.level = n.rlevel;
     }

@@ -110,6 +110,10 @@ static bool check_node_with(bool (*fail)(FILE *, const char *, int, const char *
         return fail(out, after, i, "a scan runs over the tokens of a sequence ([seq] from token)");
       if (n->a[1] >= 0 && (g->n[n->a[1]].type != TY_FLOAT || g->n[n->a[1]].level < LV_SEQ))
         return fail(out, after, i, "a scan's discount must be a float at seq level or coarser");
+    } else if (n->op == IR_RANKLT) {
+      if (n->a[1] < 0) return fail(out, after, i, "ranklt needs its bound");
+      if (g->n[n->a[1]].type != TY_FLOAT || g->n[n->a[1]].level < n->rlevel)
+        return fail(out, after, i, "ranklt's bound must be a float at the target level or coarser");
     } else if (n->a[1] >= 0) {
       const IrNode *f = &g->n[n->a[1]];
       if (f->type != TY_BOOL) return fail(out, after, i, "filter must be a bool");
@@ -118,7 +122,7 @@ static bool check_node_with(bool (*fail)(FILE *, const char *, int, const char *
     if (n->ddof != 0 && !(n->ddof == 1 && (n->op == IR_STD || n->op == IR_VAR)))
       return fail(out, after, i, "ddof must be 0, or 1 on std/var");
     Level lv = cls == 's' ? n->elev : n->rlevel;
-    Type t = n->op == IR_ARGMAX || n->op == IR_ARGMIN ? TY_BOOL : TY_FLOAT;
+    Type t = OPS_IS_MASK(n->op) ? TY_BOOL : TY_FLOAT;
     if (n->level != lv) return fail(out, after, i, "wrong level for a reduction");
     if (n->type != t) return fail(out, after, i, "wrong result type for a reduction");
     return true;

@@ -84,12 +84,15 @@
  * revcumsum are sibling ops over the tokens of a sequence whose second argument (slot a[1]) is
  * the discount gamma, a float at seq level or coarser, not a filter.
  *   name   the IR's printed name
- *   fn     the language's reduction of that name, or 0 (argmax, argmin: autodiff's own)
+ *   fn     the language's reduction of that name, or 0 (argmax, argmin: autodiff's own;
+ *          ranklt: topk's and topfrac's, ir_lower.c)
  *   min/max args  in the language: count takes a bool condition (or nothing), rank no filter
  *   ddof   takes ddof=
  *   diff   has a derivative (a rule in ad.c)
  *   state  the kernel library's reduction (rk_lib.h: its state, rk_acc, rk_merge, rk_finish),
- *          RK_NONE for the sibling ops (rk_rank, rk_argext)
+ *          RK_NONE for the sibling ops (rk_rank, rk_rank_lt, rk_argext)
+ * ranklt[L](x, k) is rank[L](x) < k as a bool, k (slot a[1]) a float at L or coarser: a select,
+ * not a sort, finds the elements (rk_rank_lt).
  * The language's lists of reductions in messages follow this order. */
 #define REIN_RED_OPS(X)                                                         \
   X(SUM, "sum", "sum", 'r', 1, 2, false, true, RK_SUM)                          \
@@ -101,6 +104,7 @@
   X(LSE, "logsumexp", "logsumexp", 'r', 1, 2, false, true, RK_LSE)              \
   X(COUNT, "count", "count", 'r', 0, 1, false, false, RK_COUNT)                 \
   X(RANK, "rank", "rank", 's', 1, 1, false, false, RK_NONE)                     \
+  X(RANKLT, "ranklt", 0, 's', 2, 2, false, false, RK_NONE)                      \
   X(ARGMAX, "argmax", 0, 's', 1, 2, false, false, RK_NONE)                      \
   X(ARGMIN, "argmin", 0, 's', 1, 2, false, false, RK_NONE)                     \
   X(CUMSUM, "cumsum", "cumsum", 's', 1, 2, false, true, RK_NONE)                \
@@ -112,5 +116,10 @@
 
 /* The scans (cumsum, revcumsum): sibling ops whose a[1] is a discount, not a filter. */
 #define OPS_IS_SCAN(op) ((op) == IR_CUMSUM || (op) == IR_RCUMSUM)
+/* Sibling ops whose a[1] is an operand read once per element of the target level (a scan's
+ * discount, ranklt's bound), not a filter. */
+#define OPS_A1_OPERAND(op) (OPS_IS_SCAN(op) || (op) == IR_RANKLT)
+/* Sibling ops whose value is a bool mask (argmax, argmin: the chosen element; ranklt). */
+#define OPS_IS_MASK(op) ((op) == IR_ARGMAX || (op) == IR_ARGMIN || (op) == IR_RANKLT)
 
 #endif

@@ -187,7 +187,7 @@ static void reject(const Plan *P, int out, const char *which, Diag *d) {
   const IrNode *c = &g->n[culprit];
   diag_error(d, c->rng, "this %s over the whole batch depends on `%s`, and the gradient with "
              "respect to `%s` depends on its value, so the batch cannot be split into "
-             "micro-batches", c->op == IR_RANK ? "ranking" : "reduction",
+             "micro-batches", c->op == IR_RANK || c->op == IR_RANKLT ? "ranking" : "reduction",
              dep_name(g, culprit), which);
   diag_note(d, c->rng, "a batch-level reduction of logp or entropy may enter the loss only "
             "linearly (sums and constant multiples of mean[batch](...) and sum[batch](...)) or "

@@ -338,9 +338,9 @@ static void rank_merge(const double *x, int64_t n, double *out, int32_t *idx, in
  * their sign bit set; -0 counts as +0 and every NaN is the largest key (ties by position come
  * from the sort's stability). */
 static uint64_t rank_key(double v) {
-  if (v != v) return ~(uint64_t)0;
-  uint64_t u = u_of(v == 0 ? 0.0 : v);
-  return u >> 63 ? ~u : u | (uint64_t)1 << 63;
+  uint64_t u = u_of(v + 0.0); /* -0 + 0 is +0 */
+  uint64_t k = u ^ ((uint64_t)((int64_t)u >> 63) | (uint64_t)1 << 63);
+  return v != v ? ~(uint64_t)0 : k; /* without branches, so that the sweeps vectorize */
 }
 
 /* The radix sort: keys into X's memory (KA), their positions into the first half of S2 (IA);
@@ -385,6 +385,163 @@ void rk_rank(double *x, int64_t n, double *out, void *s1, void *s2) {
   }
 #endif
   rank_merge(x, n, out, s1, s2);
+}
+
+#ifndef __NVPTX__
+/* The key of rank NEED-1 (NEED 1-based) among KEYS[0..M) -- or among the keys of X[0..M) when X is
+ * not NULL (KEYS then has room for M) -- by a radix select, 16 bits at a time from the top: each
+ * level counts the digit of the keys left (the 65536 counts in HIST), keeps in KEYS those whose
+ * digit holds the wanted rank, and makes NEED its rank among them; it stops early once the keys
+ * left are all equal.  On return NEED is the rank of the result among the keys equal to it. */
+static uint64_t select_levels(const double *x, uint64_t *keys, int64_t m, int64_t *need, int64_t *hist) {
+  uint64_t t = 0;
+  for (int shift = 48; shift >= 0; shift -= 16) {
+    const double *src = shift == 48 ? x : 0;
+    for (int v = 0; v < 65536; v++) hist[v] = 0;
+    uint64_t lo = ~(uint64_t)0, hi = 0;
+    for (int64_t i = 0; i < m; i++) {
+      uint64_t key = src ? rank_key(src[i]) : keys[i];
+      hist[key >> shift & 65535]++;
+      lo = key < lo ? key : lo, hi = key > hi ? key : hi;
+    }
+    if (lo == hi) return lo; /* every key left is the one */
+    uint64_t b = 0;
+    while (hist[b] < *need) *need -= hist[b++];
+    int64_t m2 = 0;
+    for (int64_t i = 0; i < m; i++) {
+      uint64_t key = src ? rank_key(src[i]) : keys[i];
+      if ((key >> shift & 65535) == b) keys[m2++] = key;
+    }
+    m = m2;
+    t = keys[0]; /* after the last digit, all kept keys are equal */
+  }
+  return t;
+}
+
+/* A[0..M) in increasing order, by a least-significant-digit radix sort (four 16-bit digits, back
+ * in A after the fourth), TMP of M keys and HIST of 65536 counts as scratch. */
+static void sort_keys(uint64_t *a, uint64_t *tmp, int64_t m, int64_t *hist) {
+  for (int shift = 0; shift < 64; shift += 16) {
+    for (int v = 0; v < 65536; v++) hist[v] = 0;
+    for (int64_t i = 0; i < m; i++) hist[a[i] >> shift & 65535]++;
+    for (int64_t v = 0, sum = 0; v < 65536; v++) {
+      int64_t c = hist[v];
+      hist[v] = sum, sum += c;
+    }
+    for (int64_t i = 0; i < m; i++) tmp[hist[a[i] >> shift & 65535]++] = a[i];
+    uint64_t *t = a;
+    a = tmp, tmp = t;
+  }
+}
+
+/* The sweeps of rank_select read 8 keys at a time as a vector (clang's vector extension, whatever
+ * the host's vector width): a signed key, rank_key's with the top bit flipped, so that the
+ * comparisons are signed ones, which every vector unit has. */
+typedef double rk_v8d __attribute__((vector_size(64)));
+typedef int64_t rk_v8l __attribute__((vector_size(64)));
+#define RK_SMAX 0x7fffffffffffffffll
+
+static int64_t signed_key(uint64_t key) { return (int64_t)(key ^ (uint64_t)1 << 63); }
+
+static void signed_keys8(const double *p, rk_v8l *key) { /* a pointer: no vector in the ABI */
+  rk_v8d v;
+  __builtin_memcpy(&v, p, sizeof v);
+  v = v + 0.0; /* -0 + 0 is +0 */
+  rk_v8l u = (rk_v8l)v, nan = v != v;
+  rk_v8l k = u ^ ((u >> 63) & RK_SMAX);
+  *key = (k & ~nan) | (nan & RK_SMAX);
+}
+
+#define RK_SELECT_CHUNK 32 /* keys a sweep looks at before it decides on a scalar pass */
+
+/* rank < KK (1 <= KK < N) without sorting X: T, the key of rank KK-1, is found in one sweep
+ * when a sample brackets it, and a last sweep marks every key < T and the first NEED keys equal
+ * to T (ties by position; NEED is T's rank, 1-based, among the keys equal to it).
+ *   The bracket: SMP keys of X at a fixed stride, sorted (in OUT, free until the last sweep); LO
+ * and HI are the sample's keys a margin below and above KK's place in it (4 standard deviations
+ * of the place and 8 keys more).  The sweep counts the keys below LO, at LO and at HI and keeps
+ * in S1 those strictly between (few: about 2 x margin / SMP of N), where select_levels finds T
+ * if the counts place it there.  Should the sample miss (or X hold few distinct values around
+ * rank KK-1 and land it on LO or HI, which the counts also cover) nothing is lost but time: a
+ * radix select over the whole of X, select_levels, finds T.  Both sweeps go by chunks of
+ * RK_SELECT_CHUNK keys in vectors, and look at a chunk key by key only where it holds a key to
+ * keep or a tie to decide. */
+static void rank_select(const double *x, int64_t n, int64_t kk, double *out, void *s1, void *s2) {
+  uint64_t *kept = s1, *smp = (uint64_t *)out;
+  int64_t *hist = s2;
+  int64_t ns = n / 16 < 32768 ? n / 16 : 32768, stride = n / ns;
+  for (int64_t j = 0; j < ns; j++) smp[j] = rank_key(x[j * stride]);
+  sort_keys(smp, smp + ns, ns, hist);
+  int64_t p = (int64_t)((double)kk / (double)n * (double)ns);
+  int64_t d = 4 * (int64_t)__builtin_sqrt((double)p + 1) + 8;
+  uint64_t lo = p - d >= 0 ? smp[p - d] : 0, hi = p + d < ns ? smp[p + d] : ~(uint64_t)0;
+  int64_t slo = signed_key(lo), shi = signed_key(hi), below = 0, at_lo = 0, at_hi = 0, m = 0;
+  rk_v8l vb = {0}, vl = {0}, vh = {0};
+  int64_t c0 = 0;
+  for (; c0 + RK_SELECT_CHUNK <= n; c0 += RK_SELECT_CHUNK) {
+    rk_v8l inside = {0};
+    for (int j = 0; j < RK_SELECT_CHUNK; j += 8) {
+      rk_v8l k;
+      signed_keys8(x + c0 + j, &k);
+      vb -= k < slo, vl -= k == slo, vh -= k == shi; /* a true comparison is -1 */
+      inside |= (k > slo) & (k < shi);
+    }
+    int64_t any = 0;
+    for (int j = 0; j < 8; j++) any |= inside[j];
+    for (int64_t i = c0; any && i < c0 + RK_SELECT_CHUNK; i++) {
+      int64_t k = signed_key(rank_key(x[i]));
+      if (k > slo && k < shi) kept[m++] = rank_key(x[i]);
+    }
+  }
+  for (int j = 0; j < 8; j++) below += vb[j], at_lo += vl[j], at_hi += vh[j];
+  for (int64_t i = c0; i < n; i++) {
+    int64_t k = signed_key(rank_key(x[i]));
+    below += k < slo, at_lo += k == slo, at_hi += k == shi;
+    if (k > slo && k < shi) kept[m++] = rank_key(x[i]);
+  }
+  if (lo == hi) at_hi = 0; /* counted once, at LO */
+  int64_t need = kk - below;
+  uint64_t t;
+  if (need >= 1 && need <= at_lo) t = lo;
+  else if (need > at_lo && need - at_lo <= m) need -= at_lo, t = select_levels(0, kept, m, &need, hist);
+  else if (need > at_lo + m && need - at_lo - m <= at_hi) need -= at_lo + m, t = hi;
+  else need = kk, t = select_levels(x, kept, n, &need, hist); /* the sample missed */
+  int64_t st = signed_key(t), left = need;
+  const rk_v8l one = (rk_v8l)(rk_v8d){1, 1, 1, 1, 1, 1, 1, 1};
+  for (c0 = 0; c0 < n; c0 += RK_SELECT_CHUNK) {
+    int64_t c1 = c0 + RK_SELECT_CHUNK < n ? c0 + RK_SELECT_CHUNK : n, ties = 0;
+    if (c1 - c0 == RK_SELECT_CHUNK) {
+      rk_v8l vt = {0};
+      for (int j = 0; j < RK_SELECT_CHUNK; j += 8) {
+        rk_v8l k;
+        signed_keys8(x + c0 + j, &k);
+        rk_v8l o = (k < st) & one;
+        __builtin_memcpy(out + c0 + j, &o, sizeof o);
+        vt -= k == st;
+      }
+      for (int j = 0; j < 8; j++) ties += vt[j];
+    } else {
+      for (int64_t i = c0; i < c1; i++) out[i] = rank_key(x[i]) < t ? 1.0 : 0.0, ties += rank_key(x[i]) == t;
+    }
+    if (ties == 0 || left == 0) continue;
+    for (int64_t i = c0; i < c1; i++) {
+      int tie = rank_key(x[i]) == t && left > 0;
+      if (tie) out[i] = 1.0;
+      left -= tie;
+    }
+  }
+}
+#endif
+
+void rk_rank_lt(double *x, int64_t n, double k, double *out, void *s1, void *s2) {
+#ifndef __NVPTX__
+  if (n >= RK_RANK_SELECT_MIN && k > 0 && k <= (double)(n - 1)) {
+    rank_select(x, n, (int64_t)__builtin_ceil(k), out, s1, s2);
+    return;
+  }
+#endif
+  rk_rank(x, n, out, s1, s2);
+  for (int64_t i = 0; i < n; i++) out[i] = out[i] < k ? 1.0 : 0.0;
 }
 
 void rk_argext(const double *x, const double *keep, int64_t n, int dir, double *out) {

@@ -22,7 +22,9 @@
  * rk_rank (topk, quantile and median lower to it) against a plain reference, qsort of positions
  * by (value, position) with NaN last and -0 equal to +0: every rank equal, on arrays below and
  * above RK_RANK_RADIX_MIN (the merge sort and the radix sort), up to 2^20 elements, of distinct
- * values, heavy ties, NaNs, signed zeros, infinities and subnormals.
+ * values, heavy ties, NaNs, signed zeros, infinities and subnormals; and rk_rank_lt (topk's
+ * select) on the same arrays, below and above RK_RANK_SELECT_MIN, against the reference rank < k
+ * for k of every kind (NaN, negative, 0, fractions, n - 1, n and beyond).
  */
 #include <math.h>
 #include <stdbool.h>
@@ -183,7 +185,8 @@ static int ref_cmp(const void *pa, const void *pb) {
 }
 
 /* Value K of a kind of test array: 0 distinct, 1 few values (ties), 2 specials mixed in, 3 all
- * equal, 4 one tie class per sign of zero, 5 values that differ in the lowest mantissa bits. */
+ * equal, 4 one tie class per sign of zero, 5 values that differ in the lowest mantissa bits, 6
+ * one large value every 16 elements, 7 one 0.5 every 16 elements. */
 static double rank_value(int kind, int64_t i) {
   static const double sp[] = {NAN, -NAN, INFINITY, -INFINITY, 0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308,
                               -1.0, 1.0, 1e308, -1e308};
@@ -193,16 +196,20 @@ static double rank_value(int kind, int64_t i) {
   case 2: return urand() < 0.3 ? sp[(int)(urand() * 13)] : (urand() - 0.5) * 4;
   case 3: return 2.5;
   case 4: return i & 1 ? 0.0 : -0.0;
+  case 6: return i % 16 ? urand() : 1e9 + (double)i; /* rank_select's sample (a stride of 16 or 32) sees
+                                                       * only the large values, and misses */
+  case 7: return i % 16 ? urand() : 0.5; /* the sample is all 0.5: its bracket is one value */
   default: return 1.0 + (double)(rng >> 60) * 2.220446049250313e-16 - (urand() < 0.5 ? 2.0 : 0.0);
   }
 }
 
 static void ranks(void) {
   static const int64_t sizes[] = {0,    1, 2, 3, 17, 255, 2048, RK_RANK_RADIX_MIN - 1, RK_RANK_RADIX_MIN,
-                                  RK_RANK_RADIX_MIN + 1, 65536, 1 << 20};
-  int checked = 0;
+                                  RK_RANK_RADIX_MIN + 1, RK_RANK_SELECT_MIN - 1, RK_RANK_SELECT_MIN,
+                                  RK_RANK_SELECT_MIN + 1, 1 << 20};
+  int checked = 0, checked_lt = 0;
   for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
-    for (int kind = 0; kind < 6; kind++) {
+    for (int kind = 0; kind < 8; kind++) {
       int64_t n = sizes[si];
       double *x = malloc(sizeof(double) * (size_t)(n + 1)), *work = malloc(sizeof(double) * (size_t)(n + 1));
       double *out = malloc(sizeof(double) * (size_t)(n + 1)), *s1 = malloc(8 * (size_t)(n + 1));
@@ -220,9 +227,25 @@ static void ranks(void) {
           break;
         }
       checked++;
+      /* rk_rank_lt: 1 exactly where the reference rank is below k */
+      const double ks[] = {NAN, -1, 0, 0.5, 1, 2.5, 3, (double)n / 3, (double)n / 2 + 0.25,
+                           (double)n * 0.54, (double)n * 0.57, /* kind 7: the sample's one value */
+                           (double)n - 1.5, (double)n - 1, (double)n - 0.5, (double)n, (double)n + 7, INFINITY};
+      for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++) {
+        memcpy(work, x, sizeof(double) * (size_t)n);
+        rk_rank_lt(work, n, ks[ki], out, s1, s2);
+        for (int64_t r = 0; r < n; r++)
+          if (out[perm[r]] != ((double)r < ks[ki] ? 1.0 : 0.0)) {
+            printf("FAIL rk_rank_lt: n %lld, kind %d, k %g: element %d (%g) of rank %lld gives %g\n", (long long)n,
+                   kind, ks[ki], perm[r], x[perm[r]], (long long)r, out[perm[r]]);
+            failures++;
+            break;
+          }
+        checked_lt++;
+      }
       free(x), free(work), free(out), free(s1), free(s2), free(perm);
     }
-  printf("rk_rank: %d arrays checked\n", checked);
+  printf("rk_rank: %d arrays checked; rk_rank_lt: %d (array, k) pairs\n", checked, checked_lt);
 }
 
 int main(void) {
