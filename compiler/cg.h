@@ -22,7 +22,8 @@ typedef struct {
   int *store;    /* per node: index of its array at its level (token/seq/group), or its slot
                     (batch level); -1 when it lives only in registers */
   int *red;      /* per node: index of its running state (batch-level reductions), else -1 */
-  int *pass_of;  /* per node: the plan pass computing it outside the final and statistics stages, else -1 */
+  int *first;    /* per node: the first plan pass computing it, which stores it (a later pass that
+                    computes it again, rematerialized, does not: the array already holds it), or -1 */
   bool *report;  /* per node: its value reaches the loss and metrics only (no gradient, no value
                     a gradient or a state update depends on): how exactly it is summed changes no
                     update */

@@ -56,17 +56,17 @@ void cg_layout(CgLayout *l, const Plan *p) {
   l->p = p;
   l->store = ir_xcalloc((size_t)g->nn, sizeof(int));
   l->red = ir_xcalloc((size_t)g->nn, sizeof(int));
-  l->pass_of = ir_xcalloc((size_t)g->nn, sizeof(int));
+  l->first = ir_xcalloc((size_t)g->nn, sizeof(int));
   l->report = ir_xcalloc((size_t)g->nn, sizeof(bool));
   reports(g, l->report);
   bool *need = ir_xcalloc((size_t)g->nn, sizeof(bool));
-  for (int i = 0; i < g->nn; i++) l->store[i] = l->red[i] = l->pass_of[i] = -1;
+  for (int i = 0; i < g->nn; i++) l->store[i] = l->red[i] = l->first[i] = -1;
   for (int q = 0; q < p->npasses; q++) {
     const PlPass *ps = &p->passes[q];
     for (int j = 0; j < ps->nnodes; j++) {
       int i = ps->nodes[j];
       const IrNode *n = &g->n[i];
-      if ((ps->stage != PL_FINAL && ps->stage != PL_STAT) || l->pass_of[i] < 0) l->pass_of[i] = q;
+      if (l->first[i] < 0) l->first[i] = q;
       if (ir_ops[n->op].cls == 's' || n->level == LV_BATCH) need[i] = true;
       for (int k = 0; k < ir_nslots(n); k++) {
         int a = n->a[k];
@@ -92,7 +92,7 @@ void cg_layout(CgLayout *l, const Plan *p) {
 void cg_layout_free(CgLayout *l) {
   free(l->store);
   free(l->red);
-  free(l->pass_of);
+  free(l->first);
   free(l->report);
   memset(l, 0, sizeof *l);
 }
