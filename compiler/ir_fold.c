@@ -9,7 +9,8 @@
  * x^y (IEEE pow's special cases included: pow(NaN, 0) = 1, pow(-0, -1) = -inf, pow(-inf, 2) =
  * inf), and one multiplication instead of exp(y log x), which costs a token loop its speed and,
  * in the compiled pow, up to 114 ulp.  x^2 is the common one (k2, OPMD's penalty, a variance) and
- * its gradient is 2 x^1.
+ * its gradient is 2 x^1.  A comparison of the token position with a constant that no position
+ * can fail (pos >= 0) or pass (pos < 0) is that constant (pos_bound).
  */
 #include <stdlib.h>
 
@@ -23,6 +24,22 @@ static bool is_const(const IrGraph *g, int i, double *v) {
   if (i < 0 || g->n[i].op != IR_CONST) return false;
   if (v) *v = g->n[i].num;
   return true;
+}
+
+/* A comparison of the token position (input pos, never below 0) with a constant c <= 0 that holds
+ * for every token (pos >= c, pos > c for c < 0, and the mirror images): 1; one that holds for none
+ * (pos < c, pos <= c for c < 0): 0; else -1.  `where(pos >= 0, x, 0)`, which spreads a sequence's
+ * value over its tokens (REINFORCE++-baseline), becomes x, a value per sequence. */
+static int pos_bound(const IrGraph *g, IrOp op, const int *a) {
+  double c;
+  int k = a[0] >= 0 && g->n[a[0]].op == IR_INPUT && g->n[a[0]].idx == IN_POS ? 0 : 1;
+  if (a[k] < 0 || g->n[a[k]].op != IR_INPUT || g->n[a[k]].idx != IN_POS || !is_const(g, a[1 - k], &c)) return -1;
+  if (k == 1) op = op == IR_GE ? IR_LE : op == IR_GT ? IR_LT : op == IR_LT ? IR_GT : IR_GE; /* c OP pos */
+  if (op == IR_GE && c <= 0) return 1;
+  if (op == IR_GT && c < 0) return 1;
+  if (op == IR_LT && c <= 0) return 0;
+  if (op == IR_LE && c < 0) return 0;
+  return -1;
 }
 
 static int fold_map(void *ctx, IrGraph *ng, const IrGraph *g, int i, const int *remap) {
@@ -56,6 +73,9 @@ static int fold_map(void *ctx, IrGraph *ng, const IrGraph *g, int i, const int *
     if (c == 1) return a[0];
     if (c == 0) return ir_const(ng, 1, TY_FLOAT, n->rng);
     if (c == -1) return ir_elem(ng, IR_DIV, ir_const(ng, 1, TY_FLOAT, n->rng), a[0], -1, n->rng);
+  } else if (op == IR_GE || op == IR_GT || op == IR_LT || op == IR_LE) {
+    int pos = pos_bound(ng, op, a);
+    if (pos >= 0) return ir_const(ng, pos, TY_BOOL, n->rng);
   } else if (op == IR_WHERE) {
     if (is_const(ng, a[0], &c)) {
       int b = c != 0 ? a[1] : a[2];
