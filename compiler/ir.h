@@ -173,6 +173,7 @@ IrGraph *ir_lower(const Program *prog);  /* ir_lower.c: checked AST → IR */
 /* ir_lower.c: PROG with checked expression LOSS (a term of its loss) as the loss, no metrics */
 IrGraph *ir_lower_loss(const Program *prog, const Expr *loss);
 IrGraph *ir_fold(IrGraph *g);   /* ir_fold.c: constant folding and trivial identities */
+IrGraph *ir_weigh(IrGraph *g);  /* ir_weigh.c: token reductions of sequence values over sequences */
 IrGraph *ir_cse(IrGraph *g);    /* ir_cse.c: common-subexpression elimination */
 IrGraph *ir_dce(IrGraph *g);    /* ir_dce.c: removes nodes no output needs */
 

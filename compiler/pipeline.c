@@ -2,6 +2,7 @@
  *
  *     lower      checked AST → graph             (ir_lower.c)
  *     fold       constants and exact identities  (ir_fold.c)
+ *     weigh      token reductions of sequence values, over sequences  (ir_weigh.c)
  *     cse        hash-consing                    (ir_cse.c)
  *     dce        drop what no output needs       (ir_dce.c)
  *     grad       append d loss/d logp, d entropy (ad.c)
@@ -16,7 +17,7 @@
 
 #include "ad.h"
 
-const char *const pipe_pass_names[] = {"lower", "fold", "cse", "dce", "grad", "simplify", NULL};
+const char *const pipe_pass_names[] = {"lower", "fold", "weigh", "cse", "dce", "grad", "simplify", NULL};
 
 bool pipe_known_pass(const char *name) {
   for (int i = 0; pipe_pass_names[i]; i++)
@@ -42,6 +43,7 @@ IrGraph *pipe_run(const Program *prog, IrGraph *g, Diag *d, const PipeOptions *o
   if (prog) g = ir_lower(prog);
   if (!(g = after(g, "lower", o))) return NULL;
   if (!(g = after(ir_fold(g), "fold", o))) return NULL;
+  if (!(g = after(ir_weigh(g), "weigh", o))) return NULL;
   if (!(g = after(ir_cse(g), "cse", o))) return NULL;
   if (!(g = after(ir_dce(g), "dce", o))) return NULL;
   if (o->stop_before_grad) return g;

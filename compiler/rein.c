@@ -70,8 +70,8 @@ static void usage(FILE *out) {
           "  emit --grad FILE     print the IR with d loss/d logp and d loss/d entropy\n"
           "  emit --grad --terms FILE  ... and d term/d logp of each term of the loss, in source terms\n"
           "  emit --plan FILE     print the stages and fused passes\n"
-          "       --dump-after=PASS  also print the IR after PASS (lower, fold, cse, dce,\n"
-          "                          grad, simplify)\n"
+          "       --dump-after=PASS  also print the IR after PASS (lower, fold, weigh, cse,\n"
+          "                          dce, grad, simplify)\n"
           "  emit --llvm [-O0] [--cpu CPU] [--precision f32|f64] FILE  print the host LLVM IR\n"
           "                       of the kernels (f32: token arithmetic in float, the default)\n"
           "  emit --ptx [--arch A] FILE  print the PTX (A: sm_80, the default, or sm_90)\n"
@@ -277,7 +277,7 @@ static int cmd_emit(int argc, char **argv) {
       {.letter = 'O', .kind = RC_OPT_FN, .dst = &co.no_opt, .fn = opt_o0, .arg = "0", .help = "--llvm without optimization"},
       PRECISION_OPT(&co.f64),
       {.name = "dump-after", .kind = RC_OPT_FN, .dst = &o.dump_after, .fn = opt_pass, .arg = "PASS",
-       .help = "also print the IR after PASS (lower, fold, cse, dce, grad, simplify)"},
+       .help = "also print the IR after PASS (lower, fold, weigh, cse, dce, grad, simplify)"},
       RC_OPTS_END};
   int k = rein_opts(t, "rein emit", "--ast|--ir|--grad|--plan|--llvm|--ptx [OPTIONS] FILE", argc, argv, &status);
   if (k < 0) return status;
