@@ -316,19 +316,13 @@ static bool closes_at(const IrNode *n, Level L) {
 }
 
 /* Is the pass's token loop widened to c->tok_lanes lanes (cg_float_lanes: a whole vector register
- * of float, 8 or 16)?  Only a float token loop that computes exp, log or sigmoid in float (the
- * vectorizer's own choice, 4, is set by the float64 reduction accumulators and leaves most of
- * each vector unused).  A loop
- * of loads, additions and reductions alone is not: 8 lanes double its float64 accumulators
- * (interleaved 4 times: 32 registers) and the spills made opmd_seq's loop slower than float64. */
-static bool tok_wide(const Cg *c) {
-  if (!c->tok_f32) return false;
-  for (int j = 0; j < c->ps->nnodes; j++) {
-    const IrNode *n = &c->g->n[c->ps->nodes[j]];
-    if (n->level == LV_TOKEN && ir_ops[n->op].cls == 'e' && cg_float_routine_op(n->op)) return true;
-  }
-  return false;
-}
+ * of float, 8 or 16)?  Every float token loop: the vectorizer's own choice, 4 lanes, is set by
+ * the float64 reduction accumulators and leaves most of each vector unused.  This was once kept
+ * to loops that compute exp, log or sigmoid, because 8 lanes with the vectorizer's 4 copies
+ * (interleave) had spilled opmd_seq's accumulators; with one copy (loop_end_width) and
+ * prefetching, widening all of them made GMPO's two micro passes 1.19x faster and no objective
+ * slower beyond 3 % (opmd; docs/performance.md). */
+static bool tok_wide(const Cg *c) { return c->tok_f32; }
 
 /* Does the pass accumulate any reduction over its tokens block by block (cg_in_block)? */
 static bool has_blocks(const Cg *c) {

@@ -100,9 +100,6 @@ LLVMValueRef cg_store_addr(Cg *c, int i, LLVMValueRef *elt_index);
 /* The value of node I at the current element: computed in this function (c->val), a leaf (const,
  * param, input, uniform, unfiltered count), or loaded from where an earlier pass stored it. */
 LLVMValueRef cg_get(Cg *c, int i);
-/* Does element-wise op OP call a kernel-library routine that has a float32 version (exp, log,
- * sigmoid: the arithmetic float32 token loops make cheaper; cg.c widens only such loops)? */
-bool cg_float_routine_op(IrOp op);
 /* Computes element-wise node I from its arguments' values (cg_get) into c->val[i]. */
 void cg_compute(Cg *c, int i);
 

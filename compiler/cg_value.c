@@ -209,29 +209,6 @@ static LLVMValueRef call_t(Cg *c, const char *f, LLVMTypeRef t, LLVMValueRef *x,
   return as_type(c, cg_call(c, f, c->f64, w, n), t);
 }
 
-/* Is CODE (a `code` column of REIN_ELEM_OPS, as text) a call of a routine with a float version? */
-static bool calls_float_routine(const char *code) {
-  for (size_t k = 0; k < sizeof float_routines / sizeof float_routines[0]; k++) {
-    char want[64];
-    snprintf(want, sizeof want, "CALL(\"%s\")", float_routines[k][0]);
-    if (!strcmp(code, want)) return true;
-  }
-  return false;
-}
-
-bool cg_float_routine_op(IrOp op) {
-  switch (op) {
-#define X_FR(ID, name, fn, nargs, diff, ty, value, code) \
-  case IR_##ID: return calls_float_routine(#code);
-    REIN_ELEM_OPS(X_FR)
-#undef X_FR
-  REIN_LEAF_OPS(OPS_CASE)
-  REIN_RED_OPS(OPS_CASE)
-  case IR_NOPS: break;
-  }
-  return false;
-}
-
 static LLVMValueRef elem(Cg *c, const IrNode *n, LLVMValueRef *x, LLVMTypeRef t) {
   LLVMBuilderRef b = c->b;
   switch (n->op) {
