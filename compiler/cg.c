@@ -260,9 +260,9 @@ static void sib_gather(Cg *c, void *data) {
   }
 }
 
-/* rank/argmax/argmin/cumsum/revcumsum node I over the children of the current element of its
- * rlevel: gathers the argument into scratch, then rk_rank/rk_rank_lt/rk_argext/rk_scan write the node's
- * array. */
+/* rank/ranklt/argmax/argmin/cumsum/revcumsum node I over the children of the current element of
+ * its rlevel: gathers the argument into scratch, then rk_rank/rk_rank_lt/rk_argext/rk_scan write
+ * the node's array. */
 static void sibling(Cg *c, int i) {
   const IrNode *n = &c->g->n[i];
   LLVMBasicBlockRef after = guard_begin(c, true);
@@ -355,7 +355,6 @@ static void block_end(Cg *c, LLVMValueRef ntok) {
     if (cg_in_block(c, c->ps->nodes[j])) cg_part_flush(c, c->ps->nodes[j], ntok);
 }
 
-/* The body for the current element of level L (ix[L] set) of the pass's sweep. */
 static bool in_pass(const Cg *c, int i) {
   for (int j = 0; j < c->ps->nnodes; j++)
     if (c->ps->nodes[j] == i) return true;
@@ -386,11 +385,11 @@ static void add_stream(CgStream *st, int *n, char kind, int id) {
 /* Before a token loop over [LO, HI) on the CPU: the pass's token arrays, CG_PREFETCH tokens
  * ahead, one prefetch a cache line -- the float inputs and user inputs it reads, the float64
  * arrays of earlier passes it reads, and, for writing, the gradients and float64 arrays it writes
- * token by token (at most CG_PREFETCH_STREAMS arrays).  A token loop computes between its loads, so fewer of
- * them are in flight than in a copy, and the hardware prefetcher alone left them waiting (perf:
- * the loop's first load held a third of GRPO's samples); with this GRPO's micro pass went from
- * 62 % to 78 % of memcpy's rate (docs/performance.md).  A prefetch past the end of an array is
- * harmless: it never faults. */
+ * token by token (at most CG_PREFETCH_STREAMS arrays).  A token loop computes between its loads,
+ * so fewer of them are in flight than in a copy, and the hardware prefetcher alone left them
+ * waiting (perf: the loop's first load held a third of GRPO's samples); with this GRPO's micro
+ * pass went from 62 % to 78 % of memcpy's rate (docs/performance.md).  A prefetch past the end
+ * of an array is harmless: it never faults. */
 static void prefetch_tokens(Cg *c, LLVMValueRef lo, LLVMValueRef hi) {
   const IrGraph *g = c->g;
   CgStream st[CG_PREFETCH_STREAMS];
@@ -408,7 +407,8 @@ static void prefetch_tokens(Cg *c, LLVMValueRef lo, LLVMValueRef hi) {
     }
   }
   for (int k = 0; c->write_grads && k < IR_NGRADS; k++)
-    if (g->grad[k] >= 0 && g->n[g->grad[k]].level == LV_TOKEN && in_pass(c, g->grad[k])) add_stream(st, &n, 'g', k);
+    if (g->grad[k] >= 0 && g->n[g->grad[k]].level == LV_TOKEN && in_pass(c, g->grad[k]))
+      add_stream(st, &n, 'g', k);
   for (int j = 0; j < c->ps->nnodes; j++) { /* the float64 arrays it writes (store_out) */
     int i = c->ps->nodes[j];
     if (g->n[i].level == LV_TOKEN && stores(c, i)) add_stream(st, &n, 'w', i);
@@ -438,6 +438,7 @@ static void prefetch_tokens(Cg *c, LLVMValueRef lo, LLVMValueRef hi) {
   loop_end(c, &lp);
 }
 
+/* The body for the current element of level L (ix[L] set) of the pass's sweep. */
 static void emit_level(Cg *c, Level L) {
   const PlPass *ps = c->ps;
   const IrGraph *g = c->g;
