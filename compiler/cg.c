@@ -355,12 +355,6 @@ static void block_end(Cg *c, LLVMValueRef ntok) {
     if (cg_in_block(c, c->ps->nodes[j])) cg_part_flush(c, c->ps->nodes[j], ntok);
 }
 
-static bool in_pass(const Cg *c, int i) {
-  for (int j = 0; j < c->ps->nnodes; j++)
-    if (c->ps->nodes[j] == i) return true;
-  return false;
-}
-
 static void prefetch(Cg *c, LLVMValueRef p, bool write) {
   LLVMTypeRef at[4] = {c->ptr, c->i32, c->i32, c->i32};
   LLVMValueRef f = cg_fn_decl(c, "llvm.prefetch.p0", LLVMVoidTypeInContext(c->cx), at, 4);
@@ -368,9 +362,9 @@ static void prefetch(Cg *c, LLVMValueRef p, bool write) {
   LLVMBuildCall2(c->b, LLVMGlobalGetValueType(f), f, a, 4, "");
 }
 
-/* One array that prefetch_tokens fetches: an input (KIND 'i'), a user input ('u') or a gradient
- * ('g', written), float, ID its index; or the float64 array of node ID, of an earlier pass ('s')
- * or of this one ('w', written). */
+/* One array that prefetch_tokens fetches: the float array of input or user-input node ID (KIND
+ * 'i') or of gradient ID ('g', written); or the float64 array of node ID, of an earlier pass
+ * ('s') or of this one ('w', written). */
 typedef struct {
   char kind;
   int id;
@@ -401,13 +395,13 @@ static void prefetch_tokens(Cg *c, LLVMValueRef lo, LLVMValueRef hi) {
       int a = nd->a[k];
       if (a < 0 || g->n[a].level != LV_TOKEN) continue;
       const IrNode *x = &g->n[a];
-      if (x->op == IR_INPUT && x->idx != IN_POS && x->idx != IN_LEN) add_stream(st, &n, 'i', x->idx);
-      else if (x->op == IR_UINPUT) add_stream(st, &n, 'u', x->idx);
-      else if (!pl_is_data(x) && c->l->store[a] >= 0 && !in_pass(c, a)) add_stream(st, &n, 's', a);
+      if ((x->op == IR_INPUT && x->idx != IN_POS && x->idx != IN_LEN) || x->op == IR_UINPUT)
+        add_stream(st, &n, 'i', a);
+      else if (!pl_is_data(x) && c->l->store[a] >= 0 && !cg_in_pass(c->ps, a)) add_stream(st, &n, 's', a);
     }
   }
   for (int k = 0; c->write_grads && k < IR_NGRADS; k++)
-    if (g->grad[k] >= 0 && g->n[g->grad[k]].level == LV_TOKEN && in_pass(c, g->grad[k]))
+    if (g->grad[k] >= 0 && g->n[g->grad[k]].level == LV_TOKEN && cg_in_pass(c->ps, g->grad[k]))
       add_stream(st, &n, 'g', k);
   for (int j = 0; j < c->ps->nnodes; j++) { /* the float64 arrays it writes (store_out) */
     int i = c->ps->nodes[j];
@@ -417,10 +411,8 @@ static void prefetch_tokens(Cg *c, LLVMValueRef lo, LLVMValueRef hi) {
   LLVMValueRef base[CG_PREFETCH_STREAMS];
   for (int q = 0; q < n; q++) { /* the base pointers, before the loop */
     base[q] = NULL;
-    if (st[q].kind == 'i') base[q] = cg_field(c, REIN_CTX_IN + st[q].id, true);
+    if (st[q].kind == 'i') base[q] = cg_input_array(c, &g->n[st[q].id]);
     if (st[q].kind == 'g') base[q] = cg_field(c, REIN_CTX_GRAD + st[q].id, true);
-    if (st[q].kind == 'u')
-      base[q] = LLVMBuildLoad2(c->b, c->ptr, gep(c, c->ptr, cg_field(c, REIN_CTX_UIN, true), ci64(c, st[q].id)), "");
   }
   Loop lp;
   LLVMValueRef t = loop_begin(c, &lp, lo, hi, ci64(c, 16)); /* 16 floats a 64-byte line */

@@ -94,6 +94,10 @@ LLVMValueRef cg_seq_tok(Cg *c, LLVMValueRef s);
  * R = batch: the current view, groups g0..g1 of ctx). */
 void cg_span(Cg *c, Level R, Level E, LLVMValueRef *lo, LLVMValueRef *hi);
 
+/* The float array of input or user-input node N (not pos or len, which are computed). */
+LLVMValueRef cg_input_array(Cg *c, const IrNode *n);
+/* Is node I one of pass PS's nodes (cg_layout.c)? */
+bool cg_in_pass(const PlPass *ps, int i);
 /* The address of stored node I (c->l->store[i] >= 0) at element *ELT_INDEX of its level, or at
  * the current one (c->ix) when ELT_INDEX is NULL; batch-level values are slots. */
 LLVMValueRef cg_store_addr(Cg *c, int i, LLVMValueRef *elt_index);
@@ -126,16 +130,17 @@ void cg_block_reduce(Cg *c, int i);
  * without a filter, with the block's NTOK tokens as its count: nothing counts them one by one);
  * cg_accumulate feeds a token into the partial c->part[i]. */
 #define CG_BLOCK 256
-/* The CPU's token loops prefetch their arrays this many tokens ahead (2 KB of floats; 256 and
- * 512 measured alike, 1024 and 4096 slower), at most CG_PREFETCH_STREAMS arrays (cg.c,
- * prefetch_tokens). */
-#define CG_PREFETCH 512
-#define CG_PREFETCH_STREAMS 16
 bool cg_in_block(const Cg *c, int i);
 /* Is node I a block variance, whose shift cg_part_zero takes from the values at the block's
  * first token (which cg.c computes there before calling it)? */
 bool cg_block_shift(const Cg *c, int i);
 void cg_part_zero(Cg *c, int i);
 void cg_part_flush(Cg *c, int i, LLVMValueRef ntok);
+
+/* The CPU's token loops prefetch their arrays this many tokens ahead (2 KB of floats; 256 and
+ * 512 measured alike, 1024 and 4096 slower), at most CG_PREFETCH_STREAMS arrays (cg.c,
+ * prefetch_tokens). */
+#define CG_PREFETCH 512
+#define CG_PREFETCH_STREAMS 16
 
 #endif

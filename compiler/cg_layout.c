@@ -20,7 +20,7 @@ bool cg_grad_synthetic(const Plan *p, int i) {
   return pl_is_data(&p->g->n[i]) || p->stage[i] != PL_MICRO;
 }
 
-static bool in_pass(const PlPass *ps, int i) {
+bool cg_in_pass(const PlPass *ps, int i) {
   for (int j = 0; j < ps->nnodes; j++)
     if (ps->nodes[j] == i) return true;
   return false;
@@ -70,7 +70,7 @@ void cg_layout(CgLayout *l, const Plan *p) {
       if (ir_ops[n->op].cls == 's' || n->level == LV_BATCH) need[i] = true;
       for (int k = 0; k < ir_nslots(n); k++) {
         int a = n->a[k];
-        if (a >= 0 && !pl_is_data(&g->n[a]) && !in_pass(ps, a)) need[a] = true;
+        if (a >= 0 && !pl_is_data(&g->n[a]) && !cg_in_pass(ps, a)) need[a] = true;
       }
     }
   }
@@ -109,7 +109,7 @@ void cg_phases(const CgLayout *l, const PlPass *ps, char *phase) {
     if (cls != 'e') continue;
     for (int k = 0; k < ir_nslots(n); k++) {
       int a = n->a[k];
-      if (a >= 0 && in_pass(ps, a) && g->n[a].level == n->level && ir_ops[g->n[a].op].cls != 's' &&
+      if (a >= 0 && cg_in_pass(ps, a) && g->n[a].level == n->level && ir_ops[g->n[a].op].cls != 's' &&
           phase[a] == PH_POST)
         phase[i] = PH_POST;
     }

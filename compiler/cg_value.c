@@ -13,7 +13,6 @@
 #include "cg_internal.h"
 
 #include <math.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,25 +85,22 @@ LLVMValueRef cg_store_addr(Cg *c, int i, LLVMValueRef *elt_index) {
   return gep(c, c->f64, cg_field(c, base_field[L], true), off);
 }
 
+LLVMValueRef cg_input_array(Cg *c, const IrNode *n) {
+  if (n->op == IR_INPUT) return cg_field(c, REIN_CTX_IN + n->idx, true);
+  LLVMValueRef uin = cg_field(c, REIN_CTX_UIN, true);
+  return LLVMBuildLoad2(c->b, c->ptr, gep(c, c->ptr, uin, ci64(c, n->idx)), "");
+}
+
 static LLVMValueRef input_value(Cg *c, const IrNode *n) {
-  LLVMValueRef base, e;
-  Level L;
-  if (n->op == IR_INPUT) {
-    if (n->idx == IN_POS)
-      return to_f64(c, LLVMBuildSub(c->b, c->ix[LV_TOKEN], cg_seq_tok(c, c->ix[LV_SEQ]), ""));
-    if (n->idx == IN_LEN) {
-      LLVMValueRef s = c->ix[LV_SEQ];
-      return to_f64(c, LLVMBuildSub(c->b, cg_seq_tok(c, add1(c, s)), cg_seq_tok(c, s), ""));
-    }
-    base = cg_field(c, REIN_CTX_IN + n->idx, true);
-    L = bi_inputs[n->idx].level;
-  } else {
-    LLVMValueRef uin = cg_field(c, REIN_CTX_UIN, true);
-    base = LLVMBuildLoad2(c->b, c->ptr, gep(c, c->ptr, uin, ci64(c, n->idx)), "");
-    L = c->g->uinputs[n->idx].level;
+  if (n->op == IR_INPUT && n->idx == IN_POS)
+    return to_f64(c, LLVMBuildSub(c->b, c->ix[LV_TOKEN], cg_seq_tok(c, c->ix[LV_SEQ]), ""));
+  if (n->op == IR_INPUT && n->idx == IN_LEN) {
+    LLVMValueRef s = c->ix[LV_SEQ];
+    return to_f64(c, LLVMBuildSub(c->b, cg_seq_tok(c, add1(c, s)), cg_seq_tok(c, s), ""));
   }
-  e = c->ix[L];
-  return LLVMBuildFPExt(c->b, LLVMBuildLoad2(c->b, c->f32, gep(c, c->f32, base, e), ""), c->f64, "");
+  Level L = n->op == IR_INPUT ? bi_inputs[n->idx].level : c->g->uinputs[n->idx].level;
+  LLVMValueRef e = c->ix[L];
+  return LLVMBuildFPExt(c->b, LLVMBuildLoad2(c->b, c->f32, gep(c, c->f32, cg_input_array(c, n), e), ""), c->f64, "");
 }
 
 /* count[R]() without a filter: the number of ELEV elements in the current R element. */

@@ -436,7 +436,8 @@ static void sort_keys(uint64_t *a, uint64_t *tmp, int64_t m, int64_t *hist) {
 
 /* The sweeps of rank_select read 8 keys at a time as a vector (clang's vector extension, whatever
  * the host's vector width): a signed key, rank_key's with the top bit flipped, so that the
- * comparisons are signed ones, which every vector unit has. */
+ * comparisons are signed ones, which every vector unit has (the scalar code compares rank_key's
+ * unsigned keys, in the same order). */
 typedef double rk_v8d __attribute__((vector_size(64)));
 typedef int64_t rk_v8l __attribute__((vector_size(64)));
 #define RK_SMAX 0x7fffffffffffffffll
@@ -489,15 +490,15 @@ static void rank_select(const double *x, int64_t n, int64_t kk, double *out, voi
     int64_t any = 0;
     for (int j = 0; j < 8; j++) any |= inside[j];
     for (int64_t i = c0; any && i < c0 + RK_SELECT_CHUNK; i++) {
-      int64_t k = signed_key(rank_key(x[i]));
-      if (k > slo && k < shi) kept[m++] = rank_key(x[i]);
+      uint64_t key = rank_key(x[i]);
+      if (key > lo && key < hi) kept[m++] = key;
     }
   }
   for (int j = 0; j < 8; j++) below += vb[j], at_lo += vl[j], at_hi += vh[j];
-  for (int64_t i = c0; i < n; i++) {
-    int64_t k = signed_key(rank_key(x[i]));
-    below += k < slo, at_lo += k == slo, at_hi += k == shi;
-    if (k > slo && k < shi) kept[m++] = rank_key(x[i]);
+  for (int64_t i = c0; i < n; i++) { /* the last, partial chunk */
+    uint64_t key = rank_key(x[i]);
+    below += key < lo, at_lo += key == lo, at_hi += key == hi;
+    if (key > lo && key < hi) kept[m++] = key;
   }
   if (lo == hi) at_hi = 0; /* counted once, at LO */
   int64_t need = kk - below;
@@ -521,7 +522,10 @@ static void rank_select(const double *x, int64_t n, int64_t kk, double *out, voi
       }
       for (int j = 0; j < 8; j++) ties += vt[j];
     } else {
-      for (int64_t i = c0; i < c1; i++) out[i] = rank_key(x[i]) < t ? 1.0 : 0.0, ties += rank_key(x[i]) == t;
+      for (int64_t i = c0; i < c1; i++) {
+        uint64_t key = rank_key(x[i]);
+        out[i] = key < t ? 1.0 : 0.0, ties += key == t;
+      }
     }
     if (ties == 0 || left == 0) continue;
     for (int64_t i = c0; i < c1; i++) {
