@@ -430,6 +430,44 @@ static void prefetch_tokens(Cg *c, LLVMValueRef lo, LLVMValueRef hi) {
   loop_end(c, &lp);
 }
 
+/* The early reductions of the pass (PlPass.early), at the current sequence: zeroed (step 1), then
+ * a loop over its tokens computes the token values they read and accumulates them, and they are
+ * finished, before the sequence's "pre" values and its token loop, which can read them.  The
+ * sequence's tokens are then in the cache for that loop: GMPO's and GSPO's per-sequence mean
+ * had a pass of its own, a second sweep of the batch's logp and old_logp. */
+static void early_sweep(Cg *c) {
+  const PlPass *ps = c->ps;
+  const IrGraph *g = c->g;
+  if (!ps->nearly) return;
+  bool *need = ir_xcalloc((size_t)g->nn, sizeof(bool)); /* the token values they read */
+  for (int j = 0; j < ps->nearly; j++) need[ps->early[j]] = true;
+  for (int j = ps->nnodes - 1; j >= 0; j--) {
+    const IrNode *n = &g->n[ps->nodes[j]];
+    for (int k = 0; need[ps->nodes[j]] && k < ir_nslots(n); k++)
+      if (n->a[k] >= 0 && cg_in_pass(ps, n->a[k]) && g->n[n->a[k]].level == LV_TOKEN) need[n->a[k]] = true;
+  }
+  LLVMValueRef lo, hi;
+  cg_span(c, LV_SEQ, LV_TOKEN, &lo, &hi);
+  if (!c->gpu) prefetch_tokens(c, lo, hi); /* the pass's arrays: its token loop follows */
+  Loop lp;
+  c->ix[LV_TOKEN] = loop_split(c, &lp, lo, hi, LV_TOKEN == c->par);
+  for (int j = 0; j < ps->nnodes; j++) {
+    int i = ps->nodes[j];
+    if (need[i] && g->n[i].level == LV_TOKEN) cg_compute(c, i); /* element-wise (plan.c) */
+  }
+  for (int j = 0; j < ps->nearly; j++) cg_accumulate(c, ps->early[j]);
+  loop_end_width(c, &lp, tok_wide(c) ? c->tok_lanes : 0);
+  c->ix[LV_TOKEN] = NULL;
+  for (int j = 0; j < ps->nnodes; j++)
+    if (g->n[ps->nodes[j]].level == LV_TOKEN) c->val[ps->nodes[j]] = NULL;
+  for (int j = 0; j < ps->nearly; j++) {
+    int i = ps->early[j];
+    if (c->gpu && g->n[i].elev == c->par) cg_block_reduce(c, i);
+    c->val[i] = cg_finish(c, &g->n[i], c->acc[i]);
+  }
+  free(need);
+}
+
 /* The body for the current element of level L (ix[L] set) of the pass's sweep. */
 static void emit_level(Cg *c, Level L) {
   const PlPass *ps = c->ps;
@@ -448,6 +486,7 @@ static void emit_level(Cg *c, Level L) {
     int i = ps->nodes[j];
     if (ir_ops[g->n[i].op].cls == 's' && g->n[i].rlevel == L) sibling(c, i);
   }
+  if (L == LV_SEQ) early_sweep(c);
   for (int j = 0; j < ps->nnodes; j++) {
     int i = ps->nodes[j];
     if (g->n[i].level == L && ir_ops[g->n[i].op].cls == 'e' && c->phase[i] == PH_PRE) cg_compute(c, i);
@@ -478,21 +517,22 @@ static void emit_level(Cg *c, Level L) {
     for (int j = 0; j < ps->nnodes; j++) {
       int i = ps->nodes[j];
       const IrNode *n = &g->n[i];
-      if (c->gpu && ir_ops[n->op].cls == 'r' && closes_at(n, L) && n->elev == c->par) cg_block_reduce(c, i);
+      if (c->gpu && ir_ops[n->op].cls == 'r' && closes_at(n, L) && n->elev == c->par && !pl_early(ps, i))
+        cg_block_reduce(c, i);
     }
   }
   /* 5, 6 */
   for (int j = 0; j < ps->nnodes; j++) {
     int i = ps->nodes[j];
     const IrNode *n = &g->n[i];
-    if (ir_ops[n->op].cls == 'r' && n->rlevel == L) c->val[i] = cg_finish(c, n, c->acc[i]);
+    if (ir_ops[n->op].cls == 'r' && n->rlevel == L && !pl_early(ps, i)) c->val[i] = cg_finish(c, n, c->acc[i]);
     if (n->level == L && ir_ops[n->op].cls == 'e' && c->phase[i] == PH_POST) cg_compute(c, i);
   }
   /* 7 */
   for (int j = 0; j < ps->nnodes; j++) {
     int i = ps->nodes[j];
     const IrNode *n = &g->n[i];
-    if (ir_ops[n->op].cls == 'r' && n->elev == L) cg_accumulate(c, i);
+    if (ir_ops[n->op].cls == 'r' && n->elev == L && !pl_early(ps, i)) cg_accumulate(c, i);
   }
   if (L == LV_GROUP) { /* the group's partial states of batch reductions */
     LLVMBasicBlockRef after = NULL;

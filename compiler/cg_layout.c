@@ -105,7 +105,7 @@ void cg_phases(const CgLayout *l, const PlPass *ps, char *phase) {
     int i = ps->nodes[j];
     const IrNode *n = &g->n[i];
     char cls = ir_ops[n->op].cls;
-    phase[i] = cls == 'r' ? PH_POST : PH_PRE;
+    phase[i] = cls == 'r' && !pl_early(ps, i) ? PH_POST : PH_PRE; /* early: before the token loop */
     if (cls != 'e') continue;
     for (int k = 0; k < ir_nslots(n); k++) {
       int a = n->a[k];

@@ -268,16 +268,17 @@ static LLVMValueRef reassoc_fadd(Cg *c, LLVMValueRef x, LLVMValueRef y) {
  * 2^-53 (K - block mean)^2 / variance.  Order and bits are fixed as for the sums. */
 enum { PART_N, PART_S1, PART_S2, PART_K };
 
+/* An early reduction (PlPass.early) is accumulated token by token in its own loop: no blocks. */
 static bool block_var(const Cg *c, int i) {
   const IrNode *n = &c->g->n[i];
-  if (ir_ops[n->op].cls != 'r') return false;
+  if (ir_ops[n->op].cls != 'r' || (c->ps && pl_early(c->ps, i))) return false;
   int op = cg_rk_op(n->op);
   return !c->gpu && n->elev == LV_TOKEN && (op == RK_VAR || op == RK_STD);
 }
 
 static bool block_sum(const Cg *c, int i) {
   const IrNode *n = &c->g->n[i];
-  if (ir_ops[n->op].cls != 'r') return false;
+  if (ir_ops[n->op].cls != 'r' || (c->ps && pl_early(c->ps, i))) return false;
   int op = cg_rk_op(n->op);
   return !c->gpu && c->tok_f32 && n->elev == LV_TOKEN && c->l->report[i] &&
          (op == RK_SUM || op == RK_MEAN || op == RK_COUNT);

@@ -47,6 +47,25 @@ static Level use_level(const IrNode *n) {
   return ir_ops[n->op].cls == 'e' ? n->level : n->elev;
 }
 
+/* Is early-able reduction R (make_passes) read at token level in its own pass (by a token value
+ * or a reduction over tokens), directly or through same-pass element-wise values?  Only then does it get an early loop; otherwise it is swept with
+ * the pass's token loop as any reduction. */
+static bool early_read(const IrGraph *g, const bool *member, const int *pass, int r) {
+  bool *from = ir_xcalloc((size_t)g->nn, sizeof(bool)); /* same-pass values computed from R */
+  bool read = false;
+  from[r] = true;
+  for (int i = r + 1; i < g->nn && !read; i++) {
+    const IrNode *n = &g->n[i];
+    if (!member[i] || pass[i] != pass[r]) continue;
+    bool hit = false;
+    for (int k = 0; k < ir_nslots(n); k++) hit = hit || (n->a[k] >= 0 && from[n->a[k]]);
+    from[i] = hit && ir_ops[n->op].cls == 'e';
+    read = hit && use_level(n) == LV_TOKEN;
+  }
+  free(from);
+  return read;
+}
+
 /* Groups the nodes with member[i] into passes of stage S, appended to P.
  *
  * Each node gets a pass and a "ready level": within its own pass, its value can be read by uses
@@ -59,6 +78,10 @@ static void make_passes(Plan *P, PlStage S, const bool *member) {
   const IrGraph *g = P->g;
   int *pass = ir_xcalloc((size_t)g->nn, sizeof(int));
   Level *ready = ir_xcalloc((size_t)g->nn, sizeof(Level));
+  /* tokonly[i]: a token-level element-wise value computed from its pass's token-level
+   * element-wise values only (and from what earlier passes, stages and the data hold): an early
+   * loop can compute it before the pass's own token loop */
+  bool *tokonly = ir_xcalloc((size_t)g->nn, sizeof(bool)), *early = ir_xcalloc((size_t)g->nn, sizeof(bool));
   int maxp = 0;
   for (int i = 0; i < g->nn; i++) {
     if (!member[i]) continue;
@@ -77,7 +100,14 @@ static void make_passes(Plan *P, PlStage S, const bool *member) {
       int a = n->a[k];
       if (a >= 0 && member[a] && pass[a] == p && ready[a] > r) r = ready[a];
     }
-    if (cls == 'r') r = n->rlevel;
+    bool chain = true; /* every same-pass argument is tokonly */
+    for (int k = 0; k < ir_nslots(n); k++) {
+      int a = n->a[k];
+      if (a >= 0 && member[a] && pass[a] == p && !tokonly[a]) chain = false;
+    }
+    tokonly[i] = chain && cls == 'e' && n->level == LV_TOKEN;
+    early[i] = chain && cls == 'r' && n->rlevel == LV_SEQ && n->elev == LV_TOKEN;
+    if (cls == 'r') r = early[i] ? LV_TOKEN : n->rlevel;
     if (cls == 's') r = LV_TOKEN;
     pass[i] = p;
     ready[i] = r;
@@ -108,11 +138,12 @@ static void make_passes(Plan *P, PlStage S, const bool *member) {
   }
   free(sib);
   for (int p = 1; p <= maxp; p++) {
-    PlPass ps = {S, p, LV_BATCH, ir_xcalloc((size_t)g->nn, sizeof(int)), 0};
+    PlPass ps = {S, p, LV_BATCH, ir_xcalloc((size_t)g->nn, sizeof(int)), 0, ir_xcalloc((size_t)g->nn, sizeof(int)), 0};
     for (int i = 0; i < g->nn; i++) {
       if (!in[(size_t)p * nn + (size_t)i]) continue;
       ps.nodes[ps.nnodes++] = i;
       if (use_level(&g->n[i]) < ps.loop) ps.loop = use_level(&g->n[i]);
+      if (early[i] && early_read(g, member, pass, i)) ps.early[ps.nearly++] = i;
     }
     P->passes = rc_realloc(P->passes, sizeof *P->passes * (size_t)(P->npasses + 1));
     P->passes[P->npasses++] = ps;
@@ -120,6 +151,14 @@ static void make_passes(Plan *P, PlStage S, const bool *member) {
   free(in);
   free(pass);
   free(ready);
+  free(tokonly);
+  free(early);
+}
+
+bool pl_early(const PlPass *ps, int i) {
+  for (int j = 0; j < ps->nearly; j++)
+    if (ps->early[j] == i) return true;
+  return false;
 }
 
 /* Which differentiable input node I's value depends on (logp if both), for messages. */
@@ -326,7 +365,7 @@ Plan *pl_plan(const IrGraph *g, Diag *d) {
 
 void pl_free(Plan *p) {
   if (!p) return;
-  for (int i = 0; i < p->npasses; i++) free(p->passes[i].nodes);
+  for (int i = 0; i < p->npasses; i++) free(p->passes[i].nodes), free(p->passes[i].early);
   free(p->passes);
   free(p->stage);
   free(p->avail);
@@ -343,6 +382,9 @@ static void print_outputs(FILE *out, const Plan *p, const PlPass *ps) {
     int i = ps->nodes[j];
     if (OPS_IS_SCAN(g->n[i].op) && ps->stage == PL_MICRO)
       fprintf(out, "    scan %%%d = %s[seq] (within each sequence: micro-batch safe)\n", i,
+              ir_ops[g->n[i].op].name);
+    if (pl_early(ps, i))
+      fprintf(out, "    early %%%d = %s[seq] (its own sweep of each sequence's tokens, before the pass's)\n", i,
               ir_ops[g->n[i].op].name);
     if (p->partial[i] && ps->stage == PL_MICRO)
       fprintf(out, "    partial %%%d = %s[batch] (combined across micro-batches)\n", i,

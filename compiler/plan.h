@@ -19,7 +19,7 @@
  * Within a stage, nodes are grouped into passes: one pass is one sweep over the batch (groups →
  * sequences → tokens) computing every node it holds.  A reduction's value can be used in the
  * same pass at its own level or coarser (after the loop that accumulates it closes); a finer use
- * needs the next pass.  rank/argmax/argmin and the scans need their argument's siblings complete: next pass.
+ * needs the next pass, except a use of an early reduction (PlPass.early).  rank/argmax/argmin and the scans need their argument's siblings complete: next pass.
  */
 #ifndef REIN_PLAN_H
 #define REIN_PLAN_H
@@ -34,6 +34,11 @@ typedef struct {
   Level loop;   /* the finest level the pass sweeps (LV_BATCH: no loop, scalars only) */
   int *nodes;   /* in topological order */
   int nnodes;
+  int *early;   /* the pass's early reductions, in topological order: a reduction to seq of
+                   token values computed from nothing else of the pass, swept in its own loop
+                   over each sequence's tokens before the pass's token loop, so that the pass's
+                   token values can read it (GMPO's and GSPO's per-sequence mean) */
+  int nearly;
 } PlPass;
 
 typedef struct {
@@ -63,6 +68,9 @@ typedef struct {
 Plan *pl_plan(const IrGraph *g, Diag *d);
 void pl_free(Plan *p);
 void pl_print(FILE *out, const Plan *p);
+
+/* Is node I an early reduction of pass PS? */
+bool pl_early(const PlPass *ps, int i);
 
 /* True for nodes that are data rather than computation: leaves, and count[L]() without a filter
  * (a shape: the number of tokens or sequences). */
