@@ -14,6 +14,7 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -185,7 +186,20 @@ static void annotate_kernels(LLVMModuleRef m) {
   }
 }
 
+/* LLVM's diagnostics while it optimizes: its remarks and warnings are about its own work, not the
+ * user's program (a widened token loop that holds a max or a variance, which the vectorizer
+ * declines, made it print "remark: loop not vectorized" to stderr), so they are dropped; an error
+ * is printed. */
+static void diagnostic(LLVMDiagnosticInfoRef di, void *ctx) {
+  (void)ctx;
+  if (LLVMGetDiagInfoSeverity(di) != LLVMDSError) return;
+  char *msg = LLVMGetDiagInfoDescription(di);
+  fprintf(stderr, "rein: LLVM error: %s\n", msg);
+  LLVMDisposeMessage(msg);
+}
+
 bool cg_finish_module(LLVMModuleRef m, CgTarget t, const char *arch, const CgOptions *o, char *err, size_t errlen) {
+  LLVMContextSetDiagnosticHandler(LLVMGetModuleContext(m), diagnostic, NULL);
   LLVMTargetMachineRef tm = machine(t, arch, o, err, errlen);
   if (!tm) return false;
   char *triple = LLVMGetTargetMachineTriple(tm);
