@@ -430,15 +430,19 @@ static void prefetch_tokens(Cg *c, LLVMValueRef lo, LLVMValueRef hi) {
   loop_end(c, &lp);
 }
 
-/* The early reductions of the pass (PlPass.early), at the current sequence: zeroed (step 1), then
- * a loop over its tokens computes the token values they read and accumulates them, and they are
- * finished, before the sequence's "pre" values and its token loop, which can read them.  The
- * sequence's tokens are then in the cache for that loop: GMPO's and GSPO's per-sequence mean
- * had a pass of its own, a second sweep of the batch's logp and old_logp. */
+/* The early reductions and scans of the pass (PlPass.early), at the current sequence: a loop over
+ * its tokens computes the token values they read, accumulates the reductions (zeroed in step 1)
+ * and writes each scan's argument into the scan's own array; then rk_scan runs in place (it reads
+ * each element before it writes it) and the reductions are finished -- all before the sequence's
+ * "pre" values and its token loop, which can read them.  The sequence's tokens are then in the
+ * cache for that loop: GMPO's and GSPO's per-sequence mean had a pass of its own, a second sweep
+ * of the batch's logp and old_logp, and REINFORCE++'s returns a pass that stored their argument
+ * as a float64 array and another that copied it into scratch for rk_scan. */
 static void early_sweep(Cg *c) {
   const PlPass *ps = c->ps;
   const IrGraph *g = c->g;
   if (!ps->nearly) return;
+  bool scans = false;
   bool *need = ir_xcalloc((size_t)g->nn, sizeof(bool)); /* the token values they read */
   for (int j = 0; j < ps->nearly; j++) need[ps->early[j]] = true;
   for (int j = ps->nnodes - 1; j >= 0; j--) {
@@ -453,15 +457,41 @@ static void early_sweep(Cg *c) {
   c->ix[LV_TOKEN] = loop_split(c, &lp, lo, hi, LV_TOKEN == c->par);
   for (int j = 0; j < ps->nnodes; j++) {
     int i = ps->nodes[j];
-    if (need[i] && g->n[i].level == LV_TOKEN) cg_compute(c, i); /* element-wise (plan.c) */
+    if (need[i] && g->n[i].level == LV_TOKEN && ir_ops[g->n[i].op].cls == 'e') cg_compute(c, i); /* plan.c: pure */
   }
-  for (int j = 0; j < ps->nearly; j++) cg_accumulate(c, ps->early[j]);
+  for (int j = 0; j < ps->nearly; j++) {
+    int i = ps->early[j];
+    if (ir_ops[g->n[i].op].cls == 'r') {
+      cg_accumulate(c, i);
+      continue;
+    }
+    scans = true; /* a scan: its argument into its array, at this token */
+    LLVMValueRef t = c->ix[LV_TOKEN];
+    LLVMBuildStore(c->b, cg_get(c, g->n[i].a[0]), cg_store_addr(c, i, &t));
+  }
   loop_end_width(c, &lp, tok_wide(c) ? c->tok_lanes : 0);
   c->ix[LV_TOKEN] = NULL;
   for (int j = 0; j < ps->nnodes; j++)
     if (g->n[ps->nodes[j]].level == LV_TOKEN) c->val[ps->nodes[j]] = NULL;
+  if (scans) { /* GPU: every thread's elements are written; thread 0 scans; all see the result */
+    barrier(c);
+    LLVMBasicBlockRef after = guard_begin(c, true);
+    for (int j = 0; j < ps->nearly; j++) {
+      int i = ps->early[j];
+      const IrNode *n = &g->n[i];
+      if (ir_ops[n->op].cls != 's') continue;
+      LLVMValueRef elt = lo;
+      LLVMValueRef out = cg_store_addr(c, i, &elt);
+      LLVMValueRef gamma = n->a[1] >= 0 ? cg_get(c, n->a[1]) : cf(c, 1);
+      LLVMValueRef a[5] = {out, LLVMBuildSub(c->b, hi, lo, ""), gamma, ci32(c, n->op == IR_CUMSUM ? 1 : -1), out};
+      cg_call(c, "rk_scan", LLVMVoidTypeInContext(c->cx), a, 5);
+    }
+    guard_end(c, after);
+    barrier(c);
+  }
   for (int j = 0; j < ps->nearly; j++) {
     int i = ps->early[j];
+    if (ir_ops[g->n[i].op].cls != 'r') continue;
     if (c->gpu && g->n[i].elev == c->par) cg_block_reduce(c, i);
     c->val[i] = cg_finish(c, &g->n[i], c->acc[i]);
   }
@@ -484,13 +514,27 @@ static void emit_level(Cg *c, Level L) {
   }
   for (int j = 0; j < ps->nnodes; j++) {
     int i = ps->nodes[j];
-    if (ir_ops[g->n[i].op].cls == 's' && g->n[i].rlevel == L) sibling(c, i);
+    if (ir_ops[g->n[i].op].cls == 's' && g->n[i].rlevel == L && !pl_early(ps, i)) sibling(c, i);
   }
-  if (L == LV_SEQ) early_sweep(c);
-  for (int j = 0; j < ps->nnodes; j++) {
+  /* 3: the "pre" values; at a sequence with early reductions or scans, those that need none of
+   * them first (the early loop may read them: plan.c's pure values), then early_sweep, then the
+   * rest */
+  bool *late = ir_xcalloc((size_t)g->nn, sizeof(bool)); /* computed from an early node of the pass */
+  for (int j = 0; L == LV_SEQ && j < ps->nnodes; j++) {
     int i = ps->nodes[j];
-    if (g->n[i].level == L && ir_ops[g->n[i].op].cls == 'e' && c->phase[i] == PH_PRE) cg_compute(c, i);
+    late[i] = pl_early(ps, i);
+    for (int k = 0; k < ir_nslots(&g->n[i]); k++)
+      if (g->n[i].a[k] >= 0 && late[g->n[i].a[k]] && cg_in_pass(ps, g->n[i].a[k])) late[i] = true;
   }
+  for (int round = 0; round < 2; round++) {
+    if (round == 1 && L == LV_SEQ) early_sweep(c);
+    for (int j = 0; j < ps->nnodes; j++) {
+      int i = ps->nodes[j];
+      if (g->n[i].level == L && ir_ops[g->n[i].op].cls == 'e' && c->phase[i] == PH_PRE && late[i] == (round == 1))
+        cg_compute(c, i);
+    }
+  }
+  free(late);
   /* 4 */
   if (L > ps->loop) {
     Level E = (Level)(L - 1);

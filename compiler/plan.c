@@ -78,10 +78,10 @@ static void make_passes(Plan *P, PlStage S, const bool *member) {
   const IrGraph *g = P->g;
   int *pass = ir_xcalloc((size_t)g->nn, sizeof(int));
   Level *ready = ir_xcalloc((size_t)g->nn, sizeof(Level));
-  /* tokonly[i]: a token-level element-wise value computed from its pass's token-level
-   * element-wise values only (and from what earlier passes, stages and the data hold): an early
-   * loop can compute it before the pass's own token loop */
-  bool *tokonly = ir_xcalloc((size_t)g->nn, sizeof(bool)), *early = ir_xcalloc((size_t)g->nn, sizeof(bool));
+  /* pure[i]: an element-wise value computed from its pass's pure values only (and from what
+   * earlier passes, stages and the data hold), none of the pass's reductions or sibling ops: the
+   * code has it before a sequence's early loop, or computes it in that loop */
+  bool *pure = ir_xcalloc((size_t)g->nn, sizeof(bool)), *early = ir_xcalloc((size_t)g->nn, sizeof(bool));
   int maxp = 0;
   for (int i = 0; i < g->nn; i++) {
     if (!member[i]) continue;
@@ -92,21 +92,33 @@ static void make_passes(Plan *P, PlStage S, const bool *member) {
       int a = n->a[k];
       if (a < 0 || !member[a]) continue;
       int need = pass[a];
-      if (ready[a] > use_level(n) || cls == 's') need++;
+      if (ready[a] > use_level(n)) need++;
       if (need > p) p = need;
+    }
+    /* a sibling op needs its argument's siblings complete: the next pass -- but a scan of a value
+     * computed from nothing else of its pass is early: the pass's early loop computes the
+     * argument, and the scan runs on it before the pass's token loop */
+    bool scan_early = OPS_IS_SCAN(n->op);
+    for (int k = 0; k < ir_nslots(n); k++) {
+      int a = n->a[k];
+      if (a >= 0 && member[a] && pass[a] == p && !pure[a]) scan_early = false;
+    }
+    for (int k = 0; cls == 's' && !scan_early && k < ir_nslots(n); k++) {
+      int a = n->a[k];
+      if (a >= 0 && member[a] && pass[a] + 1 > p) p = pass[a] + 1;
     }
     Level r = LV_TOKEN;
     for (int k = 0; k < ir_nslots(n); k++) {
       int a = n->a[k];
       if (a >= 0 && member[a] && pass[a] == p && ready[a] > r) r = ready[a];
     }
-    bool chain = true; /* every same-pass argument is tokonly */
+    bool chain = true; /* every same-pass argument is pure */
     for (int k = 0; k < ir_nslots(n); k++) {
       int a = n->a[k];
-      if (a >= 0 && member[a] && pass[a] == p && !tokonly[a]) chain = false;
+      if (a >= 0 && member[a] && pass[a] == p && !pure[a]) chain = false;
     }
-    tokonly[i] = chain && cls == 'e' && n->level == LV_TOKEN;
-    early[i] = chain && cls == 'r' && n->rlevel == LV_SEQ && n->elev == LV_TOKEN;
+    pure[i] = chain && cls == 'e';
+    early[i] = (chain && cls == 'r' && n->rlevel == LV_SEQ && n->elev == LV_TOKEN) || scan_early;
     if (cls == 'r') r = early[i] ? LV_TOKEN : n->rlevel;
     if (cls == 's') r = LV_TOKEN;
     pass[i] = p;
@@ -143,7 +155,7 @@ static void make_passes(Plan *P, PlStage S, const bool *member) {
       if (!in[(size_t)p * nn + (size_t)i]) continue;
       ps.nodes[ps.nnodes++] = i;
       if (use_level(&g->n[i]) < ps.loop) ps.loop = use_level(&g->n[i]);
-      if (early[i] && early_read(g, member, pass, i)) ps.early[ps.nearly++] = i;
+      if (early[i] && (ir_ops[g->n[i].op].cls == 's' || early_read(g, member, pass, i))) ps.early[ps.nearly++] = i;
     }
     P->passes = rc_realloc(P->passes, sizeof *P->passes * (size_t)(P->npasses + 1));
     P->passes[P->npasses++] = ps;
@@ -151,7 +163,7 @@ static void make_passes(Plan *P, PlStage S, const bool *member) {
   free(in);
   free(pass);
   free(ready);
-  free(tokonly);
+  free(pure);
   free(early);
 }
 
@@ -384,8 +396,9 @@ static void print_outputs(FILE *out, const Plan *p, const PlPass *ps) {
       fprintf(out, "    scan %%%d = %s[seq] (within each sequence: micro-batch safe)\n", i,
               ir_ops[g->n[i].op].name);
     if (pl_early(ps, i))
-      fprintf(out, "    early %%%d = %s[seq] (its own sweep of each sequence's tokens, before the pass's)\n", i,
-              ir_ops[g->n[i].op].name);
+      fprintf(out, "    early %%%d = %s[seq] (%s, before the pass's)\n", i, ir_ops[g->n[i].op].name,
+              OPS_IS_SCAN(g->n[i].op) ? "of the values its sweep of each sequence's tokens computes"
+                                      : "its own sweep of each sequence's tokens");
     if (p->partial[i] && ps->stage == PL_MICRO)
       fprintf(out, "    partial %%%d = %s[batch] (combined across micro-batches)\n", i,
               ir_ops[g->n[i].op].name);

@@ -34,10 +34,12 @@ typedef struct {
   Level loop;   /* the finest level the pass sweeps (LV_BATCH: no loop, scalars only) */
   int *nodes;   /* in topological order */
   int nnodes;
-  int *early;   /* the pass's early reductions, in topological order: a reduction to seq of
-                   token values computed from nothing else of the pass, swept in its own loop
-                   over each sequence's tokens before the pass's token loop, so that the pass's
-                   token values can read it (GMPO's and GSPO's per-sequence mean) */
+  int *early;   /* the pass's early reductions and scans, in topological order: a reduction to
+                   seq of token values computed from nothing else of the pass, swept in its own
+                   loop over each sequence's tokens before the pass's token loop, so that the
+                   pass's token values can read it (GMPO's and GSPO's per-sequence mean); a scan
+                   (cumsum, revcumsum) of such values, run on what that loop computed, in the
+                   pass of its argument (REINFORCE++'s returns) */
   int nearly;
 } PlPass;
 
