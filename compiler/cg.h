@@ -68,8 +68,15 @@ LLVMModuleRef cg_module(LLVMContextRef cx, const CgLayout *l, CgTarget t, const 
  * on AVX2 they are no faster than 8. */
 int cg_float_lanes(const CgOptions *o);
 /* Is the host (the CPU target's triple) x86-64?  Its synthetic gradient pass writes whole cache
- * lines with non-temporal stores (cg.c, fill_grad). */
+ * lines with non-temporal stores (cg.c, fill_grad), and so do its micro passes' token loops
+ * (cg.c, nt_tokens). */
 bool cg_host_x86(void);
+/* A function whose token loops' gradient stores, once widened, are to be made non-temporal: its
+ * string attribute CG_NT_ATTR gives the lanes (a vector of them is aligned by construction), and
+ * the stores carry the alias scope cg_nt_scope (which no other access names: it changes no alias
+ * query, and the loop vectorizer keeps it on the widened store).  cg_finish_module marks them. */
+#define CG_NT_ATTR "rein-nt-grads"
+LLVMMetadataRef cg_nt_scope(LLVMContextRef cx);
 
 /* Links the support library (and libdevice for the GPU) into M, internalizes everything but the
  * entry points and optimizes for T (ARCH: "sm_80"/"sm_90" for the GPU).  False with a message

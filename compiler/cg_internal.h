@@ -59,7 +59,8 @@ typedef struct {
   char *phase;
   Level par;        /* the level split among threads; LV_COUNT when none */
   bool write_grads; /* this pass writes gradients (the micro stage) */
-  bool fill_used;   /* this function has fill_grad's non-temporal stores (it ends with a fence) */
+  bool fill_used;   /* this function has non-temporal stores (it ends with a fence) */
+  bool nt_grads;    /* the current token loop's gradient stores are marked for them (nt_tokens) */
 } Cg;
 
 /* Constants, and the few one-instruction helpers both files use. */

@@ -10,6 +10,7 @@
  */
 #include <llvm-c/Analysis.h>
 #include <llvm-c/BitReader.h>
+#include <llvm-c/DebugInfo.h>
 #include <llvm-c/Linker.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
@@ -198,6 +199,46 @@ static void diagnostic(LLVMDiagnosticInfoRef di, void *ctx) {
   LLVMDisposeMessage(msg);
 }
 
+LLVMMetadataRef cg_nt_scope(LLVMContextRef cx) {
+  LLVMMetadataRef dom = LLVMTemporaryMDNode(cx, NULL, 0), scope = LLVMTemporaryMDNode(cx, NULL, 0);
+  LLVMMetadataRef name = LLVMMDStringInContext2(cx, CG_NT_ATTR, strlen(CG_NT_ATTR));
+  LLVMMetadataRef d[2] = {dom, name};
+  LLVMMetadataRef dn = LLVMMDNodeInContext2(cx, d, 2);
+  LLVMMetadataReplaceAllUsesWith(dom, dn);
+  LLVMMetadataRef sc[3] = {scope, dn, name};
+  LLVMMetadataRef sn = LLVMMDNodeInContext2(cx, sc, 3);
+  LLVMMetadataReplaceAllUsesWith(scope, sn);
+  return LLVMMDNodeInContext2(cx, &sn, 1);
+}
+
+/* After the pipeline: in each function with CG_NT_ATTR, the stores of a whole vector of floats
+ * (its lanes) that carry an alias scope -- the widened gradient stores of its token loops, whose
+ * blocks start each vector on a multiple of its size (cg.c, nt_tokens) -- become aligned and
+ * non-temporal.  Narrower ones (the vectorizer's epilogue) stay plain. */
+static void mark_nt(LLVMModuleRef m) {
+  LLVMContextRef cx = LLVMGetModuleContext(m);
+  unsigned scope = LLVMGetMDKindIDInContext(cx, "alias.scope", 11);
+  unsigned nt = LLVMGetMDKindIDInContext(cx, "nontemporal", 11);
+  LLVMMetadataRef one = LLVMValueAsMetadata(LLVMConstInt(LLVMInt32TypeInContext(cx), 1, 0));
+  for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f)) {
+    LLVMAttributeRef at = LLVMGetStringAttributeAtIndex(f, LLVMAttributeFunctionIndex, CG_NT_ATTR,
+                                                        (unsigned)strlen(CG_NT_ATTR));
+    if (!at) continue;
+    unsigned len;
+    int lanes = atoi(LLVMGetStringAttributeValue(at, &len));
+    for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(f); b; b = LLVMGetNextBasicBlock(b))
+      for (LLVMValueRef i = LLVMGetFirstInstruction(b); i; i = LLVMGetNextInstruction(i)) {
+        if (LLVMGetInstructionOpcode(i) != LLVMStore || !LLVMGetMetadata(i, scope)) continue;
+        LLVMTypeRef t = LLVMTypeOf(LLVMGetOperand(i, 0));
+        if (LLVMGetTypeKind(t) != LLVMVectorTypeKind || (int)LLVMGetVectorSize(t) != lanes ||
+            LLVMGetTypeKind(LLVMGetElementType(t)) != LLVMFloatTypeKind)
+          continue;
+        LLVMSetAlignment(i, 4 * (unsigned)lanes);
+        LLVMSetMetadata(i, nt, LLVMMetadataAsValue(cx, LLVMMDNodeInContext2(cx, &one, 1)));
+      }
+  }
+}
+
 bool cg_finish_module(LLVMModuleRef m, CgTarget t, const char *arch, const CgOptions *o, char *err, size_t errlen) {
   LLVMContextSetDiagnosticHandler(LLVMGetModuleContext(m), diagnostic, NULL);
   LLVMTargetMachineRef tm = machine(t, arch, o, err, errlen);
@@ -233,6 +274,7 @@ bool cg_finish_module(LLVMModuleRef m, CgTarget t, const char *arch, const CgOpt
     LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
     const char *pipeline = o && o->no_opt ? "globaldce" : "default<O3>";
     LLVMErrorRef e = LLVMRunPasses(m, pipeline, tm, po);
+    if (!e && t == CG_CPU) mark_nt(m);
     if (e) {
       char *msg = LLVMGetErrorMessage(e);
       snprintf(err, errlen, "LLVM pipeline failed: %s", msg);

@@ -23,6 +23,14 @@ void *rc_calloc(size_t n, size_t size) {
   return p ? p : oom(n * size);
 }
 
+void *rc_calloc_lines(size_t n, size_t size) {
+  if (size && n > ((size_t)-1 - 63) / size) return oom((size_t)-1);
+  size_t bytes = ((n ? n : 1) * (size ? size : 1) + 63) & ~(size_t)63;
+  void *p = aligned_alloc(64, bytes);
+  if (!p) return oom(bytes);
+  return memset(p, 0, bytes);
+}
+
 void *rc_realloc(void *p, size_t n) {
   void *q = realloc(p, n ? n : 1);
   return q ? q : oom(n);

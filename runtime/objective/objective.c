@@ -150,12 +150,16 @@ typedef struct {
   size_t cap[10];
 } CpuExec;
 
-/* Grows *P to hold N elements of SZ bytes: a larger array, zeroed, when it has fewer. */
+/* Grows *P to hold N elements of SZ bytes: a larger array, zeroed, when it has fewer; 64-byte
+ * aligned, a cache line: the compiled code writes a gradient's whole lines with non-temporal
+ * stores and cuts its token loops where they start (cg.c, nt_tokens) -- any array works, but
+ * only arrays that start where the lines do give the same cuts, hence the same bits, whatever
+ * the allocator returns. */
 static void *grow(void *p, size_t *cap, size_t n, size_t sz) {
   if (n == 0) n = 1;
   if (n > *cap) {
     free(p);
-    p = rc_calloc(n, sz);
+    p = rc_calloc_lines(n, sz);
     *cap = n;
   }
   return p;

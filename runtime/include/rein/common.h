@@ -29,6 +29,8 @@
 /* --- memory */
 void *rc_malloc(size_t n);
 void *rc_calloc(size_t n, size_t size);
+/* rc_calloc, 64-byte aligned (a cache line); free() releases it */
+void *rc_calloc_lines(size_t n, size_t size);
 void *rc_realloc(void *p, size_t n);
 char *rc_strdup(const char *s);
 /* Exit statuses every command shares: 0 done, 1 an error in the input or the run, 2 a bad command

@@ -172,7 +172,10 @@ typedef struct rein_ctx {
   double *grp_store;               /* (ngrp_arrays * ngroups) */
   double *records;                 /* (ngroups * nreductions * 3) per-group partial states */
   double *states;                  /* (nreductions * 3) running states; zero at step start */
-  float *grad[2];                  /* (ntoks) d loss/d logp, d loss/d entropy (written) */
+  float *grad[2];                  /* (ntoks) d loss/d logp, d loss/d entropy (written); on x86 a
+                                      token loop's blocks are cut where the array's 64-byte lines
+                                      start: any array works, 64-byte aligned ones (the CPU
+                                      runtime's) give the same bits whatever the allocator */
   double *scratch;                 /* (6 * (max(ntoks, nseqs) + 1)) for rank/argmax/argmin/scans:
                                       3 regions over tokens, 3 over sequences or groups */
   uint64_t seed, step;             /* uniform() */
