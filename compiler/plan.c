@@ -5,15 +5,24 @@
  *   need(a, n) = pass(a) + 1  if a is ready in its pass only at a level coarser than n uses it
  *                             (n's level, or n's element level if n is itself a reduction): a
  *                             reduction to R is ready at R, and so is anything computed from it
- *                             in the same pass,
- *              = pass(a) + 1  if n is rank/argmax/argmin (it needs all of a's siblings),
+ *                             in the same pass -- but an early reduction (below) is ready at
+ *                             token level,
+ *              = pass(a) + 1  if n is a sibling op (it needs all of a's siblings), but not an
+ *                             early scan,
  *              = pass(a)      otherwise.
+ * Early: a reduction to seq over tokens, or a scan, whose same-pass arguments are all pure
+ * (element-wise values whose same-pass arguments are pure in turn: nothing of the pass that needs
+ * a sweep) can be computed before the pass's token loop, by a loop of its own over each
+ * sequence's tokens (cg.c, early_sweep); a reduction is listed as early (PlPass.early) only when
+ * the pass reads it at token level.
  * This is the fewest sweeps: a node goes into the first pass in which all its inputs are
  * complete.  The scans (cumsum, revcumsum) are sibling ops at [seq]: they read only the tokens of
  * their own sequence, so they run in whichever stage their argument does, micro-batch included
  * (the plan's print says so); rank, argmax and argmin at [group] are as safe, micro-batches
- * holding whole groups; at [batch] over a logp-dependent value they wait for the final stage.  GRPO and the REC family come out as a two-pass prologue (group mean/std, then the
- * advantage) and a single token pass that computes the loss partial and the gradient.
+ * holding whole groups; at [batch] over a logp-dependent value they wait for the final stage.
+ * GRPO and the REC family come out as a two-pass prologue (group mean/std, then the advantage)
+ * and a single token pass that computes the loss partial and the gradient; GMPO and GSPO-sg, whose
+ * per-sequence mean is early, as well.
  *
  * Rematerialization: a token-level element-wise value is computed again in each pass (and in the
  * micro stage) that reads it rather than stored as a float64 array per token and read back: an

@@ -19,7 +19,8 @@
  * Within a stage, nodes are grouped into passes: one pass is one sweep over the batch (groups →
  * sequences → tokens) computing every node it holds.  A reduction's value can be used in the
  * same pass at its own level or coarser (after the loop that accumulates it closes); a finer use
- * needs the next pass, except a use of an early reduction (PlPass.early).  rank/argmax/argmin and the scans need their argument's siblings complete: next pass.
+ * needs the next pass, except a use of an early reduction (PlPass.early).  rank/argmax/argmin and
+ * the scans need their argument's siblings complete: the next pass, except an early scan.
  */
 #ifndef REIN_PLAN_H
 #define REIN_PLAN_H
