@@ -577,7 +577,8 @@ static void emit_level(Cg *c, Level L) {
       LLVMValueRef a = NULL; /* nt: the first token whose gradient starts a vector (nt_tokens) */
       if (nt) {
         int k = nt_grad_of(c);
-        LLVMValueRef addr = LLVMBuildPtrToInt(c->b, gep(c, c->f32, cg_field(c, REIN_CTX_GRAD + k, true), lo), c->i64, "");
+        LLVMValueRef gp = cg_field(c, REIN_CTX_GRAD + k, true);
+        LLVMValueRef addr = LLVMBuildPtrToInt(c->b, gep(c, c->f32, gp, lo), c->i64, "");
         LLVMValueRef pad = LLVMBuildAnd(c->b, LLVMBuildNeg(c->b, addr, ""), ci64(c, 4 * c->tok_lanes - 1), "");
         a = LLVMBuildAdd(c->b, lo, LLVMBuildLShr(c->b, pad, ci64(c, 2), ""), "");
       }
@@ -594,8 +595,9 @@ static void emit_level(Cg *c, Level L) {
       c->fill_used = true; /* the function ends with a fence (fn_end) */
       char lanes[8];
       snprintf(lanes, sizeof lanes, "%d", c->tok_lanes);
-      LLVMAddAttributeAtIndex(c->fn, LLVMAttributeFunctionIndex, LLVMCreateStringAttribute(c->cx, CG_NT_ATTR, (unsigned)strlen(CG_NT_ATTR),
-                                                                  lanes, (unsigned)strlen(lanes)));
+      LLVMAttributeRef at = LLVMCreateStringAttribute(c->cx, CG_NT_ATTR, (unsigned)strlen(CG_NT_ATTR), lanes,
+                                                      (unsigned)strlen(lanes));
+      LLVMAddAttributeAtIndex(c->fn, LLVMAttributeFunctionIndex, at);
     }
     if (E == LV_TOKEN && !c->gpu) prefetch_tokens(c, lo, hi);
     c->ix[E] = loop_split(c, &lp, lo, hi, E == c->par);

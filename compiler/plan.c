@@ -57,8 +57,8 @@ static Level use_level(const IrNode *n) {
 }
 
 /* Is early-able reduction R (make_passes) read at token level in its own pass (by a token value
- * or a reduction over tokens), directly or through same-pass element-wise values?  Only then does it get an early loop; otherwise it is swept with
- * the pass's token loop as any reduction. */
+ * or a reduction over tokens), directly or through same-pass element-wise values?  Only then does
+ * it get an early loop; otherwise it is swept with the pass's token loop as any reduction. */
 static bool early_read(const IrGraph *g, const bool *member, const int *pass, int r) {
   bool *from = ir_xcalloc((size_t)g->nn, sizeof(bool)); /* same-pass values computed from R */
   bool read = false;
