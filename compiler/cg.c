@@ -265,8 +265,8 @@ static void sib_gather(Cg *c, void *data) {
 }
 
 /* rank/ranklt/argmax/argmin/cumsum/revcumsum node I over the children of the current element of
- * its rlevel: gathers the argument into scratch, then rk_rank/rk_rank_lt/rk_argext/rk_scan write
- * the node's array. */
+ * its rlevel: gathers the argument into scratch (ranklt on the host: reads an earlier pass's array
+ * of it in place), then rk_rank/rk_rank_lt/rk_argext/rk_scan write the node's array. */
 static void sibling(Cg *c, int i) {
   const IrNode *n = &c->g->n[i];
   LLVMBasicBlockRef after = guard_begin(c, true);
@@ -293,7 +293,19 @@ static void sibling(Cg *c, int i) {
   LLVMValueRef r2 = gep(c, c->f64, sc, LLVMBuildAdd(c->b, reg, lo, ""));
   LLVMValueRef r3 = gep(c, c->f64, sc, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, reg, ci64(c, 2), ""), lo, ""));
   if (n->op == IR_ARGMAX || n->op == IR_ARGMIN) d.keeps = r2;
-  for_each(c, n->rlevel, n->elev, n->rlevel, sib_gather, &d);
+  /* ranklt reads its argument in place where it is an array of the argument's level (a value of
+   * an earlier pass, the elements [lo, hi) in a row): KL-Cov's and Clip-Cov's select read the
+   * 16M float64 values of -cov where the statistics pass stored them, without a copy on one
+   * thread first (a third of the select's time); the others are gathered into scratch */
+  LLVMValueRef x = d.vals;
+  const IrNode *arg = &c->g->n[n->a[0]];
+  if (n->op == IR_RANKLT && !c->gpu && !pl_is_data(arg) && c->l->store[n->a[0]] >= 0 && arg->level == n->elev &&
+      !cg_in_pass(c->ps, n->a[0])) {
+    LLVMValueRef e = lo;
+    x = cg_store_addr(c, n->a[0], &e);
+  } else {
+    for_each(c, n->rlevel, n->elev, n->rlevel, sib_gather, &d);
+  }
   LLVMValueRef elt = lo;
   LLVMValueRef out = cg_store_addr(c, i, &elt);
   if (OPS_IS_SCAN(n->op)) { /* rlevel seq: the discount is read at the current sequence */
@@ -304,8 +316,8 @@ static void sibling(Cg *c, int i) {
     LLVMValueRef a[5] = {d.vals, cnt, out, r2, r3};
     cg_call(c, "rk_rank", LLVMVoidTypeInContext(c->cx), a, 5);
   } else if (n->op == IR_RANKLT) { /* the bound is read at the current element of the rlevel */
-    LLVMValueRef a[6] = {d.vals, cnt, cg_get(c, n->a[1]), out, r2, r3};
-    cg_call(c, "rk_rank_lt", LLVMVoidTypeInContext(c->cx), a, 6);
+    LLVMValueRef a[7] = {x, cnt, cg_get(c, n->a[1]), out, d.vals, r2, r3};
+    cg_call(c, "rk_rank_lt", LLVMVoidTypeInContext(c->cx), a, 7);
   } else {
     LLVMValueRef a[5] = {d.vals, d.keeps, cnt, ci32(c, n->op == IR_ARGMAX ? 1 : -1), out};
     cg_call(c, "rk_argext", LLVMVoidTypeInContext(c->cx), a, 5);

@@ -537,14 +537,16 @@ static void rank_select(const double *x, int64_t n, int64_t kk, double *out, voi
 }
 #endif
 
-void rk_rank_lt(double *x, int64_t n, double k, double *out, void *s1, void *s2) {
+void rk_rank_lt(const double *x, int64_t n, double k, double *out, double *copy, void *s1, void *s2) {
 #ifndef __NVPTX__
   if (n >= RK_RANK_SELECT_MIN && k > 0 && k <= (double)(n - 1)) {
     rank_select(x, n, (int64_t)__builtin_ceil(k), out, s1, s2);
     return;
   }
 #endif
-  rk_rank(x, n, out, s1, s2);
+  if (copy != x)
+    for (int64_t i = 0; i < n; i++) copy[i] = x[i];
+  rk_rank(copy, n, out, s1, s2);
   for (int64_t i = 0; i < n; i++) out[i] = out[i] < k ? 1.0 : 0.0;
 }
 

@@ -59,12 +59,14 @@ double rk_finish(int op, int ddof, const double *st);
 void rk_rank(double *x, int64_t n, double *out, void *s1, void *s2);
 #define RK_RANK_RADIX_MIN 4096
 /* OUT[i] := 1 where the rank of X[i] (as rk_rank's) is below K, 0 elsewhere: the K smallest,
- * ties to the earlier element, NaN last (topk lowers to it).  Same scratch; X may be overwritten.
+ * ties to the earlier element, NaN last (topk lowers to it).  Same scratch S1, S2, and COPY (room
+ * for N) where rk_rank needs X as its own (COPY may be X itself); X is not written otherwise, so
+ * the host code passes a stored argument's array in place (cg.c, sibling).
  * From RK_RANK_SELECT_MIN elements on the host, when 0 < K < N, a select finds the key of
  * rank ceil(K)-1, in one sweep when a sample of X brackets it (rank_select), and a second sweep
  * marks the elements (the 65536 counts of a 16-bit digit fit in S2); otherwise the ranks of
  * rk_rank, compared with K. */
-void rk_rank_lt(double *x, int64_t n, double k, double *out, void *s1, void *s2);
+void rk_rank_lt(const double *x, int64_t n, double k, double *out, double *copy, void *s1, void *s2);
 #define RK_RANK_SELECT_MIN 65536
 /* OUT[i] := 1 for the first element with KEEP[i] != 0 holding the largest (DIR > 0) or smallest
  * (DIR < 0) X among those kept, 0 elsewhere. */

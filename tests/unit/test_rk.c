@@ -213,6 +213,7 @@ static void ranks(void) {
       int64_t n = sizes[si];
       double *x = malloc(sizeof(double) * (size_t)(n + 1)), *work = malloc(sizeof(double) * (size_t)(n + 1));
       double *out = malloc(sizeof(double) * (size_t)(n + 1)), *s1 = malloc(8 * (size_t)(n + 1));
+      double *copy = malloc(sizeof(double) * (size_t)(n + 1));
       double *s2 = malloc(8 * (size_t)(n + 1));
       int32_t *perm = malloc(sizeof(int32_t) * (size_t)(n + 1));
       for (int64_t i = 0; i < n; i++) x[i] = work[i] = rank_value(kind, i), perm[i] = (int32_t)i;
@@ -233,7 +234,11 @@ static void ranks(void) {
                            (double)n - 1.5, (double)n - 1, (double)n - 0.5, (double)n, (double)n + 7, INFINITY};
       for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++) {
         memcpy(work, x, sizeof(double) * (size_t)n);
-        rk_rank_lt(work, n, ks[ki], out, s1, s2);
+        rk_rank_lt(work, n, ks[ki], out, ki % 2 ? work : copy, s1, s2); /* in place, or through a copy */
+        if (memcmp(work, x, sizeof(double) * (size_t)n) && !(ki % 2)) {
+          printf("FAIL rk_rank_lt: n %lld, kind %d, k %g: X written\n", (long long)n, kind, ks[ki]);
+          failures++;
+        }
         for (int64_t r = 0; r < n; r++)
           if (out[perm[r]] != ((double)r < ks[ki] ? 1.0 : 0.0)) {
             printf("FAIL rk_rank_lt: n %lld, kind %d, k %g: element %d (%g) of rank %lld gives %g\n", (long long)n,
@@ -243,7 +248,7 @@ static void ranks(void) {
           }
         checked_lt++;
       }
-      free(x), free(work), free(out), free(s1), free(s2), free(perm);
+      free(x), free(work), free(out), free(s1), free(s2), free(perm), free(copy);
     }
   printf("rk_rank: %d arrays checked; rk_rank_lt: %d (array, k) pairs\n", checked, checked_lt);
 }
