@@ -28,7 +28,9 @@ LLVMValueRef cg_fn_decl(Cg *c, const char *name, LLVMTypeRef ret, LLVMTypeRef *a
 }
 
 LLVMValueRef cg_call(Cg *c, const char *name, LLVMTypeRef ret, LLVMValueRef *args, int n) {
-  LLVMTypeRef at[6];
+  enum { MAX_ARGS = 8 }; /* rk_rank_lt has 7 */
+  LLVMTypeRef at[MAX_ARGS];
+  if (n > MAX_ARGS) abort(); /* a call the code generator writes with more arguments: a bug here */
   for (int k = 0; k < n; k++) at[k] = LLVMTypeOf(args[k]);
   LLVMValueRef f = cg_fn_decl(c, name, ret, at, n);
   return LLVMBuildCall2(c->b, LLVMGlobalGetValueType(f), f, args, (unsigned)n, "");
