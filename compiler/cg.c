@@ -340,6 +340,12 @@ static bool closes_at(const IrNode *n, Level L) {
  * slower beyond 3 % (opmd; docs/performance.md). */
 static bool tok_wide(const Cg *c) { return c->tok_f32; }
 
+/* Is gradient K a token value that the current pass computes (and, in the micro stage, writes)? */
+static bool token_grad(const Cg *c, int k) {
+  int i = c->g->grad[k];
+  return i >= 0 && c->g->n[i].level == LV_TOKEN && cg_in_pass(c->ps, i);
+}
+
 /* Does the pass's token loop write its token-level gradient with non-temporal stores?  On an
  * x86 host (c->nt_fill), the micro pass's float token loop, widened to c->tok_lanes lanes: its
  * blocks are cut so that each but the first starts where the gradient's address is a multiple of
@@ -347,20 +353,19 @@ static bool tok_wide(const Cg *c) { return c->tok_f32; }
  * pipeline cg_target.c makes the widened gradient stores of such a function (attribute
  * CG_NT_ATTR, alias scope cg_nt_scope) aligned and non-temporal.  The token loop cannot say so
  * itself: the vectorizer widens no non-temporal store whose alignment it cannot prove.  A plain
- * store reads each line of the gradient before writing it; GRPO's micro pass went from 77 % to
- * 83 % of memcpy's rate, PPO-TIS's from 79 % to 92 % (docs/performance.md).  The first block's
+ * store reads each line of the gradient before writing it (the measured gains: docs/performance.md,
+ * "non-temporal token gradients").  The first block's
  * end comes from the gradient's address: any array is safe, and the runtime's, 64-byte aligned,
  * give the same blocks, hence the same bits, run after run. */
 static int nt_grad_of(const Cg *c) {
   int found = -1;
   for (int k = 0; k < IR_NGRADS; k++)
-    if (c->g->grad[k] >= 0 && c->g->n[c->g->grad[k]].level == LV_TOKEN && cg_in_pass(c->ps, c->g->grad[k]))
-      found = found < 0 ? k : IR_NGRADS; /* two: their arrays' alignments could differ */
+    if (token_grad(c, k)) found = found < 0 ? k : IR_NGRADS; /* two: their arrays' alignments could differ */
   return found;
 }
 
 static bool nt_tokens(const Cg *c) {
-  if (c->gpu || !c->nt_fill || !c->write_grads || !c->tok_f32 || !tok_wide(c)) return false;
+  if (c->gpu || !c->nt_fill || !c->write_grads || !tok_wide(c)) return false;
   int k = nt_grad_of(c);
   return k >= 0 && k < IR_NGRADS;
 }
@@ -443,8 +448,7 @@ static void prefetch_tokens(Cg *c, LLVMValueRef lo, LLVMValueRef hi) {
     }
   }
   for (int k = 0; c->write_grads && !nt_tokens(c) && k < IR_NGRADS; k++) /* nt: need no line first */
-    if (g->grad[k] >= 0 && g->n[g->grad[k]].level == LV_TOKEN && cg_in_pass(c->ps, g->grad[k]))
-      add_stream(st, &n, 'g', k);
+    if (token_grad(c, k)) add_stream(st, &n, 'g', k);
   for (int j = 0; j < c->ps->nnodes; j++) { /* the float64 arrays it writes (store_out, early_sweep) */
     int i = c->ps->nodes[j];
     if (g->n[i].level == LV_TOKEN && (stores(c, i) || pl_early(c->ps, i))) add_stream(st, &n, 'w', i);

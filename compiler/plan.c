@@ -104,14 +104,15 @@ static void make_passes(Plan *P, PlStage S, const bool *member) {
       if (ready[a] > use_level(n)) need++;
       if (need > p) p = need;
     }
+    bool chain = true; /* every argument of pass P is pure */
+    for (int k = 0; k < ir_nslots(n); k++) {
+      int a = n->a[k];
+      if (a >= 0 && member[a] && pass[a] == p && !pure[a]) chain = false;
+    }
     /* a sibling op needs its argument's siblings complete: the next pass -- but a scan of a value
      * computed from nothing else of its pass is early: the pass's early loop computes the
      * argument, and the scan runs on it before the pass's token loop */
-    bool scan_early = OPS_IS_SCAN(n->op);
-    for (int k = 0; k < ir_nslots(n); k++) {
-      int a = n->a[k];
-      if (a >= 0 && member[a] && pass[a] == p && !pure[a]) scan_early = false;
-    }
+    bool scan_early = OPS_IS_SCAN(n->op) && chain;
     for (int k = 0; cls == 's' && !scan_early && k < ir_nslots(n); k++) {
       int a = n->a[k];
       if (a >= 0 && member[a] && pass[a] + 1 > p) p = pass[a] + 1;
@@ -121,12 +122,7 @@ static void make_passes(Plan *P, PlStage S, const bool *member) {
       int a = n->a[k];
       if (a >= 0 && member[a] && pass[a] == p && ready[a] > r) r = ready[a];
     }
-    bool chain = true; /* every same-pass argument is pure */
-    for (int k = 0; k < ir_nslots(n); k++) {
-      int a = n->a[k];
-      if (a >= 0 && member[a] && pass[a] == p && !pure[a]) chain = false;
-    }
-    pure[i] = chain && cls == 'e';
+    pure[i] = chain && cls == 'e'; /* P is final for everything but a sibling op */
     early[i] = (chain && cls == 'r' && n->rlevel == LV_SEQ && n->elev == LV_TOKEN) || scan_early;
     if (cls == 'r') r = early[i] ? LV_TOKEN : n->rlevel;
     if (cls == 's') r = LV_TOKEN;
