@@ -7,7 +7,7 @@
  * it sits in a token loop.  Accuracy of the host math (tests/unit/test_rk.c checks it against
  * libm over millions of arguments, and states the measured maxima): exp within 2 ulp, log 1,
  * log1p 2, expm1 and tanh 7; pow within 114 ulp at |y log x| up to 90 (exp(y log x) in double);
- * in float, expf within 2 ulp, logf 1, sigmoidf 3.
+ * in float, expf within 2 ulp, logf 1, sigmoidf 4.
  */
 #include "rk_lib.h"
 #include "rein/objective.h"
@@ -147,21 +147,29 @@ static uint32_t uf_of(float d) { uint32_t u; __builtin_memcpy(&u, &d, 4); return
 #define LN2_HI_F 0.693145751953125f      /* 15 significant bits: k * LN2_HI_F is exact */
 #define LN2_LO_F 1.428606765330187e-06f
 
-/* exp(x) = p * 2^k for x in [-104, 88.8] (or NaN): the reduction and the polynomial */
-static float expf_poly(float x, int32_t *k) {
-  float t = x * 1.44269504088896341f + MAGICF;
+/* exp(G*x) = p * 2^k / S for G*x in [-104, 88.8] (or NaN): the reduction and the polynomial.  G is
+ * 1 or -1 (rk_sigmoidf's exp(-x), without a negation: -x's reduction is the mirror image of x's,
+ * so G folds into the constants), and each coefficient is times S, a power of two (EXPF_COEFS(1)
+ * for exp; rk_sigmoidf's 2^64), so p is S times the unscaled polynomial's value, bit for bit
+ * (scaling by a power of two, like negation, commutes with rounding).  The coefficients come in
+ * as values so that each a_i below is one multiply-add, as unscaled. */
+#define EXPF_COEFS(S)                                                                                   \
+  (S), (S), 0.5f * (S), (1.0f / 6.0f) * (S), (1.0f / 24.0f) * (S), (1.0f / 120.0f) * (S),               \
+      (1.0f / 720.0f) * (S), (1.0f / 5040.0f) * (S)
+static float expf_poly(float G, float x, int32_t *k, float c0, float c1, float c2, float c3, float c4,
+                       float c5, float c6, float c7) {
+  float t = x * (G * 1.44269504088896341f) + MAGICF;
   *k = (int32_t)(uf_of(t) - uf_of(MAGICF));
   float kf = t - MAGICF;
-  float r = (x - kf * LN2_HI_F) - kf * LN2_LO_F;
+  float r = G * ((x - kf * (G * LN2_HI_F)) - kf * (G * LN2_LO_F));
   float r2 = r * r, r4 = r2 * r2;
-  float a0 = 1.0f + r, a1 = 0.5f + r * (1.0f / 6.0f), a2 = 1.0f / 24.0f + r * (1.0f / 120.0f);
-  float a3 = 1.0f / 720.0f + r * (1.0f / 5040.0f);
+  float a0 = c0 + r * c1, a1 = c2 + r * c3, a2 = c4 + r * c5, a3 = c6 + r * c7;
   return (a0 + a1 * r2) + (a2 + a3 * r2) * r4;
 }
 
 float rk_expf(float x) {
   int32_t k;
-  float p = expf_poly(x > 88.8f ? 88.8f : x < -104.0f ? -104.0f : x, &k); /* NaN stays NaN */
+  float p = expf_poly(1.0f, x > 88.8f ? 88.8f : x < -104.0f ? -104.0f : x, &k, EXPF_COEFS(1.0f)); /* NaN stays NaN */
   /* 2^k (k in [-150, 129]) as two normal powers of two */
   int32_t k1 = k >> 1, k2 = k - k1;
   return p * ff_of((uint32_t)(k1 + 127) << 23) * ff_of((uint32_t)(k2 + 127) << 23);
@@ -171,7 +179,7 @@ float rk_expf(float x) {
  * rk_expf's two are; a NaN goes through the arithmetic (the integer k is bits, not a conversion). */
 float rk_expf_near(float x) {
   int32_t k;
-  float p = expf_poly(x, &k);
+  float p = expf_poly(1.0f, x, &k, EXPF_COEFS(1.0f));
   return p * ff_of((uint32_t)(k + 127) << 23);
 }
 
@@ -197,10 +205,18 @@ float rk_logf(float x) {
   return x != x ? x : res;
 }
 
+/* sigmoid(x) = 1/(1 + exp(-x)) = 2^-k/(2^-k + p) with exp(-x) = p * 2^k, computed as
+ * 2^(64-k)/(2^(64-k) + p*2^64): x clamped to [-104, 17.5] puts k in [-25, 150] and 2^(64-k) in
+ * the normal range, so the power is one integer operation and the only roundings are exp's, the
+ * sum's and the quotient's (a subnormal result is rounded once).  Above 17.5 the result is 1
+ * (sigmoid(17.5) rounds to 1); below -104 it is 0 (exp(-104) is below half the least subnormal).
+ * Within 4 ulp (test_rk): for x < 0 the quotient is about 1/exp(-x), whose relative error is
+ * exp's, counted in the ulps of a float whose significand may be twice exp's. */
 float rk_sigmoidf(float x) {
-  float e = rk_expf(-(x < 0 ? -x : x));
-  float r = x >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
-  return x != x ? x : r;
+  int32_t k;
+  float P = expf_poly(-1.0f, x < -104.0f ? -104.0f : x > 17.5f ? 17.5f : x, &k, EXPF_COEFS(18446744073709551616.0f));
+  float s = ff_of((uint32_t)(127 + 64 - k) << 23);
+  return s / (s + P); /* NaN: P is NaN */
 }
 #endif
 

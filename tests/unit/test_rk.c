@@ -7,10 +7,12 @@
  * the libm value in double rounded to nothing: the error is measured in units in the last place
  * of the float nearest the exact value (its spacing; 2^-149 for subnormals).  Bounds (measured
  * maxima in brackets): exp 2 ulp [1.71: float rounding of the degree-7 polynomial], log 1 ulp
- * [0.83], sigmoid 3 ulp [2.72: e / (1 + e) on a float exp] -- relative errors below 2e-7, far
+ * [0.83], sigmoid 4 ulp [3.50: 1 / (1 + e) on a float exp, whose relative error, for x < 0, lands
+ * on a result whose significand may be twice e's] -- relative errors below 3e-7, far
  * inside language.md's 1e-5 criterion.  Outside the sweep: NaN gives
  * NaN, exp overflows to inf above 88.73 and is 0 below -104, log(0) = -inf, log(x < 0) = NaN,
- * log(inf) = inf, sigmoid(+-inf) = 1, 0.
+ * log(inf) = inf, sigmoid(+-inf) = 1, 0, sigmoid is exactly 1 from 17.5 and exactly 0 below -104
+ * (each where the exact value rounds so).
  *
  * Float64 routines (the --precision f64 code, and every coarser value), in ulps of the double
  * nearest libm's value (libm's own error, below 1 ulp, counted in): rk_exp 3 [2], rk_log 2 [1],
@@ -92,7 +94,7 @@ static uint32_t fbits(float f) {
 }
 
 static void float_routines(void) {
-  Acc ae = {"rk_expf", 2, 0, 0}, al = {"rk_logf", 1, 0, 0}, as = {"rk_sigmoidf", 3, 0, 0};
+  Acc ae = {"rk_expf", 2, 0, 0}, al = {"rk_logf", 1, 0, 0}, as = {"rk_sigmoidf", 4, 0, 0};
   for (int i = 0; i < N; i++) {
     /* exp: uniform over its finite range, and densely near 0 */
     float x = (float)(i & 1 ? -104.0 + (88.72 + 104.0) * urand() : (urand() - 0.5) * 2.0);
@@ -141,6 +143,13 @@ static void float_routines(void) {
   expect(isnan(rk_logf(-1.0f)) && isnan(rk_logf(-INFINITY)), "rk_logf of a negative is NaN");
   expect(rk_logf(INFINITY) == INFINITY, "rk_logf(inf) == inf");
   expect(rk_sigmoidf(INFINITY) == 1.0f && rk_sigmoidf(-INFINITY) == 0.0f, "rk_sigmoidf(+-inf) == 1, 0");
+  /* the ends of rk_sigmoidf's clamp: 1 where 1/(1 + e^-x) rounds to 1 (x > 17.33), 0 where it
+   * rounds to 0 (below -103.97), the least subnormal just above */
+  expect(rk_sigmoidf(17.5f) == 1.0f && rk_sigmoidf(30.0f) == 1.0f && rk_sigmoidf(1e30f) == 1.0f,
+         "rk_sigmoidf is 1 above 17.5");
+  expect(rk_sigmoidf(-104.0f) == 0.0f && rk_sigmoidf(-200.0f) == 0.0f && rk_sigmoidf(-1e30f) == 0.0f,
+         "rk_sigmoidf is 0 below -104");
+  expect(rk_sigmoidf(-103.5f) == 0x1p-149f, "rk_sigmoidf(-103.5) is the least subnormal");
 }
 
 static void double_routines(void) {
