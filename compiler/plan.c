@@ -252,6 +252,26 @@ static void reject(const Plan *P, int out, const char *which, Diag *d) {
   group_note(P, culprit, d);
 }
 
+/* The nodes a prologue token sweep computes or reads whatever else the plan decides: the token
+ * arguments of a reduction over tokens or a scan that a gradient needs (CONE) and that reads no
+ * logp or entropy (DEP), and, through element-wise token values, their arguments in turn (reverse
+ * topological order: a node's readers are decided before it).  Inputs included. */
+static bool *prologue_swept(const IrGraph *g, const bool *dep, const bool *cone) {
+  bool *sw = ir_xcalloc((size_t)g->nn, sizeof(bool));
+  for (int i = g->nn - 1; i >= 0; i--) {
+    const IrNode *n = &g->n[i];
+    if (dep[i] || pl_is_data(n)) continue;
+    char cls = ir_ops[n->op].cls;
+    bool sweep = cone[i] && (cls == 'r' || OPS_IS_SCAN(n->op)) && n->elev == LV_TOKEN;
+    if (!sweep && !(sw[i] && cls == 'e' && n->level == LV_TOKEN)) continue;
+    for (int k = 0; k < ir_nslots(n); k++) {
+      int a = n->a[k];
+      if (a >= 0 && g->n[a].level == LV_TOKEN) sw[a] = true;
+    }
+  }
+  return sw;
+}
+
 Plan *pl_plan(const IrGraph *g, Diag *d) {
   Plan *P = ir_xcalloc(1, sizeof *P);
   P->g = g;
@@ -272,6 +292,7 @@ Plan *pl_plan(const IrGraph *g, Diag *d) {
   for (int k = 0; k < IR_NGRADS; k++)
     if (g->grad[k] >= 0) cone[g->grad[k]] = true;
   ir_mark_ancestors(g, cone);
+  bool *swept = prologue_swept(g, dep, cone);
   for (int i = 0; i < nn; i++) {
     const IrNode *n = &g->n[i];
     if (pl_is_data(n)) {
@@ -286,8 +307,14 @@ Plan *pl_plan(const IrGraph *g, Diag *d) {
     if (s == PL_MICRO && batch && cone[i] && !(diff[i] && path[i])) s = PL_STAT;
     /* a batch-level reduction over tokens that no gradient needs (a metric of prologue values,
      * such as ppo_mis's mis_frac) is accumulated by the micro passes, which sweep the tokens
-     * anyway, rather than by a prologue sweep of its own */
-    if (s == PL_PRO && cls == 'r' && n->rlevel == LV_BATCH && n->elev == LV_TOKEN && !cone[i]) s = PL_MICRO;
+     * anyway, rather than by a prologue sweep of its own -- unless the prologue sweeps the
+     * values it reduces anyway (REINFORCE++'s kl_mean: the micro pass would read ref_logp for it
+     * alone) */
+    if (s == PL_PRO && cls == 'r' && n->rlevel == LV_BATCH && n->elev == LV_TOKEN && !cone[i]) {
+      bool all = true;
+      for (int k = 0; k < ir_nslots(n); k++) all = all && (n->a[k] < 0 || swept[n->a[k]]);
+      if (!all) s = PL_MICRO;
+    }
     if (s == PL_MICRO && cls == 's' && n->rlevel == LV_BATCH) s = PL_FINAL;
     P->stage[i] = P->avail[i] = s;
     if (s == PL_MICRO && cls == 'r' && n->rlevel == LV_BATCH) {
@@ -299,6 +326,7 @@ Plan *pl_plan(const IrGraph *g, Diag *d) {
   free(diff);
   free(path);
   free(cone);
+  free(swept);
 
   for (int k = 0; k < IR_NGRADS; k++) {
     if (g->grad[k] >= 0 && P->avail[g->grad[k]] == PL_FINAL) {
