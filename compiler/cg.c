@@ -128,6 +128,7 @@ static void fn_begin(Cg *c, const char *name, bool range) {
   memset(c->val, 0, sizeof(LLVMValueRef) * (size_t)c->g->nn);
   memset(c->acc, 0, sizeof(LLVMValueRef) * (size_t)c->g->nn);
   memset(c->part, 0, sizeof(LLVMValueRef) * (size_t)c->g->nn);
+  memset(c->sbuf, 0, sizeof(LLVMValueRef) * (size_t)c->g->nn);
   if (c->gpu) {
     c->tid = LLVMBuildZExt(c->eb, LLVMBuildCall2(c->eb, LLVMFunctionType(c->i32, NULL, 0, 0),
                                                  cg_fn_decl(c, "llvm.nvvm.read.ptx.sreg.tid.x", c->i32, NULL, 0), NULL, 0, ""),
@@ -264,6 +265,12 @@ static void sib_gather(Cg *c, void *data) {
   }
 }
 
+/* The size of one of the 6 regions of ctx scratch: max(ntoks, nseqs) + 1 doubles (i64). */
+static LLVMValueRef scratch_region(Cg *c) {
+  LLVMValueRef nt = cg_field(c, REIN_CTX_NTOKS, false), ns = cg_field(c, REIN_CTX_NSEQS, false);
+  return add1(c, LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, nt, ns, ""), nt, ns, ""));
+}
+
 /* rank/ranklt/argmax/argmin/cumsum/revcumsum node I over the children of the current element of
  * its rlevel: gathers the argument into scratch (ranklt on the host: reads an earlier pass's array
  * of it in place), then rk_rank/rk_rank_lt/rk_argext/rk_scan write the node's array. */
@@ -285,8 +292,7 @@ static void sibling(Cg *c, int i) {
    * index ranges [lo, hi) of one level are disjoint between the units that threads work on at
    * once, but a token range and a sequence range may overlap: rank[seq] of a token value and
    * rank[group] of a sequence value in one pass would otherwise share scratch across threads. */
-  LLVMValueRef nt = cg_field(c, REIN_CTX_NTOKS, false), ns = cg_field(c, REIN_CTX_NSEQS, false);
-  LLVMValueRef reg = add1(c, LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, nt, ns, ""), nt, ns, ""));
+  LLVMValueRef reg = scratch_region(c);
   LLVMValueRef sc = cg_field(c, REIN_CTX_SCRATCH, true);
   if (n->elev != LV_TOKEN) sc = gep(c, c->f64, sc, LLVMBuildMul(c->b, reg, ci64(c, 3), ""));
   SibData d = {i, lo, gep(c, c->f64, sc, lo), NULL};
@@ -451,7 +457,7 @@ static void prefetch_tokens(Cg *c, LLVMValueRef lo, LLVMValueRef hi) {
     if (token_grad(c, k)) add_stream(st, &n, 'g', k);
   for (int j = 0; j < c->ps->nnodes; j++) { /* the float64 arrays it writes (store_out, early_sweep) */
     int i = c->ps->nodes[j];
-    if (g->n[i].level == LV_TOKEN && (stores(c, i) || pl_early(c->ps, i))) add_stream(st, &n, 'w', i);
+    if (g->n[i].level == LV_TOKEN && (stores(c, i) || pl_early(c->ps, i)) && !c->sbuf[i]) add_stream(st, &n, 'w', i);
   }
   if (n == 0) return;
   LLVMValueRef base[CG_PREFETCH_STREAMS];
@@ -498,6 +504,21 @@ static void early_sweep(Cg *c) {
   }
   LLVMValueRef lo, hi;
   cg_span(c, LV_SEQ, LV_TOKEN, &lo, &hi);
+  /* a scan no pass reads from its array (each computes it: plan.c rematerializes a prologue scan
+   * in the micro pass) runs in a region of ctx scratch at its group's first token instead, which
+   * every sequence of the group reuses, so it stays in the cache: the array's lines would be
+   * read for ownership, written back, and read again by the next pass (REINFORCE++'s returns).
+   * The scratch is free here: sibling ops use it only inside their own calls, at step 2.  Up to
+   * the 6 regions; the CPU only (on the GPU, thread 0 scans the array). */
+  int nbuf = 0;
+  for (int j = 0; !c->gpu && j < ps->nearly; j++) {
+    int i = ps->early[j];
+    if (!OPS_IS_SCAN(g->n[i].op) || c->l->xread[i] || nbuf == 6) continue;
+    LLVMValueRef at = cg_seq_tok(c, cg_grp_seq(c, c->ix[LV_GROUP]));
+    at = LLVMBuildAdd(c->b, at, LLVMBuildMul(c->b, scratch_region(c), ci64(c, nbuf++), ""), "");
+    c->sbuf[i] = gep(c, c->f64, cg_field(c, REIN_CTX_SCRATCH, true), at);
+    c->sbuf_lo = lo;
+  }
   if (!c->gpu) prefetch_tokens(c, lo, hi); /* the pass's arrays: its token loop follows */
   Loop lp;
   c->ix[LV_TOKEN] = loop_split(c, &lp, lo, hi, LV_TOKEN == c->par);
@@ -664,6 +685,7 @@ static void emit_level(Cg *c, Level L) {
     int i = ps->nodes[j];
     if (g->n[i].level == L) store_out(c, i);
   }
+  if (L == LV_SEQ) memset(c->sbuf, 0, sizeof(LLVMValueRef) * (size_t)g->nn); /* set per sequence */
 }
 
 /* ---- the entry points and the module ---- */
@@ -838,6 +860,7 @@ LLVMModuleRef cg_module(LLVMContextRef cx, const CgLayout *l, CgTarget t, const 
   c->val = ir_xcalloc((size_t)c->g->nn, sizeof(LLVMValueRef));
   c->acc = ir_xcalloc((size_t)c->g->nn, sizeof(LLVMValueRef));
   c->part = ir_xcalloc((size_t)c->g->nn, sizeof(LLVMValueRef));
+  c->sbuf = ir_xcalloc((size_t)c->g->nn, sizeof(LLVMValueRef));
   c->phase = ir_xcalloc((size_t)c->g->nn, 1);
   for (int k = 0; k < cg_npasses(l); k++) {
     int stage, loop, flags;
@@ -860,6 +883,7 @@ LLVMModuleRef cg_module(LLVMContextRef cx, const CgLayout *l, CgTarget t, const 
   free(c->val);
   free(c->acc);
   free(c->part);
+  free(c->sbuf);
   free(c->phase);
   return c->m;
 }

@@ -27,6 +27,9 @@ typedef struct {
   bool *report;  /* per node: its value reaches the loss and metrics only (no gradient, no value
                     a gradient or a state update depends on): how exactly it is summed changes no
                     update */
+  bool *xread;   /* per node: some pass reads its array without computing it (or the synthetic
+                    pass writes it as a gradient); a scan that is not xread lives in a buffer in
+                    each pass that computes it, on the CPU (cg.c, early_sweep) */
   int narrays[LV_COUNT]; /* arrays per level; narrays[LV_BATCH] is the number of slots */
   int nred;
   int gradpass;  /* 1 when a synthetic pass writes gradients that are prologue or data values */

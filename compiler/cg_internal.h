@@ -52,6 +52,9 @@ typedef struct {
   LLVMValueRef *val;                   /* per node: its value in this function (same pass) */
   LLVMValueRef *acc;                   /* per reduction node: its state (alloca [3 x double]) */
   LLVMValueRef *part;                  /* per reduction node: its block partial (cg_in_block) */
+  LLVMValueRef *sbuf, sbuf_lo;         /* per early scan in a buffer: its base at the current
+                                          sequence, whose first token is sbuf_lo (cg.c,
+                                          early_sweep; cg_store_addr reads it) */
   LLVMValueRef tid, ntid;              /* GPU: thread index and count (i64); CPU: 0 and 1 */
   /* the current pass */
   const PlPass *ps;
@@ -82,7 +85,7 @@ static inline LLVMValueRef nz(Cg *c, LLVMValueRef x) { return fcmp(c, LLVMRealUN
 
 /* The function NAME of the module, declared with type RET(ARGS[N]) if it is not there yet. */
 LLVMValueRef cg_fn_decl(Cg *c, const char *name, LLVMTypeRef ret, LLVMTypeRef *args, int n);
-/* A call of NAME (declared from the types of ARGS[N], N <= 6) returning RET, at the builder. */
+/* A call of NAME (declared from the types of ARGS[N], N <= 8) returning RET, at the builder. */
 LLVMValueRef cg_call(Cg *c, const char *name, LLVMTypeRef ret, LLVMValueRef *args, int n);
 /* ctx word K (REIN_CTX_*) as a pointer (ISPTR) or an i64, loaded once per function in the entry
  * block. */

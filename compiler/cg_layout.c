@@ -58,6 +58,7 @@ void cg_layout(CgLayout *l, const Plan *p) {
   l->red = ir_xcalloc((size_t)g->nn, sizeof(int));
   l->first = ir_xcalloc((size_t)g->nn, sizeof(int));
   l->report = ir_xcalloc((size_t)g->nn, sizeof(bool));
+  l->xread = ir_xcalloc((size_t)g->nn, sizeof(bool));
   reports(g, l->report);
   bool *need = ir_xcalloc((size_t)g->nn, sizeof(bool));
   for (int i = 0; i < g->nn; i++) l->store[i] = l->red[i] = l->first[i] = -1;
@@ -70,7 +71,7 @@ void cg_layout(CgLayout *l, const Plan *p) {
       if (ir_ops[n->op].cls == 's' || n->level == LV_BATCH) need[i] = true;
       for (int k = 0; k < ir_nslots(n); k++) {
         int a = n->a[k];
-        if (a >= 0 && !pl_is_data(&g->n[a]) && !cg_in_pass(ps, a)) need[a] = true;
+        if (a >= 0 && !pl_is_data(&g->n[a]) && !cg_in_pass(ps, a)) need[a] = l->xread[a] = true;
       }
     }
   }
@@ -78,7 +79,7 @@ void cg_layout(CgLayout *l, const Plan *p) {
     int i = g->grad[k];
     if (i < 0 || !cg_grad_synthetic(p, i)) continue;
     l->gradpass = 1;
-    if (!pl_is_data(&g->n[i])) need[i] = true;
+    if (!pl_is_data(&g->n[i])) need[i] = l->xread[i] = true;
   }
   for (int i = 0; i < g->nn; i++) {
     const IrNode *n = &g->n[i];
@@ -94,6 +95,7 @@ void cg_layout_free(CgLayout *l) {
   free(l->red);
   free(l->first);
   free(l->report);
+  free(l->xread);
   memset(l, 0, sizeof *l);
 }
 

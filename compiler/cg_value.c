@@ -77,6 +77,8 @@ static LLVMValueRef to_f64(Cg *c, LLVMValueRef i64v) { return LLVMBuildSIToFP(c-
 
 LLVMValueRef cg_store_addr(Cg *c, int i, LLVMValueRef *elt_index) {
   const IrNode *n = &c->g->n[i];
+  if (c->sbuf[i]) /* an early scan in its buffer (cg.c, early_sweep): the current sequence's */
+    return gep(c, c->f64, c->sbuf[i], LLVMBuildSub(c->b, elt_index ? *elt_index : c->ix[LV_TOKEN], c->sbuf_lo, ""));
   Level L = n->level;
   int arr = c->l->store[i];
   if (L == LV_BATCH) return gep(c, c->f64, cg_field(c, REIN_CTX_SLOTS, true), ci64(c, arr));

@@ -11,7 +11,8 @@
  * min give 0, logsumexp gives -inf; std/var with count <= ddof give 0.  rank orders by value,
  * ties by position, NaN last.  The scans run sequentially along each sequence's tokens:
  * cumsum y_t = gamma*y_{t-1} + x_t from the first token, revcumsum y_t = x_t + gamma*y_{t+1} from
- * the last (gamma 1 when absent), the same order as rk_scan.
+ * the last (gamma 1 when absent), rk_scan's order with a discount or on short sequences (its
+ * undiscounted blocked scan differs by rounding only).
  */
 #define _GNU_SOURCE /* qsort_r */
 #include "interp.h"

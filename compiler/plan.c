@@ -359,17 +359,23 @@ Plan *pl_plan(const IrGraph *g, Diag *d) {
   }
   /* rematerialization: the token-level element-wise prologue values a micro pass reads, and
    * those they are computed from, are computed in the micro pass again (reverse topological
-   * order: a node's consumers are marked before it) */
+   * order: a node's consumers are marked before it).  So is a prologue scan, with its argument:
+   * in the micro pass its argument is computed from data and earlier stages alone, so the scan
+   * is early there (make_passes), and on the CPU a scan that no pass reads from its array runs
+   * in a buffer that stays in the cache (cg.c, early_sweep): one dependent add a token instead of
+   * a float64 array per token written by the prologue and read back (REINFORCE++'s returns) */
   P->in_micro = ir_xcalloc((size_t)nn, sizeof(bool));
   bool *sib = ir_xcalloc((size_t)nn, sizeof(bool)); /* read by a micro sibling op: stays in its array */
   for (int i = 0; i < nn; i++)
     if (P->stage[i] == PL_MICRO) mark_sibling_args(g, i, sib);
   for (int i = nn - 1; i >= 0; i--) {
-    if ((P->stage[i] != PL_MICRO && !P->in_micro[i]) || ir_ops[g->n[i].op].cls == 's') continue;
     const IrNode *n = &g->n[i];
+    bool scan = P->in_micro[i] && OPS_IS_SCAN(n->op); /* rematerialized itself: its arguments too */
+    if ((P->stage[i] != PL_MICRO && !P->in_micro[i]) || (ir_ops[n->op].cls == 's' && !scan)) continue;
     for (int k = 0; k < ir_nslots(n); k++) {
       int a = n->a[k];
-      if (a >= 0 && P->stage[a] == PL_PRO && !sib[a] && pl_remat(g, a)) P->in_micro[a] = true;
+      if (a >= 0 && P->stage[a] == PL_PRO && !sib[a] && (pl_remat(g, a) || OPS_IS_SCAN(g->n[a].op)))
+        P->in_micro[a] = true;
     }
   }
   free(sib);

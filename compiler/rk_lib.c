@@ -576,7 +576,44 @@ void rk_argext(const double *x, const double *keep, int64_t n, int dir, double *
   if (best >= 0) out[best] = 1.0;
 }
 
+#ifndef __NVPTX__
+/* The undiscounted scan in RK_SCAN_CHAINS blocks of m = ceil(n / chains) elements: each block's
+ * own running sum, the blocks' chains interleaved (independent adds: their latencies overlap),
+ * then each block's sums plus the total of the blocks after it (before it, for cumsum).  Block
+ * c is [c*m, min((c+1)*m, n)); j counts from the end of the scan's direction. */
+static void scan_chains(const double *x, int64_t n, int32_t dir, double *out) {
+  enum { K = RK_SCAN_CHAINS };
+  int64_t m = (n + K - 1) / K, last = n - (K - 1) * m; /* the last block's length, 1..m */
+  double y[K];
+  /* t = b[c] + s*j: the j-th element of block c from its start (cumsum) or its end (revcumsum) */
+  int64_t s = dir > 0 ? 1 : -1, b[K];
+  for (int c = 0; c < K; c++) {
+    int64_t lo = c * m, hi = c == K - 1 ? n : lo + m;
+    b[c] = dir > 0 ? lo : hi - 1;
+    y[c] = out[b[c]] = x[b[c]];
+  }
+  for (int64_t j = 1; j < last; j++) /* every block has element j */
+    for (int c = 0; c < K; c++) out[b[c] + s * j] = y[c] = y[c] + x[b[c] + s * j];
+  for (int64_t j = last; j < m; j++) /* the first K-1 blocks */
+    for (int c = 0; c < K - 1; c++) out[b[c] + s * j] = y[c] = y[c] + x[b[c] + s * j];
+  double carry = 0.0; /* the total of the blocks before (cumsum) or after (revcumsum) block c */
+  for (int k = 0; k < K; k++) {
+    int c = dir > 0 ? k : K - 1 - k;
+    int64_t lo = c * m, hi = c == K - 1 ? n : lo + m;
+    if (k > 0)
+      for (int64_t t = lo; t < hi; t++) out[t] += carry;
+    carry = k == 0 ? y[c] : carry + y[c];
+  }
+}
+#endif
+
 void rk_scan(const double *x, int64_t n, double gamma, int32_t dir, double *out) {
+#ifndef __NVPTX__
+  if (gamma == 1.0 && n >= RK_SCAN_CHAINS_MIN) {
+    scan_chains(x, n, dir, out);
+    return;
+  }
+#endif
   double y = 0.0;
   for (int64_t j = 0; j < n; j++) {
     int64_t t = dir > 0 ? j : n - 1 - j;

@@ -74,8 +74,15 @@ void rk_argext(const double *x, const double *keep, int64_t n, int dir, double *
 
 /* The scans over X[0..n): DIR > 0 (cumsum) OUT[t] := sum_{s<=t} GAMMA^(t-s) X[s], computed as
  * OUT[0] = X[0], OUT[t] = GAMMA*OUT[t-1] + X[t]; DIR < 0 (revcumsum) the mirror image from
- * X[n-1] down.  Sequential: the summation order is fixed (the interpreter's). */
+ * X[n-1] down (OUT may be X).  That is the interpreter's order, and rk_scan's on the GPU, with a
+ * discount, and below RK_SCAN_CHAINS_MIN elements.  Otherwise, on the host, the undiscounted scan
+ * runs in RK_SCAN_CHAINS blocks whose chains of adds are interleaved, each block then adding the
+ * total of the blocks before it (after it, for revcumsum): one dependent add a token was the
+ * limit of REINFORCE++'s passes.  The order is fixed by N alone; test_rk checks the result
+ * against a long double scan within (n - 1) eps sum |x|. */
 void rk_scan(const double *x, int64_t n, double gamma, int32_t dir, double *out);
+#define RK_SCAN_CHAINS 4
+#define RK_SCAN_CHAINS_MIN 64
 
 #ifdef __NVPTX__
 /* GPU only: merges the states ST of every thread of the block (a fixed tree: warp shuffles, then

@@ -27,6 +27,12 @@
  * values, heavy ties, NaNs, signed zeros, infinities and subnormals; and rk_rank_lt (topk's
  * select) on the same arrays, below and above RK_RANK_SELECT_MIN, against the reference rank < k
  * for k of every kind (NaN, negative, 0, fractions, n - 1, n and beyond).
+ *
+ * rk_scan (cumsum, revcumsum) against a long double sequential scan, both directions, in place
+ * and into another array, on lengths around RK_SCAN_CHAINS_MIN and up to 10,000: with a discount,
+ * or below the threshold, bit for bit the plain double recurrence; undiscounted from the
+ * threshold on (the blocked chains), within the error bound of any summation order,
+ * |error| <= (n - 1) eps sum |x_s| over the elements summed.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -262,6 +268,56 @@ static void ranks(void) {
   printf("rk_rank: %d arrays checked; rk_rank_lt: %d (array, k) pairs\n", checked, checked_lt);
 }
 
+/* The discounted recurrence, as the interpreter runs it (plain double). */
+static void scan_plain(const double *x, int64_t n, double gamma, int dir, double *out) {
+  double y = 0;
+  for (int64_t j = 0; j < n; j++) {
+    int64_t t = dir > 0 ? j : n - 1 - j;
+    y = j == 0 ? x[t] : gamma * y + x[t];
+    out[t] = y;
+  }
+}
+
+static void scans(void) {
+  static const int64_t lens[] = {1, 2, 5, 63, 64, 65, 66, 67, 100, 255, 256, 257, 1000, 4099, 10000};
+  enum { NMAX = 10000 };
+  double *x = malloc(NMAX * sizeof *x), *out = malloc(NMAX * sizeof *out), *want = malloc(NMAX * sizeof *want);
+  long double *ref = malloc(NMAX * sizeof *ref), *mag = malloc(NMAX * sizeof *mag);
+  int checked = 0;
+  for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+    int64_t n = lens[li];
+    for (int v = 0; v < 8; v++) {
+      double gamma = v & 1 ? 0.99 : 1.0;
+      int dir = v & 2 ? 1 : -1;
+      bool inplace = v & 4;
+      for (int64_t t = 0; t < n; t++) x[t] = (urand() - 0.3) * (t % 7 == 0 ? 1e3 : 1.0);
+      scan_plain(x, n, gamma, dir, want);
+      long double y = 0, a = 0;
+      for (int64_t j = 0; j < n; j++) {
+        int64_t t = dir > 0 ? j : n - 1 - j;
+        y = gamma * y + x[t], a = gamma * a + fabsl(x[t]);
+        ref[t] = y, mag[t] = a;
+      }
+      double *dst = inplace ? x : out;
+      rk_scan(x, n, gamma, dir, dst);
+      bool blocked = gamma == 1.0 && n >= RK_SCAN_CHAINS_MIN;
+      for (int64_t t = 0; t < n; t++) {
+        bool ok = blocked ? fabsl((long double)dst[t] - ref[t]) <= (long double)(n - 1) * 0x1p-52L * mag[t]
+                          : memcmp(&dst[t], &want[t], sizeof dst[t]) == 0;
+        if (!ok) {
+          printf("FAIL rk_scan: n %lld, gamma %g, dir %d, %s: element %lld is %.17g, want %.17Lg\n", (long long)n,
+                 gamma, dir, inplace ? "in place" : "out of place", (long long)t, dst[t], ref[t]);
+          failures++;
+          break;
+        }
+      }
+      checked++;
+    }
+  }
+  printf("rk_scan: %d scans checked\n", checked);
+  free(x), free(out), free(want), free(ref), free(mag);
+}
+
 int main(void) {
 #ifdef RK_TEST_FMA
   if (!__builtin_cpu_supports("fma")) {
@@ -273,6 +329,7 @@ int main(void) {
   float_routines();
   double_routines();
   ranks();
+  scans();
   printf("test_rk: %d failures\n", failures);
   return failures != 0;
 }
