@@ -268,12 +268,17 @@ static void ranks(void) {
   printf("rk_rank: %d arrays checked; rk_rank_lt: %d (array, k) pairs\n", checked, checked_lt);
 }
 
-/* The discounted recurrence, as the interpreter runs it (plain double). */
+/* The discounted recurrence, as the interpreter runs it (plain double; with a fused multiply-add
+ * where rk_lib is compiled to contract one, test_rk_fma). */
 static void scan_plain(const double *x, int64_t n, double gamma, int dir, double *out) {
   double y = 0;
   for (int64_t j = 0; j < n; j++) {
     int64_t t = dir > 0 ? j : n - 1 - j;
+#ifdef RK_TEST_FMA
+    y = j == 0 ? x[t] : __builtin_fma(gamma, y, x[t]);
+#else
     y = j == 0 ? x[t] : gamma * y + x[t];
+#endif
     out[t] = y;
   }
 }
