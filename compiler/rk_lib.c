@@ -214,7 +214,9 @@ float rk_logf(float x) {
  * exp's, counted in the ulps of a float whose significand may be twice exp's. */
 float rk_sigmoidf(float x) {
   int32_t k;
-  float P = expf_poly(-1.0f, x < -104.0f ? -104.0f : x > 17.5f ? 17.5f : x, &k, EXPF_COEFS(18446744073709551616.0f));
+  float c = x > 17.5f ? 17.5f : x; /* min, then max: each one instruction, NaN kept */
+  c = c < -104.0f ? -104.0f : c;
+  float P = expf_poly(-1.0f, c, &k, EXPF_COEFS(18446744073709551616.0f));
   float s = ff_of((uint32_t)(127 + 64 - k) << 23);
   return s / (s + P); /* NaN: P is NaN */
 }
