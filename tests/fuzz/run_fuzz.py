@@ -6,7 +6,8 @@ usage: run_fuzz.py FUZZER SEED_DIR WORK_DIR SECONDS [DICT [MAX_LEN]]
 DICT is a libFuzzer dictionary (default: rein.dict, the language's tokens); MAX_LEN the largest
 input tried (default 16384).  New inputs go to WORK_DIR (recreated each run), never into the
 source tree.  The exit status is the fuzzer's: non-zero when it found a crash, a leak, a
-sanitizer report or a timeout.
+sanitizer report or a timeout; then each input it saved for that is printed in base64 as well, so
+the log keeps it after WORK_DIR is recreated by the next run.
 """
 import os
 import shutil
@@ -24,4 +25,14 @@ cmd = [fuzzer, f"-max_total_time={seconds}", "-seed=1", "-timeout=10", "-rss_lim
        f"-artifact_prefix={work}/", "-print_final_stats=1", work, seeds]
 print(" ".join(cmd), flush=True)
 rc = subprocess.call(cmd)
+# A failure's input is written into WORK_DIR, which the next run recreates: print each one here
+# too (base64), so that the log of a failed run -- CI's included -- keeps what to replay.
+if rc != 0:
+    import base64
+    for name in sorted(os.listdir(work)):
+        if name.split("-")[0] in ("crash", "timeout", "leak", "oom", "slow"):
+            with open(os.path.join(work, name), "rb") as f:
+                data = f.read()
+            print(f"run_fuzz: {name} ({len(data)} bytes), base64:", flush=True)
+            print(base64.b64encode(data[:65536]).decode(), flush=True)
 sys.exit(rc)
