@@ -26,7 +26,10 @@
  *
  * Rematerialization: a token-level element-wise value is computed again in each pass (and in the
  * micro stage) that reads it rather than stored as a float64 array per token and read back: an
- * element-wise op costs less than 16 bytes of memory traffic a token (make_passes, pl_plan).
+ * element-wise op costs less than 16 bytes of memory traffic a token (make_passes, pl_plan).  So
+ * is a prologue scan that the micro stage reads (pl_plan): an add a token.  A metric of prologue
+ * token values goes to the micro passes, unless a prologue sweep computes its values anyway
+ * (prologue_swept).
  */
 #include "plan.h"
 #include "rein/common.h"
