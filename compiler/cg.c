@@ -321,6 +321,12 @@ static void sibling(Cg *c, int i) {
   } else if (n->op == IR_RANK) {
     LLVMValueRef a[5] = {d.vals, cnt, out, r2, r3};
     cg_call(c, "rk_rank", LLVMVoidTypeInContext(c->cx), a, 5);
+  } else if (n->op == IR_RANKLT && cg_ranklt_thr(c, i) >= 0) { /* a threshold, no marks */
+    LLVMValueRef thr = gep(c, c->f64, cg_field(c, REIN_CTX_SLOTS, true), ci64(c, cg_ranklt_thr(c, i)));
+    LLVMValueRef a[8] = {x, cnt, cg_get(c, n->a[1]), thr, out, d.vals, r2, r3};
+    cg_call(c, "rk_rank_thr", LLVMVoidTypeInContext(c->cx), a, 8);
+    LLVMValueRef p = gep(c, c->f64, thr, ci64(c, 2)); /* the position in the batch's tokens */
+    LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, LLVMBuildLoad2(c->b, c->f64, p, ""), LLVMBuildSIToFP(c->b, lo, c->f64, ""), ""), p);
   } else if (n->op == IR_RANKLT) { /* the bound is read at the current element of the rlevel */
     LLVMValueRef a[7] = {x, cnt, cg_get(c, n->a[1]), out, d.vals, r2, r3};
     cg_call(c, "rk_rank_lt", LLVMVoidTypeInContext(c->cx), a, 7);
@@ -450,7 +456,11 @@ static void prefetch_tokens(Cg *c, LLVMValueRef lo, LLVMValueRef hi) {
       const IrNode *x = &g->n[a];
       if ((x->op == IR_INPUT && x->idx != IN_POS && x->idx != IN_LEN) || x->op == IR_UINPUT)
         add_stream(st, &n, 'i', a);
-      else if (!pl_is_data(x) && c->l->store[a] >= 0 && !cg_in_pass(c->ps, a)) add_stream(st, &n, 's', a);
+      else if (cg_ranklt_thr(c, a) >= 0) { /* no marks: the argument is read instead */
+        int xa = x->a[0];
+        if (!cg_in_pass(c->ps, xa)) add_stream(st, &n, 's', xa);
+      } else if (!pl_is_data(x) && c->l->store[a] >= 0 && !cg_in_pass(c->ps, a))
+        add_stream(st, &n, 's', a);
     }
   }
   for (int k = 0; c->write_grads && !nt_tokens(c) && k < IR_NGRADS; k++) /* nt: need no line first */

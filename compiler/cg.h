@@ -30,6 +30,8 @@ typedef struct {
   bool *xread;   /* per node: some pass reads its array without computing it (or the synthetic
                     pass writes it as a gradient); a scan that is not xread lives in a buffer in
                     each pass that computes it, on the CPU (cg.c, early_sweep) */
+  int *thr;      /* per node: for ranklt[batch], the first of 3 slots that hold its threshold on the
+                    CPU (cg_ranklt_thr, rk_rank_thr), else -1 */
   int narrays[LV_COUNT]; /* arrays per level; narrays[LV_BATCH] is the number of slots */
   int nred;
   int gradpass;  /* 1 when a synthetic pass writes gradients that are prologue or data values */

@@ -59,6 +59,7 @@ void cg_layout(CgLayout *l, const Plan *p) {
   l->first = ir_xcalloc((size_t)g->nn, sizeof(int));
   l->report = ir_xcalloc((size_t)g->nn, sizeof(bool));
   l->xread = ir_xcalloc((size_t)g->nn, sizeof(bool));
+  l->thr = ir_xcalloc((size_t)g->nn, sizeof(int));
   reports(g, l->report);
   bool *need = ir_xcalloc((size_t)g->nn, sizeof(bool));
   for (int i = 0; i < g->nn; i++) l->store[i] = l->red[i] = l->first[i] = -1;
@@ -87,6 +88,13 @@ void cg_layout(CgLayout *l, const Plan *p) {
     if (need[i]) l->store[i] = l->narrays[n->level]++;
     if (ir_ops[n->op].cls == 'r' && n->rlevel == LV_BATCH) l->red[i] = l->nred++;
   }
+  for (int i = 0; i < g->nn; i++) { /* after every node's own slot: the threshold's three */
+    l->thr[i] = -1;
+    if (g->n[i].op == IR_RANKLT && g->n[i].rlevel == LV_BATCH) {
+      l->thr[i] = l->narrays[LV_BATCH];
+      l->narrays[LV_BATCH] += 3;
+    }
+  }
   free(need);
 }
 
@@ -96,6 +104,7 @@ void cg_layout_free(CgLayout *l) {
   free(l->first);
   free(l->report);
   free(l->xread);
+  free(l->thr);
   memset(l, 0, sizeof *l);
 }
 

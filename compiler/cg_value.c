@@ -146,10 +146,40 @@ static LLVMValueRef as_type(Cg *c, LLVMValueRef v, LLVMTypeRef ty) {
   return ty == c->f32 ? LLVMBuildFPTrunc(c->b, v, ty, "") : LLVMBuildFPExt(c->b, v, ty, "");
 }
 
+int cg_ranklt_thr(const Cg *c, int i) {
+  const IrNode *n = &c->g->n[i];
+  int s = c->l->thr[i], q = c->l->first[i];
+  if (c->gpu || s < 0 || q < 0) return -1;
+  const IrNode *x = &c->g->n[n->a[0]];
+  if (pl_is_data(x) || c->l->store[n->a[0]] < 0 || x->level != n->elev) return -1;
+  return cg_in_pass(&c->l->p->passes[q], n->a[0]) ? -1 : s;
+}
+
+/* ranklt[batch] node I's mask at the current element, from its threshold in slots S.. (mode,
+ * key, position; rk_rank_thr): 1 where the mode is "all", or where the argument's key is below
+ * the threshold's or equal to it at a position not after its. */
+static LLVMValueRef ranklt_mask(Cg *c, int i, int s) {
+  const IrNode *n = &c->g->n[i];
+  LLVMValueRef slots = cg_field(c, REIN_CTX_SLOTS, true), x = cg_get(c, n->a[0]);
+  LLVMValueRef mode = LLVMBuildLoad2(c->b, c->f64, gep(c, c->f64, slots, ci64(c, s)), "");
+  LLVMValueRef t = LLVMBuildBitCast(c->b, LLVMBuildLoad2(c->b, c->f64, gep(c, c->f64, slots, ci64(c, s + 1)), ""),
+                                    c->i64, "");
+  LLVMValueRef pos = LLVMBuildFPToSI(c->b, LLVMBuildLoad2(c->b, c->f64, gep(c, c->f64, slots, ci64(c, s + 2)), ""),
+                                     c->i64, ""); /* an integer below 2^53; -1 when unused */
+  LLVMValueRef key = cg_call(c, "rk_rank_key", c->i64, &x, 1);
+  LLVMValueRef below = LLVMBuildICmp(c->b, LLVMIntULT, key, t, "");
+  LLVMValueRef tie = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, key, t, ""),
+                                  LLVMBuildICmp(c->b, LLVMIntSLE, c->ix[n->elev], pos, ""), "");
+  LLVMValueRef in = LLVMBuildAnd(c->b, fcmp(c, LLVMRealOEQ, mode, cf(c, 2)), LLVMBuildOr(c->b, below, tie, ""), "");
+  return b2f(c, LLVMBuildOr(c->b, fcmp(c, LLVMRealOEQ, mode, cf(c, 1)), in, ""));
+}
+
 LLVMValueRef cg_get(Cg *c, int i) {
   if (c->val[i]) return as_type(c, c->val[i], c->f64);
   const IrNode *n = &c->g->n[i];
   if (pl_is_data(n)) return data_value(c, n);
+  int s = cg_ranklt_thr(c, i);
+  if (s >= 0) return ranklt_mask(c, i, s);
   return LLVMBuildLoad2(c->b, c->f64, cg_store_addr(c, i, NULL), "");
 }
 

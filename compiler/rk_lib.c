@@ -485,7 +485,8 @@ static void signed_keys8(const double *p, rk_v8l *key) { /* a pointer: no vector
  * radix select over the whole of X, select_levels, finds T.  Both sweeps go by chunks of
  * RK_SELECT_CHUNK keys in vectors, and look at a chunk key by key only where it holds a key to
  * keep or a tie to decide. */
-static void rank_select(const double *x, int64_t n, int64_t kk, double *out, void *s1, void *s2) {
+static uint64_t select_key(const double *x, int64_t n, int64_t kk, double *out, void *s1, void *s2,
+                           int64_t *need_out) {
   uint64_t *kept = s1, *smp = (uint64_t *)out;
   int64_t *hist = s2;
   int64_t ns = n / 16 < 32768 ? n / 16 : 32768, stride = n / ns;
@@ -525,6 +526,13 @@ static void rank_select(const double *x, int64_t n, int64_t kk, double *out, voi
   else if (need > at_lo && need - at_lo <= m) need -= at_lo, t = select_levels(0, kept, m, &need, hist);
   else if (need > at_lo + m && need - at_lo - m <= at_hi) need -= at_lo + m, t = hi;
   else need = kk, t = select_levels(x, kept, n, &need, hist); /* the sample missed */
+  *need_out = need;
+  return t;
+}
+
+static void rank_select(const double *x, int64_t n, int64_t kk, double *out, void *s1, void *s2) {
+  int64_t need, c0;
+  uint64_t t = select_key(x, n, kk, out, s1, s2, &need);
   int64_t st = signed_key(t), left = need;
   const rk_v8l one = (rk_v8l)(rk_v8d){1, 1, 1, 1, 1, 1, 1, 1};
   /* the marks of whole chunks are written with non-temporal stores, which need no read of the
@@ -575,6 +583,54 @@ void rk_rank_lt(const double *x, int64_t n, double k, double *out, double *copy,
   rk_rank(copy, n, out, s1, s2);
   for (int64_t i = 0; i < n; i++) out[i] = out[i] < k ? 1.0 : 0.0;
 }
+
+#ifndef __NVPTX__
+uint64_t rk_rank_key(double x) { return rank_key(x); }
+
+/* The position of the NEED-th key of X equal to T (1-based, in position order), or -1: whole
+ * chunks are counted in vectors and only the one that holds it is looked at key by key. */
+static int64_t find_tie(const double *x, int64_t n, uint64_t t, int64_t need) {
+  int64_t st = signed_key(t), c0 = 0;
+  for (; c0 + RK_SELECT_CHUNK <= n; c0 += RK_SELECT_CHUNK) {
+    rk_v8l vt = {0};
+    for (int j = 0; j < RK_SELECT_CHUNK; j += 8) {
+      rk_v8l k;
+      signed_keys8(x + c0 + j, &k);
+      vt -= k == st;
+    }
+    int64_t ties = 0;
+    for (int j = 0; j < 8; j++) ties += vt[j];
+    if (ties >= need) break;
+    need -= ties;
+  }
+  for (int64_t i = c0; i < n; i++)
+    if (rank_key(x[i]) == t && --need == 0) return i;
+  return -1;
+}
+
+void rk_rank_thr(const double *x, int64_t n, double k, double *thr, double *out, double *copy, void *s1, void *s2) {
+  thr[0] = thr[1] = 0.0, thr[2] = -1.0;
+  if (!(k > 0) || n <= 0) return;              /* no rank is below k (k NaN included) */
+  if (k > (double)(n - 1)) {                    /* every rank is */
+    thr[0] = 1.0;
+    return;
+  }
+  int64_t kk = (int64_t)__builtin_ceil(k), pos = -1; /* the element of rank kk - 1 */
+  uint64_t t;
+  if (n >= RK_RANK_SELECT_MIN) {
+    int64_t need;
+    t = select_key(x, n, kk, out, s1, s2, &need); /* then the need-th key equal to t */
+    pos = find_tie(x, n, t, need);
+  } else {
+    for (int64_t i = 0; i < n; i++) copy[i] = x[i];
+    rk_rank(copy, n, out, s1, s2); /* out: scratch here, as for the sample above */
+    for (int64_t i = 0; i < n && pos < 0; i++)
+      if (out[i] == (double)(kk - 1)) pos = i;
+    t = rank_key(x[pos]);
+  }
+  thr[0] = 2.0, thr[1] = f_of(t), thr[2] = (double)pos;
+}
+#endif
 
 void rk_argext(const double *x, const double *keep, int64_t n, int dir, double *out) {
   int64_t best = -1;

@@ -68,6 +68,17 @@ void rk_rank(double *x, int64_t n, double *out, void *s1, void *s2);
  * rk_rank, compared with K. */
 void rk_rank_lt(const double *x, int64_t n, double k, double *out, double *copy, void *s1, void *s2);
 #define RK_RANK_SELECT_MIN 65536
+#ifndef __NVPTX__
+/* Host only: rk_rank_lt's mask as a threshold.  THR := {0, -, -} when no rank is below K, {1, -, -}
+ * when every rank is, else {2, T, P}: T (the bits of a uint64 in a double) the key of the element
+ * of rank ceil(K)-1 and P its position, so that rank(X[i]) < K exactly where rk_rank_key(X[i]) < T
+ * or (rk_rank_key(X[i]) == T and i <= P).  No array of N marks is written: the compiled code
+ * compares each element with T where it reads the mask (cg_value.c, ranklt_thr).  OUT (room for
+ * N) and COPY (room for N, not X) are scratch, with S1, S2; X is not written.  rk_rank_key is
+ * the order the ranks use: a key per double, -0 equal to +0, NaN last. */
+void rk_rank_thr(const double *x, int64_t n, double k, double *thr, double *out, double *copy, void *s1, void *s2);
+uint64_t rk_rank_key(double x);
+#endif
 /* OUT[i] := 1 for the first element with KEEP[i] != 0 holding the largest (DIR > 0) or smallest
  * (DIR < 0) X among those kept, 0 elsewhere. */
 void rk_argext(const double *x, const double *keep, int64_t n, int dir, double *out);

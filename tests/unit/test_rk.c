@@ -27,7 +27,8 @@
  * values, heavy ties, NaNs, signed zeros, infinities and subnormals; and rk_rank_lt (topk's
  * select) on the same arrays, below and above RK_RANK_SELECT_MIN, against the reference rank < k
  * for k of every kind (NaN, negative, 0, fractions, n - 1, n and beyond), its marks written at
- * every offset from a 64-byte line.
+ * every offset from a 64-byte line; and rk_rank_thr's threshold (a key and a position) on the same
+ * (array, k) pairs, the mask it gives against the same reference.
  *
  * rk_scan (cumsum, revcumsum) against a long double sequential scan, both directions, in place
  * and into another array, on lengths around RK_SCAN_CHAINS_MIN and up to 10,000: with a discount,
@@ -267,6 +268,27 @@ static void ranks(void) {
             break;
           }
         checked_lt++;
+        /* rk_rank_thr: the same mask from its threshold (key, position) */
+        double thr[3];
+        memcpy(work, x, sizeof(double) * (size_t)n);
+        rk_rank_thr(work, n, ks[ki], thr, lt, copy, s1, s2);
+        if (memcmp(work, x, sizeof(double) * (size_t)n)) {
+          printf("FAIL rk_rank_thr: n %lld, kind %d, k %g: X written\n", (long long)n, kind, ks[ki]);
+          failures++;
+        }
+        uint64_t T;
+        memcpy(&T, &thr[1], sizeof T);
+        for (int64_t r = 0; r < n; r++) {
+          int64_t i = perm[r];
+          uint64_t key = rk_rank_key(x[i]);
+          bool in = thr[0] == 1.0 || (thr[0] == 2.0 && (key < T || (key == T && (double)i <= thr[2])));
+          if (in != ((double)r < ks[ki])) {
+            printf("FAIL rk_rank_thr: n %lld, kind %d, k %g: element %lld (%g) of rank %lld is %s\n", (long long)n,
+                   kind, ks[ki], (long long)i, x[i], (long long)r, in ? "in" : "out");
+            failures++;
+            break;
+          }
+        }
       }
       free(x), free(work), free(out), free(s1), free(s2), free(perm), free(copy), free(lt_base);
     }
