@@ -29,11 +29,7 @@
 #include <string.h>
 #include <time.h>
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "bench_memcpy.h"
 
 enum { MAXSWEEPS = 3, MAXIN = 3 };
 /* A sweep reads NIN of the input arrays (their indices) and, if WRITE, writes the gradient. */
@@ -76,16 +72,6 @@ static double sweep(const Sweep *s, float *const *x, float *g, long n, int threa
     for (int j = 0; j < 8; j++) total += acc[j];
   }
   return total;
-}
-
-static double memcpy_once(char *dst, const char *src, size_t bytes, int threads) {
-  double t0 = now();
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int k = 0; k < threads; k++) {
-    size_t lo = bytes * (size_t)k / (size_t)threads, hi = bytes * (size_t)(k + 1) / (size_t)threads;
-    memcpy(dst + lo, src + lo, hi - lo);
-  }
-  return now() - t0;
 }
 
 static void *lines(size_t bytes) {
@@ -132,9 +118,9 @@ int main(int argc, char **argv) {
     for (int s = 0; s < P->nsweeps; s++) swept += 4 * (P->sw[s].nin + P->sw[s].write);
     double best = 1e30, cbest = 1e30;
     for (int r = 0; r < repeat; r++) {
-      double t0 = now();
+      double t0 = bench_now();
       for (int s = 0; s < P->nsweeps; s++) sink += sweep(&P->sw[s], x, g, n, threads);
-      double t = now() - t0, tc = memcpy_once(dst, src, bytes, threads);
+      double t = bench_now() - t0, tc = bench_memcpy(dst, src, bytes, threads);
       best = t < best ? t : best;
       cbest = tc < cbest ? tc : cbest;
     }

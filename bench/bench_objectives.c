@@ -39,11 +39,7 @@
 #include "frontend.h"
 #include "pipeline.h"
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "bench_memcpy.h"
 
 static uint64_t rng = 12345;
 static double urand(void) {
@@ -130,17 +126,6 @@ static void free_data(Data *d) {
   bt_free(d->b);
 }
 
-/* One T-thread memcpy of BYTES from SRC to DST: its seconds. */
-static double memcpy_once(char *dst, const char *src, size_t bytes, int threads) {
-  double t0 = now();
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int k = 0; k < threads; k++) {
-    size_t lo = bytes * (size_t)k / (size_t)threads, hi = bytes * (size_t)(k + 1) / (size_t)threads;
-    memcpy(dst + lo, src + lo, hi - lo);
-  }
-  return now() - t0;
-}
-
 /* Runs the torch script; its best time, or NAN. */
 static double torch_time(const char *python, const char *script, const char *objective, long ntoks, int threads,
                          int repeat) {
@@ -200,12 +185,12 @@ static double cpu_now(void) {
  * with the message printed. */
 static double step_time(rt_exec *x, Data *d, const double *params, rt_result *res, double *cpu) {
   char err[1024];
-  double c0 = cpu_now(), t0 = now();
+  double c0 = cpu_now(), t0 = bench_now();
   if (!rt_run(x, &d->rb, params, 0, res, err, sizeof err)) {
     fprintf(stderr, "%s\n", err);
     return -1;
   }
-  double t = now() - t0;
+  double t = bench_now() - t0;
   *cpu = cpu_now() - c0;
   return t;
 }
@@ -305,16 +290,16 @@ int main(int argc, char **argv) {
           if ((t[k] = step_time(x[k], &d, params, &res[k], &cpu)) < 0) return 1;
           if (r > 0 && cpu < bestcpu[k]) bestcpu[k] = cpu;
         }
-        t[2] = memcpy_once(dst, src, bytes, threads);
+        t[2] = bench_memcpy(dst, src, bytes, threads);
         for (int k = 0; r > 0 && k < 3; k++)
           if (t[k] < best[k]) best[k] = t[k];
       }
       double ti = NAN;
       if (interp) {
         ItResult ir;
-        double t0 = now();
+        double t0 = bench_now();
         it_eval(p, d.b, params, 0, &ir);
-        ti = now() - t0;
+        ti = bench_now() - t0;
         for (int k = 0; k < 2; k++)
           if (!spec_close(res[k].loss, ir.loss))
             fprintf(stderr, "warning: %s (%s): compiled loss %.9g, interpreter %.9g\n", name, k ? "f32" : "f64",
