@@ -304,9 +304,8 @@ static void sibling(Cg *c, int i) {
    * 16M float64 values of -cov where the statistics pass stored them, without a copy on one
    * thread first (a third of the select's time); the others are gathered into scratch */
   LLVMValueRef x = d.vals;
-  const IrNode *arg = &c->g->n[n->a[0]];
-  if (n->op == IR_RANKLT && !c->gpu && !pl_is_data(arg) && c->l->store[n->a[0]] >= 0 && arg->level == n->elev &&
-      !cg_in_pass(c->ps, n->a[0])) {
+  int thr = cg_ranklt_thr(c, i);
+  if (cg_ranklt_in_place(c, i)) {
     LLVMValueRef e = lo;
     x = cg_store_addr(c, n->a[0], &e);
   } else {
@@ -321,11 +320,11 @@ static void sibling(Cg *c, int i) {
   } else if (n->op == IR_RANK) {
     LLVMValueRef a[5] = {d.vals, cnt, out, r2, r3};
     cg_call(c, "rk_rank", LLVMVoidTypeInContext(c->cx), a, 5);
-  } else if (n->op == IR_RANKLT && cg_ranklt_thr(c, i) >= 0) { /* a threshold, no marks */
-    LLVMValueRef thr = gep(c, c->f64, cg_field(c, REIN_CTX_SLOTS, true), ci64(c, cg_ranklt_thr(c, i)));
-    LLVMValueRef a[8] = {x, cnt, cg_get(c, n->a[1]), thr, out, d.vals, r2, r3};
+  } else if (thr >= 0) { /* ranklt[batch] read in place: a threshold, no marks */
+    LLVMValueRef ts = gep(c, c->f64, cg_field(c, REIN_CTX_SLOTS, true), ci64(c, thr));
+    LLVMValueRef a[8] = {x, cnt, cg_get(c, n->a[1]), ts, out, d.vals, r2, r3};
     cg_call(c, "rk_rank_thr", LLVMVoidTypeInContext(c->cx), a, 8);
-    LLVMValueRef p = gep(c, c->f64, thr, ci64(c, 2)); /* the position in the batch's tokens */
+    LLVMValueRef p = gep(c, c->f64, ts, ci64(c, 2)); /* the position in the batch's tokens */
     LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, LLVMBuildLoad2(c->b, c->f64, p, ""), LLVMBuildSIToFP(c->b, lo, c->f64, ""), ""), p);
   } else if (n->op == IR_RANKLT) { /* the bound is read at the current element of the rlevel */
     LLVMValueRef a[7] = {x, cnt, cg_get(c, n->a[1]), out, d.vals, r2, r3};

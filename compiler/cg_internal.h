@@ -105,10 +105,12 @@ bool cg_in_pass(const PlPass *ps, int i);
 /* The address of stored node I (c->l->store[i] >= 0) at element *ELT_INDEX of its level, or at
  * the current one (c->ix) when ELT_INDEX is NULL; batch-level values are slots. */
 LLVMValueRef cg_store_addr(Cg *c, int i, LLVMValueRef *elt_index);
-/* The first of the 3 slots of ranklt[batch] node I's threshold when it has one: on the CPU, with
- * an argument an earlier pass stored (the select reads it in place), rk_rank_thr writes the
- * threshold and no marks, and every read of the mask compares the argument with it (cg_get);
- * else -1. */
+/* Does ranklt node I read its argument in place: on the CPU, an array of the argument's level that
+ * an earlier pass stored, the elements of the rlevel's element in a row (cg.c, sibling)? */
+bool cg_ranklt_in_place(const Cg *c, int i);
+/* The first of the 3 slots of ranklt[batch] node I's threshold when it has one: read in place,
+ * rk_rank_thr writes the threshold and no marks, and every read of the mask compares the argument
+ * with it (cg_get); else -1. */
 int cg_ranklt_thr(const Cg *c, int i);
 /* The value of node I at the current element: computed in this function (c->val), a leaf (const,
  * param, input, uniform, unfiltered count), or loaded from where an earlier pass stored it. */

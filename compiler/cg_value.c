@@ -28,7 +28,7 @@ LLVMValueRef cg_fn_decl(Cg *c, const char *name, LLVMTypeRef ret, LLVMTypeRef *a
 }
 
 LLVMValueRef cg_call(Cg *c, const char *name, LLVMTypeRef ret, LLVMValueRef *args, int n) {
-  enum { MAX_ARGS = 8 }; /* rk_rank_lt has 7 */
+  enum { MAX_ARGS = 8 }; /* rk_rank_thr has 8 */
   LLVMTypeRef at[MAX_ARGS];
   if (n > MAX_ARGS) abort(); /* a call the code generator writes with more arguments: a bug here */
   for (int k = 0; k < n; k++) at[k] = LLVMTypeOf(args[k]);
@@ -146,14 +146,16 @@ static LLVMValueRef as_type(Cg *c, LLVMValueRef v, LLVMTypeRef ty) {
   return ty == c->f32 ? LLVMBuildFPTrunc(c->b, v, ty, "") : LLVMBuildFPExt(c->b, v, ty, "");
 }
 
-int cg_ranklt_thr(const Cg *c, int i) {
+bool cg_ranklt_in_place(const Cg *c, int i) {
   const IrNode *n = &c->g->n[i];
-  int s = c->l->thr[i], q = c->l->first[i];
-  if (c->gpu || s < 0 || q < 0) return -1;
+  int q = c->l->first[i]; /* the pass of the sibling op (it is not computed again elsewhere) */
+  if (n->op != IR_RANKLT || c->gpu || q < 0) return false;
   const IrNode *x = &c->g->n[n->a[0]];
-  if (pl_is_data(x) || c->l->store[n->a[0]] < 0 || x->level != n->elev) return -1;
-  return cg_in_pass(&c->l->p->passes[q], n->a[0]) ? -1 : s;
+  return !pl_is_data(x) && c->l->store[n->a[0]] >= 0 && x->level == n->elev &&
+         !cg_in_pass(&c->l->p->passes[q], n->a[0]);
 }
+
+int cg_ranklt_thr(const Cg *c, int i) { return c->l->thr[i] >= 0 && cg_ranklt_in_place(c, i) ? c->l->thr[i] : -1; }
 
 /* ranklt[batch] node I's mask at the current element, from its threshold in slots S.. (mode,
  * key, position; rk_rank_thr): 1 where the mode is "all", or where the argument's key is below

@@ -72,7 +72,7 @@ Plan *pl_plan(const IrGraph *g, Diag *d);
 void pl_free(Plan *p);
 void pl_print(FILE *out, const Plan *p);
 
-/* Is node I an early reduction of pass PS? */
+/* Is node I an early reduction or scan of pass PS (PlPass.early)? */
 bool pl_early(const PlPass *ps, int i);
 
 /* True for nodes that are data rather than computation: leaves, and count[L]() without a filter
